@@ -1,0 +1,376 @@
+"""GRU Lab: train d2l's GRU live, watch its gates and gradients, break it and rescue it.
+
+Run with ``streamlit run dashboard/app.py`` (optionally ``-- --corpus PATH``).
+
+Reads top to bottom: page set-up -> sidebar (lesson, settings, corpus) -> run controls ->
+live views (a fragment that re-runs on a timer while a job is active) -> teaching text ->
+compare runs. Training happens in a background ``TrainingJob`` that never calls ``st.*``;
+this script only sends it commands and draws snapshots of its telemetry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for gru_core
+
+from dashboard import controls as ctl  # noqa: E402
+from dashboard import views  # noqa: E402
+from dashboard.compare import compare_section  # noqa: E402
+from dashboard.lab import Lab  # noqa: E402
+from dashboard.teaching import CLIPPING, equations  # noqa: E402
+from gru_core.config import TrainConfig, describe_device, resolve_device  # noqa: E402
+from gru_core.data import MAX_UPLOAD_BYTES, Corpus, corpus_from_upload, load_corpus  # noqa: E402
+
+REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
+CLOSE_GRACE_S = 30.0  # a closed tab's job stops this long after its websocket goes
+
+
+# -- process-wide and per-session resources --------------------------------------------------
+def _cli_corpus_path() -> str | None:
+    """``streamlit run dashboard/app.py -- --corpus PATH``; never from the browser."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--corpus")
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return args.corpus
+
+
+@st.cache_resource(show_spinner="Loading The Time Machine…")
+def default_corpus() -> tuple[Corpus | None, str]:
+    """The shared default corpus (read-only), or None and the reason it failed."""
+    try:
+        return load_corpus(_cli_corpus_path()), ""
+    except ValueError as exc:
+        return None, str(exc)
+
+
+class _SessionGuard:
+    """Lives in a session-scoped cache; its release (the websocket went away) schedules the
+    session's job to stop, and a reconnect within the grace period cancels that."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        lab_timer = getattr(lab, "_close_timer", None)
+        if lab_timer is not None:
+            lab_timer.cancel()
+
+    def release(self) -> None:
+        timer = threading.Timer(CLOSE_GRACE_S, self.lab.close)
+        timer.daemon = True
+        self.lab._close_timer = timer  # type: ignore[attr-defined]
+        timer.start()
+
+
+@st.cache_resource(scope="session", on_release=lambda guard: guard.release(), show_spinner=False)
+def _session_guard(_lab: Lab) -> _SessionGuard:
+    return _SessionGuard(_lab)
+
+
+def get_lab(corpus: Corpus) -> Lab:
+    if "lab" not in st.session_state:
+        st.session_state.lab = Lab(corpus=corpus)
+    lab: Lab = st.session_state.lab
+    _session_guard(lab)
+    return lab
+
+
+# -- widget state ----------------------------------------------------------------------------
+def init_widget_state() -> None:
+    """First run of a session: d2l's defaults, overridden by valid URL query parameters."""
+    if st.session_state.get("_initialised"):
+        return
+    values, warnings = ctl.from_query(st.query_params.to_dict())
+    for key, value in {**ctl.defaults(), **values}.items():
+        st.session_state[key] = value
+    st.session_state.url_warnings = warnings
+    st.session_state.lesson = "d2l default" if not values else None
+    st.session_state._initialised = True
+
+
+def widget_values() -> dict[str, Any]:
+    return {c.key: st.session_state.get(c.key, c.default) for c in ctl.CONTROLS}
+
+
+def _apply_lesson() -> None:
+    name = st.session_state.get("lesson")
+    if name:
+        for key, value in ctl.lesson_values(name).items():
+            st.session_state[key] = value
+        _push_live_knobs()
+
+
+def _push_live_knobs() -> None:
+    """Clip threshold, lr and speed reach a running job at its next step."""
+    lab: Lab | None = st.session_state.get("lab")
+    if lab is None or not lab.active or lab.job is None:
+        return
+    v = widget_values()
+    lab.job.set_clip_threshold(float(v["clip"]) if v["clip_on"] else None)
+    lab.job.set_lr(float(v["lr"]))
+    lab.job.set_speed(ctl.speed_value(v["speed"]))
+
+
+def available_devices() -> tuple[str, ...]:
+    import torch
+
+    found = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.append("mps")
+    return tuple(found)
+
+
+def sidebar() -> None:
+    sb = st.sidebar
+    sb.header("Lesson")
+    sb.selectbox(
+        "Lesson preset",
+        [lesson.name for lesson in ctl.LESSONS],
+        key="lesson",
+        index=None,
+        placeholder="choose a lesson…",
+        on_change=_apply_lesson,
+    )
+    lesson = ctl.LESSONS_BY_NAME.get(st.session_state.get("lesson") or "")
+    if lesson:
+        sb.info(lesson.text)
+    sb.header("Model")
+    sb.slider("Hidden size", 8, 1024, step=8, key="hidden", help="units in H_t (d2l: 256)")
+    sb.select_slider(
+        "Init std (log scale)",
+        ctl.INIT_STDS,
+        key="init_std",
+        help="weights ~ N(0, std²); d2l multiplies randn by 0.01",
+    )
+    sb.slider("Sequence length (num_steps)", 5, 500, key="steps", help="BPTT window T (d2l: 35)")
+    sb.toggle("Clip gradients", key="clip_on", on_change=_push_live_knobs)
+    sb.select_slider(
+        "Clip threshold θ (log scale)",
+        ctl.CLIPS,
+        key="clip",
+        disabled=not st.session_state.get("clip_on", True),
+        on_change=_push_live_knobs,
+        help="global L2 norm cap; changes reach a running job at its next step",
+    )
+    sb.select_slider(
+        "Learning rate (log scale)",
+        ctl.LRS,
+        key="lr",
+        on_change=_push_live_knobs,
+        help="SGD step size; changes reach a running job at its next step",
+    )
+    sb.select_slider("Batch size", ctl.BATCHES, key="batch")
+    sb.number_input("Epochs", 1, 100_000, step=10, key="epochs")
+    sb.radio("Model", tuple(ctl.MODELS), key="model", horizontal=True)
+    sb.radio(
+        "GRU variant",
+        tuple(ctl.VARIANTS),
+        key="variant",
+        horizontal=True,
+        disabled=st.session_state.get("model") != "GRU",
+        help="d2l: reset before W_hh; cuDNN / torch.nn.GRU: reset after W_hh",
+    )
+    sb.radio("Sampling", ctl.SAMPLINGS, key="sampling", horizontal=True)
+    sb.number_input("Seed", 0, 2**31 - 1, step=1, key="seed")
+    devices = available_devices()
+    if st.session_state.get("device") not in devices:
+        st.session_state.url_warnings.append(
+            f"device {st.session_state.get('device')!r} is not available here; using auto"
+        )
+        st.session_state.device = "auto"
+    sb.selectbox("Device", devices, key="device")
+    sb.select_slider(
+        "Speed (steps per second)",
+        ctl.SPEEDS,
+        key="speed",
+        on_change=_push_live_knobs,
+        help="slow a run down so a class can watch it unfold; 'max' = as fast as possible",
+    )
+
+
+def corpus_picker(lab: Lab, default: Corpus | None) -> None:
+    sb = st.sidebar
+    sb.header("Corpus")
+    choice = sb.radio("Text", ("The Time Machine", "Upload a .txt"), key="corpus_choice")
+    if choice == "The Time Machine":
+        if default is not None and lab.corpus is not default:
+            lab.corpus, lab.upload_key = default, None
+        return
+    upload = sb.file_uploader(
+        "Upload a UTF-8 .txt",
+        type=["txt"],
+        key="upload",
+        max_upload_size=max(1, MAX_UPLOAD_BYTES // 2**20),
+    )
+    if upload is None:
+        return
+    data = upload.getvalue()
+    key = hashlib.sha1(data).hexdigest() + upload.name
+    if key == lab.upload_key or key == st.session_state.get("rejected_upload"):
+        if key == st.session_state.get("rejected_upload"):
+            sb.error(st.session_state.get("upload_error", "that file was not accepted"))
+        return
+    try:
+        corpus = corpus_from_upload(data, upload.name)
+    except ValueError as exc:
+        st.session_state.rejected_upload = key
+        st.session_state.upload_error = f"{exc} The previous text is still in use."
+        sb.error(st.session_state.upload_error)
+        return
+    lab.corpus, lab.upload_key = corpus, key
+    sb.success(f"Using {corpus.name}: {len(corpus.tokens):,} characters after preprocessing.")
+
+
+# -- run controls ----------------------------------------------------------------------------
+def _start(step_only: bool = False) -> None:
+    lab: Lab = st.session_state.lab
+    st.session_state.start_error = None
+    try:
+        config = ctl.config_from_values(widget_values())
+        job = lab.start(config, ctl.speed_value(st.session_state.speed), background=False)
+    except ValueError as exc:
+        st.session_state.start_error = str(exc)
+        return
+    if step_only:
+        job.step_once()
+    if not st.session_state.get("sync_jobs"):  # tests drive jobs synchronously
+        job.start()
+
+
+def _pause_resume() -> None:
+    lab: Lab = st.session_state.lab
+    if lab.job is None:
+        return
+    if lab.job.status().state == "paused":
+        lab.job.resume()
+    else:
+        lab.job.pause()
+
+
+def _step() -> None:
+    lab: Lab = st.session_state.lab
+    if not lab.active:
+        _start(step_only=True)
+    elif lab.job is not None:
+        lab.job.step_once()
+        if st.session_state.get("sync_jobs"):
+            lab.job.run_sync(1)
+
+
+def run_controls(lab: Lab) -> None:
+    state = lab.job.status().state if lab.job is not None else None
+    active = lab.active
+    cols = st.columns([1, 1, 1, 1, 1, 4])
+    cols[0].button(
+        "Restart" if active else "Start",
+        type="primary",
+        on_click=_start,
+        width="stretch",
+        help="train with the settings in the sidebar",
+    )
+    cols[1].button(
+        "Resume" if state == "paused" else "Pause",
+        on_click=_pause_resume,
+        disabled=not active,
+        width="stretch",
+    )
+    cols[2].button(
+        "Step",
+        on_click=_step,
+        width="stretch",
+        help="one minibatch (pauses a running job first)",
+        disabled=active and state not in ("paused", "ready"),
+    )
+    cols[3].button("Stop", on_click=lab.stop, disabled=not active, width="stretch")
+    cols[4].button("Reset", on_click=lab.reset, width="stretch", help="clear the current run")
+    if st.session_state.get("start_error"):
+        st.error(f"Can't start: {st.session_state.start_error}")
+
+
+# -- the page --------------------------------------------------------------------------------
+def header(lab: Lab, config: TrainConfig | None) -> None:
+    st.title("GRU Lab")
+    st.caption(
+        "Dive into Deep Learning's GRU chapter, live: train it, watch its gates and "
+        "gradients, make them explode, and let clipping rescue the run."
+    )
+    c = lab.corpus
+    device = "?"
+    if config is not None:
+        try:
+            device = describe_device(resolve_device(config.device))
+        except ValueError as exc:
+            device = f"unavailable ({exc})"
+    st.markdown(f"**Corpus:** {c.label} · {len(c.tokens):,} tokens · **Device:** {device}")
+    if c.source == "fallback":
+        st.warning(c.reason, icon="📡")
+
+
+def restart_notice(lab: Lab, config: TrainConfig | None) -> None:
+    if not lab.active or lab.job is None or config is None:
+        return
+    changes = ctl.restart_changes(lab.job.config, config)
+    if lab.job.corpus_name != lab.corpus.name:
+        changes.append(f"corpus {lab.job.corpus_name} → {lab.corpus.name}")
+    if changes:
+        st.info("Applies on restart: " + "; ".join(changes), icon="🔁")
+
+
+def teaching(config: TrainConfig | None) -> None:
+    with st.expander("The equations", expanded=False):
+        if config is not None:
+            st.latex(equations(config))
+        st.markdown("Clipping (d2l's `grad_clipping`), with θ the clip threshold:")
+        st.latex(CLIPPING)
+
+
+def main() -> None:
+    st.set_page_config(page_title="GRU Lab", page_icon="🔁", layout="wide")
+    default, load_error = default_corpus()
+    if default is None:
+        st.error(f"Could not load any text: {load_error}")
+        st.stop()
+    init_widget_state()
+    lab = get_lab(default)
+    sidebar()
+    corpus_picker(lab, default)
+    for warning in st.session_state.get("url_warnings", []):
+        st.warning(warning)
+    try:
+        config: TrainConfig | None = ctl.config_from_values(widget_values())
+    except ValueError as exc:
+        config = None
+        st.error(f"Invalid setting: {exc}")
+    header(lab, config)
+    run_controls(lab)
+    restart_notice(lab, config)
+    was_active = lab.active
+
+    @st.fragment(run_every=REFRESH_S if was_active else None)
+    def live() -> None:
+        views.live_views(lab)
+        if was_active and not lab.active:
+            lab.save_finished()
+            st.rerun()  # a full rerun: stop polling, refresh buttons and saved runs
+
+    live()
+    teaching(config)
+    compare_section(lab)
+    _sync_url()
+
+
+def _sync_url() -> None:
+    wanted = ctl.to_query(widget_values())
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+main()

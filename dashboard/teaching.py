@@ -1,0 +1,87 @@
+"""Teaching text: the equations of the chosen cell (LaTeX) and the divergence advice.
+
+The symbols match the charts: Z and R are the gates plotted in the gate views, H_tilde the
+candidate state, ||dL/dH_t|| the gradient through time, θ the clip threshold.
+"""
+
+from __future__ import annotations
+
+from gru_core.config import TrainConfig
+from gru_core.records import Outcome
+
+_GATES = r"""
+\begin{aligned}
+\mathbf{Z}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{xz} + \mathbf{H}_{t-1}\mathbf{W}_{hz} + \mathbf{b}_z)
+  &&\text{update gate}\\
+\mathbf{R}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{xr} + \mathbf{H}_{t-1}\mathbf{W}_{hr} + \mathbf{b}_r)
+  &&\text{reset gate}\\
+"""
+_CANDIDATE = {
+    "d2l": r"\tilde{\mathbf{H}}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xh} + "
+    r"(\mathbf{R}_t \odot \mathbf{H}_{t-1})\mathbf{W}_{hh} + \mathbf{b}_h)"
+    r" &&\text{reset before } \mathbf{W}_{hh}\\",
+    "cudnn": r"\tilde{\mathbf{H}}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xh} + \mathbf{b}_{xh} + "
+    r"\mathbf{R}_t \odot (\mathbf{H}_{t-1}\mathbf{W}_{hh} + \mathbf{b}_{hh}))"
+    r" &&\text{reset after } \mathbf{W}_{hh}\\",
+}
+_UPDATE = r"""
+\mathbf{H}_t &= \mathbf{Z}_t \odot \mathbf{H}_{t-1} + (1 - \mathbf{Z}_t) \odot \tilde{\mathbf{H}}_t
+  &&\mathbf{Z}\text{ keeps the old state}\\
+\mathbf{O}_t &= \mathbf{H}_t \mathbf{W}_{hq} + \mathbf{b}_q
+\end{aligned}
+"""
+_RNN = r"""
+\begin{aligned}
+\mathbf{H}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xh} + \mathbf{H}_{t-1}\mathbf{W}_{hh} + \mathbf{b}_h)\\
+\mathbf{O}_t &= \mathbf{H}_t \mathbf{W}_{hq} + \mathbf{b}_q
+\end{aligned}
+"""
+_LSTM = r"""
+\begin{aligned}
+\mathbf{I}_t, \mathbf{F}_t, \mathbf{O}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{x\cdot} +
+  \mathbf{H}_{t-1}\mathbf{W}_{h\cdot} + \mathbf{b}_{\cdot})\\
+\tilde{\mathbf{C}}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xc} + \mathbf{H}_{t-1}\mathbf{W}_{hc} + \mathbf{b}_c)\\
+\mathbf{C}_t &= \mathbf{F}_t \odot \mathbf{C}_{t-1} + \mathbf{I}_t \odot \tilde{\mathbf{C}}_t,
+  \quad \mathbf{H}_t = \mathbf{O}_t \odot \tanh(\mathbf{C}_t)
+\end{aligned}
+"""
+CLIPPING = (
+    r"\mathbf{g} \leftarrow \min\left(1, \frac{\theta}{\|\mathbf{g}\|}\right)\mathbf{g}"
+    r"\qquad \|\mathbf{g}\| = \sqrt{\textstyle\sum_{W} \|\partial L / \partial W\|^2}"
+)
+
+
+def equations(config: TrainConfig) -> str:
+    """LaTeX for the cell the config trains."""
+    if config.model == "rnn":
+        return _RNN
+    if config.model == "lstm":
+        return _LSTM
+    return _GATES + _CANDIDATE[config.gru_variant] + _UPDATE
+
+
+def divergence_advice(outcome: Outcome, config: TrainConfig) -> str:
+    """Where it diverged and what to try, in Markdown."""
+    where = f"**The run diverged at step {outcome.step}.**"
+    if outcome.last_finite_loss is not None:
+        where += (
+            f" Last finite loss {outcome.last_finite_loss:.4g}, last finite gradient norm "
+            f"{outcome.last_finite_grad_norm:.4g}."
+        )
+    tips = []
+    if config.clip_threshold is None:
+        tips.append("turn **clipping on** (θ = 1 is d2l's choice)")
+    elif config.clip_threshold > 10:
+        tips.append(f"use a **smaller clip threshold** than θ = {config.clip_threshold:g}")
+    if config.init_std > 0.1:
+        tips.append(f"**lower the init std** (d2l uses 0.01; you have {config.init_std:g})")
+    if config.lr > 1:
+        tips.append(f"**lower the learning rate** (d2l uses 1; you have {config.lr:g})")
+    if not tips:
+        tips.append("lower the learning rate or the init std, or clip harder")
+    return (
+        where
+        + " Remedy: "
+        + "; ".join(tips)
+        + ". Everything recorded up to that step is kept below."
+    )

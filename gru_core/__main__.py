@@ -1,0 +1,8 @@
+"""Entry point: ``python -m gru_core --help``."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

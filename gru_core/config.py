@@ -1,0 +1,168 @@
+"""The frozen, validated training configuration.
+
+Defaults are d2l's GRU chapter: hidden 256, weights N(0, 0.01^2), clip at global norm 1,
+35 steps, batch 32, lr 1, 500 epochs on the first 10,000 character tokens of The Time Machine.
+
+Every field is checked against its documented range in ``__post_init__``; a bad value raises
+``ValueError`` naming the field, the value and the range. Build changed copies with
+``dataclasses.replace(cfg, field=value)`` (validated again) or ``TrainConfig.from_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+MODELS = ("gru", "rnn", "lstm")
+GRU_VARIANTS = ("d2l", "cudnn")
+SAMPLINGS = ("sequential", "random")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# field -> (low, high) inclusive; the single source of truth for ranges (CLI help, UI, errors).
+NUMERIC_RANGES: dict[str, tuple[float, float]] = {
+    "hidden_size": (1, 4096),
+    "init_std": (1e-6, 10.0),
+    "clip_threshold": (1e-6, 1e6),
+    "num_steps": (1, 2000),
+    "batch_size": (1, 4096),
+    "lr": (1e-6, 1000.0),
+    "num_epochs": (1, 100_000),
+    "max_tokens": (100, 10_000_000),
+    "val_tokens": (0, 10_000_000),
+    "seed": (0, 2**31 - 1),
+    "flow_every": (1, 100_000),
+    "num_threads": (1, 256),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model": MODELS,
+    "gru_variant": GRU_VARIANTS,
+    "sampling": SAMPLINGS,
+    "device": DEVICES,
+}
+INT_FIELDS = {
+    "hidden_size",
+    "num_steps",
+    "batch_size",
+    "num_epochs",
+    "max_tokens",
+    "val_tokens",
+    "seed",
+    "flow_every",
+    "num_threads",
+}
+# Fields that may be None, and what None means.
+OPTIONAL_FIELDS = {
+    "clip_threshold": "clipping off",
+    "num_threads": "torch's default thread count",
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how. Defaults reproduce d2l's from-scratch GRU."""
+
+    model: str = "gru"  # 'gru', 'rnn' (tanh) or 'lstm'
+    gru_variant: str = "d2l"  # 'd2l': reset before W_hh; 'cudnn': reset after W_hh (nn.GRU)
+    hidden_size: int = 256  # units in H_t, 1..4096
+    init_std: float = 0.01  # weights ~ N(0, init_std^2); biases are zero
+    clip_threshold: float | None = 1.0  # global L2 norm cap on all gradients; None = off
+    num_steps: int = 35  # sequence length T of each minibatch (truncated BPTT window)
+    batch_size: int = 32  # sequences per minibatch B
+    lr: float = 1.0  # SGD learning rate
+    num_epochs: int = 500  # passes over the training tokens
+    max_tokens: int = 10_000  # training slice: the first max_tokens character tokens
+    val_tokens: int = 5_000  # held-out slice right after the training slice (0 = none)
+    sampling: str = "sequential"  # 'sequential' (state carries over) or 'random' (reset)
+    seed: int = 0  # seeds torch's and the iterators' random generators
+    device: str = "auto"  # 'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'mps'
+    flow_every: int = 10  # record ||dL/dH_t|| for every t on every flow_every-th step
+    num_threads: int | None = None  # torch intra-op threads for this run; None = default
+
+    def __post_init__(self) -> None:
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+        for name, (low, high) in NUMERIC_RANGES.items():
+            value = getattr(self, name)
+            if value is None and name in OPTIONAL_FIELDS:
+                continue
+            _check_number(name, value, low, high, integer=name in INT_FIELDS)
+
+    # -- conversions ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping, rejecting unknown keys by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _check_number(name: str, value: Any, low: float, high: float, *, integer: bool) -> None:
+    kind = "an integer" if integer else "a number"
+    allowed = f"{kind} in [{_fmt(low)}, {_fmt(high)}]"
+    if name in OPTIONAL_FIELDS:
+        allowed += f", or None ({OPTIONAL_FIELDS[name]})"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name}={value!r} must be {allowed}")
+    if integer and not (isinstance(value, int) or float(value).is_integer()):
+        raise ValueError(f"{name}={value!r} must be {allowed}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name}={value!r} is out of range: must be {allowed}")
+
+
+def _fmt(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+def field_help(name: str) -> str:
+    """A one-line description of a field's range, for CLI help and UI tooltips."""
+    if name in CHOICES:
+        return "one of " + ", ".join(CHOICES[name])
+    low, high = NUMERIC_RANGES[name]
+    text = f"{_fmt(low)}..{_fmt(high)}"
+    if name in OPTIONAL_FIELDS:
+        text += f"; none = {OPTIONAL_FIELDS[name]}"
+    return text
+
+
+def resolve_device(name: str) -> str:
+    """Map a config device name to a concrete torch device string.
+
+    'auto' picks CUDA, then Apple's MPS, then the CPU. Asking for a device that is not
+    available raises ValueError with what is available instead.
+    """
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if name == "auto":
+        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
+    if name == "cuda" and not has_cuda:
+        raise ValueError("device='cuda' but no CUDA GPU is available; use 'auto' or 'cpu'")
+    if name == "mps" and not has_mps:
+        raise ValueError("device='mps' but Apple's MPS is not available; use 'auto' or 'cpu'")
+    if name not in DEVICES:
+        raise ValueError(f"device={name!r} is not one of {', '.join(DEVICES)}")
+    return name
+
+
+def describe_device(device: str) -> str:
+    """Human name for a resolved device: the CUDA card's name, 'Apple MPS' or 'CPU'."""
+    import torch
+
+    if device.startswith("cuda"):
+        return f"CUDA: {torch.cuda.get_device_name(torch.device(device))}"
+    if device == "mps":
+        return "Apple MPS"
+    return f"CPU ({torch.get_num_threads()} threads)"

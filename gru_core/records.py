@@ -1,0 +1,84 @@
+"""Frozen records that training yields: one per step, one per epoch, and how a run ended.
+
+Records hold plain Python numbers and tuples (no tensors), so they can cross threads, be
+stored for a long run and turned into DataFrames without touching the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Percentiles reported for every gate (in percent).
+PERCENTILES = (5, 25, 50, 75, 95)
+# A gate value below SAT_LOW or above SAT_HIGH counts as saturated.
+SAT_LOW, SAT_HIGH = 0.05, 0.95
+
+
+@dataclass(frozen=True)
+class GateStats:
+    """Distribution of one gate's activations over (T, B, H) in one step."""
+
+    mean: float
+    percentiles: tuple[float, ...]  # values at PERCENTILES (5, 25, 50, 75, 95)
+    saturated: float  # fraction of entries < SAT_LOW or > SAT_HIGH
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """Everything measured in one optimisation step (one minibatch)."""
+
+    step: int  # 1-based global step
+    epoch: int  # 1-based epoch this step belongs to
+    loss: float  # mean cross-entropy over the B*T target tokens
+    perplexity: float  # exp(loss), the batch perplexity
+    grad_norm: float  # global L2 norm of all gradients before clipping
+    grad_norm_clipped: float  # global L2 norm after clipping (== grad_norm if not clipped)
+    clipped: bool  # whether clipping rescaled the gradients
+    clip_threshold: float | None  # the threshold in force at this step (None = off)
+    lr: float  # the learning rate in force at this step
+    param_grad_norms: dict[str, float]  # parameter name -> L2 norm of its gradient (pre-clip)
+    update_ratio: float  # ||lr * g_clipped|| / ||W|| over all parameters
+    gates: dict[str, GateStats]  # gate name ('Z', 'R', 'H_tilde', 'I', ...) -> stats
+    grad_flow: tuple[float, ...] | None = None  # ||dL/dH_t|| for t = 1..T, every k-th step
+    tokens: int = 0  # target tokens processed in this step (B*T)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Summary after each epoch, as d2l's train_ch8 reports it, plus validation."""
+
+    epoch: int
+    step: int  # global step at the end of the epoch
+    train_perplexity: float  # exp(token-mean loss over the epoch), d2l's definition
+    val_perplexity: float | None  # on the held-out slice; None when there is none
+    tokens_per_sec: float  # training throughput over the epoch
+    greedy_text: str  # 50 greedy characters after 'time traveller', as d2l's predict_ch8
+    sampled_text: str  # 50 characters sampled at a temperature
+    elapsed: float  # seconds since the run started
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended. status: 'done', 'stopped', 'diverged', 'out_of_memory' or 'error'."""
+
+    status: str
+    step: int  # last step attempted
+    message: str = ""
+    last_finite_loss: float | None = None
+    last_finite_grad_norm: float | None = None
+    details: dict[str, float] = field(default_factory=dict)
+
+
+PARAM_GROUPS = ("input weights", "recurrent weights", "biases", "output layer")
+
+
+def param_group(name: str) -> str:
+    """Which of PARAM_GROUPS a parameter belongs to, from its mathematical name:
+    W_hq/b_q -> output layer, b_* -> biases, W_x* -> input weights, W_h* -> recurrent."""
+    if name in ("W_hq", "b_q"):
+        return "output layer"
+    if name.startswith("b_"):
+        return "biases"
+    if name.startswith("W_x"):
+        return "input weights"
+    return "recurrent weights"

@@ -1,0 +1,34 @@
+"""Shared fixtures: the reference corpus from ../shared/data (never copied into the repo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gru_core.data import Corpus, corpus_from_text, load_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+TIME_MACHINE = REPO.parent / "shared" / "data" / "timemachine.txt"
+
+# A few sentences of ordinary English, generated here, for tests that must not depend on
+# the reference file.
+_FILLER = (
+    "the quick brown fox jumps over the lazy dog while the time traveller explains "
+    "that any real body must have extension in four directions length breadth thickness "
+    "and duration and we are always getting away from the present moment "
+)
+
+
+@pytest.fixture(scope="session")
+def time_machine() -> Corpus:
+    """The Time Machine through the project's corpus-path option; skip when absent."""
+    if not TIME_MACHINE.exists():
+        pytest.skip(f"reference corpus not found at {TIME_MACHINE}")
+    return load_corpus(TIME_MACHINE)
+
+
+@pytest.fixture(scope="session")
+def small_corpus() -> Corpus:
+    """About 20,000 characters of generated English: enough for tiny training runs."""
+    return corpus_from_text(_FILLER * 100, "filler.txt")
