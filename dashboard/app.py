@@ -241,7 +241,10 @@ def _start(step_only: bool = False) -> None:
         return
     if step_only:
         job.step_once()
-    if not st.session_state.get("sync_jobs"):  # tests drive jobs synchronously
+    if st.session_state.get("sync_jobs"):  # AppTest drives jobs in the script thread
+        if step_only:
+            job.run_sync(1)
+    else:
         job.start()
 
 
@@ -268,7 +271,7 @@ def _step() -> None:
 def run_controls(lab: Lab) -> None:
     state = lab.job.status().state if lab.job is not None else None
     active = lab.active
-    cols = st.columns([1, 1, 1, 1, 1, 4])
+    cols = st.columns(5)
     cols[0].button(
         "Restart" if active else "Start",
         type="primary",
@@ -325,11 +328,13 @@ def restart_notice(lab: Lab, config: TrainConfig | None) -> None:
 
 
 def teaching(config: TrainConfig | None) -> None:
-    with st.expander("The equations", expanded=False):
-        if config is not None:
-            st.latex(equations(config))
-        st.markdown("Clipping (d2l's `grad_clipping`), with θ the clip threshold:")
-        st.latex(CLIPPING)
+    """The cell's equations, with the symbols the charts use, and d2l's clipping rule."""
+    if config is None:
+        return
+    name = {"gru": f"GRU ({config.gru_variant} variant)", "rnn": "RNN", "lstm": "LSTM"}
+    st.markdown(f"**The equations: {name[config.model]}**")
+    st.latex(equations(config))
+    st.latex(CLIPPING)
 
 
 def main() -> None:
@@ -349,9 +354,13 @@ def main() -> None:
     except ValueError as exc:
         config = None
         st.error(f"Invalid setting: {exc}")
-    header(lab, config)
-    run_controls(lab)
-    restart_notice(lab, config)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        header(lab, config)
+        run_controls(lab)
+        restart_notice(lab, config)
+    with right:
+        teaching(config)
     was_active = lab.active
 
     @st.fragment(run_every=REFRESH_S if was_active else None)
@@ -362,7 +371,6 @@ def main() -> None:
             st.rerun()  # a full rerun: stop polling, refresh buttons and saved runs
 
     live()
-    teaching(config)
     compare_section(lab)
     _sync_url()
 

@@ -46,8 +46,8 @@ _LSTM = r"""
 \end{aligned}
 """
 CLIPPING = (
-    r"\mathbf{g} \leftarrow \min\left(1, \frac{\theta}{\|\mathbf{g}\|}\right)\mathbf{g}"
-    r"\qquad \|\mathbf{g}\| = \sqrt{\textstyle\sum_{W} \|\partial L / \partial W\|^2}"
+    r"\mathbf{g} \leftarrow \min\left(1, \frac{\theta}{\|\mathbf{g}\|}\right)\mathbf{g},"
+    r"\quad \|\mathbf{g}\|^2 = \textstyle\sum_{W} \|\partial L / \partial W\|^2"
 )
 
 

@@ -90,8 +90,10 @@ def status_line(status: JobStatus | None, snap: Snapshot) -> None:
     cols[3].metric("Tokens/s", tps)
     clip = "off" if status.clip_threshold is None else f"{status.clip_threshold:g}"
     cols[4].metric("Clip θ in force", clip)
-    share = charts.clipped_share(snap.steps)
-    cols[5].metric("Steps clipped", f"{share:.0%}", help="share of recorded steps clipped")
+    share = snap.clipped_steps / snap.total_steps if snap.total_steps else 0.0
+    cols[5].metric(
+        "Steps clipped", f"{share:.0%}", help="share of all steps so far whose gradient was clipped"
+    )
     st.caption(
         f"step {status.step:,} · epoch {status.epoch} · {tps} tokens/s · {status.device} · "
         f"lr {status.lr:g} · {status.state}"

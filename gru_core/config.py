@@ -81,6 +81,10 @@ class TrainConfig:
     num_threads: int | None = None  # torch intra-op threads for this run; None = default
 
     def __post_init__(self) -> None:
+        for name in INT_FIELDS:  # 16.0 (from a float widget or JSON) means 16
+            value = getattr(self, name)
+            if isinstance(value, float) and value.is_integer():
+                object.__setattr__(self, name, int(value))
         for name, choices in CHOICES.items():
             value = getattr(self, name)
             if value not in choices:
@@ -165,4 +169,5 @@ def describe_device(device: str) -> str:
         return f"CUDA: {torch.cuda.get_device_name(torch.device(device))}"
     if device == "mps":
         return "Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({n} thread{'s' if n != 1 else ''})"

@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import torch
+
 from .config import TrainConfig, describe_device, resolve_device
 from .data import Corpus
 from .records import EpochRecord, Outcome, StepRecord
@@ -92,10 +94,15 @@ _POOL_LOCK = threading.Lock()
 
 
 def shared_pool() -> SlotPool:
+    """The server-wide pool. Creating it also caps torch's intra-op threads so that the
+    jobs allowed to run at once share the CPU cores instead of oversubscribing them (the
+    cap is process-wide in torch; tiny GRU matmuls gain little from a second thread, and
+    oversubscribed OpenMP threads can slow a step down many times over)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = SlotPool(default_max_jobs())
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // _POOL.capacity))
         return _POOL
 
 
@@ -143,13 +150,13 @@ class TrainingJob:
     ) -> None:
         self.config = config
         self.telemetry = telemetry or Telemetry()
+        self._pool = pool or shared_pool()  # first: the shared pool sets torch's threads
         self.device = device or resolve_device(config.device)
         self.device_name = describe_device(self.device)
         self.corpus_name = corpus.name
         self._trainer: Trainer | None = Trainer(config, corpus, self.device)
         self.probe_text = probe_text
         self.probe_every_s = probe_every_s
-        self._pool = pool or shared_pool()
         self._ticket = _new_ticket()
         self._cond = threading.Condition()
         self._state = "ready"
@@ -244,12 +251,13 @@ class TrainingJob:
 
     # -- the worker -----------------------------------------------------------------------
     def run_sync(self, max_steps: int | None = None) -> JobStatus:
-        """Drive the loop in this thread (tests): up to ``max_steps`` more steps, or to the end."""
+        """Drive the loop in this thread (tests): up to ``max_steps`` more steps, or to the end.
+        Pause and the speed limit are ignored; stop is not."""
         if self._trainer is None:
             return self.status()
         with self._cond:
             self._state = "running"
-        self._loop(max_steps)
+        self._loop(max_steps, wait=False)
         return self.status()
 
     def _work(self) -> None:
@@ -260,11 +268,11 @@ class TrainingJob:
             with self._cond:
                 if self._state == "queued":
                     self._state = "running"
-            self._loop(None)
+            self._loop(None, wait=True)
         finally:
             self._pool.release(self._ticket)
 
-    def _loop(self, max_steps: int | None) -> None:
+    def _loop(self, max_steps: int | None, wait: bool) -> None:
         trainer = self._trainer
         assert trainer is not None
         if self._gen is None:
@@ -273,7 +281,7 @@ class TrainingJob:
         last_step_at = 0.0
         try:
             while True:
-                if not self._wait_turn(last_step_at):
+                if not (self._wait_turn(last_step_at) if wait else not self._stop):
                     self._finish(Outcome("stopped", self._step, f"stopped at step {self._step}"))
                     return
                 self._apply_knobs(trainer)

@@ -81,6 +81,7 @@ class Snapshot:
     last_step: StepRecord | None
     last_epoch: EpochRecord | None
     total_steps: int
+    clipped_steps: int = 0  # of all total_steps (exact, unlike a count over retained rows)
 
 
 @lru_cache(maxsize=1024)
@@ -206,6 +207,7 @@ class Telemetry:
             self._probe: dict[str, Any] | None = None
             self._last_step: StepRecord | None = None
             self._total_steps = 0
+            self._clipped_steps = 0
             self._version = 0
             self._cached: tuple[int, Snapshot] | None = None
 
@@ -221,6 +223,7 @@ class Telemetry:
         head, recent, _, _, flow_rows, _ = self._sizes
         with self._lock:
             self._total_steps += 1
+            self._clipped_steps += bool(record.clipped)
             self._last_step = record
             self._version += 1
             if len(self._head) < head:
@@ -293,7 +296,7 @@ class Telemetry:
             probe = None if self._probe is None else dict(self._probe)
             if probe is not None:
                 probe["gates"] = dict(probe["gates"])
-            last_step, total = self._last_step, self._total_steps
+            last_step, total, clipped = self._last_step, self._total_steps, self._clipped_steps
         flow_steps, flow = _flow_arrays(flows)
         snap = Snapshot(
             steps=_steps_frame(rows),
@@ -305,6 +308,7 @@ class Telemetry:
             last_step=last_step,
             last_epoch=epochs[-1] if epochs else None,
             total_steps=total,
+            clipped_steps=clipped,
         )
         with self._lock:
             if self._version == version:

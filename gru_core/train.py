@@ -32,6 +32,7 @@ from torch import Tensor
 from .config import TrainConfig, resolve_device
 from .data import Corpus, batch_iterator, check_trainable, split_train_val
 from .fused import forward_logits, loss_and_grads
+from .limits import check_memory
 from .model import RecurrentLM, State, build_model
 from .records import PERCENTILES, SAT_HIGH, SAT_LOW, EpochRecord, GateStats, Outcome, StepRecord
 
@@ -58,6 +59,7 @@ class Trainer:
         self.sample_gen = torch.Generator().manual_seed(config.seed)  # temperature sampling
         train, val = split_train_val(corpus.tokens, config.max_tokens, config.val_tokens)
         check_trainable(len(train), config.batch_size, config.num_steps)
+        check_memory(config, len(self.vocab), self.device)  # refuse what won't fit, up front
         self.train_tokens, self.val_tokens = train.to(self.device), val.to(self.device)
         self.model: RecurrentLM = build_model(config, len(self.vocab)).to(self.device)
         self.clip_threshold: float | None = config.clip_threshold
@@ -65,6 +67,8 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.last_finite: tuple[float, float] | None = None  # (loss, grad norm)
+        # Norms accumulate in float64 (MPS has none): finite float32 gradients can't overflow.
+        self._acc = torch.float32 if self.device == "mps" else torch.float64
         self.started = time.perf_counter()
 
     # -- live knobs ------------------------------------------------------------------------
@@ -115,7 +119,8 @@ class Trainer:
         names = list(res.grads)
         params = dict(self.model.named_parameters())
         with torch.no_grad():
-            norms = torch.stack([res.grads[n].norm() for n in names])
+            # float64 norms: a huge but finite float32 gradient must not overflow to inf here
+            norms = torch.stack([res.grads[n].norm(dtype=self._acc) for n in names])
             grad_norm_t = norms.square().sum().sqrt()
             head = torch.stack([res.loss.to(norms.dtype), grad_norm_t]).tolist()
         loss, grad_norm = head
@@ -128,7 +133,8 @@ class Trainer:
         with torch.no_grad():
             for name in names:  # SGD: W <- W - lr * g
                 params[name].add_(res.grads[name], alpha=-lr * scale)
-            weight_norm = torch.stack([p.norm() for p in params.values()]).square().sum().sqrt()
+            weight_norms = torch.stack([p.norm(dtype=self._acc) for p in params.values()])
+            weight_norm = weight_norms.square().sum().sqrt()
             tail = torch.cat([norms, weight_norm[None]]).tolist()
         grad_norm_after = grad_norm * scale
         flow = tuple(res.grad_flow.tolist()) if res.grad_flow is not None else None

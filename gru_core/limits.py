@@ -1,0 +1,89 @@
+"""Resource limits: estimate a run's memory before it starts and refuse what won't fit.
+
+The estimate counts, in bytes of the parameter dtype (float32):
+
+- parameters, their gradients and the SGD temporaries: 3 x P;
+- what one training step keeps for backprop. The fast path (GRU, RNN) keeps preallocated
+  buffers per time step: states H_0..H_T, the gates [Z | R], H_tilde, R*H, the input
+  projections, the backward's dA and dL/dH and three local-derivative tensors, about
+  ``ACT_PER_UNIT[model]`` values per (t, b, hidden unit). Autograd (the LSTM) keeps more;
+- the logits and their gradient, 3 x T x B x V;
+- the validation pass (up to 256 streams of T steps, no gradients) and the probe trace,
+  which are smaller than the step and counted as one more step's forward buffers.
+
+It is an estimate for refusing obviously-too-big settings (say hidden 1024 x 500 steps x
+batch 256 on a laptop) with a message, not an exact account of the allocator.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .config import TrainConfig
+
+BUDGET_ENV = "GRU_LAB_MEMORY_BUDGET_MB"
+DEFAULT_CPU_BUDGET_MB = 4096
+BYTES = 4  # float32
+
+# values kept per (time step, sequence, hidden unit) by one training step
+ACT_PER_UNIT = {"gru": 16, "rnn": 5, "lstm": 30}
+# forward-only values per (time step, sequence, hidden unit): validation and the probe
+FWD_PER_UNIT = {"gru": 8, "rnn": 2, "lstm": 12}
+
+
+def parameter_count(config: TrainConfig, vocab_size: int) -> int:
+    V, H = vocab_size, config.hidden_size
+    blocks = {"gru": 3, "rnn": 1, "lstm": 4}[config.model]
+    biases = blocks * H + (H if config.model == "gru" and config.gru_variant == "cudnn" else 0)
+    return blocks * (V * H + H * H) + biases + H * V + V
+
+
+def estimate_bytes(config: TrainConfig, vocab_size: int) -> dict[str, int]:
+    """Memory a run needs, by part, in bytes."""
+    T, B, H, V = config.num_steps, config.batch_size, config.hidden_size, vocab_size
+    params = parameter_count(config, vocab_size)
+    val_streams = max(B, min(256, max(config.val_tokens, 1) // T))
+    return {
+        "parameters, gradients, update": 3 * params * BYTES,
+        "activations kept for backprop": ACT_PER_UNIT[config.model] * T * B * H * BYTES,
+        "logits": 3 * T * B * V * BYTES,
+        "validation and traced gates": FWD_PER_UNIT[config.model] * T * val_streams * H * BYTES,
+    }
+
+
+def budget_bytes(device: str) -> int:
+    """GRU_LAB_MEMORY_BUDGET_MB if set; on CUDA 80% of the card's free memory; else 4 GiB."""
+    env = os.environ.get(BUDGET_ENV)
+    if env:
+        try:
+            mb = float(env)
+        except ValueError:
+            raise ValueError(f"{BUDGET_ENV}={env!r} must be a number of megabytes") from None
+        if not mb > 0:
+            raise ValueError(f"{BUDGET_ENV}={env!r} must be a number of megabytes > 0")
+        return int(mb * 2**20)
+    if device.startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free * 0.8)
+    return DEFAULT_CPU_BUDGET_MB * 2**20
+
+
+def check_memory(config: TrainConfig, vocab_size: int, device: str) -> int:
+    """Raise ValueError with the estimate and the budget when a run would not fit;
+    return the estimate in bytes otherwise."""
+    parts = estimate_bytes(config, vocab_size)
+    need, budget = sum(parts.values()), budget_bytes(device)
+    if need > budget:
+        biggest = max(parts, key=parts.__getitem__)
+        raise ValueError(
+            f"this run needs about {_mb(need)} of memory ({biggest}: {_mb(parts[biggest])}), "
+            f"over the budget of {_mb(budget)} on {device}. Lower the hidden size, batch size "
+            f"or sequence length (the budget is set by {BUDGET_ENV})."
+        )
+    return need
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB" if n < 2**30 else f"{n / 2**30:,.1f} GB"
