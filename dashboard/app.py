@@ -11,9 +11,8 @@ this script only sends it commands and draws snapshots of its telemetry.
 from __future__ import annotations
 
 import argparse
-import hashlib
+import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, f
 from dashboard import controls as ctl  # noqa: E402
 from dashboard import views  # noqa: E402
 from dashboard.compare import compare_section  # noqa: E402
-from dashboard.lab import Lab  # noqa: E402
+from dashboard.lab import CloseOnRelease, Lab  # noqa: E402
 from dashboard.teaching import CLIPPING, equations  # noqa: E402
 from gru_core.config import TrainConfig, describe_device, resolve_device  # noqa: E402
-from gru_core.data import MAX_UPLOAD_BYTES, Corpus, corpus_from_upload, load_corpus  # noqa: E402
+from gru_core.data import MAX_UPLOAD_BYTES, Corpus, load_corpus  # noqa: E402
 
 REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
-CLOSE_GRACE_S = 30.0  # a closed tab's job stops this long after its websocket goes
+# A closed tab's job stops this long after its websocket goes (a reconnect cancels it).
+CLOSE_GRACE_S = float(os.environ.get("GRU_LAB_CLOSE_GRACE_S", "30"))
 
 
 # -- process-wide and per-session resources --------------------------------------------------
@@ -51,26 +51,10 @@ def default_corpus() -> tuple[Corpus | None, str]:
         return None, str(exc)
 
 
-class _SessionGuard:
-    """Lives in a session-scoped cache; its release (the websocket went away) schedules the
-    session's job to stop, and a reconnect within the grace period cancels that."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        lab_timer = getattr(lab, "_close_timer", None)
-        if lab_timer is not None:
-            lab_timer.cancel()
-
-    def release(self) -> None:
-        timer = threading.Timer(CLOSE_GRACE_S, self.lab.close)
-        timer.daemon = True
-        self.lab._close_timer = timer  # type: ignore[attr-defined]
-        timer.start()
-
-
 @st.cache_resource(scope="session", on_release=lambda guard: guard.release(), show_spinner=False)
-def _session_guard(_lab: Lab) -> _SessionGuard:
-    return _SessionGuard(_lab)
+def _session_guard(_lab: Lab) -> CloseOnRelease:
+    """Session-scoped: released when this session's websocket goes (the tab closed)."""
+    return CloseOnRelease(_lab, CLOSE_GRACE_S)
 
 
 def get_lab(corpus: Corpus) -> Lab:
@@ -201,8 +185,8 @@ def corpus_picker(lab: Lab, default: Corpus | None) -> None:
     sb.header("Corpus")
     choice = sb.radio("Text", ("The Time Machine", "Upload a .txt"), key="corpus_choice")
     if choice == "The Time Machine":
-        if default is not None and lab.corpus is not default:
-            lab.corpus, lab.upload_key = default, None
+        if default is not None:
+            lab.use_corpus(default)
         return
     upload = sb.file_uploader(
         "Upload a UTF-8 .txt",
@@ -212,21 +196,13 @@ def corpus_picker(lab: Lab, default: Corpus | None) -> None:
     )
     if upload is None:
         return
-    data = upload.getvalue()
-    key = hashlib.sha1(data).hexdigest() + upload.name
-    if key == lab.upload_key or key == st.session_state.get("rejected_upload"):
-        if key == st.session_state.get("rejected_upload"):
-            sb.error(st.session_state.get("upload_error", "that file was not accepted"))
-        return
     try:
-        corpus = corpus_from_upload(data, upload.name)
+        message = lab.accept_upload(upload.getvalue(), upload.name)
     except ValueError as exc:
-        st.session_state.rejected_upload = key
-        st.session_state.upload_error = f"{exc} The previous text is still in use."
-        sb.error(st.session_state.upload_error)
+        sb.error(f"{exc} The previous text is still in use.")
         return
-    lab.corpus, lab.upload_key = corpus, key
-    sb.success(f"Using {corpus.name}: {len(corpus.tokens):,} characters after preprocessing.")
+    if message:
+        sb.success(message)
 
 
 # -- run controls ----------------------------------------------------------------------------

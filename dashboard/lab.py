@@ -7,6 +7,7 @@ tab stops that session's job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from gru_core.config import TrainConfig
-from gru_core.data import Corpus
+from gru_core.data import Corpus, corpus_from_upload
 from gru_core.job import ENDED, TrainingJob
 from gru_core.records import Outcome
 from gru_core.telemetry import Snapshot, Telemetry
@@ -61,6 +62,8 @@ class Lab:
     runs: OrderedDict[str, SavedRun] = field(default_factory=OrderedDict)
     run_counter: int = 0
     upload_key: str | None = None  # identity of the last accepted upload
+    rejected: tuple[str, str] | None = None  # (identity, message) of the last refused upload
+    close_timer: threading.Timer | None = None  # pending close after the tab went away
     _saved_job: TrainingJob | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -81,7 +84,7 @@ class Lab:
 
     def stop(self) -> None:
         job = self.job
-        if job is not None and job.alive:
+        if job is not None:
             job.stop(wait=True)
         self.save_finished()
 
@@ -107,6 +110,33 @@ class Lab:
     def snapshot(self) -> Snapshot:
         return self.telemetry.snapshot()
 
+    # -- corpus ----------------------------------------------------------------------------
+    def accept_upload(self, data: bytes, filename: str) -> str | None:
+        """Use an uploaded file as the corpus for the next run.
+
+        Processed in memory (never opened as a path). Returns a success message the first
+        time a file is accepted and None when the same file is offered again (every rerun
+        re-offers the widget's file); raises ValueError with a learner-readable message
+        for a refused file, keeping the previous corpus. A running job is not touched.
+        """
+        key = hashlib.sha1(data).hexdigest() + ":" + filename
+        if key == self.upload_key:
+            return None
+        if self.rejected is not None and self.rejected[0] == key:
+            raise ValueError(self.rejected[1])
+        try:
+            corpus = corpus_from_upload(data, filename)
+        except ValueError as exc:
+            self.rejected = (key, str(exc))
+            raise
+        self.corpus, self.upload_key = corpus, key
+        return f"Using {corpus.name}: {len(corpus.tokens):,} characters after preprocessing."
+
+    def use_corpus(self, corpus: Corpus) -> None:
+        """Switch back to a shared corpus (e.g. The Time Machine)."""
+        if self.corpus is not corpus:
+            self.corpus, self.upload_key = corpus, None
+
     # -- saved runs ------------------------------------------------------------------------
     def save_finished(self) -> SavedRun | None:
         """Keep the current job's run once it has ended (at most once per job)."""
@@ -131,3 +161,24 @@ class Lab:
             while len(self.runs) > MAX_SAVED_RUNS:
                 self.runs.popitem(last=False)
         return run
+
+
+class CloseOnRelease:
+    """Ties a Lab to a session-scoped resource. Streamlit releases the resource when the
+    session's websocket disconnects (the tab closed, or a network blip); ``release`` then
+    stops the lab's job after ``grace_s`` seconds, unless the session comes back first and
+    builds a new guard, which cancels the pending close."""
+
+    def __init__(self, lab: Lab, grace_s: float) -> None:
+        self.lab, self.grace_s = lab, grace_s
+        pending = lab.close_timer
+        if pending is not None:
+            pending.cancel()
+            lab.close_timer = None
+
+    def release(self) -> None:
+        timer = threading.Timer(self.grace_s, self.lab.close)
+        timer.daemon = True
+        timer.name = "gru-lab-close"
+        self.lab.close_timer = timer
+        timer.start()

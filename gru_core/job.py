@@ -206,6 +206,11 @@ class TrainingJob:
             thread = self._thread
         if wait and thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        if thread is None or not thread.is_alive():  # never started, or driven by run_sync
+            with self._cond:
+                ended = self._state in ENDED
+            if not ended:
+                self._finish(Outcome("stopped", self._step, f"stopped at step {self._step}"))
 
     def set_clip_threshold(self, value: float | None) -> None:
         self.config.replace(clip_threshold=value)  # validate now, in the caller's thread
