@@ -324,7 +324,8 @@ def main() -> None:
     sidebar()
     corpus_picker(lab, default)
     for warning in st.session_state.get("url_warnings", []):
-        st.warning(warning)
+        st.warning(warning, icon="🔗")
+    st.session_state.url_warnings = []  # shown once, on the run that read the URL
     try:
         config: TrainConfig | None = ctl.config_from_values(widget_values())
     except ValueError as exc:
@@ -352,8 +353,13 @@ def main() -> None:
 
 
 def _sync_url() -> None:
-    wanted = ctl.to_query(widget_values())
-    if st.query_params.to_dict() != wanted:
+    """Mirror the settings into the URL (a shared link reproduces them); parameters that
+    are not settings are left as they are."""
+    current = st.query_params.to_dict()
+    wanted = {k: v for k, v in current.items() if k not in ctl.BY_KEY} | ctl.to_query(
+        widget_values()
+    )
+    if current != wanted:
         st.query_params.from_dict(wanted)
 
 

@@ -154,7 +154,7 @@ class Lab:
             f"clip {clip} T{cfg.num_steps} ({status.state})"
         )
         assert status.outcome is not None
-        run = SavedRun(name, cfg, self.corpus.name, status.outcome, snap.steps, snap.epochs)
+        run = SavedRun(name, cfg, job.corpus_name, status.outcome, snap.steps, snap.epochs)
         with self._lock:
             self._saved_job = job
             self.runs[name] = run

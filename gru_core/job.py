@@ -192,6 +192,13 @@ class TrainingJob:
     def resume(self) -> None:
         self._set(paused=False)
 
+    def _set(self, *, paused: bool) -> None:
+        with self._cond:
+            self._paused = paused
+            if not paused:
+                self._credits = 0  # resuming drops any single steps not yet taken
+            self._cond.notify_all()
+
     def step_once(self) -> None:
         """While paused: train exactly one more minibatch."""
         with self._cond:

@@ -1,0 +1,341 @@
+"""The Streamlit page through AppTest: widgets, lessons, run controls, live knobs, the URL.
+
+AppTest never fires ``st.fragment(run_every=...)``, so these tests set ``sync_jobs``: Start
+builds the job without a thread, and the test drives it with ``job.run_sync(n)`` before the
+next ``at.run()``. Uploads cannot be simulated by AppTest (the e2e tests cover them).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from dashboard import controls as ctl
+from dashboard.lab import Lab
+from gru_core.job import ENDED
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "dashboard" / "app.py"
+TIME_MACHINE = REPO.parent / "shared" / "data" / "timemachine.txt"
+FILLER = (
+    "the time traveller for so it will be convenient to speak of him was expounding a "
+    "recondite matter to us his grey eyes shone and twinkled and his usually pale face "
+    "was flushed and animated the fire burned brightly and the soft radiance of the "
+    "incandescent lights in the lilies of silver caught the bubbles that flashed and passed "
+)
+# Small enough to step quickly on a loaded CPU (hidden 32, 10 steps, batch 8).
+SMALL = {"hidden": "32", "steps": "10", "batch": "8"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def corpus_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if TIME_MACHINE.exists():
+        return str(TIME_MACHINE)
+    path = tmp_path_factory.mktemp("corpus") / "filler.txt"
+    path.write_text(FILLER * 60)
+    return str(path)
+
+
+@pytest.fixture
+def make_app(corpus_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest]]:
+    """A fresh app session (sync jobs) with query parameters; its lab is closed afterwards."""
+    monkeypatch.setenv("GRU_LAB_CORPUS", corpus_path)
+    monkeypatch.setenv("GRU_LAB_CLOSE_GRACE_S", "0.5")  # sessions released by clear() go fast
+    st.cache_resource.clear()  # default_corpus is cached across tests
+    apps: list[AppTest] = []
+
+    def make(**query: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.session_state["sync_jobs"] = True
+        for key, value in query.items():
+            at.query_params[key] = value
+        apps.append(at)
+        return at
+
+    yield make
+    for at in apps:
+        if "lab" in at.session_state:
+            lab: Lab = at.session_state["lab"]
+            lab.close()
+
+
+def button(at: AppTest, label: str) -> Any:
+    matches = [b for b in at.button if b.label == label]
+    assert matches, f"no {label!r} button; have {[b.label for b in at.button]}"
+    return matches[0]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def lab_of(at: AppTest) -> Lab:
+    return at.session_state["lab"]
+
+
+def control_widgets(at: AppTest) -> dict[str, Any]:
+    """Control key -> the value its widget shows."""
+    found = {}
+    for kind in ("slider", "select_slider", "toggle", "number_input", "radio", "selectbox"):
+        for widget in getattr(at, kind):
+            if widget.key in ctl.BY_KEY:
+                found[widget.key] = widget.value
+    return found
+
+
+def trace_lengths(chart: Any) -> list[int]:
+    """Number of points of each trace in a plotly_chart element's figure JSON."""
+    figure = json.loads(chart.proto.spec)
+    lengths = []
+    for trace in figure["data"]:
+        values = trace.get("y", trace.get("z"))
+        if isinstance(values, dict) and "bdata" in values:  # plotly's typed-array encoding
+            lengths.append(len(np.frombuffer(base64.b64decode(values["bdata"]), values["dtype"])))
+        else:
+            lengths.append(len(values or []))
+    return lengths
+
+
+def test_loads_with_d2l_defaults(make_app: Callable[..., AppTest]) -> None:
+    at = make_app()
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["GRU Lab"]
+    assert at.slider(key="hidden").label == "Hidden size"
+    assert at.slider(key="hidden").value == 256
+    assert at.select_slider(key="init_std").label == "Init std (log scale)"
+    assert at.select_slider(key="init_std").value == 0.01
+    assert at.select_slider(key="clip").label == "Clip threshold θ (log scale)"
+    assert at.select_slider(key="clip").value == 1.0
+    assert at.slider(key="steps").label == "Sequence length (num_steps)"
+    assert at.slider(key="steps").value == 35
+    assert at.toggle(key="clip_on").label == "Clip gradients"
+    assert at.toggle(key="clip_on").value is True
+    assert control_widgets(at) == ctl.defaults()
+    notice = [m.value for m in at.markdown if "Corpus:" in m.value and "Device:" in m.value]
+    assert len(notice) == 1 and "tokens" in notice[0]
+    assert at.selectbox(key="lesson").value == "d2l default"
+    assert button(at, "Start").disabled is False
+    assert button(at, "Pause").disabled and button(at, "Stop").disabled
+    assert any("Nothing is training" in i.value for i in at.info)
+    assert not at.error and not at.warning
+    assert dict(at.query_params) == {}  # defaults keep the URL clean
+
+
+def test_lesson_presets_set_every_control(make_app: Callable[..., AppTest]) -> None:
+    at = make_app()
+    at.run()
+    names = [lesson.name for lesson in ctl.LESSONS]
+    names = names[1:] + names[:1]  # 'd2l default' is already selected: choose it last
+    for name in names:
+        at.selectbox(key="lesson").select(name).run()
+        assert not at.exception, name
+        assert control_widgets(at) == ctl.lesson_values(name), name
+        lesson = ctl.LESSONS_BY_NAME[name]
+        assert any(i.value == lesson.text for i in at.info), name
+        # The URL follows the controls.
+        assert {k: v[0] if isinstance(v, list) else v for k, v in at.query_params.items()} == (
+            ctl.to_query(ctl.lesson_values(name))
+        )
+
+
+def test_start_train_and_draw(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(**SMALL)
+    at.run()
+    button(at, "Start").click().run()
+    assert not at.exception
+    job = lab_of(at).job
+    assert job is not None and job.config.hidden_size == 32 and job.status().state == "ready"
+    job.run_sync(5)
+    at.run()
+    assert not at.exception
+    shown = metrics(at)
+    assert shown["Step"] == "5" and shown["State"] == "running"
+    assert shown["Clip θ in force"] == "1"
+    assert any(c.value.startswith("step 5 · epoch 1") for c in at.caption)
+    assert button(at, "Restart").disabled is False
+    assert button(at, "Pause").disabled is False and button(at, "Stop").disabled is False
+
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 2
+    for chart in charts:
+        lengths = trace_lengths(chart)
+        assert lengths and max(lengths) > 0
+    # The perplexity chart has a point for each of the 5 steps.
+    assert 5 in trace_lengths(charts[0])
+
+
+def test_step_from_idle_then_step_while_paused(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(**SMALL)
+    at.run()
+    assert button(at, "Step").disabled is False
+    button(at, "Step").click().run()
+    assert not at.exception
+    job = lab_of(at).job
+    assert job is not None
+    assert metrics(at)["Step"] == "1" and metrics(at)["State"] == "paused"
+    assert job.status().step == 1
+    for expected in (2, 3):
+        assert button(at, "Step").disabled is False
+        button(at, "Step").click().run()
+        assert not at.exception
+        assert job.status().step == expected
+        assert metrics(at)["Step"] == str(expected) and metrics(at)["State"] == "paused"
+    assert button(at, "Resume").disabled is False  # the pause button offers to resume
+    assert list(job.telemetry.snapshot().steps["step"]) == [1, 2, 3]
+
+
+def test_pause_then_step_advances_exactly_one(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(**SMALL)
+    at.run()
+    button(at, "Start").click().run()
+    job = lab_of(at).job
+    assert job is not None
+    job.run_sync(3)
+    at.run()
+    button(at, "Pause").click().run()
+    assert not at.exception
+    assert metrics(at)["State"] == "paused"
+    button(at, "Step").click().run()
+    assert not at.exception
+    assert job.status().step == 4 and metrics(at)["Step"] == "4"
+
+
+def test_live_clip_change_reaches_the_running_job(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(**SMALL)
+    at.run()
+    button(at, "Start").click().run()
+    job = lab_of(at).job
+    assert job is not None
+    job.run_sync(2)
+    at.run()
+    at.select_slider(key="clip").set_value(0.1).run()
+    assert not at.exception
+    assert lab_of(at).job is job  # a live knob does not restart the run
+    assert not any("Applies on restart" in i.value for i in at.info)
+    job.run_sync(2)
+    assert job.status().clip_threshold == 0.1
+    snap = job.telemetry.snapshot()
+    assert snap.last_step is not None
+    assert (snap.last_step.step, snap.last_step.clip_threshold) == (4, 0.1)
+    assert list(snap.steps["clip_threshold"]) == [1.0, 1.0, 0.1, 0.1]
+    events = snap.events
+    assert list(zip(events["step"], events["kind"], events["value"], strict=True)) == [
+        (3, "clip_threshold", 0.1)
+    ]
+    at.run()
+    assert metrics(at)["Clip θ in force"] == "0.1"
+
+    at.toggle(key="clip_on").set_value(False).run()  # clipping off, live as well
+    job.run_sync(1)
+    assert job.status().clip_threshold is None
+    assert job.telemetry.snapshot().last_step.clip_threshold is None  # type: ignore[union-attr]
+
+
+def test_diverging_run_explains_and_suggests_a_remedy(make_app: Callable[..., AppTest]) -> None:
+    at = make_app()
+    at.run()
+    at.selectbox(key="lesson").select("Exploding gradients").run()
+    assert at.toggle(key="clip_on").value is False
+    # Push it past float32: std 3 weights over 100 steps, a high learning rate, no clipping.
+    at.select_slider(key="init_std").set_value(3.0)
+    at.slider(key="steps").set_value(100)
+    at.select_slider(key="lr").set_value(50.0)
+    at.run()
+    button(at, "Start").click().run()
+    job = lab_of(at).job
+    assert job is not None and job.config.clip_threshold is None
+    for _ in range(50):
+        if job.run_sync(20).state in ENDED:
+            break
+    assert job.status().state == "diverged"
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1
+    assert "diverged" in errors[0] and "Remedy" in errors[0]
+    assert "clipping on" in errors[0] and "init std" in errors[0] and "learning rate" in errors[0]
+    assert metrics(at)["State"] == "diverged"
+    assert button(at, "Start").disabled is False  # the page survives and can start again
+    assert button(at, "Stop").disabled is True
+
+
+def test_changing_hidden_size_during_a_run_applies_on_restart(
+    make_app: Callable[..., AppTest],
+) -> None:
+    at = make_app(**SMALL)
+    at.run()
+    button(at, "Start").click().run()
+    job = lab_of(at).job
+    assert job is not None
+    job.run_sync(1)
+    at.run()
+    assert not any("Applies on restart" in i.value for i in at.info)
+    at.slider(key="hidden").set_value(64).run()
+    assert not at.exception
+    notices = [i.value for i in at.info if "Applies on restart" in i.value]
+    assert len(notices) == 1 and "hidden size 32 → 64" in notices[0]
+    assert lab_of(at).job is job and job.config.hidden_size == 32  # the run goes on
+    button(at, "Restart").click().run()
+    new = lab_of(at).job
+    assert new is not job and new is not None and new.config.hidden_size == 64
+    assert not any("Applies on restart" in i.value for i in at.info)
+
+
+def test_reset_clears_the_run(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(**SMALL)
+    at.run()
+    button(at, "Start").click().run()
+    lab_of(at).job.run_sync(2)  # type: ignore[union-attr]
+    at.run()
+    button(at, "Reset").click().run()
+    assert not at.exception
+    assert lab_of(at).job is None and lab_of(at).snapshot().total_steps == 0
+    assert any("Nothing is training" in i.value for i in at.info)
+    assert button(at, "Start").disabled is False
+
+
+def test_url_parameters_set_the_controls(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(hidden="64", clip="5")
+    at.run()
+    assert not at.exception
+    assert at.slider(key="hidden").value == 64
+    assert at.select_slider(key="clip").value == 5.0
+    assert at.slider(key="steps").value == 35  # the rest keep d2l's defaults
+    assert not at.warning
+
+
+def test_url_parameters_that_are_not_controls_are_kept(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(hidden="64", utm_source="newsletter")
+    at.run()
+    assert at.slider(key="hidden").value == 64
+    assert at.query_params["utm_source"] == "newsletter"
+
+
+def test_bad_url_value_warns_and_keeps_the_default(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(hidden="abc", clip="3", steps="50")
+    at.run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any("`hidden=abc`" in w for w in warnings)
+    assert any("`clip=3`" in w for w in warnings)
+    assert at.slider(key="hidden").value == 256
+    assert at.select_slider(key="clip").value == 1.0
+    assert at.slider(key="steps").value == 50  # the valid parameter still applies

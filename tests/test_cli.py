@@ -1,0 +1,215 @@
+"""``python -m gru_core``: d2l's printout, the CSV, exit statuses and error messages."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from gru_core.cli import EXIT_BAD_ARGS, EXIT_DIVERGED, EXIT_DONE, main
+from gru_core.config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+TIME_MACHINE = REPO.parent / "shared" / "data" / "timemachine.txt"
+FILLER = (
+    "the time traveller for so it will be convenient to speak of him was expounding a "
+    "recondite matter to us his grey eyes shone and twinkled and his usually pale face "
+    "was flushed and animated the fire burned brightly and the soft radiance of the "
+    "incandescent lights in the lilies of silver caught the bubbles that flashed and passed "
+)
+
+TINY = [
+    "--hidden-size",
+    "16",
+    "--num-steps",
+    "8",
+    "--batch-size",
+    "4",
+    "--max-tokens",
+    "2000",
+    "--val-tokens",
+    "200",
+    "--device",
+    "cpu",
+]
+# Diverges at step 1: std 5 weights in a 64-unit GRU over 100 steps overflow float32.
+DIVERGING = [
+    "--hidden-size",
+    "64",
+    "--num-steps",
+    "100",
+    "--batch-size",
+    "2",
+    "--max-tokens",
+    "2000",
+    "--val-tokens",
+    "0",
+    "--init-std",
+    "5",
+    "--lr",
+    "10",
+    "--clip-threshold",
+    "none",
+    "--device",
+    "cpu",
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def corpus_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The Time Machine when the reference file is there, else generated English."""
+    if TIME_MACHINE.exists():
+        return str(TIME_MACHINE)
+    path = tmp_path_factory.mktemp("corpus") / "filler.txt"
+    path.write_text(FILLER * 40)
+    return str(path)
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def test_short_run_prints_what_d2l_prints(corpus_path: str, tmp_path: Path) -> None:
+    csv_path = tmp_path / "steps.csv"
+    code, text = run_cli(
+        "--corpus", corpus_path, *TINY, "--num-epochs", "10", "--csv", str(csv_path)
+    )
+    assert code == EXIT_DONE, text
+    lines = text.splitlines()
+    assert lines[0].startswith("corpus: ")
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert len(epoch_lines) == 1  # every 10 epochs, as d2l prints
+    assert epoch_lines[0].startswith("epoch 10, perplexity ")
+    assert re.match(r"epoch 10, perplexity [\d.]+: time traveller", epoch_lines[0])
+    final = [i for i, line in enumerate(lines) if line.startswith("perplexity ")]
+    assert len(final) == 1
+    i = final[0]
+    assert re.fullmatch(r"perplexity [\d.]+, [\d.]+ tokens/sec on cpu", lines[i])
+    assert float(lines[i].split()[1].rstrip(",")) >= 1.0  # a perplexity is at least 1
+    assert lines[i + 1].startswith("time traveller") and len(lines[i + 1]) == 14 + 50
+    assert lines[i + 2].startswith("traveller") and len(lines[i + 2]) == 9 + 50
+    assert lines[i + 3].startswith("wall time ")
+
+    with csv_path.open() as f:
+        rows = list(csv.DictReader(f))
+    header = list(rows[0])
+    assert header[:3] == ["step", "epoch", "loss"]
+    assert {"grad_norm", "grad_norm_clipped", "clip_threshold", "lr"} <= set(header)
+    assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert int(rows[-1]["epoch"]) == 10
+    assert all(float(r["grad_norm_clipped"]) <= 1.0 + 1e-5 for r in rows)  # d2l's θ = 1
+
+
+def test_clipping_can_be_turned_off(corpus_path: str, tmp_path: Path) -> None:
+    csv_path = tmp_path / "off.csv"
+    code, text = run_cli(
+        "--corpus",
+        corpus_path,
+        *TINY,
+        "--num-epochs",
+        "1",
+        "--clip-threshold",
+        "none",
+        "--csv",
+        str(csv_path),
+    )
+    assert code == EXIT_DONE, text
+    with csv_path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["clip_threshold"] == "" for r in rows)  # NaN: no threshold
+    assert all(r["clipped"] == "False" for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "field"),
+    [
+        ("--hidden-size", "0", "hidden_size"),
+        ("--clip-threshold", "-1", "clip_threshold"),
+        ("--init-std", "nan", "init_std"),
+        ("--lr", "inf", "lr"),
+        ("--num-steps", "100000", "num_steps"),
+        ("--max-tokens", "10", "max_tokens"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_field(
+    corpus_path: str,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    value: str,
+    field: str,
+) -> None:
+    code, text = run_cli("--corpus", corpus_path, *TINY, flag, value)
+    assert code == EXIT_BAD_ARGS
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert f"{field}=" in err
+    assert "perplexity" not in text  # nothing was trained
+
+
+def test_malformed_flag_exits_2_through_argparse(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--hidden-size", "abc"], out=io.StringIO())
+    assert info.value.code == EXIT_BAD_ARGS
+    assert "--hidden-size" in capsys.readouterr().err
+
+
+def test_too_little_text_for_the_batch_shape_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "short.txt"
+    path.write_text("the time traveller " * 5)
+    code, _ = run_cli("--corpus", str(path), *TINY, "--batch-size", "64", "--num-steps", "100")
+    assert code == EXIT_BAD_ARGS
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_missing_corpus_exits_2_with_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-book.txt"
+    code, text = run_cli("--corpus", str(missing), *TINY)
+    assert code == EXIT_BAD_ARGS
+    err = capsys.readouterr().err
+    assert str(missing) in err
+    assert text == ""
+
+
+def test_divergence_exits_3(corpus_path: str) -> None:
+    code, text = run_cli("--corpus", corpus_path, *DIVERGING, "--num-epochs", "2")
+    assert code == EXIT_DIVERGED
+    assert "diverged: " in text and "step 1" in text
+    assert "tokens/sec" not in text  # no final d2l line after a divergence
+
+
+def test_help_lists_every_config_field() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gru_core", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in result.stdout, f.name
+    for flag in ("--corpus", "--csv", "--offline"):
+        assert flag in result.stdout
+    assert "1..4,096" in result.stdout  # hidden size's range, from config.NUMERIC_RANGES

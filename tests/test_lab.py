@@ -1,0 +1,235 @@
+"""Lab: one session's bench (job, telemetry, saved runs), driven without Streamlit."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pandas as pd
+import pytest
+import torch
+
+from dashboard.lab import MAX_SAVED_RUNS, Lab, SavedRun
+from gru_core import job as job_module
+from gru_core.config import TrainConfig
+from gru_core.data import Corpus
+from gru_core.job import ENDED, JobStatus, SlotPool, TrainingJob
+
+TINY = TrainConfig(
+    hidden_size=16,
+    num_steps=8,
+    batch_size=4,
+    max_tokens=2000,
+    val_tokens=500,
+    num_epochs=1000,
+    device="cpu",
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _private_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labs use the process-wide pool; give these tests their own, with room for two jobs."""
+    monkeypatch.setattr(job_module, "_POOL", SlotPool(2))
+
+
+@pytest.fixture
+def make_lab(small_corpus: Corpus) -> Iterator[Callable[[], Lab]]:
+    """Labs that are closed afterwards, so no job thread outlives a test."""
+    labs: list[Lab] = []
+
+    def make() -> Lab:
+        lab = Lab(corpus=small_corpus)
+        labs.append(lab)
+        return lab
+
+    yield make
+    jobs = [lab.job for lab in labs if lab.job is not None]
+    for lab in labs:
+        lab.close()
+    assert not any(job.alive for job in jobs)
+
+
+def wait_for(
+    job: TrainingJob, predicate: Callable[[JobStatus], bool], timeout: float = 20.0
+) -> JobStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = job.status()
+        if predicate(status):
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting; last status {status}")
+        time.sleep(0.01)
+
+
+def start_and_stop(lab: Lab, config: TrainConfig = TINY, steps: int = 2) -> SavedRun:
+    job = lab.start(config, None)
+    wait_for(job, lambda s: s.step >= steps)
+    lab.stop()
+    assert not job.alive
+    return list(lab.runs.values())[-1]
+
+
+def test_start_runs_in_the_background_and_stop_saves_the_run(
+    make_lab: Callable[[], Lab],
+) -> None:
+    lab = make_lab()
+    assert not lab.active and lab.runs == {}
+    job = lab.start(TINY, None)
+    assert lab.job is job and job.alive
+    wait_for(job, lambda s: s.step >= 3)
+    assert lab.active
+    assert lab.snapshot().total_steps >= 3  # the lab's telemetry is the job's
+    lab.stop()
+    status = job.status()
+    assert status.state == "stopped" and not job.alive and not lab.active
+    assert len(lab.runs) == 1
+    name, run = next(iter(lab.runs.items()))
+    assert name == run.name
+    assert name.startswith("#1 GRU h16 std0.01 clip 1 T8") and name.endswith("(stopped)")
+    assert run.config == TINY
+    assert run.corpus_name == "filler.txt"
+    assert run.outcome.status == "stopped" and run.outcome.step == status.step
+    assert list(run.steps["step"]) == list(range(1, status.step + 1))
+    lab.stop()  # stopping again saves nothing new
+    assert lab.save_finished() is None
+    assert len(lab.runs) == 1
+
+
+def test_restart_stops_and_saves_the_previous_run(make_lab: Callable[[], Lab]) -> None:
+    lab = make_lab()
+    first = lab.start(TINY, None)
+    wait_for(first, lambda s: s.step >= 2)
+    second = lab.start(TINY.replace(clip_threshold=None), None)
+    assert first.status().state == "stopped" and not first.alive
+    assert lab.job is second
+    assert [run.outcome.status for run in lab.runs.values()] == ["stopped"]
+    wait_for(second, lambda s: s.step >= 2)
+    assert lab.telemetry is second.telemetry and lab.active
+    lab.stop()
+    names = list(lab.runs)
+    assert len(names) == 2 and names[1].startswith("#2 GRU h16 std0.01 clip off")
+
+
+def test_a_run_that_never_stepped_is_not_saved(make_lab: Callable[[], Lab]) -> None:
+    lab = make_lab()
+    job = lab.start(TINY, None, background=False)
+    assert job.status().state == "ready" and not lab.active
+    lab.stop()
+    assert lab.runs == {}
+
+
+def test_at_most_eight_runs_are_kept_oldest_dropped(make_lab: Callable[[], Lab]) -> None:
+    lab = make_lab()
+    for _ in range(MAX_SAVED_RUNS + 2):
+        start_and_stop(lab, steps=1)
+    assert len(lab.runs) == MAX_SAVED_RUNS == 8
+    numbers = [int(name.split(" ")[0].lstrip("#")) for name in lab.runs]
+    assert numbers == list(range(3, 11))
+
+
+def test_saved_run_downloads(make_lab: Callable[[], Lab]) -> None:
+    lab = make_lab()
+    config = TINY.replace(num_epochs=2, clip_threshold=None, init_std=0.05)
+    job = lab.start(config, None)
+    status = wait_for(job, lambda s: s.state in ENDED)
+    job.join(10.0)
+    assert status.state == "done"
+    run = lab.save_finished()
+    assert run is not None and run.name.endswith("(done)")
+    assert lab.save_finished() is None  # at most once per job
+
+    frame = pd.read_csv(io.BytesIO(run.metrics_csv()))
+    assert len(frame) == status.step
+    assert list(frame["step"]) == list(range(1, status.step + 1))
+    assert {"loss", "grad_norm", "grad_norm_clipped", "train_perplexity"} <= set(frame.columns)
+    # Epoch metrics sit on each epoch's last step only.
+    with_epoch = frame[frame["train_perplexity"].notna()]
+    assert list(with_epoch["step"]) == list(run.epochs["step"])
+    assert list(with_epoch["epoch"]) == [1, 2]
+
+    body = json.loads(run.config_json())
+    assert TrainConfig.from_dict(body["config"]) == config
+    assert body["config"]["clip_threshold"] is None
+    assert body["corpus"] == "filler.txt"
+    assert body["outcome"] == {
+        "status": "done",
+        "step": status.step,
+        "message": "finished 2 epochs",
+    }
+
+
+def test_reset_clears_the_current_run_but_keeps_saved_ones(
+    make_lab: Callable[[], Lab],
+) -> None:
+    lab = make_lab()
+    job = lab.start(TINY, None)
+    wait_for(job, lambda s: s.step >= 2)
+    lab.reset()
+    assert not job.alive and job.status().state == "stopped"
+    assert lab.job is None and not lab.active
+    snap = lab.snapshot()
+    assert snap.total_steps == 0 and len(snap.steps) == 0 and len(snap.epochs) == 0
+    assert snap.probe is None
+    assert len(lab.runs) == 1  # the stopped run was saved before it was forgotten
+
+
+def test_close_stops_a_running_job(make_lab: Callable[[], Lab]) -> None:
+    lab = make_lab()
+    job = lab.start(TINY, None)
+    wait_for(job, lambda s: s.step >= 1)
+    name = f"gru-job-{job._ticket}"
+    assert any(t.name == name for t in threading.enumerate())
+    lab.close()
+    assert not job.alive and job.status().state == "stopped"
+    assert lab.job is None and not lab.active
+    assert not any(t.name == name for t in threading.enumerate())
+    lab.close()  # twice is harmless
+
+
+def test_two_sessions_are_independent(make_lab: Callable[[], Lab]) -> None:
+    a, b = make_lab(), make_lab()
+    job_a = a.start(TINY, None)
+    job_b = b.start(TINY.replace(hidden_size=24), None)
+    assert job_a is not job_b and a.telemetry is not b.telemetry
+    wait_for(job_a, lambda s: s.step >= 2)
+    wait_for(job_b, lambda s: s.step >= 2)
+
+    a.stop()
+    assert job_a.status().state == "stopped"
+    assert b.active and job_b.alive
+    before = job_b.status().step
+    wait_for(job_b, lambda s: s.step >= before + 3)  # b keeps training
+    assert len(a.runs) == 1 and b.runs == {}
+
+    a.reset()
+    assert b.snapshot().total_steps >= before + 3  # b's telemetry is untouched
+    assert b.job is job_b
+    b.stop()
+    assert list(b.runs)[0].startswith("#1 GRU h24")
+    assert len(a.runs) == 1 and len(b.runs) == 1
+    run_b = next(iter(b.runs.values()))
+    assert run_b.config.hidden_size == 24
+
+
+def test_a_saved_run_names_the_corpus_it_trained_on(make_lab: Callable[[], Lab]) -> None:
+    lab = make_lab()
+    job = lab.start(TINY, None)
+    wait_for(job, lambda s: s.step >= 1)
+    # The learner uploads another text while the run is going; it is for the next run.
+    assert lab.accept_upload(b"a different text about gardens and rain " * 100, "rain.txt")
+    assert lab.corpus.name == "rain.txt" and job.corpus_name == "filler.txt"
+    lab.stop()
+    run = next(iter(lab.runs.values()))
+    assert run.corpus_name == job.corpus_name == "filler.txt"
