@@ -34,9 +34,11 @@ def compare_section(lab: Lab) -> None:
             metric = st.selectbox("Metric", list(METRICS)[2:], key="compare_metric")
             _overlay(metric, lab, chosen, "cmp-right")
         st.caption(
-            "Does a GRU need a higher clip threshold than an RNN? Compare the gradient norms "
-            "before clipping of a GRU and an RNN run with the same settings: the GRU's are not "
-            "larger despite ~3x the parameters, because its update adds rather than multiplies."
+            "Does a GRU need a higher clip threshold than an RNN? Overlay a GRU and an RNN run "
+            "with the same settings and compare their gradient norms before clipping. The study "
+            "note's answer: ~3x the parameters do not by themselves make gradients explode; "
+            "what matters is how the gradient is carried through time, and the GRU's update "
+            "adds (Z keeps the old state) where the RNN multiplies by W_hh at every step."
         )
     with st.container(horizontal=True):
         pick = st.selectbox("Download a run", names, index=len(names) - 1, key="download_run")

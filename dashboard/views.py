@@ -38,9 +38,8 @@ CAPTIONS = {
         "**Gradient norm per parameter group** (log scale): input weights W_x·, recurrent "
         "weights W_h·, biases and the output layer. Recurrent weights are where explosions "
         "start, because their gradient is a product over time steps. Run a GRU and an RNN "
-        "and compare them under Compare runs: the GRU has ~3x the parameters, but its "
-        "additive update (Z keeps the old state) keeps its norms tame, so it does not need a "
-        "higher threshold."
+        "with the same settings and overlay them under Compare runs to see whether the GRU's "
+        "~3x parameters call for a higher threshold."
     ),
     "bands": (
         "**Distribution of a gate over training**: the light band holds the middle 90% of all "
@@ -60,9 +59,10 @@ CAPTIONS = {
     ),
     "flow_line": (
         "**Gradient flow through time**: ||∂L/∂H_t|| for t = 1..T in the latest recorded "
-        "step, from the hand-written backward pass. It is largest at the end of the window; "
-        "how fast it falls going back shows vanishing gradients (steep fall) or exploding "
-        "ones (a rise)."
+        "step, from the hand-written backward pass. Each H_t gets gradient from its own output "
+        "and from every later step. A curve that falls steeply towards t = 1 means vanishing "
+        "gradients (early characters barely learn); one that rises towards t = 1 means "
+        "exploding ones."
     ),
     "flow_heat": (
         "**The same over training** (log10 colour): one row per recorded step, one column per "
