@@ -289,12 +289,14 @@ def grad_norm_figure(steps: pd.DataFrame, events: pd.DataFrame | None = None) ->
     """Global gradient norm before and after clipping, and the clip threshold; log y."""
     x = _steps_x(steps)
     fig = go.Figure()
-    for column, name, color in (
-        ("grad_norm", "before clipping", BLUE),
-        ("grad_norm_clipped", "after clipping", GREEN),
+    # 'after' is drawn first, wide and pale, so the thin 'before' line stays visible on top
+    # of it where they coincide (every step that was not clipped).
+    for column, name, line in (
+        ("grad_norm_clipped", "after clipping", dict(width=4, color=GREEN)),
+        ("grad_norm", "before clipping", dict(width=1.2, color=BLUE)),
     ):
-        line = dict(width=1, color=color)
-        fig.add_trace(_line(x, _column(steps, column), name, log=True, line=line))
+        opacity = 0.45 if column == "grad_norm_clipped" else 1.0
+        fig.add_trace(_line(x, _column(steps, column), name, log=True, line=line, opacity=opacity))
     # The threshold: NaN (clipping off) stays in as a gap; non-positive is off too.
     threshold = _column(steps, "clip_threshold")
     threshold = np.where(np.isfinite(threshold) & (threshold > 0), threshold, np.nan)
