@@ -18,7 +18,8 @@ What is fused, and why (a CPU step of d2l's GRU is bound by per-op overhead, not
   vectorised pass; the reverse loop then only carries ``dL/dH_t`` (~7 ops a step). Weight
   gradients are one matmul each over all T*B rows after the loop. The reverse loop's running
   ``dL/dH_t`` is exactly the gradient flow the dashboard plots.
-- No autograd graph, no one-hot matrices, preallocated buffers written with ``out=``.
+- No autograd graph, no one-hot matrices; buffers are written with ``out=`` and kept per
+  model between calls (``_scratch``), so a step maps no fresh memory for its intermediates.
 
 The LSTM has no hand-written backward: ``loss_and_grads`` falls back to autograd for it and
 gets ``dL/dH_t`` by adding a zero probe to each H_t.
@@ -38,6 +39,7 @@ cudnn variant (G_h = H_{t-1} W_hh + b_hh)::
 
 from __future__ import annotations
 
+import weakref
 from typing import NamedTuple
 
 import torch
@@ -51,8 +53,25 @@ class LossAndGrads(NamedTuple):
     loss: Tensor  # scalar: mean cross-entropy over the B*T targets
     state: State  # final state, detached
     grads: dict[str, Tensor]  # parameter name -> dL/dparam
-    gates: dict[str, Tensor]  # gate name -> (T, B, H), for statistics
+    gates: dict[str, Tensor]  # gate name -> (T, B, H); views of reused buffers (see _scratch)
     grad_flow: Tensor | None  # (T,) ||dL/dH_t||, when asked
+
+
+Workspace = dict[tuple, Tensor]  # (name, shape, dtype, device) -> tensor kept between calls
+_WORKSPACES: weakref.WeakKeyDictionary[RecurrentLM, Workspace] = weakref.WeakKeyDictionary()
+
+
+def _scratch(model: RecurrentLM, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """A buffer for ``model`` kept between calls, so a step does not map fresh memory for its
+    big intermediates: each freshly mapped page costs a page fault when first written, which
+    was ~25% of a CPU step at d2l's size. The gates returned by ``loss_and_grads`` are views
+    of these buffers: read them before the next call on the same model."""
+    ws = _WORKSPACES.setdefault(model, {})
+    key = (name, tuple(shape), like.dtype, like.device)  # training and validation shapes differ
+    buf = ws.get(key)
+    if buf is None:
+        buf = ws[key] = like.new_empty(shape)
+    return buf
 
 
 def has_fused_path(model: RecurrentLM) -> bool:
@@ -78,7 +97,8 @@ def loss_and_grads(
         logits = torch.addmm(model.b_q, H_flat, model.W_hq)  # O = H W_hq + b_q
         loss, dlogits = _cross_entropy_and_grad(logits, targets)
         grads = {"W_hq": H_flat.T @ dlogits, "b_q": dlogits.sum(0)}
-        dH = (dlogits @ model.W_hq.T).view(T, B, Hn)  # dL/dH_t from the output layer
+        dH = torch.mm(dlogits, model.W_hq.T, out=_scratch(model, "dH", (T * B, Hn), H_flat))
+        dH = dH.view(T, B, Hn)  # dL/dH_t from the output layer
         if isinstance(model, GRUScratch):
             grads |= _gru_backward(model, steps, cache, dH)
             gates = {"Z": cache["Z"], "R": cache["R"], "H_tilde": cache["Ht"]}
@@ -134,10 +154,15 @@ def _cross_entropy_and_grad(logits: Tensor, targets: Tensor) -> tuple[Tensor, Te
     return loss, dlogits.mul_(1.0 / N)
 
 
-def _gather_inputs(weights: list[Tensor], biases: list[Tensor], steps: Tensor) -> Tensor:
+def _gather_inputs(
+    model: RecurrentLM, weights: list[Tensor], biases: list[Tensor], steps: Tensor
+) -> Tensor:
     """X_t [W_x1 | W_x2 | ...] + [b_1 | b_2 | ...] for all t as one row gather: (T, B, k*H)."""
     W_x = torch.cat(weights, dim=1)
-    return F.embedding(steps, W_x).add_(torch.cat(biases))
+    T, B = steps.shape
+    out = _scratch(model, "XP", (T * B, W_x.shape[1]), W_x)
+    torch.index_select(W_x, 0, steps.reshape(-1), out=out)
+    return out.view(T, B, -1).add_(torch.cat(biases))
 
 
 def _gru_forward(model: GRUScratch, steps: Tensor, H0: Tensor) -> dict[str, Tensor]:
@@ -145,14 +170,19 @@ def _gru_forward(model: GRUScratch, steps: Tensor, H0: Tensor) -> dict[str, Tens
     Hn = model.hidden_size
     cudnn = model.variant == "cudnn"
     b_h = model.b_xh if cudnn else model.b_h
-    XP = _gather_inputs([model.W_xz, model.W_xr, model.W_xh], [model.b_z, model.b_r, b_h], steps)
-    new = H0.new_empty
-    Hs, ZR, Ht = new(T + 1, B, Hn), new(T, B, 2 * Hn), new(T, B, Hn)
+    XP = _gather_inputs(
+        model, [model.W_xz, model.W_xr, model.W_xh], [model.b_z, model.b_r, b_h], steps
+    )
+
+    def new(name: str, *shape: int) -> Tensor:
+        return _scratch(model, name, shape, H0)
+
+    Hs, ZR, Ht = new("Hs", T + 1, B, Hn), new("ZR", T, B, 2 * Hn), new("Ht", T, B, Hn)
     Hs[0] = H0
     if cudnn:
         W_h = torch.cat([model.W_hz, model.W_hr, model.W_hh], dim=1)  # (H, 3H)
         b_hcat = torch.cat([torch.zeros_like(model.b_hh).repeat(2), model.b_hh])
-        G = new(T, B, 3 * Hn)  # H_{t-1} [W_hz | W_hr | W_hh] + [0 | 0 | b_hh]
+        G = new("G", T, B, 3 * Hn)  # H_{t-1} [W_hz | W_hr | W_hh] + [0 | 0 | b_hh]
         for t in range(T):
             H, g, zr = Hs[t], G[t], ZR[t]
             torch.addmm(b_hcat, H, W_h, out=g)
@@ -163,7 +193,7 @@ def _gru_forward(model: GRUScratch, steps: Tensor, H0: Tensor) -> dict[str, Tens
         extra = {"G_h": G[..., 2 * Hn :], "W_h": W_h}
     else:
         W_hzr = torch.cat([model.W_hz, model.W_hr], dim=1)  # (H, 2H)
-        RH = new(T, B, Hn)  # R * H_{t-1}, kept for dW_hh
+        RH = new("RH", T, B, Hn)  # R * H_{t-1}, kept for dW_hh
         for t in range(T):
             H, zr = Hs[t], ZR[t]
             torch.addmm(XP[t, :, : 2 * Hn], H, W_hzr, out=zr).sigmoid_()  # [Z | R]
@@ -182,12 +212,19 @@ def _gru_backward(
     T, B, Hn = dH.shape
     Z, R, Ht, H_prev = c["Z"], c["R"], c["Ht"], c["Hs"][:-1]
     cudnn = model.variant == "cudnn"
+
+    def new(name: str, *shape: int) -> Tensor:
+        return _scratch(model, name, shape, dH)
+
     # Local derivatives that do not depend on the recursion, for all t at once.
-    gZ = Z * (1 - Z) * (H_prev - Ht)  # dA_z = dH * gZ
-    gH = (1 - Z) * (1 - Ht * Ht)  # dA_h = dH * gH
-    gR = R * (1 - R) * (c["G_h"] if cudnn else H_prev)
-    dA = dH.new_empty(T, B, 3 * Hn)  # [dA_z | dA_r | dG_h (cudnn) or dA_h (d2l)]
-    dAh = dH.new_empty(T, B, Hn) if cudnn else dA[..., 2 * Hn :]
+    gZ = torch.sub(H_prev, Ht, out=new("gZ", T, B, Hn)).mul_(Z)
+    gZ.addcmul_(gZ, Z, value=-1)  # dA_z = dH * gZ, gZ = Z(1-Z)(H_{t-1} - H_tilde)
+    gH = torch.mul(Ht, Ht, out=new("gH", T, B, Hn)).neg_().add_(1)
+    gH.addcmul_(gH, Z, value=-1)  # dA_h = dH * gH, gH = (1-Z)(1 - H_tilde^2)
+    gR = torch.mul(R, c["G_h"] if cudnn else H_prev, out=new("gR", T, B, Hn))
+    gR.addcmul_(gR, R, value=-1)  # gR = R(1-R) * (G_h or H_{t-1})
+    dA = new("dA", T, B, 3 * Hn)  # [dA_z | dA_r | dG_h (cudnn) or dA_h (d2l)]
+    dAh = new("dAh", T, B, Hn) if cudnn else dA[..., 2 * Hn :]
     # Transposed weights made contiguous once: a strided W.T in every step's matmul is slower.
     W_hh_T = model.W_hh.T.contiguous()
     W_rec_T = (c["W_h"] if cudnn else c["W_hzr"]).T.contiguous()
@@ -232,8 +269,8 @@ def _gru_backward(
 
 def _rnn_forward(model: RNNScratch, steps: Tensor, H0: Tensor) -> dict[str, Tensor]:
     T, B = steps.shape
-    XP = _gather_inputs([model.W_xh], [model.b_h], steps)
-    Hs = H0.new_empty(T + 1, B, model.hidden_size)
+    XP = _gather_inputs(model, [model.W_xh], [model.b_h], steps)
+    Hs = _scratch(model, "Hs", (T + 1, B, model.hidden_size), H0)
     Hs[0] = H0
     for t in range(T):
         # H_t = tanh(X_t W_xh + b_h + H_{t-1} W_hh)
@@ -246,7 +283,7 @@ def _rnn_backward(
 ) -> dict[str, Tensor]:
     T, B, Hn = dH.shape
     gA = 1 - c["Hs"][1:] ** 2  # dA = dH * (1 - H_t^2)
-    dA = torch.empty_like(dH)
+    dA = _scratch(model, "dA", tuple(dH.shape), dH)
     W_hh_T = model.W_hh.T.contiguous()
     dH_next = torch.zeros_like(dH[0])
     for t in range(T - 1, -1, -1):
