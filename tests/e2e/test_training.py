@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
-SMALL_RUN = "hidden=32&epochs=20"
+SMALL_RUN = "hidden=32&epochs=20&speed=20"  # ~8 s: long enough to watch it rise
 
 
 def test_small_run_trains_live(lab) -> None:
@@ -62,7 +62,7 @@ def _steady_step(lab, quiet_s: float) -> int:
 
 
 def test_pause_holds_step_adds_one_resume_continues(lab) -> None:
-    lab.open("hidden=32&epochs=50")
+    lab.open("hidden=32&epochs=50&speed=10")  # slow enough to pause mid-run on any machine
     lab.press("Start")
     lab.wait_for_step(2)
 
