@@ -38,7 +38,7 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TINY = "hidden=16&steps=10&batch=8&epochs=3"
+TINY = "hidden=16&steps=10&batch=8&epochs=20"
 
 
 def free_port() -> int:
@@ -123,13 +123,16 @@ def main() -> int:
             t_start = time.perf_counter()
             for _ in range(args.sessions):
                 page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+                page.set_default_timeout(120_000)
                 page.goto(f"{base}/?{TINY}")
                 page.get_by_role("button", name="Start", exact=True).click(timeout=60_000)
                 pages.append(page)
             health.start()
             for page in pages:  # the Text view draws no charts: keep the browser's share small
-                page.get_by_role("button", name="Text", exact=True).click(timeout=30_000)
+                views = page.locator('[data-testid="stButtonGroup"]')
+                views.get_by_role("radio", name="Text", exact=True).click(timeout=30_000)
             observer = browser.new_context().new_page()
+            observer.set_default_timeout(120_000)
             observer.goto(f"{base}/?{TINY}")
             seed = observer.locator('[data-testid="stNumberInput"]', has_text="Seed")
             seed.wait_for(timeout=60_000)

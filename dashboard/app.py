@@ -27,8 +27,10 @@ from dashboard.lab import CloseOnRelease, Lab  # noqa: E402
 from dashboard.teaching import CLIPPING, equations  # noqa: E402
 from gru_core.config import TrainConfig, describe_device, resolve_device  # noqa: E402
 from gru_core.data import MAX_UPLOAD_BYTES, Corpus, load_corpus  # noqa: E402
+from gru_core.job import shared_pool  # noqa: E402
 
 REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
+MAX_REFRESH_S = 3.0  # the slowest polling, with many sessions training on one server
 # A closed tab's job stops this long after its websocket goes (a reconnect cancels it).
 CLOSE_GRACE_S = float(os.environ.get("GRU_LAB_CLOSE_GRACE_S", "30"))
 
@@ -340,7 +342,7 @@ def main() -> None:
         teaching(config)
     was_active = lab.active
 
-    @st.fragment(run_every=REFRESH_S if was_active else None)
+    @st.fragment(run_every=refresh_interval(lab) if was_active else None)
     def live() -> None:
         views.live_views(lab)
         if was_active and not lab.active:
@@ -350,6 +352,17 @@ def main() -> None:
     live()
     compare_section(lab)
     _sync_url()
+
+
+def refresh_interval(lab: Lab) -> float:
+    """Seconds between live redraws: REFRESH_S for a lone user, slower when many sessions
+    train or queue on this server (each redraw costs the server CPU that training needs),
+    and slow while this session only waits in the queue."""
+    pool = shared_pool()
+    busy = pool.running + pool.waiting
+    queued = lab.job is not None and lab.job.status().state == "queued"
+    base = 2.0 if queued else REFRESH_S
+    return min(MAX_REFRESH_S, base * max(1.0, busy / 4))
 
 
 def _sync_url() -> None:

@@ -88,6 +88,11 @@ class SlotPool:
         with self._cond:
             return len(self._holders)
 
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
 
 _POOL: SlotPool | None = None
 _POOL_LOCK = threading.Lock()
