@@ -382,7 +382,8 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
             showgrid=False,
             tickformat=".0%",
         ),
-        margin=dict(r=70),
+        margin=dict(r=70, t=120),  # room for the three-row legend under the title
+        legend=dict(y=1.0, yanchor="bottom"),
     )
     return fig
 

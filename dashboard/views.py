@@ -36,8 +36,9 @@ CAPTIONS = {
     ),
     "groups": (
         "**Gradient norm per parameter group** (log scale): input weights W_x·, recurrent "
-        "weights W_h·, biases and the output layer. Recurrent weights are where explosions "
-        "start, because their gradient is a product over time steps. Run a GRU and an RNN "
+        "weights W_h·, biases and the output layer. The recurrent weights' gradient sums "
+        "products of Jacobians over time steps, so an explosion through time shows there "
+        "first. Run a GRU and an RNN "
         "with the same settings and overlay them under Compare runs to see whether the GRU's "
         "~3x parameters call for a higher threshold."
     ),
