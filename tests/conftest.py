@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from gru_core.data import Corpus, corpus_from_text, load_corpus
 
@@ -32,3 +34,13 @@ def time_machine() -> Corpus:
 def small_corpus() -> Corpus:
     """About 20,000 characters of generated English: enough for tiny training runs."""
     return corpus_from_text(_FILLER * 100, "filler.txt")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread per test. The tensors here are tiny, and on a busy 2-core machine
+    a second OpenMP thread can make a tiny training step many times slower, not faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 import streamlit as st
-import torch
 from streamlit.testing.v1 import AppTest
 
 from dashboard import controls as ctl
@@ -34,14 +33,6 @@ FILLER = (
 )
 # Small enough to step quickly on a loaded CPU (hidden 32, 10 steps, batch 8).
 SMALL = {"hidden": "32", "steps": "10", "batch": "8"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

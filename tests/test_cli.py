@@ -8,11 +8,9 @@ import io
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from gru_core.cli import EXIT_BAD_ARGS, EXIT_DIVERGED, EXIT_DONE, main
 from gru_core.config import TrainConfig
@@ -61,14 +59,6 @@ DIVERGING = [
     "--device",
     "cpu",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

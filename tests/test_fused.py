@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,15 +12,6 @@ from gru_core.model import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch, Sta
 
 V, HN, T, B = 9, 6, 5, 3
 KINDS = ("gru-d2l", "gru-cudnn", "rnn", "lstm")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids OpenMP contention on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_case(

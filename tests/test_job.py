@@ -43,15 +43,6 @@ CHAOTIC = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids OpenMP contention on a loaded 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def make_job(small_corpus: Corpus) -> Iterator[Callable[..., TrainingJob]]:
     """Build jobs on a private pool; every job is stopped (and its thread joined) afterwards."""

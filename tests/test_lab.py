@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 
 import pandas as pd
 import pytest
-import torch
 
 from dashboard.lab import MAX_SAVED_RUNS, Lab, SavedRun
 from gru_core import job as job_module
@@ -27,14 +26,6 @@ TINY = TrainConfig(
     num_epochs=1000,
     device="cpu",
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ GRU against torch.nn.GRU with copied weights, the d2l GRU against a transcriptio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -24,15 +24,6 @@ from gru_core.model import (
 V, HN, T, B = 7, 5, 4, 3  # vocab, hidden, steps, batch: tiny, for float64 references
 TOL = {"rtol": 0.0, "atol": 1e-10}
 KINDS = ("gru-d2l", "gru-cudnn", "rnn", "lstm")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids OpenMP contention on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_model(
