@@ -382,8 +382,9 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
             showgrid=False,
             tickformat=".0%",
         ),
-        margin=dict(r=70, t=120),  # room for the three-row legend under the title
-        legend=dict(y=1.0, yanchor="bottom"),
+        # seven legend entries: below the plot, where they can't cover the title
+        margin=dict(r=70, t=50, b=120),
+        legend=dict(y=-0.22, yanchor="top"),
     )
     return fig
 

@@ -232,12 +232,13 @@ def text(snap: Snapshot) -> None:
 def _text_block(snap: Snapshot) -> None:
     e = snap.last_epoch
     assert e is not None
-    val = (
-        "–"
-        if e.val_perplexity is None or math.isnan(e.val_perplexity)
-        else f"{e.val_perplexity:.2f}"
-    )
-    st.markdown(
-        f"**Epoch {e.epoch}** · train perplexity {e.train_perplexity:.2f} · validation {val}"
-    )
+    train, val = _ppl(e.train_perplexity), _ppl(e.val_perplexity)
+    st.markdown(f"**Epoch {e.epoch}** · train perplexity {train} · validation {val}")
     st.code(f"greedy : {e.greedy_text}\nsampled: {e.sampled_text}", language=None)
+
+
+def _ppl(value: float | None) -> str:
+    """2.34, or 1.85e+18 once a diverging run's perplexity stops being readable."""
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:.2f}" if value < 1e4 else f"{value:.3g}"
