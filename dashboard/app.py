@@ -25,7 +25,12 @@ from dashboard import views  # noqa: E402
 from dashboard.compare import compare_section  # noqa: E402
 from dashboard.lab import CloseOnRelease, Lab  # noqa: E402
 from dashboard.teaching import CLIPPING, equations  # noqa: E402
-from gru_core.config import TrainConfig, describe_device, resolve_device  # noqa: E402
+from gru_core.config import (  # noqa: E402
+    TrainConfig,
+    available_devices,
+    describe_device,
+    resolve_device,
+)
 from gru_core.data import MAX_UPLOAD_BYTES, Corpus, load_corpus  # noqa: E402
 from gru_core.job import shared_pool  # noqa: E402
 
@@ -101,17 +106,6 @@ def _push_live_knobs() -> None:
     lab.job.set_clip_threshold(float(v["clip"]) if v["clip_on"] else None)
     lab.job.set_lr(float(v["lr"]))
     lab.job.set_speed(ctl.speed_value(v["speed"]))
-
-
-def available_devices() -> tuple[str, ...]:
-    import torch
-
-    found = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        found.append("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        found.append("mps")
-    return tuple(found)
 
 
 def sidebar() -> None:

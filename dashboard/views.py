@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.lab import Lab
+from dashboard.teaching import divergence_advice
 from gru_core.job import JobStatus
 from gru_core.telemetry import Snapshot, gate_names
 
@@ -125,8 +126,6 @@ def live_views(lab: Lab) -> None:
 
 
 def _ending_message(lab: Lab, status: JobStatus) -> None:
-    from dashboard.teaching import divergence_advice
-
     outcome = status.outcome
     assert outcome is not None and lab.job is not None
     if outcome.status == "diverged":

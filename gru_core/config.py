@@ -140,24 +140,32 @@ def field_help(name: str) -> str:
     return text
 
 
+def available_devices() -> tuple[str, ...]:
+    """The device names that work on this machine: 'auto', 'cpu', then 'cuda' / 'mps'."""
+    import torch
+
+    found = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.append("mps")
+    return tuple(found)
+
+
 def resolve_device(name: str) -> str:
     """Map a config device name to a concrete torch device string.
 
     'auto' picks CUDA, then Apple's MPS, then the CPU. Asking for a device that is not
     available raises ValueError with what is available instead.
     """
-    import torch
-
-    has_cuda = torch.cuda.is_available()
-    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
-    if name == "auto":
-        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
-    if name == "cuda" and not has_cuda:
-        raise ValueError("device='cuda' but no CUDA GPU is available; use 'auto' or 'cpu'")
-    if name == "mps" and not has_mps:
-        raise ValueError("device='mps' but Apple's MPS is not available; use 'auto' or 'cpu'")
     if name not in DEVICES:
         raise ValueError(f"device={name!r} is not one of {', '.join(DEVICES)}")
+    found = available_devices()
+    if name == "auto":
+        return "cuda" if "cuda" in found else "mps" if "mps" in found else "cpu"
+    if name not in found:
+        label = {"cuda": "no CUDA GPU is", "mps": "Apple's MPS is not"}[name]
+        raise ValueError(f"device={name!r} but {label} available; use 'auto' or 'cpu'")
     return name
 
 

@@ -62,6 +62,7 @@ class Trainer:
         check_memory(config, len(self.vocab), self.device)  # refuse what won't fit, up front
         self.train_tokens, self.val_tokens = train.to(self.device), val.to(self.device)
         self.model: RecurrentLM = build_model(config, len(self.vocab)).to(self.device)
+        self._params = dict(self.model.named_parameters())  # name -> tensor, for the update
         self.clip_threshold: float | None = config.clip_threshold
         self.lr: float = config.lr
         self.step = 0
@@ -117,7 +118,7 @@ class Trainer:
         flow_wanted = (self.step - 1) % self.config.flow_every == 0  # steps 1, 1+k, 1+2k, ...
         res = loss_and_grads(self.model, X, Y, state, want_flow=flow_wanted)
         names = list(res.grads)
-        params = dict(self.model.named_parameters())
+        params = self._params
         with torch.no_grad():
             # float64 norms: a huge but finite float32 gradient must not overflow to inf here
             norms = torch.stack([res.grads[n].norm(dtype=self._acc) for n in names])

@@ -44,3 +44,14 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def corpus_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A corpus file path: The Time Machine when the reference file is there, else the
+    generated English of ``small_corpus`` written to a temporary file."""
+    if TIME_MACHINE.exists():
+        return str(TIME_MACHINE)
+    path = tmp_path_factory.mktemp("corpus") / "filler.txt"
+    path.write_text(_FILLER * 100)
+    return str(path)

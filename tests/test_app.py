@@ -24,24 +24,8 @@ from gru_core.job import ENDED
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"
-TIME_MACHINE = REPO.parent / "shared" / "data" / "timemachine.txt"
-FILLER = (
-    "the time traveller for so it will be convenient to speak of him was expounding a "
-    "recondite matter to us his grey eyes shone and twinkled and his usually pale face "
-    "was flushed and animated the fire burned brightly and the soft radiance of the "
-    "incandescent lights in the lilies of silver caught the bubbles that flashed and passed "
-)
 # Small enough to step quickly on a loaded CPU (hidden 32, 10 steps, batch 8).
 SMALL = {"hidden": "32", "steps": "10", "batch": "8"}
-
-
-@pytest.fixture(scope="module")
-def corpus_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    if TIME_MACHINE.exists():
-        return str(TIME_MACHINE)
-    path = tmp_path_factory.mktemp("corpus") / "filler.txt"
-    path.write_text(FILLER * 60)
-    return str(path)
 
 
 @pytest.fixture

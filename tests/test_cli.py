@@ -16,13 +16,6 @@ from gru_core.cli import EXIT_BAD_ARGS, EXIT_DIVERGED, EXIT_DONE, main
 from gru_core.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-TIME_MACHINE = REPO.parent / "shared" / "data" / "timemachine.txt"
-FILLER = (
-    "the time traveller for so it will be convenient to speak of him was expounding a "
-    "recondite matter to us his grey eyes shone and twinkled and his usually pale face "
-    "was flushed and animated the fire burned brightly and the soft radiance of the "
-    "incandescent lights in the lilies of silver caught the bubbles that flashed and passed "
-)
 
 TINY = [
     "--hidden-size",
@@ -59,16 +52,6 @@ DIVERGING = [
     "--device",
     "cpu",
 ]
-
-
-@pytest.fixture(scope="module")
-def corpus_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The Time Machine when the reference file is there, else generated English."""
-    if TIME_MACHINE.exists():
-        return str(TIME_MACHINE)
-    path = tmp_path_factory.mktemp("corpus") / "filler.txt"
-    path.write_text(FILLER * 40)
-    return str(path)
 
 
 def run_cli(*argv: str) -> tuple[int, str]:

@@ -16,7 +16,9 @@ from gru_core import fused
 from gru_core import train as train_mod
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.job import ENDED, JobStatus, SlotPool, TrainingJob
+from gru_core.job import ENDED, SlotPool, TrainingJob
+
+from helpers import CHAOTIC, wait_for
 
 TINY = {
     "hidden_size": 16,
@@ -25,20 +27,6 @@ TINY = {
     "max_tokens": 2000,
     "val_tokens": 500,
     "num_epochs": 2,
-    "device": "cpu",
-}
-# A GRU deep in the chaotic regime (std 3 weights, hidden 64, 100 steps, no clipping): its
-# first gradient overflows float32, so the run diverges at step 1.
-CHAOTIC = {
-    "hidden_size": 64,
-    "init_std": 3.0,
-    "lr": 10.0,
-    "clip_threshold": None,
-    "num_steps": 100,
-    "batch_size": 2,
-    "max_tokens": 2000,
-    "val_tokens": 0,
-    "num_epochs": 3,
     "device": "cpu",
 }
 
@@ -70,19 +58,6 @@ def make_job(small_corpus: Corpus) -> Iterator[Callable[..., TrainingJob]]:
         job.stop(wait=True, timeout=10.0)
     for job in jobs:
         assert not job.alive, "a job's worker thread outlived its test"
-
-
-def wait_for(
-    job: TrainingJob, predicate: Callable[[JobStatus], bool], timeout: float = 20.0
-) -> JobStatus:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = job.status()
-        if predicate(status):
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting; last status {status}")
-        time.sleep(0.01)
 
 
 def settle(job: TrainingJob, quiet: float = 0.4, timeout: float = 20.0) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pandas as pd
@@ -15,7 +14,9 @@ from dashboard.lab import MAX_SAVED_RUNS, Lab, SavedRun
 from gru_core import job as job_module
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.job import ENDED, JobStatus, SlotPool, TrainingJob
+from gru_core.job import ENDED, SlotPool
+
+from helpers import wait_for
 
 TINY = TrainConfig(
     hidden_size=16,
@@ -49,19 +50,6 @@ def make_lab(small_corpus: Corpus) -> Iterator[Callable[[], Lab]]:
     for lab in labs:
         lab.close()
     assert not any(job.alive for job in jobs)
-
-
-def wait_for(
-    job: TrainingJob, predicate: Callable[[JobStatus], bool], timeout: float = 20.0
-) -> JobStatus:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = job.status()
-        if predicate(status):
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting; last status {status}")
-        time.sleep(0.01)
 
 
 def start_and_stop(lab: Lab, config: TrainConfig = TINY, steps: int = 2) -> SavedRun:

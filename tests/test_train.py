@@ -18,6 +18,8 @@ from gru_core.model import GRUScratch
 from gru_core.records import PERCENTILES, EpochRecord, GateStats, Outcome, StepRecord
 from gru_core.train import NUM_PREDS, PREFIX, Record, Trainer, gate_stats
 
+from helpers import CHAOTIC
+
 SMALL = {
     "hidden_size": 16,
     "num_steps": 8,
@@ -183,20 +185,6 @@ def test_knob_set_during_run_reaches_the_next_record(small_corpus: Corpus) -> No
 
 
 # -- divergence and out of memory ---------------------------------------------------------
-
-# A GRU deep in the chaotic regime: std 3 weights, hidden 64 (gain ~24), 100 steps. The
-# first gradient's norm is ~1e50 in float64, far past float32's 3e38: it cannot be finite.
-CHAOTIC = {
-    "hidden_size": 64,
-    "init_std": 3.0,
-    "lr": 10.0,
-    "clip_threshold": None,
-    "num_steps": 100,
-    "batch_size": 2,
-    "max_tokens": 2000,
-    "val_tokens": 0,
-    "num_epochs": 3,
-}
 
 
 def test_divergence_from_config_ends_with_outcome(small_corpus: Corpus) -> None:
