@@ -38,6 +38,7 @@ REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
 MAX_REFRESH_S = 3.0  # the slowest polling, with many sessions training on one server
 # A closed tab's job stops this long after its websocket goes (a reconnect cancels it).
 CLOSE_GRACE_S = float(os.environ.get("GRU_LAB_CLOSE_GRACE_S", "30"))
+WIDGET_GENERATION = "_widget_generation"  # bumped by each applied lesson
 
 
 # -- process-wide and per-session resources --------------------------------------------------
@@ -73,28 +74,38 @@ def get_lab(corpus: Corpus) -> Lab:
 
 
 # -- widget state ----------------------------------------------------------------------------
+def wkey(key: str) -> str:
+    """The session_state key of control ``key``'s widget in the current generation."""
+    return ctl.widget_key(key, st.session_state.get(WIDGET_GENERATION, 0))
+
+
 def init_widget_state() -> None:
     """First run of a session: d2l's defaults, overridden by valid URL query parameters."""
     if st.session_state.get("_initialised"):
         return
     values, warnings = ctl.from_query(st.query_params.to_dict())
     for key, value in {**ctl.defaults(), **values}.items():
-        st.session_state[key] = value
+        st.session_state[wkey(key)] = value
     st.session_state.url_warnings = warnings
     st.session_state.lesson = "d2l default" if not values else None
     st.session_state._initialised = True
 
 
 def widget_values() -> dict[str, Any]:
-    return {c.key: st.session_state.get(c.key, c.default) for c in ctl.CONTROLS}
+    return {c.key: st.session_state.get(wkey(c.key), c.default) for c in ctl.CONTROLS}
 
 
 def _apply_lesson() -> None:
+    """Set every control to the lesson's value, in a new generation of widgets (see
+    ``controls.widget_key``: the browser's stale values of the old ones cannot undo it)."""
     name = st.session_state.get("lesson")
-    if name:
-        for key, value in ctl.lesson_values(name).items():
-            st.session_state[key] = value
-        _push_live_knobs()
+    if not name:
+        return
+    generation = st.session_state.get(WIDGET_GENERATION, 0) + 1
+    for key, value in ctl.lesson_values(name).items():
+        st.session_state[ctl.widget_key(key, generation)] = value
+    st.session_state[WIDGET_GENERATION] = generation
+    _push_live_knobs()
 
 
 def _push_live_knobs() -> None:
@@ -123,54 +134,55 @@ def sidebar() -> None:
     if lesson:
         sb.info(lesson.text)
     sb.header("Model")
-    sb.slider("Hidden size", 8, 1024, step=8, key="hidden", help="units in H_t (d2l: 256)")
+    sb.slider("Hidden size", 8, 1024, step=8, key=wkey("hidden"), help="units in H_t (d2l: 256)")
     sb.select_slider(
         "Init std (log scale)",
         ctl.INIT_STDS,
-        key="init_std",
+        key=wkey("init_std"),
         help="weights ~ N(0, std²); d2l multiplies randn by 0.01",
     )
-    sb.slider("Sequence length (num_steps)", 5, 500, key="steps", help="BPTT window T (d2l: 35)")
-    sb.toggle("Clip gradients", key="clip_on", on_change=_push_live_knobs)
+    sb.slider(
+        "Sequence length (num_steps)", 5, 500, key=wkey("steps"), help="BPTT window T (d2l: 35)"
+    )
+    sb.toggle("Clip gradients", key=wkey("clip_on"), on_change=_push_live_knobs)
     sb.select_slider(
         "Clip threshold θ (log scale)",
         ctl.CLIPS,
-        key="clip",
-        disabled=not st.session_state.get("clip_on", True),
+        key=wkey("clip"),
+        disabled=not widget_values()["clip_on"],
         on_change=_push_live_knobs,
         help="global L2 norm cap; changes reach a running job at its next step",
     )
     sb.select_slider(
         "Learning rate (log scale)",
         ctl.LRS,
-        key="lr",
+        key=wkey("lr"),
         on_change=_push_live_knobs,
         help="SGD step size; changes reach a running job at its next step",
     )
-    sb.select_slider("Batch size", ctl.BATCHES, key="batch")
-    sb.number_input("Epochs", 1, 100_000, step=10, key="epochs")
-    sb.radio("Model", tuple(ctl.MODELS), key="model", horizontal=True)
+    sb.select_slider("Batch size", ctl.BATCHES, key=wkey("batch"))
+    sb.number_input("Epochs", 1, 100_000, step=10, key=wkey("epochs"))
+    sb.radio("Model", tuple(ctl.MODELS), key=wkey("model"), horizontal=True)
     sb.radio(
         "GRU variant",
         tuple(ctl.VARIANTS),
-        key="variant",
+        key=wkey("variant"),
         horizontal=True,
-        disabled=st.session_state.get("model") != "GRU",
+        disabled=widget_values()["model"] != "GRU",
         help="d2l: reset before W_hh; cuDNN / torch.nn.GRU: reset after W_hh",
     )
-    sb.radio("Sampling", ctl.SAMPLINGS, key="sampling", horizontal=True)
-    sb.number_input("Seed", 0, 2**31 - 1, step=1, key="seed")
+    sb.radio("Sampling", ctl.SAMPLINGS, key=wkey("sampling"), horizontal=True)
+    sb.number_input("Seed", 0, 2**31 - 1, step=1, key=wkey("seed"))
     devices = available_devices()
-    if st.session_state.get("device") not in devices:
-        st.session_state.url_warnings.append(
-            f"device {st.session_state.get('device')!r} is not available here; using auto"
-        )
-        st.session_state.device = "auto"
-    sb.selectbox("Device", devices, key="device")
+    device = widget_values()["device"]
+    if device not in devices:
+        st.session_state.url_warnings.append(f"device {device!r} is not available here; using auto")
+        st.session_state[wkey("device")] = "auto"
+    sb.selectbox("Device", devices, key=wkey("device"))
     sb.select_slider(
         "Speed (steps per second)",
         ctl.SPEEDS,
-        key="speed",
+        key=wkey("speed"),
         on_change=_push_live_knobs,
         help="slow a run down so a class can watch it unfold; 'max' = as fast as possible",
     )
@@ -207,7 +219,7 @@ def _start(step_only: bool = False) -> None:
     st.session_state.start_error = None
     try:
         config = ctl.config_from_values(widget_values())
-        job = lab.start(config, ctl.speed_value(st.session_state.speed), background=False)
+        job = lab.start(config, ctl.speed_value(widget_values()["speed"]), background=False)
     except ValueError as exc:
         st.session_state.start_error = str(exc)
         return

@@ -1,7 +1,8 @@
 """Widget values <-> TrainConfig, lessons (presets) and the URL's query parameters.
 
 Pure functions and data only (no ``st.*``): the sidebar in ``app.py`` renders the widgets
-described here, keyed by ``Control.key`` in ``st.session_state``; ``config_from_values``
+described here, keyed by ``widget_key(Control.key, generation)`` in ``st.session_state``;
+``config_from_values``
 turns those values into a frozen, validated ``TrainConfig``.
 """
 
@@ -55,6 +56,22 @@ CONTROLS: tuple[Control, ...] = (
     Control("speed", "Speed (steps per second)", "max", "choice", options=SPEEDS),
 )
 BY_KEY = {c.key: c for c in CONTROLS}
+
+
+def widget_key(key: str, generation: int) -> str:
+    """The ``st.session_state`` key of control ``key``'s widget in widget generation
+    ``generation`` (generation 0 uses the plain key).
+
+    Applying a lesson starts a new generation. New keys make new widgets, so the values a
+    browser sends for the old widgets (it had not yet been shown the lesson's values) are
+    ignored rather than overwriting the lesson; a click that lands in that moment is
+    dropped, visibly, instead of silently reverting every control the lesson set."""
+    return key if generation == 0 else f"{key}~{generation}"
+
+
+def control_key(key_of_widget: str) -> str:
+    """Inverse of ``widget_key``: the control a widget key belongs to."""
+    return key_of_widget.split("~", 1)[0]
 
 
 def defaults() -> dict[str, Any]:

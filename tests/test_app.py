@@ -70,9 +70,17 @@ def control_widgets(at: AppTest) -> dict[str, Any]:
     found = {}
     for kind in ("slider", "select_slider", "toggle", "number_input", "radio", "selectbox"):
         for widget in getattr(at, kind):
-            if widget.key in ctl.BY_KEY:
-                found[widget.key] = widget.value
+            if widget.key and ctl.control_key(widget.key) in ctl.BY_KEY:
+                found[ctl.control_key(widget.key)] = widget.value
     return found
+
+
+def wkey(at: AppTest, control: str) -> str:
+    """The key of ``control``'s widget now (each applied lesson makes new widgets)."""
+    generation = (
+        at.session_state["_widget_generation"] if "_widget_generation" in at.session_state else 0
+    )
+    return ctl.widget_key(control, generation)
 
 
 def trace_lengths(chart: Any) -> list[int]:
@@ -129,6 +137,29 @@ def test_lesson_presets_set_every_control(make_app: Callable[..., AppTest]) -> N
         assert {k: v[0] if isinstance(v, list) else v for k, v in at.query_params.items()} == (
             ctl.to_query(ctl.lesson_values(name))
         )
+
+
+def test_a_lesson_makes_new_widgets_and_later_changes_stick(
+    make_app: Callable[..., AppTest],
+) -> None:
+    """Each lesson renders its controls as new widgets (the browser's stale values of the old
+    ones cannot undo it); a change made after the lesson still reaches the config and URL."""
+    at = make_app()
+    at.run()
+    at.selectbox(key="lesson").select("Exploding gradients").run()
+    first = wkey(at, "hidden")
+    assert first != "hidden" and at.slider(key=first).value == 128
+    assert "hidden" not in at.session_state  # the old widget's state is gone, not kept
+    at.slider(key=first).set_value(64).run()
+    assert at.query_params["hidden"] == "64"
+    at.selectbox(key="lesson").select("Small and fast").run()
+    second = wkey(at, "hidden")
+    assert second not in (first, "hidden")
+    assert control_widgets(at) == ctl.lesson_values("Small and fast")
+    button(at, "Start").click().run()
+    assert lab_of(at).job is not None
+    assert lab_of(at).job.config.hidden_size == ctl.lesson_values("Small and fast")["hidden"]
+    assert not at.exception
 
 
 def test_start_train_and_draw(make_app: Callable[..., AppTest]) -> None:
@@ -228,11 +259,11 @@ def test_diverging_run_explains_and_suggests_a_remedy(make_app: Callable[..., Ap
     at = make_app()
     at.run()
     at.selectbox(key="lesson").select("Exploding gradients").run()
-    assert at.toggle(key="clip_on").value is False
+    assert at.toggle(key=wkey(at, "clip_on")).value is False
     # Push it past float32: std 3 weights over 100 steps, a high learning rate, no clipping.
-    at.select_slider(key="init_std").set_value(3.0)
-    at.slider(key="steps").set_value(100)
-    at.select_slider(key="lr").set_value(50.0)
+    at.select_slider(key=wkey(at, "init_std")).set_value(3.0)
+    at.slider(key=wkey(at, "steps")).set_value(100)
+    at.select_slider(key=wkey(at, "lr")).set_value(50.0)
     at.run()
     button(at, "Start").click().run()
     job = lab_of(at).job

@@ -225,3 +225,12 @@ def test_restart_changes_covers_every_non_live_field() -> None:
     assert len(changes) == len(other)
     for name in other:
         assert any(c.startswith(name.replace("_", " ") + " ") for c in changes), name
+
+
+def test_widget_keys_per_generation_map_back_to_their_control() -> None:
+    assert ctl.widget_key("hidden", 0) == "hidden"  # plain keys until a lesson is applied
+    keys = {ctl.widget_key(c.key, g) for c in ctl.CONTROLS for g in range(3)}
+    assert len(keys) == 3 * len(ctl.CONTROLS)
+    for c in ctl.CONTROLS:
+        for generation in (0, 1, 12):
+            assert ctl.control_key(ctl.widget_key(c.key, generation)) == c.key

@@ -262,10 +262,9 @@ class GruLab:
         )
 
     def choose_lesson(self, name: str) -> None:
-        """Pick a lesson and wait until its rerun has put the lesson's values in the URL.
-
-        Touching another widget before then sends the browser's old widget values with the
-        next rerun, and they overwrite the ones the lesson set on the server."""
+        """Pick a lesson and wait until its rerun has put the lesson's values in the URL, so
+        that what the test does next acts on the lesson's widgets (a click on the old ones
+        in that moment is dropped; see test_lessons)."""
         box = self.page.get_by_role("combobox", name="Lesson preset")
         box.click()
         self.page.get_by_role("option", name=name, exact=True).click()
@@ -347,6 +346,18 @@ class GruLab:
             lambda n: n > 0,
             timeout_s,
             f"plotted data in the chart '{title_start}…'",
+        )
+
+    def wait_for_no_plot(self, title_start: str, timeout_s: float = 20.0) -> None:
+        """Wait until no chart's title starts with ``title_start``. After a view switch the
+        old view's charts stay on the page (faded) until the redraw of the new view has
+        finished, which takes up to about a second while training competes for the CPU."""
+        self.wait_until(
+            lambda: [p["title"] for p in self.plots() if p["title"].startswith(title_start)],
+            lambda titles: not titles,
+            timeout_s,
+            f"the charts '{title_start}…' to leave the page",
+            poll_ms=100,
         )
 
     def exception_box(self) -> Locator:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, WebSocketRoute, expect
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from dashboard.controls import lesson_values, to_query
 
 pytestmark = pytest.mark.e2e
 
@@ -49,3 +55,79 @@ def test_exploding_gradients_lesson_then_a_small_run(lab) -> None:
         f"small run's {calm:.3g}"
     )
     assert lab.exceptions() == 0
+
+
+class SlowLink:
+    """Holds the server's messages to the page (a slow network or a busy server) while
+    ``holding``, until ``release()``; messages from the page to the server pass at once.
+    Counts every script run the server reports finished, held or not."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.holding = False
+        self.held: list[str | bytes] = []
+        self.runs_finished = 0
+        self._to_page: WebSocketRoute | None = None
+        page.route_web_socket(re.compile(r"/_stcore/stream$"), self._route)
+
+    def _route(self, ws: WebSocketRoute) -> None:
+        self._to_page = ws
+        server = ws.connect_to_server()
+        server.on_message(self._from_server)
+
+    def _from_server(self, message: str | bytes) -> None:
+        msg = ForwardMsg()
+        msg.ParseFromString(message if isinstance(message, bytes) else message.encode())
+        self.runs_finished += msg.WhichOneof("type") == "script_finished"
+        if self.holding:
+            self.held.append(message)
+        elif self._to_page is not None:
+            self._to_page.send(message)
+
+    def wait_for_runs(self, n: int, timeout_s: float = 20.0) -> None:
+        """Wait until the server has finished ``n`` script runs since the page opened."""
+        deadline = time.monotonic() + timeout_s
+        while self.runs_finished < n:
+            assert time.monotonic() < deadline, f"saw {self.runs_finished} of {n} runs finish"
+            self.page.wait_for_timeout(50)
+
+    def release(self) -> None:
+        self.holding = False
+        held, self.held = self.held, []
+        assert self._to_page is not None
+        for message in held:
+            self._to_page.send(message)
+
+
+def test_a_lesson_survives_a_click_made_before_the_page_showed_it(lab) -> None:
+    """Choose a lesson and, before its values reach the browser, change another control.
+
+    The browser's next rerun then carries its old values of every slider; they must not
+    overwrite the lesson (the 'Exploding gradients' run must not quietly keep clipping on)."""
+    link = SlowLink(lab.page)
+    lab.open()
+    link.wait_for_runs(1)  # the page's first run
+    opened = link.runs_finished
+    link.holding = True
+    box = lab.page.get_by_role("combobox", name="Lesson preset")
+    box.click()
+    lab.page.get_by_role("option", name="Exploding gradients", exact=True).click()
+    link.wait_for_runs(opened + 1)  # the lesson's run is done; the page has not seen it
+    seed = lab.page.locator('[data-testid="stNumberInput"]').filter(
+        has=lab.page.get_by_text("Seed", exact=True)
+    )
+    seed.locator("input").fill("7")
+    seed.locator("input").press("Enter")
+    link.wait_for_runs(opened + 2)  # and so is the run carrying the page's stale values
+    link.release()
+
+    lesson = to_query(lesson_values("Exploding gradients"))
+    lab.wait_for_query(lesson)
+    expect(lab.page.get_by_role("switch", name="Clip gradients")).not_to_be_checked()
+    assert lab.slider_value("Hidden size") == lesson["hidden"]
+    # Whatever became of the seed typed in that moment, the page shows what is in force.
+    expect(seed.locator("input")).to_have_value(lab.query().get("seed", "0"))
+    lab.press("Start")
+    lab.wait_for_step(1)
+    assert lab.metric("Clip θ in force") == "off"
+    lab.stop_training()
