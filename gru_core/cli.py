@@ -24,6 +24,7 @@ from .telemetry import Telemetry
 from .train import Trainer
 
 EXIT_DONE, EXIT_BAD_ARGS, EXIT_DIVERGED, EXIT_FAILED = 0, 2, 3, 4
+PRINT_EVERY = 10  # epochs between progress lines (and evaluations), as d2l's train_ch8
 
 
 def _optional(kind: type) -> object:
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         corpus = load_corpus(args.corpus, allow_download=not args.offline)
-        trainer = Trainer(config, corpus)
+        trainer = Trainer(config, corpus, eval_every=PRINT_EVERY)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGS
@@ -97,7 +98,7 @@ def _train(trainer: Trainer, telemetry: Telemetry | None, out: TextIO) -> Outcom
             last_epoch = record
             if telemetry is not None:
                 telemetry.add_epoch(record)
-            if record.epoch % 10 == 0:
+            if record.epoch % PRINT_EVERY == 0:
                 print(
                     f"epoch {record.epoch}, perplexity {record.train_perplexity:.2f}: "
                     f"{record.greedy_text}",

@@ -50,10 +50,10 @@ class EpochRecord:
     epoch: int
     step: int  # global step at the end of the epoch
     train_perplexity: float  # exp(token-mean loss over the epoch), d2l's definition
-    val_perplexity: float | None  # on the held-out slice; None when there is none
+    val_perplexity: float | None  # on the held-out slice; None without one or not evaluated
     tokens_per_sec: float  # training throughput over the epoch
-    greedy_text: str  # 50 greedy characters after 'time traveller', as d2l's predict_ch8
-    sampled_text: str  # 50 characters sampled at a temperature
+    greedy_text: str  # 50 greedy characters after 'time traveller' (d2l's predict_ch8), or ''
+    sampled_text: str  # 50 characters sampled at a temperature, or '' (see Trainer.eval_every)
     elapsed: float  # seconds since the run started
 
 

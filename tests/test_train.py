@@ -351,6 +351,23 @@ def test_no_validation_slice_gives_none(small_corpus: Corpus) -> None:
     assert len(epochs) == 1 and epochs[0].val_perplexity is None
 
 
+def test_eval_every_evaluates_every_kth_and_the_last_epoch(small_corpus: Corpus) -> None:
+    config = TrainConfig(**{**SMALL, "num_epochs": 7})
+    every_epoch = split(list(Trainer(config, small_corpus, device="cpu").run()))[1]
+    sparse = split(list(Trainer(config, small_corpus, "cpu", eval_every=3).run()))[1]
+    assert [e.epoch for e in sparse if e.val_perplexity is not None] == [3, 6, 7]
+    for full, thin in zip(every_epoch, sparse, strict=True):
+        assert thin.train_perplexity == pytest.approx(full.train_perplexity)  # same training
+        if thin.epoch in (3, 6, 7):
+            assert thin.val_perplexity == pytest.approx(full.val_perplexity)
+            assert thin.greedy_text == full.greedy_text
+            assert thin.sampled_text.startswith(PREFIX)
+        else:
+            assert (thin.val_perplexity, thin.greedy_text, thin.sampled_text) == (None, "", "")
+    with pytest.raises(ValueError, match="eval_every"):
+        Trainer(config, small_corpus, "cpu", eval_every=0)
+
+
 def test_gate_stats_match_numpy_percentile() -> None:
     T, B, H = 10, 8, 50
     n = T * B * H
