@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.ticks import finite_positive_range, log_ticks
+
 MAX_POINTS = 2000  # most points in one line trace
 HEATMAP_MAX_UNITS = 256  # hidden units shown in a gate heatmap
 HEATMAP_MAX_ROWS = 400  # training steps shown in the gradient-flow heatmap
@@ -141,6 +143,11 @@ def _layout(
         xaxis=dict(title=dict(text=x_title)),
         yaxis=dict(title=dict(text=y_title), type="log" if log_y else "linear"),
     )
+    if log_y:  # full-number ticks ('0.05', not plotly's bare minor digit '5')
+        shown = finite_positive_range(trace.y for trace in fig.data)
+        ticks = log_ticks(*shown) if shown else None
+        if ticks:
+            fig.update_yaxes(tickmode="array", tickvals=ticks[0], ticktext=ticks[1])
     return fig
 
 

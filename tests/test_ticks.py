@@ -1,0 +1,74 @@
+"""Log-axis ticks: full numbers on a 1-2-5 ladder inside the shown range, never bare digits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.charts import grad_norm_figure
+from dashboard.ticks import MOST, finite_positive_range, log_ticks
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "expected"),
+    [
+        (0.04, 1.2, ["0.05", "0.1", "0.2", "0.5", "1"]),  # a healthy run's gradient norms
+        (1.05, 28.0, ["2", "5", "10", "20"]),  # d2l's perplexity over 500 epochs
+        (17.0, 28.0, ["20", "25"]),  # under one decade: a denser ladder
+        (3e-7, 2e-6, ["5e-07", "1e-06", "2e-06"]),
+        (
+            2.9,
+            7.5e27,
+            ["1000", "1e+06", "1e+09", "1e+12", "1e+15", "1e+18", "1e+21", "1e+24", "1e+27"],
+        ),
+    ],
+)
+def test_log_ticks_examples(lo: float, hi: float, expected: list[str]) -> None:
+    ticks = log_ticks(lo, hi)
+    assert ticks is not None
+    assert ticks[1] == expected
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_log_ticks_lie_in_range_and_read_as_their_values(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lo = 10 ** rng.uniform(-8, 8)
+    hi = lo * 10 ** rng.uniform(0.3, 40)
+    ticks = log_ticks(lo, hi)
+    assert ticks is not None
+    values, labels = ticks
+    assert 2 <= len(values) <= MOST
+    assert values == sorted(values) and all(lo <= v <= hi for v in values)
+    for value, label in zip(values, labels, strict=True):
+        assert float(label) == pytest.approx(value, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"), [(1.0, 1.0), (0.5, 0.52), (0.0, 1.0), (-1.0, 2.0), (1.0, math.inf)]
+)
+def test_log_ticks_leave_narrow_or_invalid_ranges_to_plotly(lo: float, hi: float) -> None:
+    assert log_ticks(lo, hi) is None
+
+
+def test_finite_positive_range_ignores_nan_inf_and_non_positive() -> None:
+    arrays = [np.array([np.nan, 0.0, -3.0, 0.2]), None, (5.0, math.inf), np.array([])]
+    assert finite_positive_range(arrays) == (0.2, 5.0)
+    assert finite_positive_range([np.array([np.nan, -1.0])]) is None
+
+
+def test_gradient_norm_chart_labels_small_norms_in_full() -> None:
+    steps = pd.DataFrame(
+        dict(
+            step=np.arange(1, 101),
+            grad_norm=np.geomspace(1.2, 0.04, 100),
+            grad_norm_clipped=np.geomspace(1.0, 0.04, 100),
+            clip_threshold=np.ones(100),
+        )
+    )
+    axis = grad_norm_figure(steps).layout.yaxis
+    assert axis.type == "log"
+    assert list(axis.ticktext) == ["0.05", "0.1", "0.2", "0.5", "1"]
+    assert list(axis.tickvals) == pytest.approx([0.05, 0.1, 0.2, 0.5, 1.0])
