@@ -132,7 +132,8 @@ def _layout(
 ) -> go.Figure:
     """The look every figure shares (template, legend on top, responsive, uirevision)."""
     fig.update_layout(
-        title=dict(text=title, x=0.0, xanchor="left"),
+        # the title at the very top, so a legend that wraps to two rows stays clear of it
+        title=dict(text=title, x=0.0, xanchor="left", y=0.98, yref="container", yanchor="top"),
         template="plotly_white",
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0),
         uirevision=uirevision,
@@ -310,18 +311,23 @@ def grad_norm_figure(steps: pd.DataFrame, events: pd.DataFrame | None = None) ->
     keep = np.isfinite(x)
     tx, ty = _change_points(x[keep], threshold[keep])
     tx, ts = downsample(tx, dict(y=ty))
+    clipping = bool(np.isfinite(ts["y"]).any())  # at some step shown
     fig.add_trace(
         go.Scatter(
             x=tx,
             y=ts["y"],
-            name="clip threshold",
+            name="clip threshold" if clipping else "clip threshold (off)",
             mode="lines",
             connectgaps=False,
             line=dict(shape="hv", dash="dash", color=RED, width=1.5),
         )
     )
     _add_events(fig, events, steps)
-    title = f"Gradient norm (clipped on {clipped_share(steps):.0%} of the steps shown)"
+    title = (
+        f"Gradient norm (clipped on {clipped_share(steps):.0%} of the steps shown)"
+        if clipping
+        else "Gradient norm (clipping off)"
+    )
     return _layout(fig, title, "training step", "||g|| (log)", "grad_norm", log_y=True)
 
 

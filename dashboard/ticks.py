@@ -17,7 +17,7 @@ import numpy as np
 LADDERS: tuple[tuple[float, ...], ...] = (
     (1.0,),
     (1.0, 2.0, 5.0),
-    (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0),
+    (1.0, 1.5, 2.0, 3.0, 5.0, 7.0),  # about evenly spaced on a log axis
     (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0),
 )
 ENOUGH = 3  # the sparsest ladder with at least this many ticks in range wins

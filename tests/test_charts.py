@@ -226,6 +226,15 @@ def test_grad_norm_figure(snap: Snapshot, big: pd.DataFrame) -> None:
     assert before.y.max() == 1e8  # the spike survives downsampling
 
 
+def test_grad_norm_figure_says_when_clipping_was_off_throughout(snap: Snapshot) -> None:
+    steps = snap.steps.assign(clip_threshold=np.nan, clipped=False)
+    fig = grad_norm_figure(steps)
+    check_figure(fig)
+    assert fig.layout.title.text == "Gradient norm (clipping off)"
+    assert "clip threshold (off)" in names(fig) and "clip threshold" not in names(fig)
+    assert grad_norm_figure(snap.steps).layout.title.text.startswith("Gradient norm (clipped on")
+
+
 def test_clipped_share(snap: Snapshot) -> None:
     assert clipped_share(Telemetry().snapshot().steps) == 0.0
     expected = float(snap.steps["clipped"].mean())

@@ -17,7 +17,8 @@ from dashboard.ticks import MOST, finite_positive_range, log_ticks
     [
         (0.04, 1.2, ["0.05", "0.1", "0.2", "0.5", "1"]),  # a healthy run's gradient norms
         (1.05, 28.0, ["2", "5", "10", "20"]),  # d2l's perplexity over 500 epochs
-        (17.0, 28.0, ["20", "25"]),  # under one decade: a denser ladder
+        (7.9, 25.0, ["10", "15", "20"]),  # a denser ladder when 1-2-5 gives too few
+        (17.0, 28.0, ["20", "25"]),  # and denser still
         (3e-7, 2e-6, ["5e-07", "1e-06", "2e-06"]),
         (
             2.9,
