@@ -57,10 +57,11 @@ from torch import Tensor, nn  # noqa: E402
 
 from gru_core import textbook  # noqa: E402
 from gru_core.config import TrainConfig, resolve_device  # noqa: E402
-from gru_core.data import Corpus, batch_iterator, load_corpus, split_train_val  # noqa: E402
+from gru_core.data import Corpus, batch_iterator, split_train_val  # noqa: E402
 from gru_core.fused import loss_and_grads  # noqa: E402
 from gru_core.model import GRUScratch, State, build_model  # noqa: E402
 from gru_core.records import EpochRecord, Outcome, StepRecord  # noqa: E402
+from gru_core.sources import load_corpus  # noqa: E402
 from gru_core.train import Trainer  # noqa: E402
 
 DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "timemachine.txt"

@@ -31,8 +31,9 @@ from gru_core.config import (  # noqa: E402
     describe_device,
     resolve_device,
 )
-from gru_core.data import MAX_UPLOAD_BYTES, Corpus, load_corpus  # noqa: E402
+from gru_core.data import Corpus  # noqa: E402
 from gru_core.job import shared_pool  # noqa: E402
+from gru_core.sources import MAX_UPLOAD_BYTES, load_corpus  # noqa: E402
 
 REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
 MAX_REFRESH_S = 3.0  # the slowest polling, with many sessions training on one server

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from gru_core.config import TrainConfig
-from gru_core.data import Corpus, corpus_from_upload
+from gru_core.data import Corpus
 from gru_core.job import ENDED, TrainingJob
 from gru_core.records import Outcome
+from gru_core.sources import corpus_from_upload
 from gru_core.telemetry import Snapshot, Telemetry
 
 MAX_SAVED_RUNS = 8

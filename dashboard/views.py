@@ -1,7 +1,8 @@
 """Draw a telemetry snapshot: status line, charts with captions, text, compare runs.
 
 Runs in the script thread only (the live fragment or a full rerun): it reads snapshots and
-never touches the job's model. Figures come from the pure builders in ``charts.py``.
+never touches the job's model. Figures come from the pure builders in ``charts.py``
+(training curves) and ``cell_charts.py`` (gates, gradient flow through time).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import math
 import numpy as np
 import streamlit as st
 
-from dashboard import charts
+from dashboard import cell_charts, charts
+from dashboard.figure_base import empty_figure
 from dashboard.lab import Lab
 from dashboard.teaching import divergence_advice
 from gru_core.job import JobStatus
@@ -150,13 +152,13 @@ def overview(snap: Snapshot) -> None:
         if len(snap.steps):
             _chart(charts.perplexity_figure(snap.steps, snap.epochs, snap.events), "ppl")
         else:
-            _chart(charts.empty_figure("Perplexity", "press Start to train"), "ppl")
+            _chart(empty_figure("Perplexity", "press Start to train"), "ppl")
         st.caption(CAPTIONS["perplexity"])
     with right:
         if len(snap.steps):
             _chart(charts.grad_norm_figure(snap.steps, snap.events), "gnorm")
         else:
-            _chart(charts.empty_figure("Gradient norm", "press Start to train"), "gnorm")
+            _chart(empty_figure("Gradient norm", "press Start to train"), "gnorm")
         st.caption(CAPTIONS["grad_norm"])
     if snap.last_epoch is not None:
         _text_block(snap)
@@ -181,7 +183,7 @@ def gates(snap: Snapshot) -> None:
     shown = [g for g in names if g in ("Z", "R", "I", "F", "O", "H")][:2] or names[:2]
     for col, gate in zip(cols, shown, strict=False):
         with col:
-            _chart(charts.gate_bands_figure(snap.steps, gate), f"bands-{gate}")
+            _chart(cell_charts.gate_bands_figure(snap.steps, gate), f"bands-{gate}")
     st.caption(CAPTIONS["bands"])
     probe = snap.probe
     if probe is None:
@@ -191,12 +193,12 @@ def gates(snap: Snapshot) -> None:
         values = probe["gates"].get(gate)
         if values is not None:
             with col:
-                _chart(charts.gate_heatmap_figure(values, probe["text"], gate), f"heat-{gate}")
+                _chart(cell_charts.gate_heatmap_figure(values, probe["text"], gate), f"heat-{gate}")
     st.caption(CAPTIONS["heatmap"] + f" Probe traced at step {probe['step']:,}.")
     key_gate = "Z" if "Z" in probe["gates"] else shown[0]
     z = probe["gates"].get(key_gate)
     if z is not None and key_gate == "Z":
-        st.html(charts.probe_text_html(probe["text"], np.asarray(z).mean(axis=1)))
+        st.html(cell_charts.probe_text_html(probe["text"], np.asarray(z).mean(axis=1)))
         st.caption(CAPTIONS["probe"])
 
 
@@ -208,12 +210,12 @@ def through_time(snap: Snapshot) -> None:
     last = snap.flow[-1]
     with left:
         _chart(
-            charts.grad_flow_line_figure(last[~np.isnan(last)], int(snap.flow_steps[-1])),
+            cell_charts.grad_flow_line_figure(last[~np.isnan(last)], int(snap.flow_steps[-1])),
             "flow-line",
         )
         st.caption(CAPTIONS["flow_line"])
     with right:
-        _chart(charts.grad_flow_heatmap_figure(snap.flow_steps, snap.flow), "flow-heat")
+        _chart(cell_charts.grad_flow_heatmap_figure(snap.flow_steps, snap.flow), "flow-heat")
         st.caption(CAPTIONS["flow_heat"])
 
 

@@ -18,8 +18,8 @@ from typing import TextIO
 import torch
 
 from .config import CHOICES, INT_FIELDS, OPTIONAL_FIELDS, TrainConfig, field_help
-from .data import load_corpus
 from .records import EpochRecord, Outcome, StepRecord
+from .sources import load_corpus
 from .telemetry import Telemetry
 from .train import Trainer
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gru_core.data import Corpus, corpus_from_text, load_corpus
+from gru_core.data import Corpus, corpus_from_text
+from gru_core.sources import load_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 TIME_MACHINE = REPO.parent / "shared" / "data" / "timemachine.txt"

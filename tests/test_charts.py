@@ -12,22 +12,22 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from dashboard import charts
-from dashboard.charts import (
-    MAX_POINTS,
-    clipped_share,
-    compare_figure,
-    downsample,
-    empty_figure,
+from dashboard import cell_charts, charts, figure_base
+from dashboard.cell_charts import (
     gate_bands_figure,
     gate_heatmap_figure,
     grad_flow_heatmap_figure,
     grad_flow_line_figure,
+    probe_text_html,
+)
+from dashboard.charts import (
+    clipped_share,
+    compare_figure,
     grad_norm_figure,
     param_group_figure,
     perplexity_figure,
-    probe_text_html,
 )
+from dashboard.figure_base import MAX_POINTS, downsample, empty_figure
 from gru_core.records import PARAM_GROUPS, EpochRecord, GateStats, StepRecord
 from gru_core.telemetry import Snapshot, Telemetry, gate_names
 
@@ -361,8 +361,9 @@ def test_every_builder_accepts_empty_frames() -> None:
         check_figure(fig)
 
 
-def test_charts_never_import_streamlit() -> None:
-    tree = ast.parse(Path(charts.__file__).read_text())
+@pytest.mark.parametrize("module", [charts, cell_charts, figure_base], ids=lambda m: m.__name__)
+def test_charts_never_import_streamlit(module: object) -> None:
+    tree = ast.parse(Path(module.__file__).read_text())
     modules = {
         (node.module if isinstance(node, ast.ImportFrom) else alias.name) or ""
         for node in ast.walk(tree)

@@ -16,23 +16,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from gru_core import data
+from gru_core import sources
 from gru_core.data import (
-    CORPUS_ENV,
     Vocab,
     batch_iterator,
     check_trainable,
     corpus_from_text,
-    corpus_from_upload,
-    load_corpus,
     min_tokens,
     num_batches,
     preprocess,
-    safe_name,
     seq_data_iter_random,
     seq_data_iter_sequential,
     split_train_val,
 )
+from gru_core.sources import CORPUS_ENV, corpus_from_upload, load_corpus, safe_name
 
 TIME_MACHINE = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
 needs_time_machine = pytest.mark.skipif(
@@ -251,7 +248,7 @@ def test_download_caches_atomically_then_cache_is_used(
         replaced.append((Path(src), Path(dst)))
         real_replace(src, dst)
 
-    monkeypatch.setattr(data.os, "replace", spy)
+    monkeypatch.setattr(sources.os, "replace", spy)
     cache = tmp_path / "cache"
     opener = CountingOpener(SMALL)
     corpus = load_corpus(cache_dir=cache, opener=opener, sha1=SMALL_SHA1)

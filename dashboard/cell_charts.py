@@ -1,0 +1,260 @@
+"""Figures of what happens inside the cell: gate distributions over training, gate heatmaps
+and the colour-coded probe text, and the gradient flowing back through time. Pure: arrays and
+DataFrames in, plotly figures (or escaped HTML) out.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.figure_base import (
+    BLUE,
+    MAX_POINTS,
+    ORANGE,
+    RED,
+    apply_layout,
+    downsample,
+    empty_figure,
+    line_trace,
+    numeric_column,
+    steps_x,
+)
+
+HEATMAP_MAX_UNITS = 256  # hidden units shown in a gate heatmap
+HEATMAP_MAX_ROWS = 400  # training steps shown in the gradient-flow heatmap
+SIGMOID_GATES = ("Z", "R", "I", "F", "O")  # values in [0, 1]
+TANH_GATES = ("H_tilde", "C_tilde", "H")  # values in [-1, 1]
+GATE_LABELS = dict(
+    Z="update gate Z",
+    R="reset gate R",
+    H_tilde="candidate state H̃",
+    I="input gate I",
+    F="forget gate F",
+    O="output gate O",
+    C_tilde="candidate cell C̃",
+    H="hidden state H",
+)
+DEEP_BLUE = (8, 48, 107)  # the dark end of plotly's 'Blues'
+
+
+def gate_range(gate: str) -> tuple[float, float] | None:
+    """Value range of a gate: (0, 1) for sigmoid gates, (-1, 1) for tanh-valued, else None."""
+    if gate in SIGMOID_GATES:
+        return 0.0, 1.0
+    if gate in TANH_GATES:
+        return -1.0, 1.0
+    return None
+
+
+def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
+    """Percentile bands (p5–p95 light, p25–p75 darker), median, mean (dashed) of one gate,
+    and its saturated fraction on a right-hand axis (0..1)."""
+    label = GATE_LABELS.get(gate, gate)
+    title = f"{label}: distribution per step"
+    names = ("p5", "p25", "p50", "p75", "p95", "mean", "sat")
+    x = steps_x(steps)
+    cols = {n: numeric_column(steps, f"{gate}:{n}") for n in names}
+    keep = np.isfinite(x)
+    for n in names[:-1]:
+        keep &= np.isfinite(cols[n])
+    x, cols = downsample(x[keep], {n: c[keep] for n, c in cols.items()})
+    cols["sat"] = np.where(np.isfinite(cols["sat"]), cols["sat"], np.nan)
+    band = dict(line=dict(width=0), hoverinfo="skip")
+    light, dark = "rgba(31,119,180,0.15)", "rgba(31,119,180,0.35)"
+    fig = go.Figure(
+        [
+            # Each band is an invisible upper edge, then a lower edge filled up to it.
+            go.Scatter(x=x, y=cols["p95"], name="p95", showlegend=False, **band),
+            go.Scatter(x=x, y=cols["p5"], name="p5–p95", fill="tonexty", fillcolor=light, **band),
+            go.Scatter(x=x, y=cols["p75"], name="p75", showlegend=False, **band),
+            go.Scatter(x=x, y=cols["p25"], name="p25–p75", fill="tonexty", fillcolor=dark, **band),
+            go.Scatter(x=x, y=cols["p50"], name="median", line=dict(color=BLUE, width=1.5)),
+            go.Scatter(x=x, y=cols["mean"], name="mean", line=dict(color=ORANGE, dash="dash")),
+            go.Scatter(
+                x=x,
+                y=cols["sat"],
+                name="saturated fraction",
+                yaxis="y2",
+                line=dict(color=RED, width=1, dash="dot"),
+            ),
+        ]
+    )
+    fig.update_traces(mode="lines")
+    apply_layout(fig, title, "training step", f"{gate} value", f"gate_bands:{gate}")
+    value_range = gate_range(gate)
+    if value_range is not None:
+        fig.update_layout(yaxis_range=list(value_range))
+    fig.update_layout(
+        yaxis2=dict(
+            title=dict(text="saturated fraction"),
+            overlaying="y",
+            side="right",
+            range=[0, 1],
+            showgrid=False,
+            tickformat=".0%",
+        ),
+        # seven legend entries: below the plot, where they can't cover the title
+        margin=dict(r=70, t=50, b=120),
+        legend=dict(y=-0.22, yanchor="top"),
+    )
+    return fig
+
+
+def _char_label(ch: str) -> str:
+    """How one character is shown on an axis or in the probe text."""
+    return {" ": "␣", "\n": "↵", "\t": "⇥"}.get(ch, ch)
+
+
+def gate_heatmap_figure(values: np.ndarray, text: str, gate: str) -> go.Figure:
+    """A gate's activations on the probe text: x = time step (its character), y = hidden unit.
+
+    values: (T, H) with T == len(text). At most HEATMAP_MAX_UNITS units are shown.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"gate_heatmap_figure: values has shape {values.shape}; expected (T, H)")
+    T, H = values.shape
+    if len(text) != T:
+        raise ValueError(f"gate_heatmap_figure: text has {len(text)} characters, values T={T}")
+    label = GATE_LABELS.get(gate, gate)
+    title = f"{label} on the probe text"
+    if H > HEATMAP_MAX_UNITS:
+        title += f" (first {HEATMAP_MAX_UNITS} of {H} hidden units)"
+    z = values[:, :HEATMAP_MAX_UNITS].T  # (units, T)
+    value_range = gate_range(gate)
+    finite = z[np.isfinite(z)]
+    if value_range is None:  # unknown gate: the data's range, diverging if it has a sign
+        low = float(finite.min()) if finite.size else 0.0
+        high = float(finite.max()) if finite.size else 1.0
+        value_range = (
+            (-max(abs(low), abs(high)), max(abs(low), abs(high))) if low < 0 else (low, high)
+        )
+    diverging = value_range[0] < 0
+    t = np.arange(T)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=t,
+            y=np.arange(z.shape[0]),
+            zmin=value_range[0],
+            zmax=value_range[1],
+            colorscale="RdBu" if diverging else "Viridis",
+            hoverongaps=False,
+            colorbar=dict(title=dict(text=gate)),
+            hovertemplate="t=%{x}<br>unit %{y}<br>" + gate + "=%{z:.3f}<extra></extra>",
+        )
+    )
+    shown = t[:: max(1, -(-T // 100))]
+    apply_layout(
+        fig,
+        title,
+        "time step (character)",
+        "hidden unit",
+        f"gate_heatmap:{gate}",
+        hovermode="closest",
+    )
+    fig.update_layout(
+        xaxis=dict(
+            tickmode="array",
+            tickvals=shown,
+            ticktext=[_char_label(text[i]) for i in shown],
+            tickangle=0,
+        ),
+        showlegend=False,
+    )
+    return fig
+
+
+def _blend(z: float) -> tuple[str, str]:
+    """Background (white -> deep blue as z goes 0 -> 1) and a readable text colour."""
+    if not math.isfinite(z):
+        return "#dddddd", "#111111"
+    z = min(max(z, 0.0), 1.0)
+    r, g, b = (round(255 + (c - 255) * z) for c in DEEP_BLUE)
+    return f"rgb({r},{g},{b})", "#ffffff" if z > 0.5 else "#111111"
+
+
+def probe_text_html(text: str, z_mean: np.ndarray) -> str:
+    """The probe text, each character shaded by its mean update gate Z (0 white, 1 deep blue).
+
+    A character whose Z is near 1 keeps the old hidden state; near 0 it writes a new one.
+    The result is escaped HTML for ``st.html`` / ``st.markdown(..., unsafe_allow_html=True)``.
+    """
+    z_mean = np.asarray(z_mean, dtype=np.float64).reshape(-1)
+    if len(z_mean) != len(text):
+        raise ValueError(f"probe_text_html: {len(text)} characters but {len(z_mean)} Z values")
+    spans = []
+    for ch, z in zip(text, z_mean, strict=True):
+        background, color = _blend(float(z))
+        shown = html.escape(_char_label(ch))
+        tip = html.escape(f"{ch!r}: Z = {z:.2f}", quote=True)
+        spans.append(
+            f'<span style="background:{background};color:{color};padding:0.1em 0.05em;'
+            f'border-radius:2px" title="{tip}">{shown}</span>'
+        )
+    gradient = "linear-gradient(to right, #ffffff, rgb({},{},{}))".format(*DEEP_BLUE)
+    legend = (
+        '<div style="font-size:0.8em;color:#555;margin-top:0.4em">'
+        "Z≈0 writes new state "
+        f'<span style="display:inline-block;width:8em;height:0.8em;background:{gradient};'
+        'border:1px solid #ccc;vertical-align:middle"></span>'
+        " Z≈1 keeps old state</div>"
+    )
+    return (
+        '<div style="font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;'
+        'font-size:1.05em;line-height:2;word-break:break-all">'
+        f"<div>{''.join(spans)}</div>{legend}</div>"
+    )
+
+
+def grad_flow_line_figure(flow: np.ndarray, step: int) -> go.Figure:
+    """||dL/dH_t|| against t = 1..T at one training step; log y."""
+    flow = np.asarray(flow, dtype=np.float64).reshape(-1)
+    t = np.arange(1, len(flow) + 1, dtype=np.float64)
+    trace = line_trace(t, flow, "||dL/dH_t||", log=True, line=dict(color=BLUE))
+    trace.update(mode="lines+markers", marker=dict(size=4))
+    title = f"Gradient flowing back through time at step {step}"
+    return apply_layout(
+        go.Figure(trace), title, "time step t", "||dL/dH_t|| (log)", "grad_flow_line", log_y=True
+    )
+
+
+def grad_flow_heatmap_figure(flow_steps: np.ndarray, flow: np.ndarray) -> go.Figure:
+    """log10 ||dL/dH_t|| for every recorded step: x = t, y = training step."""
+    title = "Gradient flow through time over training"
+    flow_steps = np.asarray(flow_steps).reshape(-1)
+    flow = np.asarray(flow, dtype=np.float64)
+    if flow.ndim != 2 or flow.shape[0] != len(flow_steps):
+        raise ValueError(
+            f"grad_flow_heatmap_figure: flow {flow.shape} does not match steps {flow_steps.shape}"
+        )
+    if flow.size == 0:
+        return empty_figure(title, "No gradient-flow rows recorded yet")
+    order = np.argsort(flow_steps, kind="stable")
+    flow_steps, flow = flow_steps[order], flow[order]
+    rows = np.unique(np.linspace(0, len(flow_steps) - 1, HEATMAP_MAX_ROWS).round().astype(int))
+    cols = np.unique(np.linspace(0, flow.shape[1] - 1, MAX_POINTS).round().astype(int))
+    flow = flow[np.ix_(rows, cols)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(np.isfinite(flow) & (flow > 0), np.log10(flow), np.nan)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=(cols + 1).astype(np.int64),
+            y=flow_steps[rows].astype(np.int64),
+            colorscale="Viridis",
+            hoverongaps=False,
+            colorbar=dict(title=dict(text="log10 ||dL/dH_t||")),
+            hovertemplate="t=%{x}<br>step %{y}<br>log10 norm=%{z:.2f}<extra></extra>",
+        )
+    )
+    apply_layout(
+        fig, title, "time step t", "training step", "grad_flow_heatmap", hovermode="closest"
+    )
+    fig.update_layout(showlegend=False)
+    return fig

@@ -1,0 +1,214 @@
+"""What every figure shares: thinning, the common look, knob-change marks, placeholders.
+
+Every figure has a title, axis titles, the ``plotly_white`` template, a horizontal legend on top
+and a fixed ``uirevision`` (zoom and legend toggles survive the live refresh); the width follows
+the container; a log y axis gets full-number ticks (``ticks.py``). Line traces carry numpy
+arrays of at most MAX_POINTS points, thinned by min/max bucketing so that a gradient spike is
+never averaged away. Pure functions; nothing here calls Streamlit.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.ticks import finite_positive_range, log_ticks
+
+MAX_POINTS = 2000  # most points in one line trace
+MAX_EVENT_LINES = 50  # latest knob changes drawn as vertical lines
+HEIGHT = 380  # px; the width is left to the container
+EVENT_LABELS = dict(clip_threshold="clip", lr="lr")
+BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
+
+
+def downsample(
+    x: np.ndarray, ys: dict[str, np.ndarray], max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Thin series that share ``x`` to at most ``max_points`` points, keeping the extremes.
+
+    x is split into equal buckets; each bucket keeps the index of the minimum and of the
+    maximum of every series (NaN ignored; an all-NaN bucket keeps a NaN so gaps survive),
+    plus the first and last point. The buckets shrink until the union fits. Returns numpy
+    arrays: x[idx] and {name: y[idx]}.
+    """
+    if max_points < 4:
+        raise ValueError(f"downsample max_points={max_points}: expected at least 4")
+    x = np.asarray(x)
+    series = {name: np.asarray(y, dtype=np.float64) for name, y in ys.items()}
+    for name, y in series.items():
+        if y.shape != x.shape:
+            raise ValueError(f"downsample: series {name!r} has shape {y.shape}, x has {x.shape}")
+    n = len(x)
+    if n <= max_points:
+        return x, series
+    values = list(series.values()) or [np.zeros(n)]
+    buckets = (max_points - 2) // 2
+    idx = _bucket_extremes(values, n, buckets)
+    while len(idx) > max_points and buckets > 1:
+        buckets = max(1, min(buckets - 1, buckets * max_points // len(idx)))
+        idx = _bucket_extremes(values, n, buckets)
+    if len(idx) > max_points:  # only with hundreds of series: fall back to even spacing
+        idx = idx[np.linspace(0, len(idx) - 1, max_points).round().astype(np.int64)]
+    return x[idx], {name: y[idx] for name, y in series.items()}
+
+
+def _bucket_extremes(values: list[np.ndarray], n: int, buckets: int) -> np.ndarray:
+    """Sorted unique indices of each bucket's min and max in every series, first and last."""
+    size = -(-n // buckets)
+    rows = -(-n // size)
+    pad = rows * size - n
+    offsets = np.arange(rows) * size
+    keep = [np.array([0, n - 1])]
+    for y in values:
+        missing = np.isnan(y)
+        low = np.pad(np.where(missing, np.inf, y), (0, pad), constant_values=np.inf)
+        high = np.pad(np.where(missing, -np.inf, y), (0, pad), constant_values=-np.inf)
+        keep.append(offsets + low.reshape(rows, size).argmin(axis=1))
+        keep.append(offsets + high.reshape(rows, size).argmax(axis=1))
+    idx = np.unique(np.concatenate(keep))
+    return idx[idx < n]
+
+
+def numeric_column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as float64 numpy (None -> NaN); all NaN if the column is missing."""
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def valid_points(x: np.ndarray, y: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Drop points that are not finite (and not positive, for a log axis)."""
+    keep = np.isfinite(x) & np.isfinite(y)
+    if log:
+        keep &= y > 0
+    return x[keep], y[keep]
+
+
+def line_trace(x: np.ndarray, y: np.ndarray, name: str, log: bool, **style: object) -> go.Scatter:
+    """A line trace of the valid points of (x, y), thinned to MAX_POINTS."""
+    x, y = valid_points(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), log)
+    x, ys = downsample(x, dict(y=y))
+    return go.Scatter(x=x, y=ys["y"], name=name, mode="lines", **style)
+
+
+def steps_x(steps: pd.DataFrame) -> np.ndarray:
+    return numeric_column(steps, "step")
+
+
+def apply_layout(
+    fig: go.Figure,
+    title: str,
+    x_title: str,
+    y_title: str,
+    uirevision: str,
+    log_y: bool = False,
+    hovermode: str | bool = "x unified",
+) -> go.Figure:
+    """The look every figure shares (template, legend on top, responsive, uirevision)."""
+    fig.update_layout(
+        # the title at the very top, so a legend that wraps to two rows stays clear of it
+        title=dict(text=title, x=0.0, xanchor="left", y=0.98, yref="container", yanchor="top"),
+        template="plotly_white",
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0),
+        uirevision=uirevision,
+        autosize=True,
+        height=HEIGHT,
+        margin=dict(l=60, r=30, t=90, b=50),
+        hovermode=hovermode,
+        xaxis=dict(title=dict(text=x_title)),
+        yaxis=dict(title=dict(text=y_title), type="log" if log_y else "linear"),
+    )
+    if log_y:  # full-number ticks ('0.05', not plotly's bare minor digit '5')
+        shown = finite_positive_range(trace.y for trace in fig.data)
+        ticks = log_ticks(*shown) if shown else None
+        if ticks:
+            fig.update_yaxes(tickmode="array", tickvals=ticks[0], ticktext=ticks[1])
+    return fig
+
+
+def _fmt(value: float) -> str:
+    return "off" if not math.isfinite(value) else f"{value:g}"
+
+
+def _event_marks(events: pd.DataFrame | None, steps: pd.DataFrame) -> tuple[list, list]:
+    """Dotted vertical lines and labels ("clip 1→0.1") for the latest knob changes.
+
+    The value before a kind's first event is read from the steps column of the same name
+    (clip_threshold, lr) at the last step before the change, when there is one.
+    """
+    if events is None or events.empty or not {"step", "kind", "value"} <= set(events.columns):
+        return [], []
+    ordered = events.sort_values("step", kind="stable")
+    step_x = steps_x(steps)
+    previous: dict[str, float] = {}
+    marks: list[tuple[float, str]] = []
+    for step, kind, value in zip(
+        numeric_column(ordered, "step"),
+        ordered["kind"].astype(str),
+        numeric_column(ordered, "value"),
+        strict=True,
+    ):
+        if not math.isfinite(step):
+            continue
+        if kind not in previous and kind in steps.columns:
+            before = np.flatnonzero(step_x < step)
+            if len(before):
+                previous[kind] = float(numeric_column(steps, kind)[before[-1]])
+        label = EVENT_LABELS.get(kind, kind)
+        text = f"{label} {_fmt(value)}"
+        if kind in previous:
+            text = f"{label} {_fmt(previous[kind])}→{_fmt(value)}"
+        previous[kind] = float(value)
+        marks.append((float(step), text))
+    marks = marks[-MAX_EVENT_LINES:]
+    line = dict(color=GREY, width=1, dash="dot")
+    shapes = [
+        dict(type="line", xref="x", yref="paper", x0=s, x1=s, y0=0, y1=1, line=line)
+        for s, _ in marks
+    ]
+    notes = [
+        dict(
+            x=s,
+            xref="x",
+            y=1,
+            yref="paper",
+            text=text,
+            showarrow=False,
+            xanchor="left",
+            yanchor="top",
+            font=dict(size=10, color=GREY),
+        )
+        for s, text in marks
+    ]
+    return shapes, notes
+
+
+def add_events(fig: go.Figure, events: pd.DataFrame | None, steps: pd.DataFrame) -> None:
+    shapes, notes = _event_marks(events, steps)
+    if shapes:
+        fig.update_layout(shapes=shapes, annotations=notes)
+
+
+def empty_figure(title: str, message: str) -> go.Figure:
+    """A placeholder with a centred message (before a run starts, or when data is missing)."""
+    fig = apply_layout(go.Figure(), title, "", "", uirevision="empty", hovermode=False)
+    fig.update_layout(
+        annotations=[
+            dict(
+                text=html.escape(message),
+                x=0.5,
+                y=0.5,
+                xref="paper",
+                yref="paper",
+                showarrow=False,
+                font=dict(size=15, color=GREY),
+            )
+        ],
+        xaxis=dict(visible=False),
+        yaxis=dict(visible=False),
+    )
+    return fig

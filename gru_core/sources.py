@@ -1,0 +1,245 @@
+"""Where the text comes from: The Time Machine, an upload, or an offline fallback.
+
+In order (``load_corpus``): an explicit path (argument or the ``GRU_LAB_CORPUS`` environment
+variable), the SHA-1-checked cache, a SHA-1-checked download of d2l's file written atomically
+into the cache, and finally an offline fallback: the Python reference text that ships with
+Python (``pydoc_data.topics``), so the dashboard still runs without a network. Every result
+says which source it used and why (``Corpus.reason``, ``Corpus.label``). A learner's own text
+comes through ``corpus_from_upload``, which works in memory and never opens a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import tempfile
+import unicodedata
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .data import Corpus, build_corpus, corpus_from_text
+
+D2L_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
+D2L_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
+CORPUS_ENV = "GRU_LAB_CORPUS"  # env var holding an explicit corpus path
+CACHE_ENV = "GRU_LAB_CACHE"  # env var overriding the cache dir (default ~/.cache/gru_lab)
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # default size cap for uploads, in bytes
+CACHE_FILE = "timemachine.txt"
+TIME_MACHINE = "The Time Machine"
+FALLBACK_NAME = "the Python reference text"
+FALLBACK_LABEL = "offline: using the Python reference text; upload a .txt to use your own"
+FALLBACK_WHAT = "using the offline fallback (the Python reference text that ships with Python)"
+_NETWORK_ERRORS = (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException)
+_SNIFF_BYTES = 8192
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or a .docx/.xlsx, which are ZIP files)"),
+    (b"PK\x05\x06", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+def _size(num_bytes: int) -> str:
+    """Human size: '512 bytes', '12.3 KB' below one MB, else '5.0 MB' (1 KB = 1024 bytes)."""
+    if num_bytes < 1024:
+        return f"{num_bytes} bytes"
+    if num_bytes < 1024 * 1024:
+        return f"{num_bytes / 1024:.1f} KB"
+    return f"{num_bytes / (1024 * 1024):.1f} MB"
+
+
+def default_cache_dir() -> Path:
+    """``$GRU_LAB_CACHE`` if set, else ``~/.cache/gru_lab``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "gru_lab"
+
+
+def _from_path(path: str | os.PathLike[str], sha1: str) -> Corpus:
+    p = Path(path).expanduser()
+    try:
+        data = p.read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read the corpus file '{p}': {err.strerror or err}") from err
+    try:
+        text, encoding = _decode(data, str(p))
+    except ValueError as err:
+        raise ValueError(f"corpus file '{p}': {err}") from err
+    name = TIME_MACHINE if _sha1(data) == sha1 else p.name
+    reason = f"read from '{p}' ({_size(len(data))}, {encoding})"
+    return build_corpus(text, name, "path", reason, f"{name} (from a file)")
+
+
+def _write_atomic(directory: Path, data: bytes) -> None:
+    """Write ``directory/CACHE_FILE`` via a temp file in the same directory and ``os.replace``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{CACHE_FILE}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, directory / CACHE_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fallback_text() -> str:
+    try:
+        from pydoc_data.topics import topics
+    except ImportError as err:  # some distributions strip pydoc_data
+        raise ValueError(
+            "no corpus is available: the download failed and this Python has no pydoc_data "
+            "for the offline fallback; pass a corpus path or upload a .txt file"
+        ) from err
+    return "".join(topics[key] for key in sorted(topics))
+
+
+def load_corpus(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    cache_dir: Path | None = None,
+    allow_download: bool = True,
+    url: str = D2L_URL,
+    sha1: str = D2L_SHA1,
+    opener: Callable[..., Any] | None = None,
+    timeout: float = 10.0,
+) -> Corpus:
+    """Load The Time Machine (or an explicit file), never crashing for want of a network.
+
+    Order: ``path`` (else ``$GRU_LAB_CORPUS``), the cache ``cache_dir/timemachine.txt`` if its
+    SHA-1 is ``sha1``, a download from ``url`` (through ``opener(url, timeout=timeout)``,
+    default ``urllib.request.urlopen``) cached atomically, and finally the offline fallback.
+
+    Raises ``ValueError`` for an explicit path that cannot be read, and for a download whose
+    SHA-1 does not match (the bytes are never used). Network errors fall through to the
+    fallback, whose ``reason`` says what failed.
+    """
+    if path is None:
+        path = os.environ.get(CORPUS_ENV) or None
+    if path is not None:
+        return _from_path(path, sha1)
+
+    directory = cache_dir if cache_dir is not None else default_cache_dir()
+    cached = directory / CACHE_FILE
+    notes: list[str] = []
+    if cached.exists():
+        try:
+            data = cached.read_bytes()
+        except OSError as err:
+            notes.append(f"could not read the cached file '{cached}' ({err}), ignored it")
+        else:
+            if _sha1(data) == sha1:
+                reason = f"read from the cache '{cached}' (SHA-1 verified)"
+                # The SHA-1 pins the bytes; d2l's file is ASCII, so "replace" never fires for it.
+                text = data.decode("utf-8", errors="replace")
+                return build_corpus(text, TIME_MACHINE, "cache", reason, f"{TIME_MACHINE} (cached)")
+            notes.append(f"the cached file '{cached}' has the wrong SHA-1, ignored it")
+
+    if not allow_download:
+        failure = "downloading was disabled"
+    else:
+        open_url = opener if opener is not None else urllib.request.urlopen
+        try:
+            response = open_url(url, timeout=timeout)
+            try:
+                data = response.read()
+            finally:
+                getattr(response, "close", lambda: None)()
+        except _NETWORK_ERRORS as err:
+            why = err.reason if type(err) is urllib.error.URLError else err
+            failure = f"download failed: {why}"
+        else:
+            got = _sha1(data)
+            if got != sha1:
+                raise ValueError(
+                    f"downloaded file's SHA-1 {got} does not match the expected {sha1} "
+                    f"(from {url}); refusing to use it"
+                )
+            try:
+                _write_atomic(directory, data)
+                notes.append(f"downloaded from {url} (SHA-1 verified), cached in '{directory}'")
+            except OSError as err:
+                notes.append(
+                    f"downloaded from {url} (SHA-1 verified) but could not cache it in "
+                    f"'{directory}' ({err}); using it for this session only"
+                )
+            text = data.decode("utf-8", errors="replace")
+            label = f"{TIME_MACHINE} (downloaded)"
+            return build_corpus(text, TIME_MACHINE, "download", "; ".join(notes), label)
+
+    reason = "; ".join([*notes, f"{failure}; {FALLBACK_WHAT}"])
+    return build_corpus(_fallback_text(), FALLBACK_NAME, "fallback", reason, FALLBACK_LABEL)
+
+
+def safe_name(filename: str) -> str:
+    """A display-only file name: no directories, path or control characters, at most 80 chars."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C" and ch not in ':*?"<>|')
+    base = re.sub(r"\.{2,}", ".", base).strip().lstrip(".").strip()
+    if len(base) > 80:
+        stem, dot, ext = base.rpartition(".")
+        base = f"{stem[: 79 - len(ext)]}.{ext}" if dot and stem and len(ext) <= 10 else base[:80]
+    return base or "upload.txt"
+
+
+def _decode(data: bytes, name: str) -> tuple[str, str]:
+    """Bytes -> (text, encoding label); UTF-8 (BOM optional) or UTF-16 with a BOM, else error."""
+    head = data[:_SNIFF_BYTES]
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            raise ValueError(f"'{name}' looks like {kind}, not text; upload a plain .txt file")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "UTF-16 with a BOM"
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"'{name}' starts with a UTF-16 byte-order mark but is not valid UTF-16"
+            ) from err
+    if b"\x00" in head:
+        raise ValueError(
+            f"'{name}' looks like a binary file (it contains NUL bytes), not text; "
+            "upload a plain .txt file"
+        )
+    try:
+        if data.startswith(b"\xef\xbb\xbf"):
+            return data.decode("utf-8-sig"), "UTF-8 with a BOM"
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"'{name}' is not UTF-8 text (tried UTF-8 and UTF-16 with a BOM): byte "
+            f"0x{data[err.start]:02X} at position {err.start} is invalid. "
+            "Save the file as UTF-8 and upload it again."
+        ) from err
+
+
+def corpus_from_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> Corpus:
+    """An uploaded file's bytes as a corpus, in memory only (never opens ``filename``).
+
+    Raises ``ValueError`` with a learner-readable message for an empty, oversized, binary or
+    non-UTF-8 file, or one with no letters A-Z after preprocessing.
+    """
+    name = safe_name(filename)
+    if not data:
+        raise ValueError(f"the uploaded file '{name}' is empty")
+    if len(data) > max_bytes:
+        raise ValueError(
+            f"the uploaded file '{name}' is {_size(len(data))}; the limit is {_size(max_bytes)}"
+        )
+    text, encoding = _decode(data, name)
+    corpus = corpus_from_text(text, name)
+    return replace(corpus, reason=f"uploaded file '{name}' ({_size(len(data))}, {encoding})")
