@@ -2,8 +2,7 @@
 
 Pure functions and data only (no ``st.*``): the sidebar in ``app.py`` renders the widgets
 described here, keyed by ``widget_key(Control.key, generation)`` in ``st.session_state``;
-``config_from_values``
-turns those values into a frozen, validated ``TrainConfig``.
+``config_from_values`` turns those values into a frozen, validated ``TrainConfig``.
 """
 
 from __future__ import annotations

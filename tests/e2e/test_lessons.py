@@ -1,4 +1,5 @@
-"""The 'Exploding gradients' lesson explodes (or diverges), and the page survives it."""
+"""The 'Exploding gradients' lesson explodes (or diverges), and the page survives it; a
+lesson survives the stale values of a browser that had not yet been shown it."""
 
 from __future__ import annotations
 
