@@ -130,7 +130,7 @@ def main() -> int:
             health.start()
             for page in pages:  # the Text view draws no charts: keep the browser's share small
                 views = page.locator('[data-testid="stButtonGroup"]')
-                views.get_by_role("radio", name="Text", exact=True).click(timeout=30_000)
+                views.get_by_role("radio", name="Text", exact=True).click()  # page default
             observer = browser.new_context().new_page()
             observer.set_default_timeout(120_000)
             observer.goto(f"{base}/?{TINY}")
