@@ -48,21 +48,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gru_core import textbook
+from gru_core.config import TrainConfig, resolve_device
+from gru_core.data import Corpus, batch_iterator, split_train_val
+from gru_core.fused import loss_and_grads
+from gru_core.model import GRUScratch, State, build_model
+from gru_core.records import EpochRecord, Outcome, StepRecord
+from gru_core.sources import load_corpus
+from gru_core.train import Trainer
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # so `python benchmarks/throughput.py` works from anywhere
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-
-from gru_core import textbook  # noqa: E402
-from gru_core.config import TrainConfig, resolve_device  # noqa: E402
-from gru_core.data import Corpus, batch_iterator, split_train_val  # noqa: E402
-from gru_core.fused import loss_and_grads  # noqa: E402
-from gru_core.model import GRUScratch, State, build_model  # noqa: E402
-from gru_core.records import EpochRecord, Outcome, StepRecord  # noqa: E402
-from gru_core.sources import load_corpus  # noqa: E402
-from gru_core.train import Trainer  # noqa: E402
 
 DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "timemachine.txt"
 

@@ -13,27 +13,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for gru_core
-
-from dashboard import controls as ctl  # noqa: E402
-from dashboard import views  # noqa: E402
-from dashboard.compare import compare_section  # noqa: E402
-from dashboard.lab import CloseOnRelease, Lab  # noqa: E402
-from dashboard.teaching import CLIPPING, equations  # noqa: E402
-from gru_core.config import (  # noqa: E402
+from dashboard import controls as ctl
+from dashboard import views
+from dashboard.compare import compare_section
+from dashboard.lab import CloseOnRelease, Lab
+from dashboard.teaching import CLIPPING, equations
+from gru_core.config import (
     TrainConfig,
     available_devices,
     describe_device,
     resolve_device,
 )
-from gru_core.data import Corpus  # noqa: E402
-from gru_core.job import shared_pool  # noqa: E402
-from gru_core.sources import MAX_UPLOAD_BYTES, load_corpus  # noqa: E402
+from gru_core.data import Corpus
+from gru_core.job import shared_pool
+from gru_core.sources import MAX_UPLOAD_BYTES, load_corpus
 
 REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
 MAX_REFRESH_S = 3.0  # the slowest polling, with many sessions training on one server

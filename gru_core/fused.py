@@ -104,7 +104,7 @@ def loss_and_grads(
             gates = {"Z": cache["Z"], "R": cache["R"], "H_tilde": cache["Ht"]}
         else:
             grads |= _rnn_backward(model, steps, cache, dH)
-            gates = {"H": H_out}
+            gates = {}  # a plain RNN has no gates
         # After the backward loop dH[t] holds the total dL/dH_t.
         flow = dH.flatten(1).norm(dim=1) if want_flow else None
         return LossAndGrads(loss, (H_out[-1].clone(),), grads, gates, flow)

@@ -33,9 +33,10 @@ gather rows (``W_xz[x_t]``) instead of multiplying by one-hot vectors. Same math
 V-wide matmul.
 
 Inputs: ``tokens`` (B, T) int64, ``state`` as returned by ``init_state`` (or None = zeros).
-Outputs: ``ForwardOutput(logits (T, B, V), state, gates)`` where ``gates`` maps a gate name
-to a (T, B, H) tensor (GRU: Z, R, H_tilde; RNN: H; LSTM: I, F, O, C_tilde) when
-``trace=True``, else is None. Logits are time-major like d2l's ``torch.cat(outputs)``.
+Outputs: ``ForwardOutput(logits (T, B, V), state, gates, hiddens)``. ``gates`` maps a gate
+name to a (T, B, H) tensor when ``trace=True`` (GRU: Z, R, H_tilde; LSTM: I, F, O, C_tilde;
+the plain RNN has none; see ``gates.py``), else is None. ``hiddens`` is H_1..H_T, (T, B, H).
+Logits are time-major like d2l's ``torch.cat(outputs)``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import TrainConfig
+from .gates import MODEL_GATES
 
 State = tuple[Tensor, ...]
 
@@ -54,12 +56,12 @@ class ForwardOutput(NamedTuple):
     logits: Tensor  # (T, B, V)
     state: State  # (H_T,) or, for the LSTM, (H_T, C_T)
     gates: dict[str, Tensor] | None  # gate name -> (T, B, H), only when trace=True
+    hiddens: Tensor  # (T, B, H): H_1..H_T, the states the output layer reads
 
 
 class RecurrentLM(nn.Module):
     """Shared parts: parameter creation, state, output layer and the time loop."""
 
-    kind = "base"
     gate_names: tuple[str, ...] = ()
     state_size = 1  # tensors in the state tuple
 
@@ -108,7 +110,7 @@ class RecurrentLM(nn.Module):
         H_all = torch.stack(hiddens)  # (T, B, H)
         logits = H_all @ self.W_hq + self.b_q  # O_t = H_t W_hq + b_q
         gates_out = {k: torch.stack(v) for k, v in traces.items()} if trace else None
-        return ForwardOutput(logits, state, gates_out)
+        return ForwardOutput(logits, state, gates_out, H_all)
 
     def _input_projection(self, steps: Tensor) -> dict[str, Tensor]:
         raise NotImplementedError
@@ -120,8 +122,7 @@ class RecurrentLM(nn.Module):
 class GRUScratch(RecurrentLM):
     """Gated recurrent unit; see the module docstring for the equations and conventions."""
 
-    kind = "gru"
-    gate_names = ("Z", "R", "H_tilde")
+    gate_names = MODEL_GATES["gru"]
 
     def __init__(
         self, vocab_size: int, hidden_size: int, init_std: float = 0.01, variant: str = "d2l"
@@ -161,8 +162,7 @@ class GRUScratch(RecurrentLM):
 class RNNScratch(RecurrentLM):
     """Vanilla tanh RNN: H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h)."""
 
-    kind = "rnn"
-    gate_names = ("H",)
+    gate_names = MODEL_GATES["rnn"]
 
     def __init__(self, vocab_size: int, hidden_size: int, init_std: float = 0.01) -> None:
         super().__init__(vocab_size, hidden_size, init_std)
@@ -176,14 +176,13 @@ class RNNScratch(RecurrentLM):
     def _cell(self, x: dict[str, Tensor], state: State) -> tuple[State, dict[str, Tensor]]:
         (H,) = state
         H = torch.tanh(x["h"] + H @ self.W_hh + self.b_h)
-        return (H,), {"H": H}
+        return (H,), {}
 
 
 class LSTMScratch(RecurrentLM):
     """Long short-term memory; state is (H, C). Equations in the module docstring."""
 
-    kind = "lstm"
-    gate_names = ("I", "F", "O", "C_tilde")
+    gate_names = MODEL_GATES["lstm"]
     state_size = 2
 
     def __init__(self, vocab_size: int, hidden_size: int, init_std: float = 0.01) -> None:
@@ -215,7 +214,3 @@ def build_model(config: TrainConfig, vocab_size: int) -> RecurrentLM:
     if config.model == "rnn":
         return RNNScratch(vocab_size, config.hidden_size, config.init_std)
     return LSTMScratch(vocab_size, config.hidden_size, config.init_std)
-
-
-def detach_state(state: State) -> State:
-    return tuple(s.detach() for s in state)

@@ -6,12 +6,10 @@ stored for a long run and turned into DataFrames without touching the device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Percentiles reported for every gate (in percent).
 PERCENTILES = (5, 25, 50, 75, 95)
-# A gate value below SAT_LOW or above SAT_HIGH counts as saturated.
-SAT_LOW, SAT_HIGH = 0.05, 0.95
 
 
 @dataclass(frozen=True)
@@ -20,7 +18,7 @@ class GateStats:
 
     mean: float
     percentiles: tuple[float, ...]  # values at PERCENTILES (5, 25, 50, 75, 95)
-    saturated: float  # fraction of entries < SAT_LOW or > SAT_HIGH
+    saturated: float  # fraction of entries saturated by the gate's rule (gates.Gate.saturated)
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,6 @@ class Outcome:
     message: str = ""
     last_finite_loss: float | None = None
     last_finite_grad_norm: float | None = None
-    details: dict[str, float] = field(default_factory=dict)
 
 
 PARAM_GROUPS = ("input weights", "recurrent weights", "biases", "output layer")

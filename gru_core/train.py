@@ -32,14 +32,14 @@ from torch import Tensor
 from .config import TrainConfig, resolve_device
 from .data import Corpus, batch_iterator, check_trainable, split_train_val
 from .fused import forward_logits, loss_and_grads
+from .gates import GATES
 from .limits import check_memory
 from .model import RecurrentLM, State, build_model
-from .records import PERCENTILES, SAT_HIGH, SAT_LOW, EpochRecord, GateStats, Outcome, StepRecord
+from .records import PERCENTILES, EpochRecord, GateStats, Outcome, StepRecord
 
 PREFIX = "time traveller"  # d2l's prediction prefix
 NUM_PREDS = 50  # characters generated after the prefix, as d2l's predict_ch8
 SAMPLE_TEMPERATURE = 0.8
-SIGMOID_GATES = frozenset({"Z", "R", "I", "F", "O"})  # values in (0, 1); others in (-1, 1)
 _SAMPLE_VALUES = 36_000  # at most this many values per gate feed the statistics
 _HIST_BINS = 1000  # resolution of the gate percentiles: 0.001 (sigmoid) / 0.002 (tanh)
 
@@ -221,8 +221,8 @@ class Trainer:
         out = list(ids)
         for _ in range(num_preds):
             x = torch.tensor([[out[-1]]], device=self.device)
-            logits, state, _ = self.model(x, state)
-            logits = logits[0, 0].float().cpu()
+            step = self.model(x, state)
+            state, logits = step.state, step.logits[0, 0].float().cpu()
             if temperature is None:
                 out.append(int(logits.argmax()))
             else:
@@ -270,32 +270,28 @@ def gate_stats(gates: dict[str, Tensor]) -> dict[str, GateStats]:
     To keep the cost of instrumentation a few percent of a step, the statistics are taken over
     every k-th sequence of the batch, k chosen so at most ``_SAMPLE_VALUES`` values per gate
     are read (k = 8 at d2l's defaults: 4 of 32 sequences, 35,840 values). Percentiles come
-    from a 1000-bin histogram (one pass; exact to 0.001 for sigmoid gates, 0.002 for
-    tanh-valued ones). Saturated: below SAT_LOW or above SAT_HIGH for
-    sigmoid gates; |value| above SAT_HIGH for tanh-valued ones (H_tilde, C_tilde, H).
+    from a 1000-bin histogram over the gate's range (``gates.GATES``; one pass; exact to 0.001
+    for sigmoid gates, 0.002 for tanh-valued ones). Saturation follows the registry's rule,
+    counted on the histogram's bins.
     """
     if not gates:
         return {}
     rows = []
     for name, g in gates.items():
-        lo = 0.0 if name in SIGMOID_GATES else -1.0
+        lo, hi = GATES[name].range
         k = max(1, math.ceil(g.numel() / _SAMPLE_VALUES))
         g = g.detach()[:, ::k].float().contiguous()
-        rows.append(torch.cat([g.mean()[None], torch.histc(g, _HIST_BINS, min=lo, max=1.0)]))
+        rows.append(torch.cat([g.mean()[None], torch.histc(g, _HIST_BINS, min=lo, max=hi)]))
     table = torch.stack(rows).cpu().numpy().astype(np.float64)
     out = {}
-    cut = int(round(_HIST_BINS * (1 - SAT_HIGH) / 2))  # bins beyond |v| = 0.95 (tanh)
-    for (name, _), row in zip(gates.items(), table, strict=True):
+    for name, row in zip(gates, table, strict=True):
         hist = row[1:]
         n = hist.sum()
-        lo = 0.0 if name in SIGMOID_GATES else -1.0
-        edges = np.linspace(lo, 1.0, _HIST_BINS + 1)
+        lo, hi = GATES[name].range
+        edges = np.linspace(lo, hi, _HIST_BINS + 1)
         cdf = np.concatenate([[0.0], np.cumsum(hist)]) / max(n, 1.0)
         pct = tuple(float(np.interp(p / 100, cdf, edges)) for p in PERCENTILES)
-        if name in SIGMOID_GATES:
-            k_lo, k_hi = int(round(SAT_LOW * _HIST_BINS)), int(round(SAT_HIGH * _HIST_BINS))
-            sat = hist[:k_lo].sum() + hist[k_hi:].sum()
-        else:
-            sat = hist[:cut].sum() + hist[_HIST_BINS - cut :].sum()
+        centres = (edges[:-1] + edges[1:]) / 2  # a bin is saturated when its centre is
+        sat = hist[GATES[name].saturated(centres)].sum()
         out[name] = GateStats(float(row[0]), pct, float(sat / max(n, 1.0)))
     return out

@@ -38,6 +38,16 @@ def small_corpus() -> Corpus:
 
 
 @pytest.fixture(autouse=True)
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without the caller's GRU_LAB_* variables (a user who exported
+    GRU_LAB_CORPUS for the dashboard must not change what a test exercises)."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("GRU_LAB_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
 def _one_torch_thread() -> Iterator[None]:
     """One intra-op thread per test. The tensors here are tiny, and on a busy 2-core machine
     a second OpenMP thread can make a tiny training step many times slower, not faster."""

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from gru_core.config import TrainConfig
+from gru_core.gates import gate as gate_registry
 from gru_core.model import (
     GRUScratch,
     LSTMScratch,
@@ -262,7 +263,7 @@ def test_build_model_follows_config() -> None:
 GATES = {
     "gru-d2l": ("Z", "R", "H_tilde"),
     "gru-cudnn": ("Z", "R", "H_tilde"),
-    "rnn": ("H",),
+    "rnn": (),
     "lstm": ("I", "F", "O", "C_tilde"),
 }
 
@@ -285,12 +286,14 @@ def test_forward_shapes_and_trace(kind: str) -> None:
     assert all(s.shape == (B, HN) for s in traced.state)
     torch.testing.assert_close(plain.logits, traced.logits, **TOL)
     torch.testing.assert_close(from_zero.logits, zeros.logits, **TOL)
-    # Sigmoid gates live in (0, 1), tanh-valued ones in (-1, 1).
+    # Every gate lives in its registry range: (0, 1) for sigmoid gates, (-1, 1) for tanh.
     for name, g in traced.gates.items():
-        lo = 0.0 if name in ("Z", "R", "I", "F", "O") else -1.0
-        assert g.min() >= lo and g.max() <= 1.0, name
-    if kind == "rnn":  # the RNN's only 'gate' is its state
-        torch.testing.assert_close(traced.gates["H"][-1], traced.state[0], **TOL)
+        lo, hi = gate_registry(name).range
+        assert g.min() >= lo and g.max() <= hi, name
+    # The hidden states H_1..H_T: the last one is the final state; the output layer reads them.
+    assert traced.hiddens.shape == (T, B, HN)
+    torch.testing.assert_close(traced.hiddens[-1], traced.state[0], **TOL)
+    torch.testing.assert_close(traced.hiddens @ model.W_hq + model.b_q, traced.logits, **TOL)
 
 
 def test_gru_parameter_names_are_the_maths() -> None:

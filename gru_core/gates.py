@@ -1,0 +1,123 @@
+"""The gate registry: one place for what each gate is, its range, when it counts as saturated,
+and how the dashboard names and explains it.
+
+Read by the models (which gates a cell has), the trainer's gate statistics, the figures, the
+captions and the tests. A plain tanh RNN has no gates: its hidden state is shown by the
+memory views, not here.
+
+Saturation: a sigmoid gate (values in (0, 1)) is saturated below ``SAT_LOW`` or above
+``SAT_HIGH``; a tanh-valued one (in (-1, 1)) when ``|v| > SAT_HIGH``. Either way its local
+derivative is under about 0.05 (sigmoid) or 0.1 (tanh), so it passes little gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAT_LOW, SAT_HIGH = 0.05, 0.95
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str  # key in ForwardOutput.gates and in the telemetry columns ('Z', 'H_tilde')
+    symbol: str  # as the equations write it ('Z', 'H̃')
+    label: str  # for titles and legends ('update gate Z')
+    activation: str  # 'sigmoid' (values in (0, 1)) or 'tanh' (values in (-1, 1))
+    caption: str  # one sentence: what a value near either end means
+
+    @property
+    def range(self) -> tuple[float, float]:
+        return (0.0, 1.0) if self.activation == "sigmoid" else (-1.0, 1.0)
+
+    def saturated(self, values: np.ndarray) -> np.ndarray:
+        """Boolean mask of the saturated entries of ``values`` (see the module docstring)."""
+        v = np.asarray(values)
+        if self.activation == "sigmoid":
+            return (v < SAT_LOW) | (v > SAT_HIGH)
+        return np.abs(v) > SAT_HIGH
+
+    @property
+    def saturation_rule(self) -> str:
+        if self.activation == "sigmoid":
+            return f"below {SAT_LOW:g} or above {SAT_HIGH:g}"
+        return f"|value| above {SAT_HIGH:g}"
+
+
+GATES: dict[str, Gate] = {
+    g.name: g
+    for g in (
+        Gate(
+            "Z",
+            "Z",
+            "update gate Z",
+            "sigmoid",
+            "Z near 1 keeps the old state H_{t-1}; near 0 writes the candidate H̃ in its place.",
+        ),
+        Gate(
+            "R",
+            "R",
+            "reset gate R",
+            "sigmoid",
+            "R near 0 hides the old state from the candidate; near 1 lets it through.",
+        ),
+        Gate(
+            "H_tilde",
+            "H̃",
+            "candidate state H̃",
+            "tanh",
+            "The new content the cell proposes; ±1 means its tanh is saturated.",
+        ),
+        Gate(
+            "I",
+            "I",
+            "input gate I",
+            "sigmoid",
+            "I near 1 writes the candidate C̃ into the cell; near 0 ignores it.",
+        ),
+        Gate(
+            "F",
+            "F",
+            "forget gate F",
+            "sigmoid",
+            "F near 1 keeps the old cell C_{t-1}; near 0 forgets it.",
+        ),
+        Gate(
+            "O",
+            "O",
+            "output gate O",
+            "sigmoid",
+            "O near 1 shows the cell in H_t; near 0 hides it.",
+        ),
+        Gate(
+            "C_tilde",
+            "C̃",
+            "candidate cell C̃",
+            "tanh",
+            "The new content for the cell; ±1 means its tanh is saturated.",
+        ),
+    )
+}
+
+# The gates each model has, in the order its forward returns them; the first two are plotted.
+MODEL_GATES: dict[str, tuple[str, ...]] = {
+    "gru": ("Z", "R", "H_tilde"),
+    "rnn": (),
+    "lstm": ("I", "F", "O", "C_tilde"),
+}
+SIGMOID_GATES = frozenset(n for n, g in GATES.items() if g.activation == "sigmoid")
+
+
+def gate(name: str) -> Gate:
+    """The registry entry of ``name``; ValueError for a name no model has."""
+    try:
+        return GATES[name]
+    except KeyError:
+        raise ValueError(f"unknown gate {name!r}: expected one of {', '.join(GATES)}") from None
+
+
+def label(name: str) -> str:
+    """A gate's label, or the name itself for something that is not a registered gate."""
+    entry = GATES.get(name)
+    return entry.label if entry else name
