@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
 
 import streamlit as st
 
@@ -21,22 +20,17 @@ from dashboard import controls as ctl
 from dashboard import views
 from dashboard.compare import compare_section
 from dashboard.lab import CloseOnRelease, Lab
+from dashboard.sidebar import corpus_picker, init_widget_state, sidebar, widget_values
 from dashboard.teaching import CLIPPING, equations
-from gru_core.config import (
-    TrainConfig,
-    available_devices,
-    describe_device,
-    resolve_device,
-)
+from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus
 from gru_core.job import shared_pool
-from gru_core.sources import MAX_UPLOAD_BYTES, load_corpus
+from gru_core.sources import load_corpus
 
 REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
 MAX_REFRESH_S = 3.0  # the slowest polling, with many sessions training on one server
 # A closed tab's job stops this long after its websocket goes (a reconnect cancels it).
 CLOSE_GRACE_S = float(os.environ.get("GRU_LAB_CLOSE_GRACE_S", "30"))
-WIDGET_GENERATION = "_widget_generation"  # bumped by each applied lesson
 
 
 # -- process-wide and per-session resources --------------------------------------------------
@@ -71,163 +65,20 @@ def get_lab(corpus: Corpus) -> Lab:
     return lab
 
 
-# -- widget state ----------------------------------------------------------------------------
-def wkey(key: str) -> str:
-    """The session_state key of control ``key``'s widget in the current generation."""
-    return ctl.widget_key(key, st.session_state.get(WIDGET_GENERATION, 0))
-
-
-def init_widget_state() -> None:
-    """First run of a session: d2l's defaults, overridden by valid URL query parameters."""
-    if st.session_state.get("_initialised"):
-        return
-    values, warnings = ctl.from_query(st.query_params.to_dict())
-    for key, value in {**ctl.defaults(), **values}.items():
-        st.session_state[wkey(key)] = value
-    st.session_state.url_warnings = warnings
-    st.session_state.lesson = "d2l default" if not values else None
-    st.session_state._initialised = True
-
-
-def widget_values() -> dict[str, Any]:
-    return {c.key: st.session_state.get(wkey(c.key), c.default) for c in ctl.CONTROLS}
-
-
-def _apply_lesson() -> None:
-    """Set every control to the lesson's value, in a new generation of widgets (see
-    ``controls.widget_key``: the browser's stale values of the old ones cannot undo it)."""
-    name = st.session_state.get("lesson")
-    if not name:
-        return
-    generation = st.session_state.get(WIDGET_GENERATION, 0) + 1
-    for key, value in ctl.lesson_values(name).items():
-        st.session_state[ctl.widget_key(key, generation)] = value
-    st.session_state[WIDGET_GENERATION] = generation
-    _push_live_knobs()
-
-
-def _push_live_knobs() -> None:
-    """Clip threshold, lr and speed reach a running job at its next step."""
-    lab: Lab | None = st.session_state.get("lab")
-    if lab is None or not lab.active or lab.job is None:
-        return
-    v = widget_values()
-    lab.job.set_clip_threshold(float(v["clip"]) if v["clip_on"] else None)
-    lab.job.set_lr(float(v["lr"]))
-    lab.job.set_speed(ctl.speed_value(v["speed"]))
-
-
-def sidebar() -> None:
-    sb = st.sidebar
-    sb.header("Lesson")
-    sb.selectbox(
-        "Lesson preset",
-        [lesson.name for lesson in ctl.LESSONS],
-        key="lesson",
-        index=None,
-        placeholder="choose a lesson…",
-        on_change=_apply_lesson,
-    )
-    lesson = ctl.LESSONS_BY_NAME.get(st.session_state.get("lesson") or "")
-    if lesson:
-        sb.info(lesson.text)
-    sb.header("Model")
-    sb.slider("Hidden size", 8, 1024, step=8, key=wkey("hidden"), help="units in H_t (d2l: 256)")
-    sb.select_slider(
-        "Init std (log scale)",
-        ctl.INIT_STDS,
-        key=wkey("init_std"),
-        help="weights ~ N(0, std²); d2l multiplies randn by 0.01",
-    )
-    sb.slider(
-        "Sequence length (num_steps)", 5, 500, key=wkey("steps"), help="BPTT window T (d2l: 35)"
-    )
-    sb.toggle("Clip gradients", key=wkey("clip_on"), on_change=_push_live_knobs)
-    sb.select_slider(
-        "Clip threshold θ (log scale)",
-        ctl.CLIPS,
-        key=wkey("clip"),
-        disabled=not widget_values()["clip_on"],
-        on_change=_push_live_knobs,
-        help="global L2 norm cap; changes reach a running job at its next step",
-    )
-    sb.select_slider(
-        "Learning rate (log scale)",
-        ctl.LRS,
-        key=wkey("lr"),
-        on_change=_push_live_knobs,
-        help="SGD step size; changes reach a running job at its next step",
-    )
-    sb.select_slider("Batch size", ctl.BATCHES, key=wkey("batch"))
-    sb.number_input("Epochs", 1, 100_000, step=10, key=wkey("epochs"))
-    sb.radio("Model", tuple(ctl.MODELS), key=wkey("model"), horizontal=True)
-    sb.radio(
-        "GRU variant",
-        tuple(ctl.VARIANTS),
-        key=wkey("variant"),
-        horizontal=True,
-        disabled=widget_values()["model"] != "GRU",
-        help="d2l: reset before W_hh; cuDNN / torch.nn.GRU: reset after W_hh",
-    )
-    sb.radio("Sampling", ctl.SAMPLINGS, key=wkey("sampling"), horizontal=True)
-    sb.number_input("Seed", 0, 2**31 - 1, step=1, key=wkey("seed"))
-    devices = available_devices()
-    device = widget_values()["device"]
-    if device not in devices:
-        st.session_state.url_warnings.append(f"device {device!r} is not available here; using auto")
-        st.session_state[wkey("device")] = "auto"
-    sb.selectbox("Device", devices, key=wkey("device"))
-    sb.select_slider(
-        "Speed (steps per second)",
-        ctl.SPEEDS,
-        key=wkey("speed"),
-        on_change=_push_live_knobs,
-        help="slow a run down so a class can watch it unfold; 'max' = as fast as possible",
-    )
-
-
-def corpus_picker(lab: Lab, default: Corpus | None) -> None:
-    sb = st.sidebar
-    sb.header("Corpus")
-    choice = sb.radio("Text", ("The Time Machine", "Upload a .txt"), key="corpus_choice")
-    if choice == "The Time Machine":
-        if default is not None:
-            lab.use_corpus(default)
-        return
-    upload = sb.file_uploader(
-        "Upload a UTF-8 .txt",
-        type=["txt"],
-        key="upload",
-        max_upload_size=max(1, MAX_UPLOAD_BYTES // 2**20),
-    )
-    if upload is None:
-        return
-    try:
-        message = lab.accept_upload(upload.getvalue(), upload.name)
-    except ValueError as exc:
-        sb.error(f"{exc} The previous text is still in use.")
-        return
-    if message:
-        sb.success(message)
-
-
 # -- run controls ----------------------------------------------------------------------------
 def _start(step_only: bool = False) -> None:
     lab: Lab = st.session_state.lab
     st.session_state.start_error = None
+    values = widget_values()
     try:
-        config = ctl.config_from_values(widget_values())
-        job = lab.start(config, ctl.speed_value(widget_values()["speed"]), background=False)
+        config = ctl.config_from_values(values)
+        speed = ctl.speed_value(values["speed"])
+        if step_only:
+            lab.step(config, speed)
+        else:
+            lab.start(config, speed)
     except ValueError as exc:
         st.session_state.start_error = str(exc)
-        return
-    if step_only:
-        job.step_once()
-    if st.session_state.get("sync_jobs"):  # AppTest drives jobs in the script thread
-        if step_only:
-            job.run_sync(1)
-    else:
-        job.start()
 
 
 def _pause_resume() -> None:
@@ -238,16 +89,6 @@ def _pause_resume() -> None:
         lab.job.resume()
     else:
         lab.job.pause()
-
-
-def _step() -> None:
-    lab: Lab = st.session_state.lab
-    if not lab.active:
-        _start(step_only=True)
-    elif lab.job is not None:
-        lab.job.step_once()
-        if st.session_state.get("sync_jobs"):
-            lab.job.run_sync(1)
 
 
 def run_controls(lab: Lab) -> None:
@@ -269,7 +110,8 @@ def run_controls(lab: Lab) -> None:
     )
     cols[2].button(
         "Step",
-        on_click=_step,
+        on_click=_start,
+        kwargs=dict(step_only=True),
         width="stretch",
         help="one minibatch (pauses a running job first)",
         disabled=active and state not in ("paused", "ready"),

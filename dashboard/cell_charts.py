@@ -24,37 +24,24 @@ from dashboard.figure_base import (
     numeric_column,
     steps_x,
 )
+from gru_core.gates import GATES
+from gru_core.gates import label as gate_label
 
 HEATMAP_MAX_UNITS = 256  # hidden units shown in a gate heatmap
 HEATMAP_MAX_ROWS = 400  # training steps shown in the gradient-flow heatmap
-SIGMOID_GATES = ("Z", "R", "I", "F", "O")  # values in [0, 1]
-TANH_GATES = ("H_tilde", "C_tilde", "H")  # values in [-1, 1]
-GATE_LABELS = dict(
-    Z="update gate Z",
-    R="reset gate R",
-    H_tilde="candidate state H̃",
-    I="input gate I",
-    F="forget gate F",
-    O="output gate O",
-    C_tilde="candidate cell C̃",
-    H="hidden state H",
-)
 DEEP_BLUE = (8, 48, 107)  # the dark end of plotly's 'Blues'
 
 
 def gate_range(gate: str) -> tuple[float, float] | None:
-    """Value range of a gate: (0, 1) for sigmoid gates, (-1, 1) for tanh-valued, else None."""
-    if gate in SIGMOID_GATES:
-        return 0.0, 1.0
-    if gate in TANH_GATES:
-        return -1.0, 1.0
-    return None
+    """A gate's value range from the registry, or None for a name it does not know."""
+    entry = GATES.get(gate)
+    return entry.range if entry else None
 
 
 def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
     """Percentile bands (p5–p95 light, p25–p75 darker), median, mean (dashed) of one gate,
     and its saturated fraction on a right-hand axis (0..1)."""
-    label = GATE_LABELS.get(gate, gate)
+    label = gate_label(gate)
     title = f"{label}: distribution per step"
     names = ("p5", "p25", "p50", "p75", "p95", "mean", "sat")
     x = steps_x(steps)
@@ -121,7 +108,7 @@ def gate_heatmap_figure(values: np.ndarray, text: str, gate: str) -> go.Figure:
     T, H = values.shape
     if len(text) != T:
         raise ValueError(f"gate_heatmap_figure: text has {len(text)} characters, values T={T}")
-    label = GATE_LABELS.get(gate, gate)
+    label = gate_label(gate)
     title = f"{label} on the probe text"
     if H > HEATMAP_MAX_UNITS:
         title += f" (first {HEATMAP_MAX_UNITS} of {H} hidden units)"

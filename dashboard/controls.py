@@ -1,18 +1,24 @@
-"""Widget values <-> TrainConfig, lessons (presets) and the URL's query parameters.
+"""The control table: one row per sidebar control, read by the widgets, the URL, the lessons
+and the config.
 
-Pure functions and data only (no ``st.*``): the sidebar in ``app.py`` renders the widgets
-described here, keyed by ``widget_key(Control.key, generation)`` in ``st.session_state``;
-``config_from_values`` turns those values into a frozen, validated ``TrainConfig``.
+Each ``Control`` holds everything said about a control: its key (the ``st.session_state`` key
+and the URL query parameter), label, help, the widget that shows it, its default, and its
+allowed values. Bounds and choices come from ``TrainConfig``'s ``NUMERIC_RANGES`` and
+``CHOICES`` (a control may show a narrower, classroom-sized part of a range, never a wider
+one; a test holds every control to its field). ``config_from_values`` turns the widget values
+into a frozen, validated ``TrainConfig``; ``values_from_config`` goes back.
+
+Pure functions and data only (no ``st.*``): ``sidebar.py`` renders these rows.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gru_core.config import TrainConfig
+from gru_core.config import CHOICES, NUMERIC_RANGES, TrainConfig
 
 # 1-2-5 ladders for the log-scale sliders.
 INIT_STDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0)
@@ -20,11 +26,22 @@ CLIPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0
 LRS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 SPEEDS = ("max", 1, 2, 5, 10, 20, 50)  # steps per second; 'max' = as fast as possible
-MODELS = {"GRU": "gru", "RNN": "rnn", "LSTM": "lstm"}
-VARIANTS = {"d2l": "d2l", "cuDNN": "cudnn"}
-SAMPLINGS = ("sequential", "random")
+# Display label -> config value, for the choice fields.
+MODELS = dict(zip(("GRU", "RNN", "LSTM"), CHOICES["model"], strict=True))
+VARIANTS = dict(zip(("d2l", "cuDNN"), CHOICES["gru_variant"], strict=True))
+SAMPLINGS = CHOICES["sampling"]
+DEVICES = CHOICES["device"]
 
-LIVE_FIELDS = ("clip_threshold", "lr")  # reach a running job at its next step
+# Widgets: 'slider' (int range), 'number' (int box), 'ladder' (select_slider over options),
+# 'toggle' (bool), 'radio' and 'select' (choices).
+_KIND = {
+    "slider": "int",
+    "number": "int",
+    "ladder": "ladder",
+    "toggle": "bool",
+    "radio": "choice",
+    "select": "choice",
+}
 
 
 @dataclass(frozen=True)
@@ -32,29 +49,92 @@ class Control:
     key: str  # session_state key and URL query parameter name
     label: str
     default: Any
-    kind: str  # 'int', 'ladder' (float options), 'choice', 'bool'
-    low: float | None = None  # for 'int' and 'ladder' (inclusive)
+    widget: str  # see _KIND
+    field: str | None = None  # the TrainConfig field it sets (None: not a config setting)
+    options: tuple[Any, ...] = ()  # ladder rungs or choice labels, in display order
+    low: float | None = None  # int widgets: bounds (default: the field's NUMERIC_RANGES)
     high: float | None = None
-    options: tuple[Any, ...] = ()
+    step: int = 1  # int widgets
+    help: str = ""
+    live: bool = False  # reaches a running job at its next step (no restart)
+    enabled_if: Callable[[Mapping[str, Any]], bool] | None = None  # greyed out otherwise
+    section: str = "Training"  # the sidebar heading it sits under
+
+    @property
+    def kind(self) -> str:
+        """'int', 'ladder' (numeric options), 'choice' or 'bool': how values parse."""
+        return _KIND[self.widget]
+
+    def enabled(self, values: Mapping[str, Any]) -> bool:
+        return self.enabled_if is None or self.enabled_if(values)
+
+
+def _range(field: str, low: float | None = None, high: float | None = None) -> dict[str, float]:
+    lo, hi = NUMERIC_RANGES[field]
+    return {"low": lo if low is None else low, "high": hi if high is None else high}
+
+
+def _ladder(options: tuple[Any, ...]) -> dict[str, Any]:
+    return {"options": options, "low": min(options), "high": max(options)}
 
 
 CONTROLS: tuple[Control, ...] = (
-    Control("hidden", "Hidden size", 256, "int", 8, 1024),
-    Control("init_std", "Init std (log scale)", 0.01, "ladder", 0.001, 3.0, INIT_STDS),
-    Control("clip_on", "Clip gradients", True, "bool"),
-    Control("clip", "Clip threshold θ (log scale)", 1.0, "ladder", 0.01, 100.0, CLIPS),
-    Control("steps", "Sequence length (num_steps)", 35, "int", 5, 500),
-    Control("lr", "Learning rate (log scale)", 1.0, "ladder", 0.01, 50.0, LRS),
-    Control("batch", "Batch size", 32, "ladder", 1, 256, BATCHES),
-    Control("epochs", "Epochs", 500, "int", 1, 100_000),
-    Control("model", "Model", "GRU", "choice", options=tuple(MODELS)),
-    Control("variant", "GRU variant", "d2l", "choice", options=tuple(VARIANTS)),
-    Control("sampling", "Sampling", "sequential", "choice", options=SAMPLINGS),
-    Control("seed", "Seed", 0, "int", 0, 2**31 - 1),
-    Control("device", "Device", "auto", "choice", options=("auto", "cpu", "cuda", "mps")),
-    Control("speed", "Speed (steps per second)", "max", "choice", options=SPEEDS),
-)
+    Control("model", "Model", "GRU", "radio", "model", options=tuple(MODELS), section="Model"),
+    Control(
+        "variant", "GRU variant", "d2l", "radio", "gru_variant", options=tuple(VARIANTS),
+        help="d2l: reset before W_hh; cuDNN / torch.nn.GRU: reset after W_hh",
+        enabled_if=lambda v: v.get("model", "GRU") == "GRU", section="Model",
+    ),
+    Control(
+        "hidden", "Hidden size", 256, "slider", "hidden_size", step=8, section="Model",
+        help="units in the hidden state H_t (d2l: 256)", **_range("hidden_size", 8, 1024),
+    ),
+    Control(
+        "init_std", "Init std (log scale)", 0.01, "ladder", "init_std", section="Model",
+        help="weights ~ N(0, std²); d2l multiplies randn by 0.01", **_ladder(INIT_STDS),
+    ),
+    Control(
+        "steps", "Sequence length (num_steps)", 35, "slider", "num_steps",
+        help="BPTT window T (d2l: 35)", **_range("num_steps", 5, 500),
+    ),
+    Control(
+        "clip_on", "Clip gradients", True, "toggle", "clip_threshold", live=True,
+        help="off: the gradient is used as it is, however long",
+    ),
+    Control(
+        "clip", "Clip threshold θ (log scale)", 1.0, "ladder", "clip_threshold", live=True,
+        help="global L2 norm cap (d2l: 1); changes reach a running job at its next step",
+        enabled_if=lambda v: bool(v.get("clip_on", True)), **_ladder(CLIPS),
+    ),
+    Control(
+        "lr", "Learning rate (log scale)", 1.0, "ladder", "lr", live=True,
+        help="SGD step size (d2l: 1); changes reach a running job at its next step",
+        **_ladder(LRS),
+    ),
+    Control(
+        "batch", "Batch size", 32, "ladder", "batch_size", help="sequences per minibatch B "
+        "(d2l: 32)", **_ladder(BATCHES),
+    ),
+    Control(
+        "epochs", "Epochs", 500, "number", "num_epochs", step=10,
+        help="passes over the training text (d2l: 500)", **_range("num_epochs"),
+    ),
+    Control(
+        "sampling", "Sampling", "sequential", "radio", "sampling", options=SAMPLINGS,
+        help="sequential: each row continues the last minibatch and the state carries over; "
+        "random: shuffled windows, fresh state",
+    ),
+    Control("seed", "Seed", 0, "number", "seed", help="weights and minibatch order",
+            **_range("seed")),
+    Control("device", "Device", "auto", "select", "device", options=DEVICES, section="Run"),
+    Control(
+        "speed", "Speed (steps per second)", "max", "ladder", options=SPEEDS, live=True,
+        help="slow a run down so a class can watch it unfold; 'max' = as fast as possible",
+        section="Run",
+    ),
+)  # fmt: skip
 BY_KEY = {c.key: c for c in CONTROLS}
+LIVE_FIELDS = tuple(dict.fromkeys(c.field for c in CONTROLS if c.live and c.field))
 
 
 def widget_key(key: str, generation: int) -> str:
@@ -77,6 +157,11 @@ def defaults() -> dict[str, Any]:
     return {c.key: c.default for c in CONTROLS}
 
 
+def clip_threshold(values: Mapping[str, Any]) -> float | None:
+    """The clip threshold the two clip controls mean: θ, or None when clipping is off."""
+    return float(values["clip"]) if values["clip_on"] else None
+
+
 def config_from_values(values: Mapping[str, Any]) -> TrainConfig:
     """Widget values -> TrainConfig (raises ValueError naming the field on a bad value)."""
     v = {**defaults(), **values}
@@ -85,7 +170,7 @@ def config_from_values(values: Mapping[str, Any]) -> TrainConfig:
         gru_variant=VARIANTS[v["variant"]],
         hidden_size=int(v["hidden"]),
         init_std=float(v["init_std"]),
-        clip_threshold=float(v["clip"]) if v["clip_on"] else None,
+        clip_threshold=clip_threshold(v),
         num_steps=int(v["steps"]),
         batch_size=int(v["batch"]),
         lr=float(v["lr"]),
@@ -96,58 +181,37 @@ def config_from_values(values: Mapping[str, Any]) -> TrainConfig:
     )
 
 
+def values_from_config(config: TrainConfig) -> dict[str, Any]:
+    """The control values that show ``config`` (inverse of ``config_from_values`` on the
+    settings the sidebar has). A value off a ladder snaps to the nearest rung."""
+    label = {value: name for name, value in MODELS.items()}
+    variant = {value: name for name, value in VARIANTS.items()}
+    clip = config.clip_threshold
+    return {
+        **defaults(),
+        "hidden": config.hidden_size,
+        "init_std": _nearest(INIT_STDS, config.init_std),
+        "clip_on": clip is not None,
+        "clip": _nearest(CLIPS, clip) if clip is not None else BY_KEY["clip"].default,
+        "steps": config.num_steps,
+        "lr": _nearest(LRS, config.lr),
+        "batch": _nearest(BATCHES, config.batch_size),
+        "epochs": config.num_epochs,
+        "model": label[config.model],
+        "variant": variant[config.gru_variant],
+        "sampling": config.sampling,
+        "seed": config.seed,
+        "device": config.device,
+    }
+
+
+def _nearest(options: tuple[float, ...], value: float) -> float:
+    return min(options, key=lambda o: abs(math.log(o) - math.log(value)))
+
+
 def speed_value(speed: Any) -> float | None:
     """The speed widget's value as max steps per second (None = as fast as possible)."""
     return None if speed == "max" else float(speed)
-
-
-# -- lessons ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Lesson:
-    name: str
-    values: dict[str, Any]  # control key -> value; everything else goes back to default
-    text: str  # two sentences: what to try, what to look for
-
-
-LESSONS: tuple[Lesson, ...] = (
-    Lesson(
-        "d2l default",
-        {},
-        "The book's run: hidden 256, init std 0.01, clip at 1, 35 steps, 500 epochs. Watch "
-        "perplexity fall towards 1 and the 'time traveller' text turn into English words.",
-    ),
-    Lesson(
-        "Exploding gradients",
-        {"init_std": 0.1, "clip_on": False, "lr": 5.0, "epochs": 15, "hidden": 128},
-        "Weights 10x the book's (std 0.1), a learning rate of 5 and no clipping. Within a few "
-        "epochs the gradient norm leaps by orders of magnitude and perplexity blows up.",
-    ),
-    Lesson(
-        "Clipping to the rescue",
-        {"init_std": 0.1, "clip_on": True, "clip": 1.0, "lr": 5.0, "epochs": 15, "hidden": 128},
-        "The same explosive settings with the global gradient norm capped at θ = 1: the first "
-        "big steps can no longer throw the weights into the exploding regime, so the norm stays "
-        "near θ and perplexity falls. Overlay both runs under Compare runs.",
-    ),
-    Lesson(
-        "Long sequences",
-        {"steps": 200, "epochs": 20, "hidden": 128},
-        "Backprop through 200 steps instead of 35. Run the GRU, then switch Model to RNN and "
-        "run again: the gradient-through-time view shows how far back each one still learns.",
-    ),
-    Lesson(
-        "Small and fast",
-        {"hidden": 32, "epochs": 50},
-        "Hidden size 32 trains in seconds on any laptop CPU. Good for trying every knob: "
-        "move the clip slider while it runs and see the threshold line follow.",
-    ),
-)
-LESSONS_BY_NAME = {lesson.name: lesson for lesson in LESSONS}
-
-
-def lesson_values(name: str) -> dict[str, Any]:
-    """All control values for a lesson: the defaults overlaid with the lesson's own."""
-    return {**defaults(), **LESSONS_BY_NAME[name].values}
 
 
 # -- URL query parameters --------------------------------------------------------------------
@@ -171,13 +235,14 @@ def from_query(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
         if control is None:
             continue
         try:
-            values[key] = _parse(control, raw)
+            values[key] = parse(control, raw)
         except ValueError as exc:
             warnings.append(f"ignored `{key}={raw}` in the URL: {exc}")
     return values, warnings
 
 
-def _parse(c: Control, raw: str) -> Any:
+def parse(c: Control, raw: str) -> Any:
+    """One control's value from its URL text (ValueError saying what was expected)."""
     text = str(raw).strip()
     if c.kind == "bool":
         if text.lower() in ("1", "true", "on", "yes"):
@@ -185,10 +250,11 @@ def _parse(c: Control, raw: str) -> Any:
         if text.lower() in ("0", "false", "off", "no"):
             return False
         raise ValueError("expected true or false")
-    if c.kind == "choice":
-        for option in c.options:
-            if text.lower() == str(option).lower():
-                return option
+    numeric = [o for o in c.options if isinstance(o, int | float) and not isinstance(o, bool)]
+    for option in c.options:  # named options first ('GRU', 'max')
+        if not isinstance(option, int | float) and text.lower() == str(option).lower():
+            return option
+    if c.kind == "choice" or (c.options and not numeric):
         raise ValueError("expected one of " + ", ".join(str(o) for o in c.options))
     try:
         number = float(text)
@@ -196,16 +262,20 @@ def _parse(c: Control, raw: str) -> Any:
         raise ValueError("not a number") from None
     if not math.isfinite(number):
         raise ValueError("not a finite number")
-    assert c.low is not None and c.high is not None
-    if not c.low <= number <= c.high:
-        raise ValueError(f"outside {_fmt(c.low)}..{_fmt(c.high)}")
     if c.kind == "int":
+        assert c.low is not None and c.high is not None
+        if not c.low <= number <= c.high:
+            raise ValueError(f"outside {_fmt(c.low)}..{_fmt(c.high)}")
         if not number.is_integer():
             raise ValueError("expected a whole number")
         return int(number)
-    # ladder: snap to the nearest rung on a log scale
-    rung = min(c.options, key=lambda o: abs(math.log(o) - math.log(number)))
+    # ladder: the rung it names, on a log scale
+    if number <= 0:
+        raise ValueError(f"outside {_fmt(min(numeric))}..{_fmt(max(numeric))}")
+    rung = _nearest(tuple(numeric), number)
     if not math.isclose(rung, number, rel_tol=1e-9):
+        if not min(numeric) <= number <= max(numeric):
+            raise ValueError(f"outside {_fmt(min(numeric))}..{_fmt(max(numeric))}")
         raise ValueError(f"not on the slider; nearest is {_fmt(rung)}")
     return rung
 

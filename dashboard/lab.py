@@ -12,6 +12,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pandas as pd
 
@@ -23,6 +24,40 @@ from gru_core.sources import corpus_from_upload
 from gru_core.telemetry import Snapshot, Telemetry
 
 MAX_SAVED_RUNS = 8
+
+
+class JobRunner(Protocol):
+    """How a Lab's jobs are driven: in a background thread (the app) or in the caller's
+    thread, step by step (tests: AppTest never fires the page's timer)."""
+
+    def launch(self, job: TrainingJob, step_only: bool) -> None: ...
+
+    def step(self, job: TrainingJob) -> None: ...
+
+
+class ThreadRunner:
+    """The app's runner: each job trains in its own worker thread."""
+
+    def launch(self, job: TrainingJob, step_only: bool) -> None:
+        if step_only:
+            job.step_once()  # starts paused, with one step granted
+        job.start()
+
+    def step(self, job: TrainingJob) -> None:
+        job.step_once()
+
+
+class SyncRunner:
+    """A runner for tests: no thread; Step trains one minibatch in the caller's thread, and
+    a started job waits for the test to drive it (``job.run_sync(n)``)."""
+
+    def launch(self, job: TrainingJob, step_only: bool) -> None:
+        if step_only:
+            self.step(job)
+
+    def step(self, job: TrainingJob) -> None:
+        job.step_once()
+        job.run_sync(1)
 
 
 @dataclass(frozen=True)
@@ -58,6 +93,7 @@ class SavedRun:
 @dataclass
 class Lab:
     corpus: Corpus
+    runner: JobRunner = field(default_factory=ThreadRunner)
     telemetry: Telemetry = field(default_factory=Telemetry)
     job: TrainingJob | None = None
     runs: OrderedDict[str, SavedRun] = field(default_factory=OrderedDict)
@@ -70,18 +106,25 @@ class Lab:
 
     # -- the job ---------------------------------------------------------------------------
     def start(
-        self, config: TrainConfig, max_steps_per_sec: float | None, background: bool = True
+        self, config: TrainConfig, max_steps_per_sec: float | None, step_only: bool = False
     ) -> TrainingJob:
-        """Replace any current job with a new one (ValueError on a bad config or text)."""
+        """Replace any current job with a new one, launched by the runner (ValueError on a
+        bad config or text). ``step_only``: train one minibatch, then wait paused."""
         self.stop()
         telemetry = Telemetry()
         job = TrainingJob(config, self.corpus, telemetry, max_steps_per_sec=max_steps_per_sec)
         with self._lock:
             self.run_counter += 1
             self.telemetry, self.job = telemetry, job
-        if background:
-            job.start()
+        self.runner.launch(job, step_only)
         return job
+
+    def step(self, config: TrainConfig, max_steps_per_sec: float | None) -> None:
+        """One more minibatch: of the active job (pausing it), else of a new one."""
+        if self.active and self.job is not None:
+            self.runner.step(self.job)
+        else:
+            self.start(config, max_steps_per_sec, step_only=True)
 
     def stop(self) -> None:
         job = self.job

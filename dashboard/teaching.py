@@ -1,4 +1,6 @@
-"""Teaching text: the equations of the chosen cell (LaTeX) and the divergence advice.
+"""Teaching text: the equations of the chosen cell (LaTeX), the charts' captions and the
+divergence advice. (Lesson texts live with their settings in ``lessons.py``; what each gate
+means, in the gate registry ``gru_core.gates``.)
 
 The symbols match the charts: Z and R are the gates plotted in the gate views, H_tilde the
 candidate state, ||dL/dH_t|| the gradient through time, θ the clip threshold.
@@ -7,6 +9,7 @@ candidate state, ||dL/dH_t|| the gradient through time, θ the clip threshold.
 from __future__ import annotations
 
 from gru_core.config import TrainConfig
+from gru_core.gates import GATES
 from gru_core.records import Outcome
 
 _GATES = r"""
@@ -45,6 +48,64 @@ _LSTM = r"""
   \quad \mathbf{H}_t = \mathbf{O}_t \odot \tanh(\mathbf{C}_t)
 \end{aligned}
 """
+CAPTIONS = {
+    "perplexity": (
+        "**Perplexity** (log scale) is exp(mean cross-entropy): how many characters the model "
+        "is still choosing between. The faint line is each minibatch; the bold ones are d2l's "
+        "training perplexity and the held-out validation perplexity per epoch. Both should fall "
+        "towards 1; validation staying well above training means memorising, and a jump up "
+        "means the step was too large."
+    ),
+    "grad_norm": (
+        "**Global gradient norm per step** (log scale), before and after clipping, with the "
+        "clip threshold θ as a line. Clipping rescales the whole gradient to length θ "
+        "whenever it is longer, so 'after' never rises above the line. Spikes of 'before' "
+        "that tower over θ are exploding gradients that clipping caught; dotted verticals "
+        "mark live changes of θ or the learning rate."
+    ),
+    "groups": (
+        "**Gradient norm per parameter group** (log scale): input weights W_x·, recurrent "
+        "weights W_h·, biases and the output layer. The recurrent weights' gradient sums "
+        "products of Jacobians over time steps, so an explosion through time shows there "
+        "first. Run a GRU and an RNN "
+        "with the same settings and overlay them under Compare runs to see whether the GRU's "
+        "~3x parameters call for a higher threshold."
+    ),
+    "bands": (
+        "**Distribution of a gate over training**: the light band holds the middle 90% of all "
+        "gate values in each minibatch, the dark band the middle 50%, the line the median. "
+        f"The dotted right-hand axis is the fraction saturated ({GATES['Z'].saturation_rule}): "
+        "saturated gates pass almost no gradient."
+    ),
+    "heatmap": (
+        "**Gate values on the probe text** 'time traveller ...', read from a zero state by the "
+        "current model, refreshed live: one column per character, one row per hidden unit. "
+        "Bright Z cells are units keeping their memory through that character; dark cells "
+        "overwrite it with the candidate state."
+    ),
+    "no_gates": (
+        "A plain RNN has no gates: every step overwrites its whole state, "
+        "H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h). Switch Model to GRU or LSTM to see gates; "
+        "the Memory view shows what the RNN's hidden units respond to."
+    ),
+    "probe": (
+        "Each character of the probe coloured by its **mean Z** over hidden units: darker "
+        "means the model keeps more of its old state while reading that character."
+    ),
+    "flow_line": (
+        "**Gradient flow through time**: ||∂L/∂H_t|| for t = 1..T in the latest recorded "
+        "step, from the hand-written backward pass. Each H_t gets gradient from its own output "
+        "and from every later step. A curve that falls steeply towards t = 1 means vanishing "
+        "gradients (early characters barely learn); one that rises towards t = 1 means "
+        "exploding ones."
+    ),
+    "flow_heat": (
+        "**The same over training** (log10 colour): one row per recorded step, one column per "
+        "time step t. A dark left side means early characters get almost no gradient: the "
+        "model cannot learn dependencies that long. Try sequence length 200 with GRU and RNN."
+    ),
+}
+
 CLIPPING = (
     r"\mathbf{g} \leftarrow \min\left(1, \frac{\theta}{\|\mathbf{g}\|}\right)\mathbf{g},"
     r"\quad \|\mathbf{g}\|^2 = \textstyle\sum_{W} \|\partial L / \partial W\|^2"

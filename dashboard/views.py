@@ -1,8 +1,9 @@
-"""Draw a telemetry snapshot: status line, charts with captions, text, compare runs.
+"""Draw a telemetry snapshot: status line, the chosen view's charts with captions, and text.
 
 Runs in the script thread only (the live fragment or a full rerun): it reads snapshots and
 never touches the job's model. Figures come from the pure builders in ``charts.py``
-(training curves) and ``cell_charts.py`` (gates, gradient flow through time).
+(training curves) and ``cell_charts.py`` (gates, gradient flow through time); captions and
+advice from ``teaching.py``. Saved runs are drawn by ``compare.py``.
 """
 
 from __future__ import annotations
@@ -15,65 +16,14 @@ import streamlit as st
 from dashboard import cell_charts, charts
 from dashboard.figure_base import empty_figure
 from dashboard.lab import Lab
-from dashboard.teaching import divergence_advice
+from dashboard.teaching import CAPTIONS, divergence_advice
+from gru_core.config import TrainConfig
+from gru_core.gates import GATES, MODEL_GATES
 from gru_core.job import JobStatus
 from gru_core.telemetry import Snapshot, gate_names
 
 VIEWS = ("Overview", "Gradients", "Gates", "Through time", "Text")
 PLOT_CONFIG = {"displaylogo": False}
-
-CAPTIONS = {
-    "perplexity": (
-        "**Perplexity** (log scale) is exp(mean cross-entropy): how many characters the model "
-        "is still choosing between. The faint line is each minibatch; the bold ones are d2l's "
-        "training perplexity and the held-out validation perplexity per epoch. Both should fall "
-        "towards 1; validation staying well above training means memorising, and a jump up "
-        "means the step was too large."
-    ),
-    "grad_norm": (
-        "**Global gradient norm per step** (log scale), before and after clipping, with the "
-        "clip threshold θ as a line. Clipping rescales the whole gradient to length θ "
-        "whenever it is longer, so 'after' never rises above the line. Spikes of 'before' "
-        "that tower over θ are exploding gradients that clipping caught; dotted verticals "
-        "mark live changes of θ or the learning rate."
-    ),
-    "groups": (
-        "**Gradient norm per parameter group** (log scale): input weights W_x·, recurrent "
-        "weights W_h·, biases and the output layer. The recurrent weights' gradient sums "
-        "products of Jacobians over time steps, so an explosion through time shows there "
-        "first. Run a GRU and an RNN "
-        "with the same settings and overlay them under Compare runs to see whether the GRU's "
-        "~3x parameters call for a higher threshold."
-    ),
-    "bands": (
-        "**Distribution of a gate over training**: the light band holds the middle 90% of all "
-        "gate values in each minibatch, the dark band the middle 50%, the line the median. "
-        "The dotted right-hand axis is the fraction saturated (below 0.05 or above 0.95): "
-        "saturated gates pass almost no gradient. Z near 1 copies the old state forward."
-    ),
-    "heatmap": (
-        "**Gate values on the probe text** 'time traveller ...', read from a zero state by the "
-        "current model, refreshed live: one column per character, one row per hidden unit. "
-        "Bright Z cells are units keeping their memory through that character; dark cells "
-        "overwrite it with the candidate state."
-    ),
-    "probe": (
-        "Each character of the probe coloured by its **mean Z** over hidden units: darker "
-        "means the model keeps more of its old state while reading that character."
-    ),
-    "flow_line": (
-        "**Gradient flow through time**: ||∂L/∂H_t|| for t = 1..T in the latest recorded "
-        "step, from the hand-written backward pass. Each H_t gets gradient from its own output "
-        "and from every later step. A curve that falls steeply towards t = 1 means vanishing "
-        "gradients (early characters barely learn); one that rises towards t = 1 means "
-        "exploding ones."
-    ),
-    "flow_heat": (
-        "**The same over training** (log10 colour): one row per recorded step, one column per "
-        "time step t. A dark left side means early characters get almost no gradient: the "
-        "model cannot learn dependencies that long. Try sequence length 200 with GRU and RNN."
-    ),
-}
 
 
 def status_line(status: JobStatus | None, snap: Snapshot) -> None:
@@ -120,9 +70,9 @@ def live_views(lab: Lab) -> None:
     elif view == "Gradients":
         gradients(snap)
     elif view == "Gates":
-        gates(snap)
+        gates(snap, job.config.model if job is not None else None)
     elif view == "Through time":
-        through_time(snap)
+        through_time(snap, lab)
     elif view == "Text":
         text(snap)
 
@@ -174,17 +124,20 @@ def gradients(snap: Snapshot) -> None:
         st.caption(CAPTIONS["groups"])
 
 
-def gates(snap: Snapshot) -> None:
+def gates(snap: Snapshot, model: str | None) -> None:
+    if model is not None and not MODEL_GATES[model]:
+        st.info(CAPTIONS["no_gates"])
+        return
     names = gate_names(snap)
     if not names:
         st.info("Gate statistics appear after the first step.")
         return
-    cols = st.columns(min(len(names), 2))
-    shown = [g for g in names if g in ("Z", "R", "I", "F", "O", "H")][:2] or names[:2]
-    for col, gate in zip(cols, shown, strict=False):
+    shown = names[:2]  # the registry's order: Z and R, or I and F
+    cols = st.columns(len(shown))
+    for col, gate in zip(cols, shown, strict=True):
         with col:
             _chart(cell_charts.gate_bands_figure(snap.steps, gate), f"bands-{gate}")
-    st.caption(CAPTIONS["bands"])
+    st.caption(CAPTIONS["bands"] + " " + " ".join(GATES[g].caption for g in shown))
     probe = snap.probe
     if probe is None:
         return
@@ -202,9 +155,10 @@ def gates(snap: Snapshot) -> None:
         st.caption(CAPTIONS["probe"])
 
 
-def through_time(snap: Snapshot) -> None:
+def through_time(snap: Snapshot, lab: Lab) -> None:
     if len(snap.flow_steps) == 0:
-        st.info("Gradient flow is recorded on step 1 and every 10th step after it.")
+        every = lab.job.config.flow_every if lab.job is not None else TrainConfig().flow_every
+        st.info(f"Gradient flow is recorded on step 1 and every {every}th step after it.")
         return
     left, right = st.columns(2)
     last = snap.flow[-1]

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-SAMPLINGS = ("sequential", "random")
+from .config import SAMPLINGS
+
 _NON_LETTERS = re.compile("[^A-Za-z]+")
 # File iteration in text mode (d2l's f.readlines()) splits on universal newlines only.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")

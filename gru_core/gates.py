@@ -106,7 +106,6 @@ MODEL_GATES: dict[str, tuple[str, ...]] = {
     "rnn": (),
     "lstm": ("I", "F", "O", "C_tilde"),
 }
-SIGMOID_GATES = frozenset(n for n, g in GATES.items() if g.activation == "sigmoid")
 
 
 def gate(name: str) -> Gate:

@@ -2,9 +2,9 @@ r"""The textbook implementation: d2l's from-scratch GRU, written out the way the
 
 This is the reference that the fast path (``fused.py`` + ``train.py``) is measured and tested
 against: ``tests/test_textbook.py`` holds the two to the same losses and gradients, and
-``benchmarks/throughput.py`` times them side by side. It is also the code the dashboard can
-show a learner next to the plots, so it follows the book's structure (d2l section 10.2 and
-``train_ch8``) rather than being fast:
+``benchmarks/throughput.py`` times them side by side. It follows the book's structure (d2l
+section 10.2 and ``train_ch8``) rather than being fast, so a reader can set it beside the
+chapter:
 
 - ``get_params`` draws every weight from N(0, init_std^2) and sets biases to zero;
 - ``init_gru_state`` returns a zero state ``(H,)``;

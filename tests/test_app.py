@@ -1,8 +1,9 @@
 """The Streamlit page through AppTest: widgets, lessons, run controls, live knobs, the URL.
 
-AppTest never fires ``st.fragment(run_every=...)``, so these tests set ``sync_jobs``: Start
-builds the job without a thread, and the test drives it with ``job.run_sync(n)`` before the
-next ``at.run()``. Uploads cannot be simulated by AppTest (the e2e tests cover them).
+AppTest never fires ``st.fragment(run_every=...)``, so these tests give the session a Lab with
+a ``SyncRunner``: Start builds the job without a thread, and the test drives it with
+``job.run_sync(n)`` before the next ``at.run()``. Uploads cannot be simulated by AppTest (the
+e2e tests cover them).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import controls as ctl
-from dashboard.lab import Lab
+from dashboard import lessons
+from dashboard.lab import Lab, SyncRunner
 from gru_core.job import ENDED
+from gru_core.sources import load_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"
@@ -38,7 +41,7 @@ def make_app(corpus_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
 
     def make(**query: str) -> AppTest:
         at = AppTest.from_file(str(APP), default_timeout=60)
-        at.session_state["sync_jobs"] = True
+        at.session_state["lab"] = Lab(corpus=load_corpus(corpus_path), runner=SyncRunner())
         for key, value in query.items():
             at.query_params[key] = value
         apps.append(at)
@@ -125,17 +128,17 @@ def test_loads_with_d2l_defaults(make_app: Callable[..., AppTest]) -> None:
 def test_lesson_presets_set_every_control(make_app: Callable[..., AppTest]) -> None:
     at = make_app()
     at.run()
-    names = [lesson.name for lesson in ctl.LESSONS]
+    names = [lesson.name for lesson in lessons.LESSONS]
     names = names[1:] + names[:1]  # 'd2l default' is already selected: choose it last
     for name in names:
         at.selectbox(key="lesson").select(name).run()
         assert not at.exception, name
-        assert control_widgets(at) == ctl.lesson_values(name), name
-        lesson = ctl.LESSONS_BY_NAME[name]
+        assert control_widgets(at) == lessons.lesson_values(name), name
+        lesson = lessons.BY_NAME[name]
         assert any(i.value == lesson.text for i in at.info), name
         # The URL follows the controls.
         assert {k: v[0] if isinstance(v, list) else v for k, v in at.query_params.items()} == (
-            ctl.to_query(ctl.lesson_values(name))
+            ctl.to_query(lessons.lesson_values(name))
         )
 
 
@@ -155,10 +158,10 @@ def test_a_lesson_makes_new_widgets_and_later_changes_stick(
     at.selectbox(key="lesson").select("Small and fast").run()
     second = wkey(at, "hidden")
     assert second not in (first, "hidden")
-    assert control_widgets(at) == ctl.lesson_values("Small and fast")
+    assert control_widgets(at) == lessons.lesson_values("Small and fast")
     button(at, "Start").click().run()
     assert lab_of(at).job is not None
-    assert lab_of(at).job.config.hidden_size == ctl.lesson_values("Small and fast")["hidden"]
+    assert lab_of(at).job.config.hidden_size == lessons.lesson_values("Small and fast")["hidden"]
     assert not at.exception
 
 

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from dashboard import controls as ctl
-from gru_core.config import TrainConfig
+from dashboard import lessons
+from gru_core.config import CHOICES, NUMERIC_RANGES, TrainConfig
 
 
 def test_defaults_are_d2l_defaults() -> None:
@@ -24,13 +25,48 @@ def test_every_control_default_is_on_its_own_widget() -> None:
     for c in ctl.CONTROLS:
         if c.kind == "ladder":
             assert c.default in c.options, c.key
-        if c.kind in ("int", "ladder"):
+        if c.kind == "int" or (c.kind == "ladder" and c.field is not None):
             assert c.low is not None and c.high is not None
             assert c.low <= c.default <= c.high, c.key
         if c.kind == "choice":
             assert c.default in c.options, c.key
-        if c.kind == "ladder":
+        if c.kind == "ladder" and c.field is not None:
             assert (min(c.options), max(c.options)) == (c.low, c.high), c.key
+
+
+def test_every_control_stays_inside_its_config_field() -> None:
+    """Bounds and choices come from TrainConfig: a control may show part of a field's range,
+    never more, and every choice it offers is one of the field's choices."""
+    for c in ctl.CONTROLS:
+        if c.field is None:
+            assert c.key == "speed"  # the only control that is not a config setting
+            continue
+        if c.kind in ("int", "ladder") and c.field in NUMERIC_RANGES:
+            low, high = NUMERIC_RANGES[c.field]
+            assert low <= c.low <= c.high <= high, c.key
+        if c.kind == "choice":
+            mapped = {"model": ctl.MODELS, "variant": ctl.VARIANTS}.get(c.key)
+            offered = [mapped[o] for o in c.options] if mapped else list(c.options)
+            assert set(offered) <= set(CHOICES[c.field]), c.key
+
+
+def test_values_from_config_round_trips() -> None:
+    for values in (
+        ctl.defaults(),
+        lessons.lesson_values("Exploding gradients"),
+        {**ctl.defaults(), "model": "LSTM", "variant": "cuDNN", "sampling": "random", "seed": 7},
+    ):
+        config = ctl.config_from_values(values)
+        back = ctl.values_from_config(config)
+        assert ctl.config_from_values(back) == config
+        assert {k: v for k, v in back.items() if k != "speed"} == {
+            k: v for k, v in values.items() if k != "speed"
+        }
+
+
+def test_a_lesson_naming_an_unknown_control_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown controls: hiden"):
+        lessons.Lesson("typo", {"hiden": 64}, "text")
 
 
 def test_every_ladder_rung_is_a_valid_config_value() -> None:
@@ -61,12 +97,12 @@ def test_choices_map_to_config_names() -> None:
     )
 
 
-@pytest.mark.parametrize("name", [lesson.name for lesson in ctl.LESSONS])
+@pytest.mark.parametrize("name", [lesson.name for lesson in lessons.LESSONS])
 def test_every_lesson_builds_a_valid_config(name: str) -> None:
-    values = ctl.lesson_values(name)
+    values = lessons.lesson_values(name)
     assert set(values) == {c.key for c in ctl.CONTROLS}
     config = ctl.config_from_values(values)  # raises ValueError if a value is out of range
-    lesson = ctl.LESSONS_BY_NAME[name]
+    lesson = lessons.BY_NAME[name]
     for key, value in lesson.values.items():
         assert values[key] == value
     # Keys the lesson does not name go back to the defaults.
@@ -77,15 +113,15 @@ def test_every_lesson_builds_a_valid_config(name: str) -> None:
 
 
 def test_exploding_lesson_turns_clipping_off_and_rescue_turns_it_on() -> None:
-    explode = ctl.config_from_values(ctl.lesson_values("Exploding gradients"))
-    rescue = ctl.config_from_values(ctl.lesson_values("Clipping to the rescue"))
+    explode = ctl.config_from_values(lessons.lesson_values("Exploding gradients"))
+    rescue = ctl.config_from_values(lessons.lesson_values("Clipping to the rescue"))
     assert explode.clip_threshold is None and rescue.clip_threshold == 1.0
     # Otherwise the same run, so the two can be compared side by side.
     assert dataclasses.replace(explode, clip_threshold=1.0) == rescue
 
 
 def test_d2l_default_lesson_is_the_defaults() -> None:
-    assert ctl.lesson_values("d2l default") == ctl.defaults()
+    assert lessons.lesson_values("d2l default") == ctl.defaults()
 
 
 # -- URL query parameters -----------------------------------------------------------------
@@ -122,9 +158,9 @@ def test_query_round_trip_of_every_non_default_value() -> None:
     assert ctl.config_from_values(parsed) == ctl.config_from_values(values)
 
 
-@pytest.mark.parametrize("name", [lesson.name for lesson in ctl.LESSONS])
+@pytest.mark.parametrize("name", [lesson.name for lesson in lessons.LESSONS])
 def test_query_round_trip_of_lessons(name: str) -> None:
-    values = ctl.lesson_values(name)
+    values = lessons.lesson_values(name)
     parsed, warnings = ctl.from_query(ctl.to_query(values))
     assert warnings == []
     assert {**ctl.defaults(), **parsed} == values

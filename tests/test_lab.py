@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pandas as pd
 import pytest
 
-from dashboard.lab import MAX_SAVED_RUNS, Lab, SavedRun
+from dashboard.lab import MAX_SAVED_RUNS, Lab, SavedRun, SyncRunner
 from gru_core import job as job_module
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
@@ -103,7 +103,8 @@ def test_restart_stops_and_saves_the_previous_run(make_lab: Callable[[], Lab]) -
 
 def test_a_run_that_never_stepped_is_not_saved(make_lab: Callable[[], Lab]) -> None:
     lab = make_lab()
-    job = lab.start(TINY, None, background=False)
+    lab.runner = SyncRunner()
+    job = lab.start(TINY, None)
     assert job.status().state == "ready" and not lab.active
     lab.stop()
     assert lab.runs == {}

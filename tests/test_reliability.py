@@ -10,11 +10,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dashboard.lab import CloseOnRelease, Lab
+from dashboard.lab import CloseOnRelease, Lab, SyncRunner
 from gru_core.config import TrainConfig
 from gru_core.data import corpus_from_text
 from gru_core.job import SlotPool, TrainingJob
 from gru_core.limits import BUDGET_ENV, check_memory, estimate_bytes
+from gru_core.sources import load_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(
@@ -39,7 +40,8 @@ def lab() -> Lab:
 
 @pytest.mark.parametrize("case", sorted(BAD_UPLOADS))
 def test_bad_upload_is_refused_and_keeps_corpus_and_runs(lab: Lab, case: str) -> None:
-    lab.start(TINY, None, background=False).run_sync(3)
+    lab.runner = SyncRunner()
+    lab.start(TINY, None).run_sync(3)
     lab.stop()
     before_corpus, before_runs = lab.corpus, dict(lab.runs)
     data, words = BAD_UPLOADS[case]
@@ -138,7 +140,7 @@ def _app(monkeypatch, tmp_path: Path) -> AppTest:
 
     st.cache_resource.clear()
     at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=60)
-    at.session_state["sync_jobs"] = True
+    at.session_state["lab"] = Lab(corpus=load_corpus(text), runner=SyncRunner())
     return at
 
 

@@ -1,0 +1,161 @@
+"""The sidebar: lesson picker, the control table's widgets, and the corpus picker.
+
+Every widget is drawn from a row of ``controls.CONTROLS`` (label, help, bounds, options, which
+ones are live), so the sidebar restates nothing. Widget values live in ``st.session_state``
+under ``controls.widget_key(key, generation)``; each applied lesson starts a new generation.
+Runs in the script thread only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard import controls as ctl
+from dashboard import lessons
+from dashboard.controls import Control
+from dashboard.lab import Lab
+from gru_core.config import available_devices
+from gru_core.data import Corpus
+from gru_core.sources import MAX_UPLOAD_BYTES
+
+WIDGET_GENERATION = "_widget_generation"  # bumped by each applied lesson
+
+
+def wkey(key: str) -> str:
+    """The session_state key of control ``key``'s widget in the current generation."""
+    return ctl.widget_key(key, st.session_state.get(WIDGET_GENERATION, 0))
+
+
+def init_widget_state() -> None:
+    """First run of a session: d2l's defaults, overridden by valid URL query parameters."""
+    if st.session_state.get("_initialised"):
+        return
+    values, warnings = ctl.from_query(st.query_params.to_dict())
+    for key, value in {**ctl.defaults(), **values}.items():
+        st.session_state[wkey(key)] = value
+    st.session_state.url_warnings = warnings
+    st.session_state.lesson = "d2l default" if not values else None
+    st.session_state._initialised = True
+
+
+def widget_values() -> dict[str, Any]:
+    return {c.key: st.session_state.get(wkey(c.key), c.default) for c in ctl.CONTROLS}
+
+
+def set_values(values: dict[str, Any]) -> None:
+    """Show ``values`` (control key -> value) in a new generation of widgets (see
+    ``controls.widget_key``: the browser's stale values of the old ones cannot undo it)."""
+    generation = st.session_state.get(WIDGET_GENERATION, 0) + 1
+    for key, value in {**widget_values(), **values}.items():
+        st.session_state[ctl.widget_key(key, generation)] = value
+    st.session_state[WIDGET_GENERATION] = generation
+    push_live_knobs()
+
+
+def _apply_lesson() -> None:
+    name = st.session_state.get("lesson")
+    if name:
+        set_values(lessons.lesson_values(name))
+
+
+def push_live_knobs() -> None:
+    """Clip threshold, lr and speed reach a running job at its next step."""
+    lab: Lab | None = st.session_state.get("lab")
+    if lab is None or not lab.active or lab.job is None:
+        return
+    values = widget_values()
+    try:
+        config = ctl.config_from_values(values)
+    except ValueError:
+        return  # the page shows the invalid setting; the job keeps its knobs
+    lab.job.set_clip_threshold(config.clip_threshold)
+    lab.job.set_lr(config.lr)
+    lab.job.set_speed(ctl.speed_value(values["speed"]))
+
+
+def _widget(c: Control, values: dict[str, Any]) -> None:
+    sb = st.sidebar
+    common: dict[str, Any] = dict(
+        key=wkey(c.key),
+        help=c.help or None,
+        disabled=not c.enabled(values),
+        on_change=push_live_knobs if c.live else None,
+    )
+    if c.widget == "slider":
+        assert c.low is not None and c.high is not None
+        sb.slider(c.label, int(c.low), int(c.high), step=c.step, **common)
+    elif c.widget == "number":
+        assert c.low is not None and c.high is not None
+        sb.number_input(c.label, int(c.low), int(c.high), step=c.step, **common)
+    elif c.widget == "ladder":
+        sb.select_slider(c.label, c.options, **common)
+    elif c.widget == "toggle":
+        sb.toggle(c.label, **common)
+    elif c.widget == "radio":
+        sb.radio(c.label, c.options, horizontal=True, **common)
+    elif c.widget == "select":
+        sb.selectbox(c.label, _options(c), **common)
+    else:  # a row the table validates cannot get here
+        raise ValueError(f"control {c.key!r}: unknown widget {c.widget!r}")
+
+
+def _options(c: Control) -> tuple[Any, ...]:
+    """A select's options; the device list is what this machine has."""
+    if c.key != "device":
+        return c.options
+    found = available_devices()
+    if st.session_state.get(wkey("device")) not in found:
+        device = st.session_state.get(wkey("device"))
+        st.session_state.url_warnings.append(f"device {device!r} is not available here; using auto")
+        st.session_state[wkey("device")] = "auto"
+    return tuple(o for o in c.options if o in found)
+
+
+def sidebar() -> None:
+    sb = st.sidebar
+    sb.header("Lesson")
+    sb.selectbox(
+        "Lesson preset",
+        [lesson.name for lesson in lessons.LESSONS],
+        key="lesson",
+        index=None,
+        placeholder="choose a lesson…",
+        on_change=_apply_lesson,
+    )
+    lesson = lessons.BY_NAME.get(st.session_state.get("lesson") or "")
+    if lesson:
+        sb.info(lesson.text)
+    values = widget_values()
+    section = None
+    for c in ctl.CONTROLS:
+        if c.section != section:
+            section = c.section
+            sb.header(section)
+        _widget(c, values)
+
+
+def corpus_picker(lab: Lab, default: Corpus | None) -> None:
+    sb = st.sidebar
+    sb.header("Corpus")
+    choice = sb.radio("Text", ("The Time Machine", "Upload a .txt"), key="corpus_choice")
+    if choice == "The Time Machine":
+        if default is not None:
+            lab.use_corpus(default)
+        return
+    upload = sb.file_uploader(
+        "Upload a UTF-8 .txt",
+        type=["txt"],
+        key="upload",
+        max_upload_size=max(1, MAX_UPLOAD_BYTES // 2**20),
+    )
+    if upload is None:
+        return
+    try:
+        message = lab.accept_upload(upload.getvalue(), upload.name)
+    except ValueError as exc:
+        sb.error(f"{exc} The previous text is still in use.")
+        return
+    if message:
+        sb.success(message)
