@@ -23,7 +23,7 @@ from dashboard.lab import CloseOnRelease, Lab
 from dashboard.sidebar import corpus_picker, init_widget_state, sidebar, widget_values
 from dashboard.teaching import CLIPPING, equations
 from gru_core.config import TrainConfig, describe_device, resolve_device
-from gru_core.data import Corpus
+from gru_core.data import Corpus, split_sizes
 from gru_core.job import shared_pool
 from gru_core.sources import load_corpus
 
@@ -131,14 +131,32 @@ def header(lab: Lab, config: TrainConfig | None) -> None:
     )
     c = lab.corpus
     device = "?"
+    slice_text = ""
     if config is not None:
         try:
             device = describe_device(resolve_device(config.device))
         except ValueError as exc:
             device = f"unavailable ({exc})"
-    st.markdown(f"**Corpus:** {c.label} · {len(c.tokens):,} tokens · **Device:** {device}")
+        slice_text = " · " + training_slice_text(len(c.tokens), config)
+    st.markdown(f"**Corpus:** {c.label}{slice_text} · **Device:** {device}")
     if c.source == "fallback":
         st.warning(c.reason, icon="📡")
+
+
+def training_slice_text(num_tokens: int, config: TrainConfig) -> str:
+    """'trains on the first 10,000 of 170,580 characters (as in d2l), validates on the next
+    5,000': what the run will read, from the same split the trainer makes."""
+    train, val_start, val_end = split_sizes(num_tokens, config.max_tokens, config.val_tokens)
+    if train < num_tokens and val_start == train:
+        what = f"trains on the first {train:,} of {num_tokens:,} characters"
+        if train == TrainConfig().max_tokens:
+            what += " (as in d2l)"
+    else:
+        what = f"trains on {train:,} of {num_tokens:,} characters"
+    if val_end > val_start:
+        where = "next" if val_start == train and val_end < num_tokens else "last"
+        what += f", validates on the {where} {val_end - val_start:,}"
+    return what
 
 
 def restart_notice(lab: Lab, config: TrainConfig | None) -> None:
@@ -169,8 +187,8 @@ def main() -> None:
         st.stop()
     init_widget_state()
     lab = get_lab(default)
-    sidebar()
     corpus_picker(lab, default)
+    sidebar(lab.corpus)
     for warning in st.session_state.get("url_warnings", []):
         st.warning(warning, icon="🔗")
     st.session_state.url_warnings = []  # shown once, on the run that read the URL

@@ -130,13 +130,41 @@ def param_group_figure(steps: pd.DataFrame) -> go.Figure:
 
 
 def compare_figure(
-    runs: dict[str, pd.DataFrame], y: str, title: str, log_y: bool = True, x: str = "step"
+    runs: dict[str, pd.DataFrame],
+    y: str,
+    title: str,
+    log_y: bool = True,
+    x: str = "step",
+    x_title: str | None = None,
+    y_title: str | None = None,
 ) -> go.Figure:
-    """One line per saved run: column ``y`` against column ``x`` (runs lacking them skipped)."""
+    """One line per saved run: column ``y`` against column ``x`` (runs lacking them skipped).
+    Axis titles default to the column names; pass human ones."""
     fig = go.Figure()
     for name, frame in runs.items():
         if x in frame.columns and y in frame.columns:
             fig.add_trace(
                 line_trace(numeric_column(frame, x), numeric_column(frame, y), name, log=log_y)
             )
-    return apply_layout(fig, title, x, y + (" (log)" if log_y else ""), f"compare:{y}", log_y=log_y)
+    y_label = (y_title or y) + (" (log scale)" if log_y else "")
+    return apply_layout(fig, title, x_title or x, y_label, f"compare:{y}", log_y=log_y)
+
+
+def split_outliers(
+    runs: dict[str, pd.DataFrame], column: str, decades: float = 2.0
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Leave out runs whose median of ``column`` is more than ``decades`` powers of ten away
+    from the median of all runs' medians (so one exploded run does not squash the rest).
+    Returns the kept runs and, for each one left out, 'name (median 1.2e+12)'."""
+    medians = {}
+    for name, frame in runs.items():
+        values = numeric_column(frame, column)
+        values = values[np.isfinite(values) & (values > 0)]
+        if values.size:
+            medians[name] = float(np.median(values))
+    if len(medians) < 3:  # with two runs there is no telling which one is the outlier
+        return dict(runs), []
+    centre = float(np.median(np.log10(list(medians.values()))))
+    hidden = {n for n, m in medians.items() if abs(np.log10(m) - centre) > decades}
+    kept = {n: f for n, f in runs.items() if n not in hidden}
+    return kept, [f"{n} (median {medians[n]:.3g})" for n in runs if n in hidden]

@@ -1,58 +1,184 @@
-"""Compare saved runs: overlay their curves, download their metrics and configs."""
+"""Compare saved runs: a table of how each went, overlays of their curves, downloads.
+
+The overlay follows the lab: a run that finishes joins it (the last two by default) and the
+download box moves to the newest run. Runs can be pinned so they are never dropped.
+Streamlit calls only; the figures come from ``charts.compare_figure``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from dashboard import charts
 from dashboard.lab import Lab
+from dashboard.saved_runs import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
+from dashboard.teaching import CAPTIONS
+
+
+@dataclass(frozen=True)
+class Metric:
+    table: str  # 'steps' or 'epochs'
+    column: str
+    axis: str  # the y-axis title
+    log: bool  # the default scale
+
 
 METRICS = {
-    "Training perplexity (per epoch)": ("epochs", "train_perplexity"),
-    "Validation perplexity (per epoch)": ("epochs", "val_perplexity"),
-    "Gradient norm before clipping": ("steps", "grad_norm"),
-    "Gradient norm after clipping": ("steps", "grad_norm_clipped"),
-    "Recurrent-weight gradient norm": ("steps", "group:recurrent weights"),
+    "Training perplexity (per epoch)": Metric("epochs", "train_perplexity", "perplexity", True),
+    "Validation perplexity (per epoch)": Metric("epochs", "val_perplexity", "perplexity", True),
+    "Perplexity per minibatch": Metric("steps", "perplexity", "perplexity", True),
+    "Gradient norm before clipping": Metric("steps", "grad_norm", "‖g‖ before clipping", True),
+    "Gradient norm after clipping": Metric(
+        "steps", "grad_norm_clipped", "‖g‖ after clipping", True
+    ),
+    "Recurrent-weight gradient norm": Metric(
+        "steps", "group:recurrent weights", "‖∂L/∂W_h·‖", True
+    ),
+    "Share of steps clipped (so far)": Metric("steps", "clipped_share", "share clipped", False),
 }
+
+
+def metric_frame(run: SavedRun, metric: Metric) -> pd.DataFrame:
+    """The frame a metric is read from; the running clipped share is derived here."""
+    frame = getattr(run, metric.table)
+    if metric.column == "clipped_share" and "clipped" in frame:
+        clipped = frame["clipped"].astype(float).to_numpy()
+        share = np.cumsum(clipped) / np.arange(1, len(clipped) + 1)
+        frame = frame.assign(clipped_share=share)
+    return frame
+
+
+def summary_table(runs: list[SavedRun]) -> pd.DataFrame:
+    """One row per saved run: outcome and the numbers behind it."""
+    rows = []
+    for run in runs:
+        steps, epochs = run.steps, run.epochs
+        val = epochs["val_perplexity"].dropna() if "val_perplexity" in epochs else pd.Series()
+        clipped = float(steps["clipped"].astype(float).mean()) if len(steps) else float("nan")
+        rows.append(
+            {
+                "pinned": run.pinned,
+                "run": run.name,
+                "outcome": run.verdict.kind,
+                "steps": int(steps["step"].max()) if len(steps) else 0,
+                "start perplexity": run.verdict.start_perplexity,
+                "final perplexity": run.verdict.final_perplexity,
+                "validation": float(val.iloc[-1]) if len(val) else None,
+                "max ‖g‖": float(steps["grad_norm"].max()) if len(steps) else None,
+                "clipped": clipped,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _follow_new_runs(names: list[str]) -> None:
+    """A newly saved run joins the overlay and becomes the download choice."""
+    seen = st.session_state.get("compare_seen", [])
+    new = [n for n in names if n not in seen]
+    st.session_state.compare_seen = names
+    chosen = [n for n in st.session_state.get("compare_runs", []) if n in names]
+    if new:
+        keep = max(2, len(chosen))
+        st.session_state.compare_runs = (chosen + new)[-keep:]
+        st.session_state.download_run = names[-1]
+    else:
+        st.session_state.compare_runs = chosen or names[-2:]
+    if st.session_state.get("download_run") not in names:
+        st.session_state.download_run = names[-1]
 
 
 def compare_section(lab: Lab) -> None:
     st.subheader("Compare runs")
-    if not lab.runs:
-        st.caption(
-            "Finished and stopped runs are kept here (up to 8 per session). Run the GRU, then "
-            "the RNN, or init std 0.01 against 0.1, and overlay them."
-        )
+    lab.keep_short = st.toggle(
+        f"Keep runs shorter than {MIN_STEPS_KEPT} steps",
+        key="keep_short",
+        help="by default a run that stopped almost at once (a quick Restart) is not kept; "
+        "failed runs are always kept",
+    )
+    runs = list(lab.runs)
+    if not runs:
+        st.caption(CAPTIONS["compare_empty"].format(n=MAX_SAVED_RUNS))
         return
-    names = list(lab.runs)
-    chosen = st.multiselect("Runs", names, default=names[-2:], key="compare_runs")
+    names = [run.name for run in runs]
+    _follow_new_runs(names)
+    _table(lab, runs)
+    chosen = st.multiselect("Runs to overlay", names, key="compare_runs")
     if chosen:
         left, right = st.columns(2)
         with left:
-            _overlay("Training perplexity (per epoch)", lab, chosen, "cmp-left")
+            _overlay(lab, chosen, "left", "Training perplexity (per epoch)")
         with right:
-            metric = st.selectbox("Metric", list(METRICS)[2:], key="compare_metric")
-            _overlay(metric, lab, chosen, "cmp-right")
-        st.caption(
-            "Does a GRU need a higher clip threshold than an RNN? Overlay a GRU and an RNN run "
-            "with the same settings and compare their gradient norms before clipping. The study "
-            "note's answer: ~3x the parameters do not by themselves make gradients explode; "
-            "what matters is how the gradient is carried through time, and the GRU's update "
-            "adds (Z keeps the old state) where the RNN multiplies by W_hh at every step."
-        )
+            _overlay(lab, chosen, "right", "Gradient norm before clipping")
+        st.caption(CAPTIONS["compare"])
     with st.container(horizontal=True):
-        pick = st.selectbox("Download a run", names, index=len(names) - 1, key="download_run")
-        run = lab.runs[pick]
-        slug = pick.split(" ")[0].lstrip("#")
-        st.download_button(
-            "Metrics CSV", run.metrics_csv(), f"gru-lab-run{slug}-metrics.csv", "text/csv"
-        )
-        st.download_button(
-            "Config JSON", run.config_json(), f"gru-lab-run{slug}-config.json", "application/json"
-        )
+        pick = st.selectbox("Download a run", names, key="download_run")
+        run = lab.runs.get(pick)
+        if run is not None:
+            st.download_button(
+                "Metrics CSV", run.metrics_csv(), f"gru-lab-run{run.number}-metrics.csv",
+                "text/csv",
+            )  # fmt: skip
+            st.download_button(
+                "Config JSON", run.config_json(), f"gru-lab-run{run.number}-config.json",
+                "application/json",
+            )  # fmt: skip
 
 
-def _overlay(metric: str, lab: Lab, chosen: list[str], key: str) -> None:
-    table, column = METRICS[metric]
-    frames = {name: getattr(lab.runs[name], table) for name in chosen}
-    st.plotly_chart(charts.compare_figure(frames, column, metric), key=key)
+def _table(lab: Lab, runs: list[SavedRun]) -> None:
+    table = summary_table(runs)
+    edited = st.data_editor(
+        table,
+        key=f"compare_table_{len(runs)}_{runs[-1].number}",
+        hide_index=True,
+        disabled=[c for c in table.columns if c != "pinned"],
+        column_config={
+            "pinned": st.column_config.CheckboxColumn("📌", help="a pinned run is never dropped"),
+            "start perplexity": st.column_config.NumberColumn(format="%.3g"),
+            "final perplexity": st.column_config.NumberColumn(format="%.3g"),
+            "validation": st.column_config.NumberColumn(format="%.3g"),
+            "max ‖g‖": st.column_config.NumberColumn(format="%.3g"),
+            "clipped": st.column_config.NumberColumn("share clipped", format="percent"),
+        },
+    )
+    for name, was, now in zip(table["run"], table["pinned"], edited["pinned"], strict=True):
+        if bool(was) != bool(now):
+            try:
+                lab.runs.pin(name, bool(now))
+            except ValueError as exc:
+                st.warning(str(exc))
+            st.rerun()
+
+
+def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:
+    names = list(METRICS)
+    metric_name = st.selectbox(
+        "Metric", names, index=names.index(default), key=f"compare_metric_{side}"
+    )
+    metric = METRICS[metric_name]
+    with st.container(horizontal=True):
+        log = st.toggle("Log scale", value=metric.log, key=f"compare_log_{side}_{metric_name}")
+        hide = st.toggle(
+            "Hide outliers",
+            key=f"compare_hide_{side}",
+            help="leave out runs whose typical value is over 100x away from the others'",
+        )
+    frames = {}
+    for name in chosen:
+        run = lab.runs.get(name)
+        if run is not None:
+            frames[name] = metric_frame(run, metric)
+    hidden: list[str] = []
+    if hide:
+        frames, hidden = charts.split_outliers(frames, metric.column)
+    x_title = "epoch" if metric.table == "epochs" else "training step"
+    x = "epoch" if metric.table == "epochs" else "step"
+    figure = charts.compare_figure(
+        frames, metric.column, metric_name, log_y=log, x=x, x_title=x_title, y_title=metric.axis
+    )
+    st.plotly_chart(figure, key=f"cmp-{side}")
+    if hidden:
+        st.caption("Hidden as outliers: " + "; ".join(hidden))

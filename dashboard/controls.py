@@ -26,6 +26,8 @@ CLIPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0
 LRS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 SPEEDS = ("max", 1, 2, 5, 10, 20, 50)  # steps per second; 'max' = as fast as possible
+SLICES = (10_000, 100_000, "all")  # training characters; 'all' = the whole text
+ALL_TOKENS = int(NUMERIC_RANGES["max_tokens"][1])
 # Display label -> config value, for the choice fields.
 MODELS = dict(zip(("GRU", "RNN", "LSTM"), CHOICES["model"], strict=True))
 VARIANTS = dict(zip(("d2l", "cuDNN"), CHOICES["gru_variant"], strict=True))
@@ -59,6 +61,10 @@ class Control:
     live: bool = False  # reaches a running job at its next step (no restart)
     enabled_if: Callable[[Mapping[str, Any]], bool] | None = None  # greyed out otherwise
     section: str = "Training"  # the sidebar heading it sits under
+    labels: tuple[tuple[Any, str], ...] = ()  # option -> how the widget shows it
+
+    def show(self, option: Any) -> str:
+        return dict(self.labels).get(option, str(option))
 
     @property
     def kind(self) -> str:
@@ -92,6 +98,12 @@ CONTROLS: tuple[Control, ...] = (
     Control(
         "init_std", "Init std (log scale)", 0.01, "ladder", "init_std", section="Model",
         help="weights ~ N(0, std²); d2l multiplies randn by 0.01", **_ladder(INIT_STDS),
+    ),
+    Control(
+        "slice", "Training text (characters)", 10_000, "radio", "max_tokens", options=SLICES,
+        labels=((10_000, "10,000 (d2l)"), (100_000, "100,000"), ("all", "all")),
+        help="train on the first N characters, as d2l does with 10,000; validation uses the "
+        "5,000 after them (with 'all', the last 5,000)",
     ),
     Control(
         "steps", "Sequence length (num_steps)", 35, "slider", "num_steps",
@@ -175,6 +187,7 @@ def config_from_values(values: Mapping[str, Any]) -> TrainConfig:
         batch_size=int(v["batch"]),
         lr=float(v["lr"]),
         num_epochs=int(v["epochs"]),
+        max_tokens=ALL_TOKENS if v["slice"] == "all" else int(v["slice"]),
         sampling=v["sampling"],
         seed=int(v["seed"]),
         device=v["device"],
@@ -197,12 +210,20 @@ def values_from_config(config: TrainConfig) -> dict[str, Any]:
         "lr": _nearest(LRS, config.lr),
         "batch": _nearest(BATCHES, config.batch_size),
         "epochs": config.num_epochs,
+        "slice": _slice(config.max_tokens),
         "model": label[config.model],
         "variant": variant[config.gru_variant],
         "sampling": config.sampling,
         "seed": config.seed,
         "device": config.device,
     }
+
+
+def _slice(max_tokens: int) -> Any:
+    """The training-slice option closest to ``max_tokens`` (``'all'`` for the whole text)."""
+    if max_tokens >= ALL_TOKENS:
+        return "all"
+    return _nearest(tuple(o for o in SLICES if o != "all"), max_tokens)
 
 
 def _nearest(options: tuple[float, ...], value: float) -> float:
@@ -251,8 +272,8 @@ def parse(c: Control, raw: str) -> Any:
             return False
         raise ValueError("expected true or false")
     numeric = [o for o in c.options if isinstance(o, int | float) and not isinstance(o, bool)]
-    for option in c.options:  # named options first ('GRU', 'max')
-        if not isinstance(option, int | float) and text.lower() == str(option).lower():
+    for option in c.options:  # an option as the URL writes it ('GRU', 'max', '100000')
+        if text.lower() == _fmt(option).lower():
             return option
     if c.kind == "choice" or (c.options and not numeric):
         raise ValueError("expected one of " + ", ".join(str(o) for o in c.options))

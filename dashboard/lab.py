@@ -8,22 +8,17 @@ tab stops that session's job.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import pandas as pd
-
+from dashboard.saved_runs import SavedRun, SavedRuns, worth_keeping
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 from gru_core.job import ENDED, TrainingJob
-from gru_core.records import Outcome
 from gru_core.sources import corpus_from_upload
 from gru_core.telemetry import Snapshot, Telemetry
-
-MAX_SAVED_RUNS = 8
+from gru_core.verdict import Verdict, judge
 
 
 class JobRunner(Protocol):
@@ -60,43 +55,15 @@ class SyncRunner:
         job.run_sync(1)
 
 
-@dataclass(frozen=True)
-class SavedRun:
-    """A finished or stopped run, kept for comparison and download."""
-
-    name: str
-    config: TrainConfig
-    corpus_name: str
-    outcome: Outcome
-    steps: pd.DataFrame
-    epochs: pd.DataFrame
-
-    def metrics_csv(self) -> bytes:
-        """Per-step metrics joined with the per-epoch ones (at each epoch's last step)."""
-        epochs = self.epochs.drop(columns=["epoch"], errors="ignore")
-        merged = self.steps.merge(epochs, on="step", how="left") if len(epochs) else self.steps
-        return merged.to_csv(index=False).encode()
-
-    def config_json(self) -> bytes:
-        body = {
-            "config": self.config.to_dict(),
-            "corpus": self.corpus_name,
-            "outcome": {
-                "status": self.outcome.status,
-                "step": self.outcome.step,
-                "message": self.outcome.message,
-            },
-        }
-        return json.dumps(body, indent=2).encode()
-
-
 @dataclass
 class Lab:
     corpus: Corpus
     runner: JobRunner = field(default_factory=ThreadRunner)
     telemetry: Telemetry = field(default_factory=Telemetry)
     job: TrainingJob | None = None
-    runs: OrderedDict[str, SavedRun] = field(default_factory=OrderedDict)
+    job_corpus: Corpus | None = None  # the text the current job trains on
+    runs: SavedRuns = field(default_factory=SavedRuns)
+    keep_short: bool = False  # keep runs shorter than MIN_STEPS_KEPT steps too
     run_counter: int = 0
     upload_key: str | None = None  # identity of the last accepted upload
     rejected: tuple[str, str] | None = None  # (identity, message) of the last refused upload
@@ -115,7 +82,7 @@ class Lab:
         job = TrainingJob(config, self.corpus, telemetry, max_steps_per_sec=max_steps_per_sec)
         with self._lock:
             self.run_counter += 1
-            self.telemetry, self.job = telemetry, job
+            self.telemetry, self.job, self.job_corpus = telemetry, job, self.corpus
         self.runner.launch(job, step_only)
         return job
 
@@ -181,29 +148,48 @@ class Lab:
         if self.corpus is not corpus:
             self.corpus, self.upload_key = corpus, None
 
-    # -- saved runs ------------------------------------------------------------------------
-    def save_finished(self) -> SavedRun | None:
-        """Keep the current job's run once it has ended (at most once per job)."""
-        job = self.job
-        if job is None or job is self._saved_job:
+    # -- outcome and saved runs ------------------------------------------------------------
+    def verdict(self) -> Verdict | None:
+        """How the current job went, once it has ended (see ``gru_core.verdict``)."""
+        job, corpus = self.job, self.job_corpus
+        if job is None or corpus is None:
             return None
         status = job.status()
-        if status.state not in ENDED or status.step == 0:
+        if status.state not in ENDED:
             return None
         snap = job.telemetry.snapshot()
-        cfg = job.config
-        clip = "off" if cfg.clip_threshold is None else f"{cfg.clip_threshold:g}"
-        name = (
-            f"#{self.run_counter} {cfg.model.upper()} h{cfg.hidden_size} std{cfg.init_std:g} "
-            f"clip {clip} T{cfg.num_steps} ({status.state})"
-        )
-        assert status.outcome is not None
-        run = SavedRun(name, cfg, job.corpus_name, status.outcome, snap.steps, snap.epochs)
+        return judge(status.state, snap.steps, snap.epochs, len(corpus.vocab))
+
+    def save_finished(self) -> SavedRun | None:
+        """Keep the current job's run once it has ended (at most once per job), if it is
+        worth keeping (``saved_runs.worth_keeping``)."""
+        job, corpus = self.job, self.job_corpus
+        if job is None or corpus is None or job is self._saved_job:
+            return None
+        status = job.status()
+        verdict = self.verdict()
+        if verdict is None:
+            return None
         with self._lock:
-            self._saved_job = job
-            self.runs[name] = run
-            while len(self.runs) > MAX_SAVED_RUNS:
-                self.runs.popitem(last=False)
+            self._saved_job = job  # decided once, when the job ends
+        if not worth_keeping(status.step, verdict, self.keep_short):
+            return None
+        assert status.outcome is not None
+        snap = job.telemetry.snapshot()
+        weights = job.weights() if hasattr(job, "weights") else None  # TEMP until job lands
+        run = SavedRun(
+            number=self.run_counter,
+            start_config=getattr(job, "start_config", job.config),  # TEMP until job lands
+            config=job.config,
+            corpus_name=job.corpus_name,
+            outcome=status.outcome,
+            verdict=verdict,
+            steps=snap.steps,
+            epochs=snap.epochs,
+            vocab=corpus.vocab,
+            weights=weights[1] if weights is not None else None,
+        )
+        self.runs.add(run)
         return run
 
 

@@ -17,7 +17,7 @@ from dashboard import lessons
 from dashboard.controls import Control
 from dashboard.lab import Lab
 from gru_core.config import available_devices
-from gru_core.data import Corpus
+from gru_core.data import Corpus, max_num_steps, split_sizes
 from gru_core.sources import MAX_UPLOAD_BYTES
 
 WIDGET_GENERATION = "_widget_generation"  # bumped by each applied lesson
@@ -75,7 +75,36 @@ def push_live_knobs() -> None:
     lab.job.set_speed(ctl.speed_value(values["speed"]))
 
 
-def _widget(c: Control, values: dict[str, Any]) -> None:
+def _steps_fit(c: Control, values: dict[str, Any], corpus: Corpus) -> int:
+    """The sequence-length slider's top: the longest T whose (B, T) minibatch fits in the
+    training slice. A value over it is lowered, and the sidebar says why and what to do."""
+    try:
+        config = ctl.config_from_values(values)
+    except ValueError:
+        return int(c.high or 0)
+    train, _, _ = split_sizes(len(corpus.tokens), config.max_tokens, config.val_tokens)
+    fit = max_num_steps(train, config.batch_size)
+    assert c.low is not None and c.high is not None
+    if fit < c.low:
+        st.sidebar.warning(
+            f"The training text ({train:,} characters) cannot fill one minibatch of "
+            f"{config.batch_size} sequences × {int(c.low)} steps: lower the batch size."
+        )
+        return int(c.high)
+    top = min(int(c.high), fit)
+    if values["steps"] > top:
+        st.session_state[wkey("steps")] = top
+        values["steps"] = top
+        more = " or train on more text (Training text)" if values["slice"] != "all" else ""
+        st.sidebar.warning(
+            f"Sequence length lowered to {top}: {config.batch_size} sequences × {top} steps "
+            f"fill the {train:,} training characters. Lower the batch size{more} for longer "
+            "sequences."
+        )
+    return top
+
+
+def _widget(c: Control, values: dict[str, Any], corpus: Corpus) -> None:
     sb = st.sidebar
     common: dict[str, Any] = dict(
         key=wkey(c.key),
@@ -85,7 +114,8 @@ def _widget(c: Control, values: dict[str, Any]) -> None:
     )
     if c.widget == "slider":
         assert c.low is not None and c.high is not None
-        sb.slider(c.label, int(c.low), int(c.high), step=c.step, **common)
+        high = _steps_fit(c, values, corpus) if c.key == "steps" else int(c.high)
+        sb.slider(c.label, int(c.low), high, step=c.step, **common)
     elif c.widget == "number":
         assert c.low is not None and c.high is not None
         sb.number_input(c.label, int(c.low), int(c.high), step=c.step, **common)
@@ -94,7 +124,7 @@ def _widget(c: Control, values: dict[str, Any]) -> None:
     elif c.widget == "toggle":
         sb.toggle(c.label, **common)
     elif c.widget == "radio":
-        sb.radio(c.label, c.options, horizontal=True, **common)
+        sb.radio(c.label, c.options, horizontal=True, format_func=c.show, **common)
     elif c.widget == "select":
         sb.selectbox(c.label, _options(c), **common)
     else:  # a row the table validates cannot get here
@@ -113,9 +143,22 @@ def _options(c: Control) -> tuple[Any, ...]:
     return tuple(o for o in c.options if o in found)
 
 
-def sidebar() -> None:
+def _left_lesson() -> str | None:
+    """The lesson the settings have moved away from, if any; it is then deselected, so its
+    text no longer describes settings that are not the lesson's."""
+    name = st.session_state.get("lesson")
+    if not name or name not in lessons.BY_NAME:
+        return None
+    if widget_values() == lessons.lesson_values(name):
+        return None
+    st.session_state.lesson = None
+    return name
+
+
+def sidebar(corpus: Corpus) -> None:
     sb = st.sidebar
     sb.header("Lesson")
+    left = _left_lesson()
     sb.selectbox(
         "Lesson preset",
         [lesson.name for lesson in lessons.LESSONS],
@@ -127,20 +170,31 @@ def sidebar() -> None:
     lesson = lessons.BY_NAME.get(st.session_state.get("lesson") or "")
     if lesson:
         sb.info(lesson.text)
+    elif left:
+        sb.caption(f"Settings changed since the lesson “{left}”; choose it again to go back.")
     values = widget_values()
     section = None
     for c in ctl.CONTROLS:
         if c.section != section:
             section = c.section
             sb.header(section)
-        _widget(c, values)
+        _widget(c, values, corpus)
+
+
+UPLOAD_WIDGET_MB = 50  # what the browser may send; the app's own limit is MAX_UPLOAD_BYTES
 
 
 def corpus_picker(lab: Lab, default: Corpus | None) -> None:
+    """The text to train on: the default corpus (named as it is: The Time Machine, or the
+    offline fallback) or an upload. An upload over the app's limit still reaches the server
+    (the widget allows more), so its reason is said in the page, not only in a tooltip."""
     sb = st.sidebar
     sb.header("Corpus")
-    choice = sb.radio("Text", ("The Time Machine", "Upload a .txt"), key="corpus_choice")
-    if choice == "The Time Machine":
+    default_name = default.name[:1].upper() + default.name[1:] if default else "No default text"
+    if default is not None and default.source == "fallback":
+        default_name += " (offline)"
+    choice = sb.radio("Text", (default_name, "Upload a .txt"), key="corpus_choice")
+    if choice != "Upload a .txt":
         if default is not None:
             lab.use_corpus(default)
         return
@@ -148,8 +202,10 @@ def corpus_picker(lab: Lab, default: Corpus | None) -> None:
         "Upload a UTF-8 .txt",
         type=["txt"],
         key="upload",
-        max_upload_size=max(1, MAX_UPLOAD_BYTES // 2**20),
+        max_upload_size=UPLOAD_WIDGET_MB,
+        help=f"plain UTF-8 text, up to {MAX_UPLOAD_BYTES // 2**20} MB",
     )
+    sb.caption(f"Plain UTF-8 text, up to {MAX_UPLOAD_BYTES // 2**20} MB (about 2,500 pages).")
     if upload is None:
         return
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from gru_core.config import TrainConfig
 from gru_core.gates import GATES
 from gru_core.records import Outcome
+from gru_core.verdict import Verdict
 
 _GATES = r"""
 \begin{aligned}
@@ -104,6 +105,18 @@ CAPTIONS = {
         "time step t. A dark left side means early characters get almost no gradient: the "
         "model cannot learn dependencies that long. Try sequence length 200 with GRU and RNN."
     ),
+    "compare_empty": (
+        "Finished and stopped runs are kept here (up to {n} per session; pin one to keep it). "
+        "Run the GRU, then the RNN, or init std 0.01 against 0.1, and overlay them."
+    ),
+    "compare": (
+        "Does a GRU need a higher clip threshold than an RNN? Overlay a GRU and an RNN run "
+        "with the same settings and compare their gradient norms before clipping and the share "
+        "of steps clipped. The study note's answer: ~3x the parameters do not by themselves "
+        "make gradients explode; what matters is how the gradient is carried through time, and "
+        "the GRU's update adds (Z keeps the old state) where the RNN multiplies by W_hh at "
+        "every step."
+    ),
 }
 
 CLIPPING = (
@@ -121,14 +134,7 @@ def equations(config: TrainConfig) -> str:
     return _GATES + _CANDIDATE[config.gru_variant] + _UPDATE
 
 
-def divergence_advice(outcome: Outcome, config: TrainConfig) -> str:
-    """Where it diverged and what to try, in Markdown."""
-    where = f"**The run diverged at step {outcome.step}.**"
-    if outcome.last_finite_loss is not None:
-        where += (
-            f" Last finite loss {outcome.last_finite_loss:.4g}, last finite gradient norm "
-            f"{outcome.last_finite_grad_norm:.4g}."
-        )
+def _explosion_tips(config: TrainConfig) -> list[str]:
     tips = []
     if config.clip_threshold is None:
         tips.append("turn **clipping on** (θ = 1 is d2l's choice)")
@@ -138,11 +144,59 @@ def divergence_advice(outcome: Outcome, config: TrainConfig) -> str:
         tips.append(f"**lower the init std** (d2l uses 0.01; you have {config.init_std:g})")
     if config.lr > 1:
         tips.append(f"**lower the learning rate** (d2l uses 1; you have {config.lr:g})")
-    if not tips:
-        tips.append("lower the learning rate or the init std, or clip harder")
-    return (
-        where
-        + " Remedy: "
-        + "; ".join(tips)
-        + ". Everything recorded up to that step is kept below."
-    )
+    return tips or ["lower the learning rate or the init std, or clip harder"]
+
+
+def _stall_tips(config: TrainConfig) -> list[str]:
+    tips = []
+    if config.lr < 0.5:
+        tips.append(f"**raise the learning rate** (d2l uses 1; you have {config.lr:g})")
+    if config.clip_threshold is not None and config.clip_threshold < 0.1:
+        tips.append(
+            f"**raise the clip threshold** (θ = {config.clip_threshold:g} makes every step tiny)"
+        )
+    if config.init_std > 0.1:
+        tips.append(
+            f"**lower the init std** (with {config.init_std:g} the gates saturate; d2l: 0.01)"
+        )
+    if config.init_std < 0.002:
+        tips.append(f"**raise the init std** (d2l uses 0.01; you have {config.init_std:g})")
+    tips.append("**train for more epochs**")
+    return tips
+
+
+def divergence_advice(outcome: Outcome, config: TrainConfig) -> str:
+    """Where it diverged and what to try, in Markdown (``config``: the settings in force)."""
+    where = f"**The run diverged at step {outcome.step}.**"
+    if outcome.last_finite_loss is not None:
+        where += (
+            f" Last finite loss {outcome.last_finite_loss:.4g}, last finite gradient norm "
+            f"{outcome.last_finite_grad_norm:.4g}."
+        )
+    else:
+        where += " Its very first gradient was not finite, so nothing was applied."
+    tips = _explosion_tips(config)
+    return where + " Remedy: " + "; ".join(tips) + ". Everything recorded up to that step is kept."
+
+
+def outcome_advice(verdict: Verdict, outcome: Outcome, config: TrainConfig) -> str:
+    """The verdict's headline and, for a failure, what to try next (Markdown)."""
+    if verdict.kind == "diverged":
+        return divergence_advice(outcome, config)
+    if verdict.kind == "blew up":
+        return (
+            f"**{verdict.headline}** The weights were thrown into a regime where the loss "
+            "explodes without ever becoming NaN. Remedy: "
+            + "; ".join(_explosion_tips(config))
+            + "."
+        )
+    if verdict.kind == "did not learn":
+        return f"**{verdict.headline}** Try: " + "; ".join(_stall_tips(config)) + "."
+    if verdict.kind == "out of memory":
+        return (
+            f"**{outcome.message}.** Memory was released; try a smaller hidden size, batch or "
+            "sequence length, or the CPU."
+        )
+    if verdict.kind == "error":
+        return f"**The run stopped with an error:** {outcome.message}"
+    return f"**{verdict.headline}**"

@@ -10,32 +10,33 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import streamlit as st
 
-from dashboard import cell_charts, charts
+from dashboard import cell_charts, cell_views, charts
 from dashboard.figure_base import empty_figure
 from dashboard.lab import Lab
-from dashboard.teaching import CAPTIONS, divergence_advice
+from dashboard.teaching import CAPTIONS, outcome_advice
 from gru_core.config import TrainConfig
 from gru_core.gates import GATES, MODEL_GATES
 from gru_core.job import JobStatus
+from gru_core.records import Outcome
 from gru_core.telemetry import Snapshot, gate_names
+from gru_core.verdict import Verdict
 
 VIEWS = ("Overview", "Gradients", "Gates", "Through time", "Text")
 PLOT_CONFIG = {"displaylogo": False}
 
 
-def status_line(status: JobStatus | None, snap: Snapshot) -> None:
-    """Step, epoch, tokens/s, device and state, as one row of metrics."""
+def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | None) -> None:
+    """Step, epoch, tokens/s, device and state (or, once it ended, the verdict)."""
     if status is None:
         st.info(
             "Nothing is training. Choose settings in the sidebar (or a lesson) and press Start."
         )
         return
     tps = f"{status.tokens_per_sec:,.0f}" if status.tokens_per_sec else "–"
-    state = status.state
-    if state == "queued" and status.queue_position:
+    state = verdict.kind if verdict is not None else status.state
+    if status.state == "queued" and status.queue_position:
         state = f"queued (#{status.queue_position})"
     cols = st.columns(6)
     cols[0].metric("State", state)
@@ -50,7 +51,7 @@ def status_line(status: JobStatus | None, snap: Snapshot) -> None:
     )
     st.caption(
         f"step {status.step:,} · epoch {status.epoch} · {tps} tokens/s · {status.device} · "
-        f"lr {status.lr:g} · {status.state}"
+        f"lr {status.lr:g} · {state}"
     )
 
 
@@ -59,57 +60,79 @@ def live_views(lab: Lab) -> None:
     job = lab.job
     status = job.status() if job is not None else None
     snap = lab.snapshot()
-    status_line(status, snap)
-    if status is not None and status.outcome is not None and status.state != "done":
-        _ending_message(lab, status)
+    verdict = lab.verdict()
+    status_line(status, snap, verdict)
+    if job is not None and status is not None and status.outcome is not None:
+        _ending_message(verdict, status.outcome, job.config)
     view = st.segmented_control(
-        "View", VIEWS, default=VIEWS[0], key="view", label_visibility="collapsed"
+        "View", VIEWS, default=VIEWS[0], key="view", label_visibility="collapsed", required=True
     )
+    placeholder = _placeholder(status)
+    model = job.config.model if job is not None else None
     if view == "Overview":
-        overview(snap)
+        overview(snap, model, placeholder)
     elif view == "Gradients":
         gradients(snap)
     elif view == "Gates":
-        gates(snap, job.config.model if job is not None else None)
+        cell_views.gates(snap, model)
     elif view == "Through time":
-        through_time(snap, lab)
+        cell_views.through_time(snap, job.config.flow_every if job else TrainConfig().flow_every)
     elif view == "Text":
         text(snap)
 
 
-def _ending_message(lab: Lab, status: JobStatus) -> None:
-    outcome = status.outcome
-    assert outcome is not None and lab.job is not None
-    if outcome.status == "diverged":
-        st.error(divergence_advice(outcome, lab.job.config), icon="💥")
-    elif outcome.status == "out_of_memory":
-        st.error(
-            f"{outcome.message}. GPU memory was released; try a smaller hidden size, batch or "
-            "sequence length, or the CPU.",
-            icon="🧠",
+def _placeholder(status: JobStatus | None) -> str:
+    """What an empty chart says: nothing yet, or why there is nothing."""
+    if status is not None and status.outcome is not None and status.state != "stopped":
+        return f"{status.outcome.status.replace('_', ' ')} at step {status.outcome.step}: " + (
+            "no finite value to plot"
         )
-    elif outcome.status == "error":
-        st.error(f"The run stopped with an error: {outcome.message}")
+    return "press Start to train" if status is None or status.step == 0 else "waiting for data"
+
+
+def _ending_message(verdict: Verdict | None, outcome: Outcome, config: TrainConfig) -> None:
+    """The verdict with its advice; ``config`` is the one in force when the run ended."""
+    if verdict is None:
+        return
+    text = outcome_advice(verdict, outcome, config)
+    if verdict.kind in ("diverged", "blew up"):
+        st.error(text, icon="💥")
+    elif verdict.failed:
+        st.error(text, icon="🧠" if verdict.kind == "out of memory" else None)
+    elif verdict.kind == "learned":
+        st.success(text)
+    else:
+        st.info(text)
 
 
 def _chart(fig: object, key: str) -> None:
     st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
 
 
-def overview(snap: Snapshot) -> None:
-    left, right = st.columns(2)
-    with left:
-        if len(snap.steps):
-            _chart(charts.perplexity_figure(snap.steps, snap.epochs, snap.events), "ppl")
-        else:
-            _chart(empty_figure("Perplexity", "press Start to train"), "ppl")
+def overview(snap: Snapshot, model: str | None, placeholder: str) -> None:
+    """The first screen: perplexity, gradient norm and the gates, side by side."""
+    has_data = bool(len(snap.steps))
+    cols = st.columns(3)
+    with cols[0]:
+        fig = charts.perplexity_figure(snap.steps, snap.epochs, snap.events) if has_data else None
+        _chart(fig or empty_figure("Perplexity", placeholder), "ppl")
         st.caption(CAPTIONS["perplexity"])
-    with right:
-        if len(snap.steps):
-            _chart(charts.grad_norm_figure(snap.steps, snap.events), "gnorm")
-        else:
-            _chart(empty_figure("Gradient norm", "press Start to train"), "gnorm")
+    with cols[1]:
+        fig = charts.grad_norm_figure(snap.steps, snap.events) if has_data else None
+        _chart(fig or empty_figure("Gradient norm", placeholder), "gnorm")
         st.caption(CAPTIONS["grad_norm"])
+    with cols[2]:
+        names = gate_names(snap)
+        if model is not None and not MODEL_GATES[model]:
+            _chart(charts.param_group_figure(snap.steps), "overview-groups")
+            st.caption(CAPTIONS["no_gates"] + " " + CAPTIONS["groups"])
+        elif names:
+            gate = names[0]
+            _chart(cell_charts.gate_bands_figure(snap.steps, gate), f"overview-bands-{gate}")
+            st.caption(CAPTIONS["bands"] + " " + GATES[gate].caption)
+        else:
+            _chart(empty_figure("Gates", placeholder), "overview-bands")
+            st.caption(CAPTIONS["bands"])
     if snap.last_epoch is not None:
         _text_block(snap)
 
@@ -122,55 +145,6 @@ def gradients(snap: Snapshot) -> None:
     with right:
         _chart(charts.param_group_figure(snap.steps), "groups")
         st.caption(CAPTIONS["groups"])
-
-
-def gates(snap: Snapshot, model: str | None) -> None:
-    if model is not None and not MODEL_GATES[model]:
-        st.info(CAPTIONS["no_gates"])
-        return
-    names = gate_names(snap)
-    if not names:
-        st.info("Gate statistics appear after the first step.")
-        return
-    shown = names[:2]  # the registry's order: Z and R, or I and F
-    cols = st.columns(len(shown))
-    for col, gate in zip(cols, shown, strict=True):
-        with col:
-            _chart(cell_charts.gate_bands_figure(snap.steps, gate), f"bands-{gate}")
-    st.caption(CAPTIONS["bands"] + " " + " ".join(GATES[g].caption for g in shown))
-    probe = snap.probe
-    if probe is None:
-        return
-    cols = st.columns(2)
-    for col, gate in zip(cols, shown, strict=False):
-        values = probe["gates"].get(gate)
-        if values is not None:
-            with col:
-                _chart(cell_charts.gate_heatmap_figure(values, probe["text"], gate), f"heat-{gate}")
-    st.caption(CAPTIONS["heatmap"] + f" Probe traced at step {probe['step']:,}.")
-    key_gate = "Z" if "Z" in probe["gates"] else shown[0]
-    z = probe["gates"].get(key_gate)
-    if z is not None and key_gate == "Z":
-        st.html(cell_charts.probe_text_html(probe["text"], np.asarray(z).mean(axis=1)))
-        st.caption(CAPTIONS["probe"])
-
-
-def through_time(snap: Snapshot, lab: Lab) -> None:
-    if len(snap.flow_steps) == 0:
-        every = lab.job.config.flow_every if lab.job is not None else TrainConfig().flow_every
-        st.info(f"Gradient flow is recorded on step 1 and every {every}th step after it.")
-        return
-    left, right = st.columns(2)
-    last = snap.flow[-1]
-    with left:
-        _chart(
-            cell_charts.grad_flow_line_figure(last[~np.isnan(last)], int(snap.flow_steps[-1])),
-            "flow-line",
-        )
-        st.caption(CAPTIONS["flow_line"])
-    with right:
-        _chart(cell_charts.grad_flow_heatmap_figure(snap.flow_steps, snap.flow), "flow-heat")
-        st.caption(CAPTIONS["flow_heat"])
 
 
 def text(snap: Snapshot) -> None:

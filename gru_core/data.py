@@ -97,24 +97,37 @@ def corpus_from_text(text: str, name: str) -> Corpus:
     return build_corpus(text, name, "upload", reason, f"{name} (uploaded)")
 
 
-def split_train_val(
-    tokens: torch.Tensor, max_tokens: int, val_tokens: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train on ``tokens[:max_tokens]`` (d2l's slice); validate on the ``val_tokens`` after it.
+def split_sizes(num_tokens: int, max_tokens: int, val_tokens: int) -> tuple[int, int, int]:
+    """Where ``split_train_val`` cuts a text of ``num_tokens``: (train_end, val_start, val_end).
 
-    If nothing is left after ``max_tokens`` and ``val_tokens > 0``, the last
-    ``min(val_tokens, len // 10)`` tokens become validation instead, so a short upload still
-    gets a validation curve. Validation may be empty.
+    Train on ``[0, train_end)`` (d2l's first ``max_tokens``), validate on
+    ``[val_start, val_end)``: the ``val_tokens`` right after the training slice, or, when
+    nothing is left after it, the last ``min(val_tokens, num_tokens // 10)`` tokens (which
+    then leave the training slice), so a short upload still gets a validation curve.
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     if val_tokens < 0:
         raise ValueError(f"val_tokens must be >= 0, got {val_tokens}")
-    n = len(tokens)
+    n = num_tokens
     if n > max_tokens or val_tokens == 0:
-        return tokens[:max_tokens], tokens[max_tokens : max_tokens + val_tokens]
+        end = min(n, max_tokens)
+        return end, end, min(n, max_tokens + val_tokens)
     k = min(val_tokens, n // 10)
-    return tokens[: n - k], tokens[n - k :]
+    return n - k, n - k, n
+
+
+def split_train_val(
+    tokens: torch.Tensor, max_tokens: int, val_tokens: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training and validation slices of ``tokens`` (see ``split_sizes``)."""
+    train_end, val_start, val_end = split_sizes(len(tokens), max_tokens, val_tokens)
+    return tokens[:train_end], tokens[val_start:val_end]
+
+
+def max_num_steps(num_tokens: int, batch_size: int) -> int:
+    """The longest sequence length T for which ``num_tokens`` fill one (B, T) minibatch."""
+    return (num_tokens - 1) // batch_size
 
 
 def min_tokens(batch_size: int, num_steps: int) -> int:

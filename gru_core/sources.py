@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import os
 import re
+import socket
 import tempfile
 import unicodedata
 import urllib.error
@@ -161,8 +162,7 @@ def load_corpus(
             finally:
                 getattr(response, "close", lambda: None)()
         except _NETWORK_ERRORS as err:
-            why = err.reason if type(err) is urllib.error.URLError else err
-            failure = f"download failed: {why}"
+            failure = f"could not download The Time Machine: {network_reason(err, timeout)}"
         else:
             got = _sha1(data)
             if got != sha1:
@@ -184,6 +184,23 @@ def load_corpus(
 
     reason = "; ".join([*notes, f"{failure}; {FALLBACK_WHAT}"])
     return build_corpus(_fallback_text(), FALLBACK_NAME, "fallback", reason, FALLBACK_LABEL)
+
+
+def network_reason(err: BaseException, timeout: float) -> str:
+    """A failed download in words a learner can act on, not a bare errno."""
+    inner = err.reason if isinstance(err, urllib.error.URLError) else err
+    if isinstance(err, urllib.error.HTTPError):
+        return f"the server answered {err.code} {err.reason}"
+    if isinstance(inner, socket.gaierror):
+        return "no network connection (the server's name could not be looked up)"
+    if isinstance(inner, TimeoutError | socket.timeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(inner, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(inner, ConnectionError | OSError):
+        text = getattr(inner, "strerror", None) or str(inner)
+        return f"a network error ({text})"
+    return str(inner) or type(inner).__name__
 
 
 def safe_name(filename: str) -> str:

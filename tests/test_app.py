@@ -116,7 +116,8 @@ def test_loads_with_d2l_defaults(make_app: Callable[..., AppTest]) -> None:
     assert at.toggle(key="clip_on").value is True
     assert control_widgets(at) == ctl.defaults()
     notice = [m.value for m in at.markdown if "Corpus:" in m.value and "Device:" in m.value]
-    assert len(notice) == 1 and "tokens" in notice[0]
+    assert len(notice) == 1 and "trains on the first 10,000 of" in notice[0]
+    assert "validates on the next 5,000" in notice[0]
     assert at.selectbox(key="lesson").value == "d2l default"
     assert button(at, "Start").disabled is False
     assert button(at, "Pause").disabled and button(at, "Stop").disabled
@@ -348,3 +349,84 @@ def test_bad_url_value_warns_and_keeps_the_default(make_app: Callable[..., AppTe
     assert at.slider(key="hidden").value == 256
     assert at.select_slider(key="clip").value == 1.0
     assert at.slider(key="steps").value == 50  # the valid parameter still applies
+
+
+# -- issue 12: honest outcomes, compare that follows, the training text in view ------------
+
+
+def finish(at: AppTest, n: int = 200) -> None:
+    job = lab_of(at).job
+    assert job is not None
+    for _ in range(n):
+        if job.run_sync(50).state in ENDED:
+            break
+    at.run()
+
+
+def test_a_finished_run_shows_its_verdict_and_joins_compare(
+    make_app: Callable[..., AppTest],
+) -> None:
+    at = make_app(**SMALL, epochs="2")
+    at.run()
+    names = []
+    for seed in ("1", "2", "3"):
+        at.number_input(key=wkey(at, "seed")).set_value(int(seed)).run()
+        button(at, "Start").click().run()
+        finish(at)
+        assert not at.exception
+        verdict = lab_of(at).verdict()
+        assert verdict is not None and verdict.kind in ("learned", "did not learn")
+        assert metrics(at)["State"] == verdict.kind
+        names = lab_of(at).runs.names()
+        # The newest run joins the overlay (the last two) and the download box follows it.
+        assert at.multiselect(key="compare_runs").value == names[-2:]
+        assert at.selectbox(key="download_run").value == names[-1]
+    assert len(names) == 3
+    table = at.get("arrow_data_frame") or at.dataframe
+    assert table, "the compare table is shown"
+
+
+def test_the_view_selector_cannot_be_left_empty(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(**SMALL)
+    at.run()
+    view = at.get("button_group")[0]
+    assert view.value == "Overview"
+    view.set_value(None).run()
+    assert not at.exception
+    assert at.get("button_group")[0].value == "Overview"  # required: never empty
+    assert len(at.get("plotly_chart")) >= 3  # the first screen's three charts
+
+
+def test_the_training_slice_control_moves_the_split(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(slice="all")
+    at.run()
+    assert not at.exception
+    notice = [m.value for m in at.markdown if "Corpus:" in m.value][0]
+    assert "trains on" in notice and "first 10,000" not in notice
+    assert lab_of(at) is not None
+    config = ctl.config_from_values({**ctl.defaults(), "slice": "all"})
+    assert config.max_tokens >= len(lab_of(at).corpus.tokens)
+
+
+def test_sequence_length_follows_the_slice_and_batch(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(steps="300")
+    at.run()
+    assert at.slider(key="steps").value == 300 and at.slider(key="steps").max == 312
+    at.select_slider(key="batch").set_value(64).run()
+    assert not at.exception
+    assert at.slider(key="steps").max == 156 and at.slider(key="steps").value == 156
+    warning = [w.value for w in at.warning if "Sequence length lowered to 156" in w.value]
+    assert warning and "Lower the batch size or train on more text" in warning[0]
+
+
+def test_moving_away_from_a_lesson_deselects_it(make_app: Callable[..., AppTest]) -> None:
+    at = make_app()
+    at.run()
+    at.selectbox(key="lesson").select("Exploding gradients").run()
+    lesson_text = [i.value for i in at.info if "Weights 10x" in i.value]
+    assert lesson_text
+    at.select_slider(key=wkey(at, "init_std")).set_value(1.0).run()
+    assert not at.exception
+    assert at.selectbox(key="lesson").value is None
+    assert not [i.value for i in at.info if "Weights 10x" in i.value]
+    assert any("changed since the lesson" in c.value for c in at.caption)

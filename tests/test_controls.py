@@ -44,6 +44,12 @@ def test_every_control_stays_inside_its_config_field() -> None:
         if c.kind in ("int", "ladder") and c.field in NUMERIC_RANGES:
             low, high = NUMERIC_RANGES[c.field]
             assert low <= c.low <= c.high <= high, c.key
+        if c.key == "slice":  # numbers of characters, 'all' = the field's upper bound
+            low, high = NUMERIC_RANGES[c.field]
+            for option in c.options:
+                value = ctl.config_from_values({"slice": option}).max_tokens
+                assert low <= value <= high and (option == "all") == (value == high)
+            continue
         if c.kind == "choice":
             mapped = {"model": ctl.MODELS, "variant": ctl.VARIANTS}.get(c.key)
             offered = [mapped[o] for o in c.options] if mapped else list(c.options)
@@ -147,6 +153,7 @@ def test_query_round_trip_of_every_non_default_value() -> None:
         "seed": 2**31 - 1,
         "device": "cpu",
         "speed": 5,
+        "slice": "all",
     }
     assert set(values) == {c.key for c in ctl.CONTROLS}
     query = ctl.to_query(values)

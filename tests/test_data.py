@@ -8,6 +8,7 @@ import http.server
 import io
 import os
 import random
+import socket
 import threading
 import urllib.error
 from collections.abc import Iterator
@@ -29,7 +30,13 @@ from gru_core.data import (
     seq_data_iter_sequential,
     split_train_val,
 )
-from gru_core.sources import CORPUS_ENV, corpus_from_upload, load_corpus, safe_name
+from gru_core.sources import (
+    CORPUS_ENV,
+    corpus_from_upload,
+    load_corpus,
+    network_reason,
+    safe_name,
+)
 
 TIME_MACHINE = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
 needs_time_machine = pytest.mark.skipif(
@@ -287,11 +294,26 @@ def test_unwritable_cache_still_uses_the_download(tmp_path: Path) -> None:
     assert "could not cache" in corpus.reason
 
 
+@pytest.mark.parametrize(
+    "error, words",
+    [
+        (urllib.error.URLError(socket.gaierror(-3, "Temporary failure")), "no network connection"),
+        (urllib.error.URLError(TimeoutError("timed out")), "no answer within 10 s"),
+        (urllib.error.URLError(ConnectionRefusedError(111, "refused")), "refused"),
+        (urllib.error.HTTPError("u", 503, "Service Unavailable", {}, None), "answered 503"),
+    ],
+)
+def test_a_failed_download_is_said_in_plain_words(error: Exception, words: str) -> None:
+    reason = network_reason(error, 10.0)
+    assert words in reason and "Errno" not in reason
+
+
 def test_offline_falls_back_to_python_reference(tmp_path: Path) -> None:
     corpus = load_corpus(cache_dir=tmp_path, opener=failing_opener)
     assert corpus.source == "fallback"
     assert "no route to host (test)" in corpus.reason
-    assert "download failed" in corpus.reason and "offline fallback" in corpus.reason
+    assert "could not download The Time Machine" in corpus.reason
+    assert "offline fallback" in corpus.reason
     assert corpus.label.startswith("offline")
     assert len(corpus.tokens) > 100_000
     assert 20 <= len(corpus.vocab) <= 28

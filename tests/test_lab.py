@@ -10,13 +10,14 @@ from collections.abc import Callable, Iterator
 import pandas as pd
 import pytest
 
-from dashboard.lab import MAX_SAVED_RUNS, Lab, SavedRun, SyncRunner
+from dashboard.lab import Lab, SyncRunner
+from dashboard.saved_runs import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
 from gru_core import job as job_module
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 from gru_core.job import ENDED, SlotPool
 
-from helpers import wait_for
+from helpers import CHAOTIC, wait_for
 
 TINY = TrainConfig(
     hidden_size=16,
@@ -52,32 +53,34 @@ def make_lab(small_corpus: Corpus) -> Iterator[Callable[[], Lab]]:
     assert not any(job.alive for job in jobs)
 
 
-def start_and_stop(lab: Lab, config: TrainConfig = TINY, steps: int = 2) -> SavedRun:
+def start_and_stop(lab: Lab, config: TrainConfig = TINY, steps: int = MIN_STEPS_KEPT) -> SavedRun:
     job = lab.start(config, None)
     wait_for(job, lambda s: s.step >= steps)
     lab.stop()
     assert not job.alive
-    return list(lab.runs.values())[-1]
+    newest = lab.runs.newest()
+    assert newest is not None
+    return newest
 
 
 def test_start_runs_in_the_background_and_stop_saves_the_run(
     make_lab: Callable[[], Lab],
 ) -> None:
     lab = make_lab()
-    assert not lab.active and lab.runs == {}
+    assert not lab.active and not lab.runs
     job = lab.start(TINY, None)
     assert lab.job is job and job.alive
-    wait_for(job, lambda s: s.step >= 3)
+    wait_for(job, lambda s: s.step >= MIN_STEPS_KEPT)
     assert lab.active
     assert lab.snapshot().total_steps >= 3  # the lab's telemetry is the job's
     lab.stop()
     status = job.status()
     assert status.state == "stopped" and not job.alive and not lab.active
     assert len(lab.runs) == 1
-    name, run = next(iter(lab.runs.items()))
-    assert name == run.name
+    run = next(iter(lab.runs))
+    name = run.name
     assert name.startswith("#1 GRU h16 std0.01 clip 1 T8") and name.endswith("(stopped)")
-    assert run.config == TINY
+    assert run.config == run.start_config == TINY
     assert run.corpus_name == "filler.txt"
     assert run.outcome.status == "stopped" and run.outcome.step == status.step
     assert list(run.steps["step"]) == list(range(1, status.step + 1))
@@ -89,15 +92,15 @@ def test_start_runs_in_the_background_and_stop_saves_the_run(
 def test_restart_stops_and_saves_the_previous_run(make_lab: Callable[[], Lab]) -> None:
     lab = make_lab()
     first = lab.start(TINY, None)
-    wait_for(first, lambda s: s.step >= 2)
+    wait_for(first, lambda s: s.step >= MIN_STEPS_KEPT)
     second = lab.start(TINY.replace(clip_threshold=None), None)
     assert first.status().state == "stopped" and not first.alive
     assert lab.job is second
-    assert [run.outcome.status for run in lab.runs.values()] == ["stopped"]
-    wait_for(second, lambda s: s.step >= 2)
+    assert [run.outcome.status for run in lab.runs] == ["stopped"]
+    wait_for(second, lambda s: s.step >= MIN_STEPS_KEPT)
     assert lab.telemetry is second.telemetry and lab.active
     lab.stop()
-    names = list(lab.runs)
+    names = lab.runs.names()
     assert len(names) == 2 and names[1].startswith("#2 GRU h16 std0.01 clip off")
 
 
@@ -107,15 +110,61 @@ def test_a_run_that_never_stepped_is_not_saved(make_lab: Callable[[], Lab]) -> N
     job = lab.start(TINY, None)
     assert job.status().state == "ready" and not lab.active
     lab.stop()
-    assert lab.runs == {}
+    assert not lab.runs
+
+
+def test_a_short_run_is_kept_only_when_asked(make_lab: Callable[[], Lab]) -> None:
+    """A Restart a moment after Start leaves no stub run behind, unless asked."""
+    lab = make_lab()
+    lab.runner = SyncRunner()
+    lab.start(TINY, None).run_sync(MIN_STEPS_KEPT - 1)
+    lab.stop()
+    assert not lab.runs
+    lab.keep_short = True
+    lab.start(TINY, None).run_sync(1)
+    lab.stop()
+    assert [run.outcome.step for run in lab.runs] == [1]
+
+
+def test_a_run_that_diverged_at_its_first_step_is_kept(make_lab: Callable[[], Lab]) -> None:
+    lab = make_lab()
+    lab.runner = SyncRunner()
+    job = lab.start(TrainConfig(**{**CHAOTIC, "device": "cpu"}), None)
+    status = job.run_sync(5)
+    assert status.state == "diverged" and status.outcome is not None
+    assert status.outcome.step == 1
+    run = lab.save_finished()
+    assert run is not None and run.verdict.kind == "diverged"
+    assert run.name.endswith("(diverged)") and len(lab.runs) == 1
+
+
+def test_pinned_runs_are_never_dropped(make_lab: Callable[[], Lab]) -> None:
+    lab = make_lab()
+    lab.runner = SyncRunner()
+    for _ in range(2):
+        lab.start(TINY, None).run_sync(MIN_STEPS_KEPT)
+        lab.stop()
+    first = lab.runs.names()[0]
+    lab.runs.pin(first)
+    for _ in range(MAX_SAVED_RUNS + 1):
+        lab.start(TINY, None).run_sync(MIN_STEPS_KEPT)
+        lab.stop()
+    assert len(lab.runs) == MAX_SAVED_RUNS and lab.runs.names()[0] == first
+    assert lab.runs.get(first).pinned  # type: ignore[union-attr]
+    for name in lab.runs.names()[1:-1]:
+        lab.runs.pin(name)
+    with pytest.raises(ValueError, match="unpin one first"):
+        lab.runs.pin(lab.runs.names()[-1])
+    with pytest.raises(ValueError, match="no saved run"):
+        lab.runs.pin("#99 nothing")
 
 
 def test_at_most_eight_runs_are_kept_oldest_dropped(make_lab: Callable[[], Lab]) -> None:
     lab = make_lab()
     for _ in range(MAX_SAVED_RUNS + 2):
-        start_and_stop(lab, steps=1)
+        start_and_stop(lab)
     assert len(lab.runs) == MAX_SAVED_RUNS == 8
-    numbers = [int(name.split(" ")[0].lstrip("#")) for name in lab.runs]
+    numbers = [run.number for run in lab.runs]
     assert numbers == list(range(3, 11))
 
 
@@ -127,7 +176,8 @@ def test_saved_run_downloads(make_lab: Callable[[], Lab]) -> None:
     job.join(10.0)
     assert status.state == "done"
     run = lab.save_finished()
-    assert run is not None and run.name.endswith("(done)")
+    assert run is not None and run.verdict.kind in ("learned", "did not learn")
+    assert run.name.endswith(f"({run.verdict.kind})")
     assert lab.save_finished() is None  # at most once per job
 
     frame = pd.read_csv(io.BytesIO(run.metrics_csv()))
@@ -141,10 +191,13 @@ def test_saved_run_downloads(make_lab: Callable[[], Lab]) -> None:
 
     body = json.loads(run.config_json())
     assert TrainConfig.from_dict(body["config"]) == config
+    assert TrainConfig.from_dict(body["start_config"]) == config
     assert body["config"]["clip_threshold"] is None
     assert body["corpus"] == "filler.txt"
     assert body["outcome"] == {
         "status": "done",
+        "verdict": run.verdict.kind,
+        "headline": run.verdict.headline,
         "step": status.step,
         "message": "finished 2 epochs",
     }
@@ -155,7 +208,7 @@ def test_reset_clears_the_current_run_but_keeps_saved_ones(
 ) -> None:
     lab = make_lab()
     job = lab.start(TINY, None)
-    wait_for(job, lambda s: s.step >= 2)
+    wait_for(job, lambda s: s.step >= MIN_STEPS_KEPT)
     lab.reset()
     assert not job.alive and job.status().state == "stopped"
     assert lab.job is None and not lab.active
@@ -183,33 +236,33 @@ def test_two_sessions_are_independent(make_lab: Callable[[], Lab]) -> None:
     job_a = a.start(TINY, None)
     job_b = b.start(TINY.replace(hidden_size=24), None)
     assert job_a is not job_b and a.telemetry is not b.telemetry
-    wait_for(job_a, lambda s: s.step >= 2)
-    wait_for(job_b, lambda s: s.step >= 2)
+    wait_for(job_a, lambda s: s.step >= MIN_STEPS_KEPT)
+    wait_for(job_b, lambda s: s.step >= MIN_STEPS_KEPT)
 
     a.stop()
     assert job_a.status().state == "stopped"
     assert b.active and job_b.alive
     before = job_b.status().step
     wait_for(job_b, lambda s: s.step >= before + 3)  # b keeps training
-    assert len(a.runs) == 1 and b.runs == {}
+    assert len(a.runs) == 1 and not b.runs
 
     a.reset()
     assert b.snapshot().total_steps >= before + 3  # b's telemetry is untouched
     assert b.job is job_b
     b.stop()
-    assert list(b.runs)[0].startswith("#1 GRU h24")
+    assert b.runs.names()[0].startswith("#1 GRU h24")
     assert len(a.runs) == 1 and len(b.runs) == 1
-    run_b = next(iter(b.runs.values()))
+    run_b = next(iter(b.runs))
     assert run_b.config.hidden_size == 24
 
 
 def test_a_saved_run_names_the_corpus_it_trained_on(make_lab: Callable[[], Lab]) -> None:
     lab = make_lab()
     job = lab.start(TINY, None)
-    wait_for(job, lambda s: s.step >= 1)
+    wait_for(job, lambda s: s.step >= MIN_STEPS_KEPT)
     # The learner uploads another text while the run is going; it is for the next run.
     assert lab.accept_upload(b"a different text about gardens and rain " * 100, "rain.txt")
     assert lab.corpus.name == "rain.txt" and job.corpus_name == "filler.txt"
     lab.stop()
-    run = next(iter(lab.runs.values()))
+    run = next(iter(lab.runs))
     assert run.corpus_name == job.corpus_name == "filler.txt"

@@ -11,6 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from dashboard.lab import CloseOnRelease, Lab, SyncRunner
+from dashboard.saved_runs import MIN_STEPS_KEPT
 from gru_core.config import TrainConfig
 from gru_core.data import corpus_from_text
 from gru_core.job import SlotPool, TrainingJob
@@ -41,9 +42,9 @@ def lab() -> Lab:
 @pytest.mark.parametrize("case", sorted(BAD_UPLOADS))
 def test_bad_upload_is_refused_and_keeps_corpus_and_runs(lab: Lab, case: str) -> None:
     lab.runner = SyncRunner()
-    lab.start(TINY, None).run_sync(3)
+    lab.start(TINY, None).run_sync(MIN_STEPS_KEPT)
     lab.stop()
-    before_corpus, before_runs = lab.corpus, dict(lab.runs)
+    before_corpus, before_runs = lab.corpus, lab.runs.names()
     data, words = BAD_UPLOADS[case]
     with pytest.raises(ValueError, match=words):
         lab.accept_upload(data, "notes.txt")
@@ -51,7 +52,7 @@ def test_bad_upload_is_refused_and_keeps_corpus_and_runs(lab: Lab, case: str) ->
     with pytest.raises(ValueError, match=words):
         lab.accept_upload(data, "notes.txt")
     assert lab.corpus is before_corpus
-    assert lab.runs == before_runs and len(lab.runs) == 1
+    assert lab.runs.names() == before_runs and len(lab.runs) == 1
 
 
 def test_upload_with_path_characters_is_only_a_display_name(lab: Lab) -> None:

@@ -1,0 +1,150 @@
+"""Saved runs: what a finished or stopped run leaves behind for comparison and download.
+
+A run is kept when it ended after at least ``MIN_STEPS_KEPT`` steps, or when it failed (a run
+that diverged at its first step is exactly the one a class wants to look at), or when the
+learner asked to keep short runs. At most ``MAX_SAVED_RUNS`` are kept; the oldest unpinned
+run goes first, and a pinned run is never dropped. Plain Python (no ``st.*``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import pandas as pd
+import torch
+
+from gru_core.config import TrainConfig
+from gru_core.data import Vocab
+from gru_core.records import Outcome
+from gru_core.verdict import Verdict
+
+MAX_SAVED_RUNS = 8
+MIN_STEPS_KEPT = 5  # shorter runs (a Restart a moment after Start) are not kept unless asked
+LIVE_NAMES = {"clip_threshold": "clip", "lr": "lr"}
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """A finished or stopped run: its settings at start and at the end, metrics and verdict."""
+
+    number: int  # the session's run counter, '#3'
+    start_config: TrainConfig
+    config: TrainConfig  # in force at the end (live knob changes included)
+    corpus_name: str
+    outcome: Outcome
+    verdict: Verdict
+    steps: pd.DataFrame
+    epochs: pd.DataFrame
+    pinned: bool = False
+    vocab: Vocab | None = None  # with weights: what the memory views need, in memory only
+    weights: dict[str, torch.Tensor] | None = None  # final parameters (CPU copies)
+
+    @property
+    def name(self) -> str:
+        return run_name(self.number, self.start_config, self.config, self.verdict.kind)
+
+    def metrics_csv(self) -> bytes:
+        """Per-step metrics joined with the per-epoch ones (at each epoch's last step)."""
+        epochs = self.epochs.drop(columns=["epoch"], errors="ignore")
+        merged = self.steps.merge(epochs, on="step", how="left") if len(epochs) else self.steps
+        return merged.to_csv(index=False).encode()
+
+    def config_json(self) -> bytes:
+        body = {
+            "start_config": self.start_config.to_dict(),
+            "config": self.config.to_dict(),  # the settings in force when the run ended
+            "corpus": self.corpus_name,
+            "outcome": {
+                "status": self.outcome.status,
+                "verdict": self.verdict.kind,
+                "headline": self.verdict.headline,
+                "step": self.outcome.step,
+                "message": self.outcome.message,
+            },
+        }
+        return json.dumps(body, indent=2).encode()
+
+
+def _value(name: str, config: TrainConfig) -> str:
+    value = getattr(config, name)
+    return "off" if value is None else f"{value:g}"
+
+
+def run_name(number: int, start: TrainConfig, end: TrainConfig, verdict: str) -> str:
+    """'#3 GRU h128 std0.1 clip 1→off lr 5 T35 (blew up)': a live change shows as old→new."""
+    live = []
+    for field, short in LIVE_NAMES.items():
+        before, after = _value(field, start), _value(field, end)
+        if before != after:
+            live.append(f"{short} {before}→{after}")
+        elif field == "clip_threshold" or before != _value(field, TrainConfig()):
+            live.append(f"{short} {before}")
+    return (
+        f"#{number} {start.model.upper()} h{start.hidden_size} std{start.init_std:g} "
+        f"{' '.join(live)} T{start.num_steps} ({verdict})"
+    )
+
+
+def worth_keeping(steps_taken: int, verdict: Verdict, keep_short: bool) -> bool:
+    return steps_taken >= MIN_STEPS_KEPT or verdict.failed or keep_short
+
+
+class SavedRuns:
+    """The session's saved runs, oldest first, bounded, with pins. Thread-safe."""
+
+    def __init__(self, capacity: int = MAX_SAVED_RUNS) -> None:
+        self.capacity = capacity
+        self._runs: list[SavedRun] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __iter__(self) -> Iterator[SavedRun]:
+        return iter(list(self._runs))
+
+    def __bool__(self) -> bool:
+        return bool(self._runs)
+
+    def names(self) -> list[str]:
+        return [run.name for run in self._runs]
+
+    def get(self, name: str) -> SavedRun | None:
+        return next((run for run in self._runs if run.name == name), None)
+
+    def newest(self) -> SavedRun | None:
+        return self._runs[-1] if self._runs else None
+
+    def add(self, run: SavedRun) -> list[SavedRun]:
+        """Keep ``run``; return the runs dropped to stay within capacity (oldest unpinned)."""
+        with self._lock:
+            self._runs.append(run)
+            dropped = []
+            while len(self._runs) > self.capacity:
+                victim = next((r for r in self._runs if not r.pinned), None)
+                if victim is None:  # cannot happen: pin() leaves one slot unpinned
+                    break
+                self._runs.remove(victim)
+                dropped.append(victim)
+            return dropped
+
+    def pin(self, name: str, pinned: bool = True) -> None:
+        """Pin (never dropped) or unpin a run. At most capacity - 1 runs can be pinned, so a
+        new run always has a place; ValueError beyond that or for an unknown name."""
+        with self._lock:
+            run = next((r for r in self._runs if r.name == name), None)
+            if run is None:
+                raise ValueError(f"no saved run named {name!r}")
+            if pinned and not run.pinned:
+                if sum(r.pinned for r in self._runs) >= self.capacity - 1:
+                    raise ValueError(
+                        f"at most {self.capacity - 1} runs can be pinned; unpin one first"
+                    )
+            self._runs[self._runs.index(run)] = replace(run, pinned=pinned)
+
+    def replace_all(self, runs: list[SavedRun]) -> None:
+        with self._lock:
+            self._runs = list(runs)[-self.capacity :]
