@@ -204,6 +204,7 @@ def main() -> None:
         restart_notice(lab, config)
     with right:
         teaching(config)
+    lab.save_finished()  # a run that ended since the last rerun (idempotent)
     was_active = lab.active
 
     @st.fragment(run_every=refresh_interval(lab) if was_active else None)

@@ -67,6 +67,10 @@ def live_views(lab: Lab) -> None:
     view = st.segmented_control(
         "View", VIEWS, default=VIEWS[0], key="view", label_visibility="collapsed", required=True
     )
+    # required=True stops the browser from deselecting; a None that still arrives (an old
+    # client) keeps the view that was showing instead of leaving the page blank.
+    view = view or st.session_state.get("_last_view", VIEWS[0])
+    st.session_state._last_view = view
     placeholder = _placeholder(status)
     model = job.config.model if job is not None else None
     if view == "Overview":
