@@ -19,6 +19,7 @@ import streamlit as st
 from dashboard import controls as ctl
 from dashboard import views
 from dashboard.compare import compare_section
+from dashboard.display import PROJECTOR_KEY, page_style, projector_on
 from dashboard.lab import CloseOnRelease, Lab
 from dashboard.sidebar import corpus_picker, init_widget_state, sidebar, widget_values
 from dashboard.teaching import CLIPPING, equations
@@ -94,30 +95,27 @@ def _pause_resume() -> None:
 def run_controls(lab: Lab) -> None:
     state = lab.job.status().state if lab.job is not None else None
     active = lab.active
-    cols = st.columns(5)
-    cols[0].button(
+    row = st.container(horizontal=True, wrap=True, key="run_buttons")
+    row.button(
         "Restart" if active else "Start",
         type="primary",
         on_click=_start,
-        width="stretch",
         help="train with the settings in the sidebar",
     )
-    cols[1].button(
+    row.button(
         "Resume" if state == "paused" else "Pause",
         on_click=_pause_resume,
         disabled=not active,
-        width="stretch",
     )
-    cols[2].button(
+    row.button(
         "Step",
         on_click=_start,
         kwargs=dict(step_only=True),
-        width="stretch",
         help="one minibatch (pauses a running job first)",
         disabled=active and state not in ("paused", "ready"),
     )
-    cols[3].button("Stop", on_click=lab.stop, disabled=not active, width="stretch")
-    cols[4].button("Reset", on_click=lab.reset, width="stretch", help="clear the current run")
+    row.button("Stop", on_click=lab.stop, disabled=not active)
+    row.button("Reset", on_click=lab.reset, help="clear the current run")
     if st.session_state.get("start_error"):
         st.error(f"Can't start: {st.session_state.start_error}")
 
@@ -186,9 +184,12 @@ def main() -> None:
         st.error(f"Could not load any text: {load_error}")
         st.stop()
     init_widget_state()
+    page_style()
     lab = get_lab(default)
-    corpus_picker(lab, default)
-    sidebar(lab.corpus)
+    # The corpus is read first (the sequence-length slider fits its length), shown last.
+    controls_box, corpus_box = st.sidebar.container(), st.sidebar.container()
+    corpus_picker(lab, default, corpus_box)
+    sidebar(lab.corpus, controls_box)
     for warning in st.session_state.get("url_warnings", []):
         st.warning(warning, icon="🔗")
     st.session_state.url_warnings = []  # shown once, on the run that read the URL
@@ -197,12 +198,12 @@ def main() -> None:
     except ValueError as exc:
         config = None
         st.error(f"Invalid setting: {exc}")
-    left, right = st.columns([3, 2], gap="large")
+    left, right = st.container(key="top").columns([3, 2], gap="large")
     with left:
         header(lab, config)
         run_controls(lab)
         restart_notice(lab, config)
-    with right:
+    with right, st.container(key="equations"):
         teaching(config)
     lab.save_finished()  # a run that ended since the last rerun (idempotent)
     was_active = lab.active
@@ -231,12 +232,13 @@ def refresh_interval(lab: Lab) -> float:
 
 
 def _sync_url() -> None:
-    """Mirror the settings into the URL (a shared link reproduces them); parameters that
-    are not settings are left as they are."""
+    """Mirror the settings (and projector mode) into the URL, so a shared link reproduces
+    them; parameters that are not settings are left as they are."""
     current = st.query_params.to_dict()
-    wanted = {k: v for k, v in current.items() if k not in ctl.BY_KEY} | ctl.to_query(
-        widget_values()
-    )
+    ours = set(ctl.BY_KEY) | {PROJECTOR_KEY}
+    wanted = {k: v for k, v in current.items() if k not in ours} | ctl.to_query(widget_values())
+    if projector_on():
+        wanted[PROJECTOR_KEY] = "1"
     if current != wanted:
         st.query_params.from_dict(wanted)
 

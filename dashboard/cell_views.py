@@ -9,15 +9,10 @@ import numpy as np
 import streamlit as st
 
 from dashboard import cell_charts
+from dashboard.display import chart, chart_columns
 from dashboard.teaching import CAPTIONS
 from gru_core.gates import GATES, MODEL_GATES
 from gru_core.telemetry import Snapshot, gate_names
-
-PLOT_CONFIG = {"displaylogo": False}
-
-
-def _chart(fig: object, key: str) -> None:
-    st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
 
 
 def gates(snap: Snapshot, model: str | None) -> None:
@@ -29,20 +24,20 @@ def gates(snap: Snapshot, model: str | None) -> None:
         st.info("Gate statistics appear after the first step.")
         return
     shown = names[:2]  # the registry's order: Z and R, or I and F
-    cols = st.columns(len(shown))
+    cols = chart_columns(len(shown), "bands")
     for col, gate in zip(cols, shown, strict=True):
         with col:
-            _chart(cell_charts.gate_bands_figure(snap.steps, gate), f"bands-{gate}")
+            chart(cell_charts.gate_bands_figure(snap.steps, gate), f"bands-{gate}")
     st.caption(CAPTIONS["bands"] + " " + " ".join(GATES[g].caption for g in shown))
     probe = snap.probe
     if probe is None:
         return
-    cols = st.columns(2)
+    cols = chart_columns(2, "heatmaps")
     for col, gate in zip(cols, shown, strict=False):
         values = probe["gates"].get(gate)
         if values is not None:
             with col:
-                _chart(cell_charts.gate_heatmap_figure(values, probe["text"], gate), f"heat-{gate}")
+                chart(cell_charts.gate_heatmap_figure(values, probe["text"], gate), f"heat-{gate}")
     st.caption(CAPTIONS["heatmap"] + f" Probe traced at step {probe['step']:,}.")
     key_gate = "Z" if "Z" in probe["gates"] else shown[0]
     z = probe["gates"].get(key_gate)
@@ -55,14 +50,14 @@ def through_time(snap: Snapshot, flow_every: int) -> None:
     if len(snap.flow_steps) == 0:
         st.info(f"Gradient flow is recorded on step 1 and every {flow_every}th step after it.")
         return
-    left, right = st.columns(2)
+    left, right = chart_columns(2, "flow")
     last = snap.flow[-1]
     with left:
-        _chart(
+        chart(
             cell_charts.grad_flow_line_figure(last[~np.isnan(last)], int(snap.flow_steps[-1])),
             "flow-line",
         )
         st.caption(CAPTIONS["flow_line"])
     with right:
-        _chart(cell_charts.grad_flow_heatmap_figure(snap.flow_steps, snap.flow), "flow-heat")
+        chart(cell_charts.grad_flow_heatmap_figure(snap.flow_steps, snap.flow), "flow-heat")
         st.caption(CAPTIONS["flow_heat"])

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts
+from dashboard.display import chart, chart_columns
 from dashboard.lab import Lab
 from dashboard.saved_runs import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
 from dashboard.teaching import CAPTIONS
@@ -108,7 +109,7 @@ def compare_section(lab: Lab) -> None:
     _table(lab, runs)
     chosen = st.multiselect("Runs to overlay", names, key="compare_runs")
     if chosen:
-        left, right = st.columns(2)
+        left, right = chart_columns(2, "compare")
         with left:
             _overlay(lab, chosen, "left", "Training perplexity (per epoch)")
         with right:
@@ -179,6 +180,6 @@ def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:
     figure = charts.compare_figure(
         frames, metric.column, metric_name, log_y=log, x=x, x_title=x_title, y_title=metric.axis
     )
-    st.plotly_chart(figure, key=f"cmp-{side}")
+    chart(figure, f"cmp-{side}")
     if hidden:
         st.caption("Hidden as outliers: " + "; ".join(hidden))

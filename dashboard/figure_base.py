@@ -20,7 +20,11 @@ from dashboard.ticks import finite_positive_range, log_ticks
 
 MAX_POINTS = 2000  # most points in one line trace
 MAX_EVENT_LINES = 50  # latest knob changes drawn as vertical lines
+EVENT_ROWS = 3  # change labels are staggered over this many rows so they never overlap
 HEIGHT = 380  # px; the width is left to the container
+# The default look: tick labels of 13 px in a dark grey, titles of 17 px.
+INK, TICK_INK = "#222222", "#3d3d3d"
+TICK_PX, AXIS_TITLE_PX, TITLE_PX, LEGEND_PX = 13, 14, 17, 13
 EVENT_LABELS = dict(clip_threshold="clip", lr="lr")
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
 
@@ -108,26 +112,65 @@ def apply_layout(
     log_y: bool = False,
     hovermode: str | bool = "x unified",
 ) -> go.Figure:
-    """The look every figure shares (template, legend on top, responsive, uirevision)."""
+    """The look every figure shares (template, legend on top, responsive, uirevision,
+    readable fonts); integer axes (steps, epochs, t) get whole-number ticks."""
     fig.update_layout(
         # the title at the very top, so a legend that wraps to two rows stays clear of it
-        title=dict(text=title, x=0.0, xanchor="left", y=0.98, yref="container", yanchor="top"),
+        title=dict(
+            text=title,
+            x=0.0,
+            xanchor="left",
+            y=0.98,
+            yref="container",
+            yanchor="top",
+            font=dict(size=TITLE_PX, color=INK),
+        ),
         template="plotly_white",
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0),
+        font=dict(size=TICK_PX, color=TICK_INK),
+        legend=dict(
+            orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0,
+            font=dict(size=LEGEND_PX, color=INK),
+        ),
         uirevision=uirevision,
         autosize=True,
         height=HEIGHT,
         margin=dict(l=60, r=30, t=90, b=50),
         hovermode=hovermode,
-        xaxis=dict(title=dict(text=x_title)),
-        yaxis=dict(title=dict(text=y_title), type="log" if log_y else "linear"),
-    )
+        xaxis=dict(
+            title=dict(text=x_title, font=dict(size=AXIS_TITLE_PX, color=INK)),
+            tickfont=dict(size=TICK_PX, color=TICK_INK),
+        ),
+        yaxis=dict(
+            title=dict(text=y_title, font=dict(size=AXIS_TITLE_PX, color=INK)),
+            type="log" if log_y else "linear",
+            tickfont=dict(size=TICK_PX, color=TICK_INK),
+        ),
+    )  # fmt: skip
     if log_y:  # full-number ticks ('0.05', not plotly's bare minor digit '5')
         shown = finite_positive_range(trace.y for trace in fig.data)
         ticks = log_ticks(*shown) if shown else None
         if ticks:
             fig.update_yaxes(tickmode="array", tickvals=ticks[0], ticktext=ticks[1])
+    span = integer_span(trace.x for trace in fig.data)
+    if span is not None:  # steps, epochs, time steps: never a tick at 1.5
+        fig.update_xaxes(tickformat=",d", **({"dtick": 1} if span <= 12 else {}))
     return fig
+
+
+def integer_span(arrays: object) -> float | None:
+    """max - min over ``arrays`` when every finite value is a whole number, else None."""
+    lo, hi = math.inf, -math.inf
+    for values in arrays:  # type: ignore[attr-defined]
+        if values is None:
+            continue
+        a = np.asarray(values, dtype=np.float64).ravel() if len(values) else np.zeros(0)
+        a = a[np.isfinite(a)]
+        if a.size == 0:
+            continue
+        if not np.all(a == np.round(a)):
+            return None
+        lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    return hi - lo if lo <= hi else None
 
 
 def _fmt(value: float) -> str:
@@ -170,21 +213,36 @@ def _event_marks(events: pd.DataFrame | None, steps: pd.DataFrame) -> tuple[list
         dict(type="line", xref="x", yref="paper", x0=s, x1=s, y0=0, y1=1, line=line)
         for s, _ in marks
     ]
-    notes = [
-        dict(
-            x=s,
-            xref="x",
-            y=1,
-            yref="paper",
-            text=text,
-            showarrow=False,
-            xanchor="left",
-            yanchor="top",
-            font=dict(size=10, color=GREY),
-        )
-        for s, text in marks
-    ]
+    notes = []
+    xs = [s for s, _ in marks]
+    finite = step_x[np.isfinite(step_x)]
+    span = float(np.ptp(np.concatenate([finite, xs]))) if len(xs) else 0.0
+    for (s, text), row in zip(marks, _label_rows(xs, span), strict=True):
+        note = dict(
+            x=s, xref="x", y=1 - 0.08 * (row or 0), yref="paper", showarrow=False,
+            xanchor="left", yanchor="top", font=dict(size=LEGEND_PX - 1, color=INK),
+            bgcolor="rgba(255,255,255,0.8)", hovertext=text,
+        )  # fmt: skip
+        # A label with no free row is not drawn; its line keeps the change on hover.
+        note["text"] = text if row is not None else ""
+        notes.append(note)
     return shapes, notes
+
+
+def _label_rows(xs: list[float], span: float, min_gap: float = 0.12) -> list[int | None]:
+    """A row (0 = top) for each label at ``xs`` so that labels closer than ``min_gap`` of the
+    chart's x ``span`` never share a row; None when all EVENT_ROWS rows are taken there."""
+    if not xs:
+        return []
+    span = span or 1.0
+    last: list[float] = [-math.inf] * EVENT_ROWS
+    rows: list[int | None] = []
+    for x in xs:
+        row = next((r for r in range(EVENT_ROWS) if (x - last[r]) / span >= min_gap), None)
+        if row is not None:
+            last[row] = x
+        rows.append(row)
+    return rows
 
 
 def add_events(fig: go.Figure, events: pd.DataFrame | None, steps: pd.DataFrame) -> None:
@@ -211,4 +269,43 @@ def empty_figure(title: str, message: str) -> go.Figure:
         xaxis=dict(visible=False),
         yaxis=dict(visible=False),
     )
+    return fig
+
+
+# Projector mode: what the back row of a classroom can read.
+PROJECTOR = dict(tick=18, axis_title=19, title=22, legend=18, line_scale=1.8, nticks=5)
+
+
+def for_projector(fig: go.Figure) -> go.Figure:
+    """The same figure for a projector: tick labels 18 px, titles 22 px, black ink, thicker
+    lines, fewer ticks and a taller plot. Applied to a finished figure (pure; returns it)."""
+    p = PROJECTOR
+    fig.update_layout(
+        font=dict(size=p["tick"], color="#000000"),
+        title_font=dict(size=p["title"], color="#000000"),
+        legend_font=dict(size=p["legend"], color="#000000"),
+        height=int(HEIGHT * 1.25),
+        margin=dict(l=80, r=30, t=110, b=70),
+    )
+    for axis in ("xaxis", "yaxis"):
+        fig.update_layout(
+            {
+                axis: dict(
+                    tickfont=dict(size=p["tick"], color="#000000"),
+                    title_font=dict(size=p["axis_title"], color="#000000"),
+                    gridcolor="#bdbdbd",
+                    linecolor="#000000",
+                )
+            }
+        )
+    if fig.layout.yaxis.tickmode != "array":
+        fig.update_yaxes(nticks=p["nticks"])
+    if fig.layout.xaxis.tickmode != "array" and fig.layout.xaxis.dtick is None:
+        fig.update_xaxes(nticks=p["nticks"] + 1)
+    for trace in fig.data:
+        line = getattr(trace, "line", None)
+        if line is not None and trace.type == "scatter":
+            trace.line.width = (line.width or 2) * p["line_scale"]
+    for note in fig.layout.annotations or ():
+        note.font.size = p["legend"]
     return fig

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import controls as ctl
 from dashboard import lessons
 from dashboard.controls import Control
+from dashboard.display import PROJECTOR_KEY
 from dashboard.lab import Lab
 from gru_core.config import available_devices
 from gru_core.data import Corpus, max_num_steps, split_sizes
@@ -37,6 +39,7 @@ def init_widget_state() -> None:
         st.session_state[wkey(key)] = value
     st.session_state.url_warnings = warnings
     st.session_state.lesson = "d2l default" if not values else None
+    st.session_state[PROJECTOR_KEY] = st.query_params.get(PROJECTOR_KEY) in ("1", "true", "on")
     st.session_state._initialised = True
 
 
@@ -75,7 +78,7 @@ def push_live_knobs() -> None:
     lab.job.set_speed(ctl.speed_value(values["speed"]))
 
 
-def _steps_fit(c: Control, values: dict[str, Any], corpus: Corpus) -> int:
+def _steps_fit(c: Control, values: dict[str, Any], corpus: Corpus, sb: DeltaGenerator) -> int:
     """The sequence-length slider's top: the longest T whose (B, T) minibatch fits in the
     training slice. A value over it is lowered, and the sidebar says why and what to do."""
     try:
@@ -86,7 +89,7 @@ def _steps_fit(c: Control, values: dict[str, Any], corpus: Corpus) -> int:
     fit = max_num_steps(train, config.batch_size)
     assert c.low is not None and c.high is not None
     if fit < c.low:
-        st.sidebar.warning(
+        sb.warning(
             f"The training text ({train:,} characters) cannot fill one minibatch of "
             f"{config.batch_size} sequences × {int(c.low)} steps: lower the batch size."
         )
@@ -96,7 +99,7 @@ def _steps_fit(c: Control, values: dict[str, Any], corpus: Corpus) -> int:
         st.session_state[wkey("steps")] = top
         values["steps"] = top
         more = " or train on more text (Training text)" if values["slice"] != "all" else ""
-        st.sidebar.warning(
+        sb.warning(
             f"Sequence length lowered to {top}: {config.batch_size} sequences × {top} steps "
             f"fill the {train:,} training characters. Lower the batch size{more} for longer "
             "sequences."
@@ -104,8 +107,7 @@ def _steps_fit(c: Control, values: dict[str, Any], corpus: Corpus) -> int:
     return top
 
 
-def _widget(c: Control, values: dict[str, Any], corpus: Corpus) -> None:
-    sb = st.sidebar
+def _widget(c: Control, values: dict[str, Any], corpus: Corpus, sb: DeltaGenerator) -> None:
     common: dict[str, Any] = dict(
         key=wkey(c.key),
         help=c.help or None,
@@ -114,7 +116,7 @@ def _widget(c: Control, values: dict[str, Any], corpus: Corpus) -> None:
     )
     if c.widget == "slider":
         assert c.low is not None and c.high is not None
-        high = _steps_fit(c, values, corpus) if c.key == "steps" else int(c.high)
+        high = _steps_fit(c, values, corpus, sb) if c.key == "steps" else int(c.high)
         sb.slider(c.label, int(c.low), high, step=c.step, **common)
     elif c.widget == "number":
         assert c.low is not None and c.high is not None
@@ -155,8 +157,8 @@ def _left_lesson() -> str | None:
     return name
 
 
-def sidebar(corpus: Corpus) -> None:
-    sb = st.sidebar
+def sidebar(corpus: Corpus, sb: DeltaGenerator) -> None:
+    """The lesson picker and every control, into ``sb`` (a sidebar container)."""
     sb.header("Lesson")
     left = _left_lesson()
     sb.selectbox(
@@ -178,17 +180,21 @@ def sidebar(corpus: Corpus) -> None:
         if c.section != section:
             section = c.section
             sb.header(section)
-        _widget(c, values, corpus)
+        _widget(c, values, corpus, sb)
+    sb.toggle(
+        "Projector mode",
+        key=PROJECTOR_KEY,
+        help="large type, thick lines and fewer ticks for the back row (or ?projector=1)",
+    )
 
 
 UPLOAD_WIDGET_MB = 50  # what the browser may send; the app's own limit is MAX_UPLOAD_BYTES
 
 
-def corpus_picker(lab: Lab, default: Corpus | None) -> None:
+def corpus_picker(lab: Lab, default: Corpus | None, sb: DeltaGenerator) -> None:
     """The text to train on: the default corpus (named as it is: The Time Machine, or the
     offline fallback) or an upload. An upload over the app's limit still reaches the server
     (the widget allows more), so its reason is said in the page, not only in a tooltip."""
-    sb = st.sidebar
     sb.header("Corpus")
     default_name = default.name[:1].upper() + default.name[1:] if default else "No default text"
     if default is not None and default.source == "fallback":

@@ -3,7 +3,7 @@
 Over a decade or two, plotly labels a log axis with bare minor digits ("2", "5", "4"), so a
 gradient norm of 0.04 reads as "4". These ticks are full numbers on a 1-2-5 ladder
 ("0.05", "0.1", "0.2"; denser under one decade), and every k-th power of ten ("1e+20") over
-a huge range such as a diverged run's.
+a huge range such as a diverged run's, with k on a 1-2-5 ladder (1e+10, 1e+20, ...).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ LADDERS: tuple[tuple[float, ...], ...] = (
     (1.0, 1.5, 2.0, 3.0, 5.0, 7.0),  # about evenly spaced on a log axis
     (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0),
 )
+# Decades between labelled powers of ten over a huge range: 1e0, 1e10, 1e20, never 1e13, 1e26.
+DECADE_STEPS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 ENOUGH = 3  # the sparsest ladder with at least this many ticks in range wins
 MOST = 10  # never more ticks than this
 
@@ -30,8 +32,8 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]] | None:
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
         return None
     first, last = math.floor(math.log10(lo)), math.floor(math.log10(hi))
-    if last - first + 1 > MOST:  # many decades: every k-th power of ten
-        k = math.ceil((last - first + 1) / MOST)
+    if last - first + 1 > MOST:  # many decades: every k-th power of ten, k on a 1-2-5 ladder
+        k = next(k for k in DECADE_STEPS if (last - first + 1) / k <= MOST)
         values = [10.0**e for e in range(first, last + 1) if e % k == 0 and lo <= 10.0**e <= hi]
         return (values, [_label(v) for v in values]) if len(values) >= 2 else None
     fallback = None

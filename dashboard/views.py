@@ -13,6 +13,7 @@ import math
 import streamlit as st
 
 from dashboard import cell_charts, cell_views, charts
+from dashboard.display import chart, chart_columns
 from dashboard.figure_base import empty_figure
 from dashboard.lab import Lab
 from dashboard.teaching import CAPTIONS, outcome_advice
@@ -24,7 +25,6 @@ from gru_core.telemetry import Snapshot, gate_names
 from gru_core.verdict import Verdict
 
 VIEWS = ("Overview", "Gradients", "Gates", "Through time", "Text")
-PLOT_CONFIG = {"displaylogo": False}
 
 
 def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | None) -> None:
@@ -38,17 +38,20 @@ def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | Non
     state = verdict.kind if verdict is not None else status.state
     if status.state == "queued" and status.queue_position:
         state = f"queued (#{status.queue_position})"
-    cols = st.columns(6)
-    cols[0].metric("State", state)
-    cols[1].metric("Step", f"{status.step:,}")
-    cols[2].metric("Epoch", f"{status.epoch} / {status.num_epochs}")
-    cols[3].metric("Tokens/s", tps)
     clip = "off" if status.clip_threshold is None else f"{status.clip_threshold:g}"
-    cols[4].metric("Clip θ in force", clip)
     share = snap.clipped_steps / snap.total_steps if snap.total_steps else 0.0
-    cols[5].metric(
-        "Steps clipped", f"{share:.0%}", help="share of all steps so far whose gradient was clipped"
-    )
+    with st.container(horizontal=True, wrap=True, gap="medium", key="metrics"):
+        st.metric("State", state, width="content")
+        st.metric("Step", f"{status.step:,}", width="content")
+        st.metric("Epoch", f"{status.epoch} / {status.num_epochs}", width="content")
+        st.metric("Tokens/s", tps, width="content")
+        st.metric("Clip θ in force", clip, width="content")
+        st.metric(
+            "Steps clipped",
+            f"{share:.0%}",
+            help="share of all steps so far whose gradient was clipped",
+            width="content",
+        )
     st.caption(
         f"step {status.step:,} · epoch {status.epoch} · {tps} tokens/s · {status.device} · "
         f"lr {status.lr:g} · {state}"
@@ -109,45 +112,41 @@ def _ending_message(verdict: Verdict | None, outcome: Outcome, config: TrainConf
         st.info(text)
 
 
-def _chart(fig: object, key: str) -> None:
-    st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
-
-
 def overview(snap: Snapshot, model: str | None, placeholder: str) -> None:
     """The first screen: perplexity, gradient norm and the gates, side by side."""
     has_data = bool(len(snap.steps))
-    cols = st.columns(3)
+    cols = chart_columns(3, "overview")
     with cols[0]:
         fig = charts.perplexity_figure(snap.steps, snap.epochs, snap.events) if has_data else None
-        _chart(fig or empty_figure("Perplexity", placeholder), "ppl")
+        chart(fig or empty_figure("Perplexity", placeholder), "ppl")
         st.caption(CAPTIONS["perplexity"])
     with cols[1]:
         fig = charts.grad_norm_figure(snap.steps, snap.events) if has_data else None
-        _chart(fig or empty_figure("Gradient norm", placeholder), "gnorm")
+        chart(fig or empty_figure("Gradient norm", placeholder), "gnorm")
         st.caption(CAPTIONS["grad_norm"])
     with cols[2]:
         names = gate_names(snap)
         if model is not None and not MODEL_GATES[model]:
-            _chart(charts.param_group_figure(snap.steps), "overview-groups")
+            chart(charts.param_group_figure(snap.steps), "overview-groups")
             st.caption(CAPTIONS["no_gates"] + " " + CAPTIONS["groups"])
         elif names:
             gate = names[0]
-            _chart(cell_charts.gate_bands_figure(snap.steps, gate), f"overview-bands-{gate}")
+            chart(cell_charts.gate_bands_figure(snap.steps, gate), f"overview-bands-{gate}")
             st.caption(CAPTIONS["bands"] + " " + GATES[gate].caption)
         else:
-            _chart(empty_figure("Gates", placeholder), "overview-bands")
+            chart(empty_figure("Gates", placeholder), "overview-bands")
             st.caption(CAPTIONS["bands"])
     if snap.last_epoch is not None:
         _text_block(snap)
 
 
 def gradients(snap: Snapshot) -> None:
-    left, right = st.columns(2)
+    left, right = chart_columns(2, "gradients")
     with left:
-        _chart(charts.grad_norm_figure(snap.steps, snap.events), "gnorm2")
+        chart(charts.grad_norm_figure(snap.steps, snap.events), "gnorm2")
         st.caption(CAPTIONS["grad_norm"])
     with right:
-        _chart(charts.param_group_figure(snap.steps), "groups")
+        chart(charts.param_group_figure(snap.steps), "groups")
         st.caption(CAPTIONS["groups"])
 
 

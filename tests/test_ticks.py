@@ -20,11 +20,14 @@ from dashboard.ticks import MOST, finite_positive_range, log_ticks
         (7.9, 25.0, ["10", "15", "20"]),  # a denser ladder when 1-2-5 gives too few
         (17.0, 28.0, ["20", "25"]),  # and denser still
         (3e-7, 2e-6, ["5e-07", "1e-06", "2e-06"]),
+        # many decades: every k-th power of ten with k on a 1-2-5 ladder (never 1e+13, 1e+26)
+        (2.9, 7.5e27, ["100000", "1e+10", "1e+15", "1e+20", "1e+25"]),
         (
-            2.9,
-            7.5e27,
-            ["1000", "1e+06", "1e+09", "1e+12", "1e+15", "1e+18", "1e+21", "1e+24", "1e+27"],
+            1.0,
+            1e45,
+            ["1", "100000", "1e+10", "1e+15", "1e+20", "1e+25", "1e+30", "1e+35", "1e+40", "1e+45"],
         ),
+        (0.01, 1e15, ["0.01", "1", "100", "10000", "1e+06", "1e+08", "1e+10", "1e+12", "1e+14"]),
     ],
 )
 def test_log_ticks_examples(lo: float, hi: float, expected: list[str]) -> None:

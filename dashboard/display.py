@@ -1,0 +1,70 @@
+"""How things reach the screen: every chart through ``chart()``, the page's stylesheet through
+``page_style()``. One place decides the room's look (default or projector).
+
+Layout rules, so that nothing is cut from a 800 px laptop split screen to a 2560 px projector:
+buttons and metrics sit in wrapping rows at their natural width; the keyed blocks ``top``
+(title and equations) and ``charts-*`` (side-by-side charts, ``chart_columns``) wrap their
+columns onto new rows when a column would be narrower than it can be read; equations scale
+with their block's width
+(a CSS container query) instead of being cut. Projector mode (the sidebar toggle or
+``?projector=1``) enlarges the whole page and restyles every chart (``for_projector``).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.figure_base import for_projector
+
+PLOT_CONFIG = {"displaylogo": False}
+PROJECTOR_KEY = "projector"
+
+_STYLE = """
+<style>
+/* Buttons and metrics: never cut to "S." or "d…"; a row wraps instead. */
+.stButton button p, .stDownloadButton button p { white-space: nowrap; }
+[data-testid="stMetricValue"] > div, [data-testid="stMetricLabel"] p {
+  overflow: visible; text-overflow: clip; white-space: nowrap;
+}
+/* Side-by-side blocks wrap onto a new row before a column gets too narrow to read. */
+.st-key-top [data-testid="stHorizontalBlock"],
+[class*="st-key-charts-"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+.st-key-top [data-testid="stColumn"] { min-width: min(100%, 30rem); }
+[class*="st-key-charts-"] [data-testid="stColumn"] { min-width: min(100%, 18rem); }
+.stMainBlockContainer { padding-left: 2.5rem; padding-right: 2.5rem; }
+/* Equations scale with the width they have (never cut, never a scroll bar). */
+.st-key-equations { container-type: inline-size; }
+.st-key-equations .katex-display { margin: 0.4em 0; overflow: visible; }
+.st-key-equations .katex-display > .katex { font-size: clamp(9px, 2.75cqi, 1.25em); }
+/* The probe text and other HTML blocks wrap. */
+.stHtml { overflow-wrap: anywhere; }
+</style>
+"""
+_PROJECTOR_STYLE = """
+<style>
+html { font-size: 125%; }
+[data-testid="stMetricValue"] { font-size: 2.4rem; }
+[data-testid="stCaptionContainer"], .stCaption { color: #1a1a1a; font-size: 1rem; }
+</style>
+"""
+
+
+def projector_on() -> bool:
+    return bool(st.session_state.get(PROJECTOR_KEY, False))
+
+
+def page_style() -> None:
+    """The page's stylesheet (takes no space on the page)."""
+    st.html(_STYLE + (_PROJECTOR_STYLE if projector_on() else ""))
+
+
+def chart(fig: object, key: str) -> None:
+    """Draw a figure in the room's look."""
+    if projector_on():
+        fig = for_projector(fig)  # type: ignore[arg-type]
+    st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
+
+
+def chart_columns(spec: int | list[int], name: str) -> list:
+    """Columns for charts side by side that wrap onto new rows on a narrow screen."""
+    return list(st.container(key=f"charts-{name}").columns(spec))
