@@ -21,17 +21,21 @@ from dashboard import views
 from dashboard.compare import compare_section
 from dashboard.display import PROJECTOR_KEY, page_style, projector_on
 from dashboard.lab import CloseOnRelease, Lab
+from dashboard.run_records import new_token, valid_token
+from dashboard.run_store import RUNS_DB_ENV, RunStore, open_run_store
+from dashboard.saved_runs import SavedRuns
 from dashboard.sidebar import corpus_picker, init_widget_state, sidebar, widget_values
 from dashboard.teaching import CLIPPING, equations
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
 from gru_core.job import shared_pool
-from gru_core.sources import load_corpus
+from gru_core.sources import CACHE_ENV, load_corpus
 
 REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
 MAX_REFRESH_S = 3.0  # the slowest polling, with many sessions training on one server
 # A closed tab's job stops this long after its websocket goes (a reconnect cancels it).
 CLOSE_GRACE_S = float(os.environ.get("GRU_LAB_CLOSE_GRACE_S", "30"))
+TOKEN_PARAM = "bench"  # the URL parameter holding this browser's saved-runs token
 
 
 # -- process-wide and per-session resources --------------------------------------------------
@@ -58,9 +62,34 @@ def _session_guard(_lab: Lab) -> CloseOnRelease:
     return CloseOnRelease(_lab, CLOSE_GRACE_S)
 
 
+@st.cache_resource(show_spinner=False)
+def _run_store(db_env: str, cache_env: str) -> RunStore:
+    """The server's saved-runs store (shared: it is keyed by browser token inside)."""
+    return open_run_store()
+
+
+def run_store() -> RunStore:
+    return _run_store(os.environ.get(RUNS_DB_ENV, ""), os.environ.get(CACHE_ENV, ""))
+
+
+def browser_token() -> str:
+    """This browser's unguessable token, kept in the URL (``?bench=``) so a reload (F5) finds
+    the same saved runs; a missing or malformed one is replaced by a fresh one."""
+    token = st.query_params.get(TOKEN_PARAM)
+    if not valid_token(token):
+        token = st.session_state.get(TOKEN_PARAM) or new_token()
+    st.session_state[TOKEN_PARAM] = token
+    return str(token)
+
+
 def get_lab(corpus: Corpus) -> Lab:
     if "lab" not in st.session_state:
-        st.session_state.lab = Lab(corpus=corpus)
+        runs = SavedRuns(store=run_store(), token=browser_token())
+        for note in runs.load():
+            st.session_state.setdefault("url_warnings", []).append(
+                f"a saved run was skipped: {note}"
+            )
+        st.session_state.lab = Lab(corpus=corpus, runs=runs)
     lab: Lab = st.session_state.lab
     _session_guard(lab)
     return lab
@@ -239,6 +268,9 @@ def _sync_url() -> None:
     wanted = {k: v for k, v in current.items() if k not in ours} | ctl.to_query(widget_values())
     if projector_on():
         wanted[PROJECTOR_KEY] = "1"
+    token = st.session_state.get(TOKEN_PARAM)
+    if token and st.session_state.lab.runs.store is not None:
+        wanted[TOKEN_PARAM] = token
     if current != wanted:
         st.query_params.from_dict(wanted)
 

@@ -100,6 +100,8 @@ def compare_section(lab: Lab) -> None:
         help="by default a run that stopped almost at once (a quick Restart) is not kept; "
         "failed runs are always kept",
     )
+    if lab.runs.status_message:
+        st.warning(lab.runs.status_message, icon="💾")
     runs = list(lab.runs)
     if not runs:
         st.caption(CAPTIONS["compare_empty"].format(n=MAX_SAVED_RUNS))

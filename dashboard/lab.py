@@ -81,7 +81,7 @@ class Lab:
         telemetry = Telemetry()
         job = TrainingJob(config, self.corpus, telemetry, max_steps_per_sec=max_steps_per_sec)
         with self._lock:
-            self.run_counter += 1
+            self.run_counter = max(self.run_counter + 1, self.runs.next_number)
             self.telemetry, self.job, self.job_corpus = telemetry, job, self.corpus
         self.runner.launch(job, step_only)
         return job

@@ -3,25 +3,33 @@
 A run is kept when it ended after at least ``MIN_STEPS_KEPT`` steps, or when it failed (a run
 that diverged at its first step is exactly the one a class wants to look at), or when the
 learner asked to keep short runs. At most ``MAX_SAVED_RUNS`` are kept; the oldest unpinned
-run goes first, and a pinned run is never dropped. Plain Python (no ``st.*``).
+run goes first, and a pinned run is never dropped.
+
+With a run store and a browser token (``SavedRuns(store, token)``), every saved run and pin is
+also written to the store, and ``load()`` brings them back after a reload or a server
+restart (configs, metrics, outcome and verdict; the final weights stay in memory only).
+Plain Python (no ``st.*``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import torch
 
+from dashboard.run_records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict
+from dashboard.run_store import RunStore
 from gru_core.config import TrainConfig
 from gru_core.data import Vocab
 from gru_core.records import Outcome
 from gru_core.verdict import Verdict
 
-MAX_SAVED_RUNS = 8
+MAX_SAVED_RUNS = PER_TOKEN  # per session (browser token), in memory and in the store
 MIN_STEPS_KEPT = 5  # shorter runs (a Restart a moment after Start) are not kept unless asked
 LIVE_NAMES = {"clip_threshold": "clip", "lr": "lr"}
 
@@ -41,6 +49,8 @@ class SavedRun:
     pinned: bool = False
     vocab: Vocab | None = None  # with weights: what the memory views need, in memory only
     weights: dict[str, torch.Tensor] | None = None  # final parameters (CPU copies)
+    run_id: str = field(default_factory=new_run_id)  # the store's key
+    created: float = field(default_factory=time.time)
 
     @property
     def name(self) -> str:
@@ -68,6 +78,59 @@ class SavedRun:
         return json.dumps(body, indent=2).encode()
 
 
+def to_stored(run: SavedRun) -> StoredRun:
+    outcome = outcome_to_dict(run.outcome, run.verdict.kind)
+    outcome |= {
+        "headline": run.verdict.headline,
+        "start_perplexity": run.verdict.start_perplexity,
+        "final_perplexity": run.verdict.final_perplexity,
+        "number": run.number,
+    }
+    return StoredRun(
+        run_id=run.run_id,
+        name=run.name,
+        created=run.created,
+        pinned=run.pinned,
+        start_config=run.start_config.to_dict(),
+        end_config=run.config.to_dict(),
+        corpus_name=run.corpus_name,
+        outcome=outcome,
+        steps=run.steps,
+        epochs=run.epochs,
+    )
+
+
+def from_stored(stored: StoredRun) -> SavedRun:
+    """A stored run as a SavedRun (ValueError if its configs no longer validate)."""
+    o = stored.outcome
+    outcome = Outcome(
+        str(o["status"]),
+        int(o["step"]),
+        str(o.get("message", "")),
+        o.get("last_finite_loss"),
+        o.get("last_finite_grad_norm"),
+    )
+    verdict = Verdict(
+        str(o.get("verdict", o["status"])),
+        str(o.get("headline", "")),
+        o.get("start_perplexity"),
+        o.get("final_perplexity"),
+    )
+    return SavedRun(
+        number=int(o.get("number", 0)),
+        start_config=TrainConfig.from_dict(stored.start_config),
+        config=TrainConfig.from_dict(stored.end_config),
+        corpus_name=stored.corpus_name,
+        outcome=outcome,
+        verdict=verdict,
+        steps=stored.steps,
+        epochs=stored.epochs,
+        pinned=stored.pinned,
+        run_id=stored.run_id,
+        created=stored.created,
+    )
+
+
 def _value(name: str, config: TrainConfig) -> str:
     value = getattr(config, name)
     return "off" if value is None else f"{value:g}"
@@ -76,11 +139,11 @@ def _value(name: str, config: TrainConfig) -> str:
 def run_name(number: int, start: TrainConfig, end: TrainConfig, verdict: str) -> str:
     """'#3 GRU h128 std0.1 clip 1→off lr 5 T35 (blew up)': a live change shows as old→new."""
     live = []
-    for field, short in LIVE_NAMES.items():
-        before, after = _value(field, start), _value(field, end)
+    for name, short in LIVE_NAMES.items():
+        before, after = _value(name, start), _value(name, end)
         if before != after:
             live.append(f"{short} {before}→{after}")
-        elif field == "clip_threshold" or before != _value(field, TrainConfig()):
+        elif name == "clip_threshold" or before != _value(name, TrainConfig()):
             live.append(f"{short} {before}")
     return (
         f"#{number} {start.model.upper()} h{start.hidden_size} std{start.init_std:g} "
@@ -93,12 +156,38 @@ def worth_keeping(steps_taken: int, verdict: Verdict, keep_short: bool) -> bool:
 
 
 class SavedRuns:
-    """The session's saved runs, oldest first, bounded, with pins. Thread-safe."""
+    """The session's saved runs, oldest first, bounded, with pins; written through to a run
+    store when given one (keyed by the browser ``token``). Thread-safe."""
 
-    def __init__(self, capacity: int = MAX_SAVED_RUNS) -> None:
+    def __init__(
+        self,
+        capacity: int = MAX_SAVED_RUNS,
+        store: RunStore | None = None,
+        token: str | None = None,
+    ) -> None:
         self.capacity = capacity
+        self.store, self.token = (store, token) if store is not None and token else (None, None)
         self._runs: list[SavedRun] = []
         self._lock = threading.Lock()
+
+    def load(self) -> list[str]:
+        """Replace the runs with the store's; return a note for each stored run that could
+        not be read back (e.g. saved by a version with other config fields)."""
+        if self.store is None or self.token is None:
+            return []
+        runs, skipped = [], []
+        for stored in self.store.list_runs(self.token):
+            try:
+                runs.append(from_stored(stored))
+            except (ValueError, KeyError, TypeError) as exc:
+                skipped.append(f"{stored.name}: {exc}")
+        with self._lock:
+            self._runs = runs[-self.capacity :]
+        return skipped
+
+    @property
+    def status_message(self) -> str | None:
+        return self.store.status_message if self.store is not None else None
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -120,6 +209,8 @@ class SavedRuns:
 
     def add(self, run: SavedRun) -> list[SavedRun]:
         """Keep ``run``; return the runs dropped to stay within capacity (oldest unpinned)."""
+        if self.store is not None and self.token is not None:
+            self.store.save(self.token, to_stored(run))  # the store evicts by the same rule
         with self._lock:
             self._runs.append(run)
             dropped = []
@@ -144,7 +235,10 @@ class SavedRuns:
                         f"at most {self.capacity - 1} runs can be pinned; unpin one first"
                     )
             self._runs[self._runs.index(run)] = replace(run, pinned=pinned)
+        if self.store is not None and self.token is not None:
+            self.store.set_pinned(self.token, run.run_id, pinned)
 
-    def replace_all(self, runs: list[SavedRun]) -> None:
-        with self._lock:
-            self._runs = list(runs)[-self.capacity :]
+    @property
+    def next_number(self) -> int:
+        """The run counter after the runs already saved (restored ones included)."""
+        return max((run.number for run in self._runs), default=0) + 1

@@ -38,13 +38,15 @@ def small_corpus() -> Corpus:
 
 
 @pytest.fixture(autouse=True)
-def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Every test starts without the caller's GRU_LAB_* variables (a user who exported
     GRU_LAB_CORPUS for the dashboard must not change what a test exercises)."""
     import os
 
     for name in [n for n in os.environ if n.startswith("GRU_LAB_")]:
         monkeypatch.delenv(name)
+    # Saved runs go to a database of the test's own, never the user's cache.
+    monkeypatch.setenv("GRU_LAB_RUNS_DB", str(tmp_path / "runs.sqlite3"))
 
 
 @pytest.fixture(autouse=True)
