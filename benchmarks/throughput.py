@@ -11,11 +11,18 @@ update is inside it.
   (a)  textbook: gru_core.textbook (one-hot inputs, a matmul per gate, autograd, d2l's
        clipping and SGD), d2l's train_epoch_ch8.
   (b)  fast: fused.loss_and_grads(want_flow=False) + global-norm clipping + SGD, nothing else.
-  (c)  instrumented: Trainer.train_step, i.e. (b) plus the StepRecord the dashboard plots
-       (gate statistics every step, per-parameter norms, gradient flow every 10th step).
+  (c)  instrumented: Trainer.advance, the dashboard's and the CLI's step: gru_core.step's
+       device program (guarded, clipped SGD + every statistic into one buffer, gradient flow
+       every 10th step; CUDA-graphed on CUDA) with the StepRecord built one step late.
   (d)  nn.GRU: torch.nn.GRU + nn.Linear on one-hot inputs (d2l's concise RNNModel),
        autograd, clip_grad_norm_, torch.optim.SGD.
   (c+) Trainer.run: (c) plus each epoch's validation perplexity and generated text.
+  (g)  graphed: StepCore K = 1 replayed from a CUDA graph, stats read one step late, no
+       records (CUDA only; on the CPU it is skipped with a line saying so).
+  (K)  with ``--configs K``: K configurations (different seeds, init std and lr) trained at
+       once by one StepCore on the same minibatches, instrumented; throughput counts the
+       tokens of all K (aggregate), compared with (b) in the line
+       ``(K configs)/(b) = N.NNx aggregate``.
 
 Besides wall-clock tokens/s the table shows tokens per CPU-second (process CPU time, less
 sensitive to other programs on a shared machine) and minor page faults per step (each is a
@@ -26,7 +33,8 @@ variant runs once more in a fresh child process (``--only VARIANT``) that warms 
 epoch, resets the RSS high-water mark (Linux) and reports the peak RSS while training and
 how far it rose above the RSS before training.
 
-Usage: ``python benchmarks/throughput.py [--epochs 3] [--repeats 3] [--device auto]``;
+Usage: ``python benchmarks/throughput.py [--epochs 3] [--repeats 3] [--device auto]
+[--configs K]``;
 ``--help`` lists the rest. Prints a markdown table and the target checks.
 """
 
@@ -57,8 +65,10 @@ from gru_core.config import TrainConfig, resolve_device
 from gru_core.data import Corpus, batch_iterator, split_train_val
 from gru_core.fused import loss_and_grads
 from gru_core.model import GRUScratch, State, build_model
-from gru_core.records import EpochRecord, Outcome, StepRecord
+from gru_core.records import EpochRecord, StepRecord
 from gru_core.sources import load_corpus
+from gru_core.step import StepCore
+from gru_core.step_bptt import Workspace
 from gru_core.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,10 +78,13 @@ DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "timemachine.txt"
 VARIANTS: dict[str, str] = {
     "a": "textbook (one-hot, per-gate matmuls, autograd)",
     "b": "gru_core fast path, instrumentation off",
-    "c": "gru_core Trainer.train_step, instrumentation on",
+    "c": "gru_core Trainer.advance, instrumentation on",
     "d": "torch.nn.GRU + nn.Linear (one-hot, autograd)",
     "c+": "Trainer.run: (c) + per-epoch validation and text",
+    "g": "StepCore K=1 replayed from a CUDA graph, no records",
+    "K": "K configurations at once (StepCore, instrumented; aggregate)",
 }
+CUDA_ONLY = {"g"}
 
 
 @dataclass(frozen=True)
@@ -131,9 +144,10 @@ def prepare_fast(s: Setup) -> Job:
     model = fresh_model(s)
     params = dict(model.named_parameters())
     theta, lr = cfg.clip_threshold, cfg.lr
+    workspace = Workspace()  # buffers kept between steps, as the trainer keeps its own
 
     def step(X: Tensor, Y: Tensor, state: State) -> tuple[float, State]:
-        res = loss_and_grads(model, X, Y, state, want_flow=False)
+        res = loss_and_grads(model, X, Y, state, want_flow=False, workspace=workspace)
         with torch.no_grad():
             # float64 norms, as Trainer.train_step takes them (so a huge gradient stays finite)
             norms = torch.stack([g.norm(dtype=torch.float64) for g in res.grads.values()])
@@ -160,26 +174,67 @@ def prepare_fast(s: Setup) -> Job:
 
 
 def prepare_instrumented(s: Setup) -> Job:
-    trainer = Trainer(s.config, s.corpus, s.device)  # seeds and builds the same model
+    """Trainer.advance with evaluation never due: steps and their records, pipelined."""
+    never = 10**5
+    config = s.config.replace(num_epochs=never)
+    trainer = Trainer(config, s.corpus, s.device, eval_every=never)  # the same initial model
 
     def job() -> Work:
-        tokens = 0
-        for _ in range(s.config.num_epochs):
-            trainer.epoch += 1
-            state, loss_sum, n = None, 0.0, 0
-            for X, Y in s.batches(trainer.rng):
-                if state is None:
-                    state = trainer.model.init_state(X.shape[0])
-                result = trainer.train_step(X, Y, state)
-                if isinstance(result, Outcome):
-                    raise RuntimeError(f"(c) ended early: {result.message}")
-                record, state = result
-                loss_sum += record.loss * record.tokens
-                n += record.tokens
+        tokens, epochs, loss_sum, n = 0, 0, 0.0, 0
+        while epochs < s.config.num_epochs:
+            for record in trainer.advance():
+                if isinstance(record, StepRecord):
+                    loss_sum += record.loss * record.tokens
+                    n += record.tokens
+                elif isinstance(record, EpochRecord):
+                    epochs += 1
+                    tokens += n
+                    last, loss_sum, n = loss_sum / max(n, 1), 0.0, 0
+                else:
+                    raise RuntimeError(f"(c) ended early: {record.message}")
+        return Work(tokens, last)
+
+    return job
+
+
+def _core_job(s: Setup, core: StepCore) -> Job:
+    """Drive a StepCore over the epochs as the trainer does: launch step n+1, then read n."""
+    cfg = s.config
+    loss_col = core.layout.index["loss"]
+
+    def job() -> Work:
+        rng, tokens, step = random.Random(cfg.seed), 0, 0
+        for _ in range(cfg.num_epochs):
+            core.reset_state()
+            loss_sum, n, pending = 0.0, 0, None
+            for X, Y in s.batches(rng):
+                core.load_batch(X, Y)
+                step += 1
+                slot = core.run(want_flow=(step - 1) % cfg.flow_every == 0)
+                if pending is not None:
+                    loss_sum += float(core.read(pending)[:, loss_col].sum()) * Y.numel()
+                pending = slot
+                n += Y.numel() * core.K
+            assert pending is not None
+            last_tokens = cfg.batch_size * cfg.num_steps
+            loss_sum += float(core.read(pending)[:, loss_col].sum()) * last_tokens
             tokens += n
         return Work(tokens, loss_sum / n)
 
     return job
+
+
+def prepare_graphed(s: Setup) -> Job:
+    return _core_job(s, StepCore([s.config], len(s.corpus.vocab), s.device, graphs=True))
+
+
+def prepare_configs(s: Setup, k: int) -> Job:
+    """K members of one shape: seeds 0..K-1, init std and lr spread around d2l's."""
+    configs = [
+        s.config.replace(seed=i, init_std=0.01 * (1 + i % 3), lr=s.config.lr * (0.5 + i / k))
+        for i in range(k)
+    ]
+    return _core_job(s, StepCore(configs, len(s.corpus.vocab), s.device))
 
 
 def prepare_trainer_run(s: Setup) -> Job:
@@ -262,7 +317,10 @@ PREPARE: dict[str, Callable[[Setup], Job]] = {
     "c": prepare_instrumented,
     "d": prepare_nn_gru,
     "c+": prepare_trainer_run,
+    "g": prepare_graphed,
+    "K": lambda s: prepare_configs(s, CONFIGS[0]),
 }
+CONFIGS = [1]  # K of variant (K), from --configs
 
 
 # -- measuring ------------------------------------------------------------------------------
@@ -363,6 +421,8 @@ def memory_in_child(
     cmd += ["--device", args.device]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    if args.configs:
+        cmd += ["--configs", str(args.configs)]
     if corpus_path is not None:
         cmd += ["--corpus", str(corpus_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -424,13 +484,24 @@ def table(
         else:
             mem = "- | -"
         lines.append(
-            f"| ({v}) {VARIANTS[v]} | {median[v]:,.0f} | {min(speeds):,.0f} - {max(speeds):,.0f} "
+            f"| {label(v)} {VARIANTS[v]} | {median[v]:,.0f} "
+            f"| {min(speeds):,.0f} - {max(speeds):,.0f} "
             f"| {ratio} | {cpu[v]:,.0f} | {faults:,.0f} | {rs[-1].last_loss:.4f} | {mem} |"
         )
     return "\n".join(lines), median
 
 
-CHECKS = [("b", "a", 1.5, "target"), ("c", "b", 0.9, "target"), ("b", "d", 1.0, "stretch")]
+CHECKS = [
+    ("b", "a", 1.5, "target"),
+    ("c", "b", 0.9, "target"),
+    ("b", "d", 1.0, "stretch"),
+    ("K", "b", 3.0, "target"),  # only with --configs K
+]
+
+
+def label(v: str) -> str:
+    """A variant's name in the table and target lines: '(b)', '(8 configs)'."""
+    return f"({CONFIGS[0]} configs)" if v == "K" else f"({v})"
 
 
 def target_lines(runs: dict[str, list[Run]]) -> list[str]:
@@ -445,9 +516,12 @@ def target_lines(runs: dict[str, list[Run]]) -> list[str]:
         if num in runs and den in runs:
             ratio = median[num] / median[den]
             verdict = "PASS" if ratio >= goal else "FAIL"
-            out.append(f"({num})/({den}) = {ratio:.2f}x  {kind} >= {goal:g}x  {verdict}")
+            what = f"{label(num)}/{label(den)} = {ratio:.2f}x"
+            if num == "K":
+                what += " aggregate"
+            out.append(f"{what}  {kind} >= {goal:g}x  {verdict}")
             notes.append(
-                f"({num})/({den}): best round {best[num] / best[den]:.2f}x, "
+                f"{label(num)}/{label(den)}: best round {best[num] / best[den]:.2f}x, "
                 f"CPU time {cpu[num] / cpu[den]:.2f}x"
             )
     if notes:
@@ -493,6 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"text file (default {DEFAULT_CORPUS} if present, else the offline fallback)",
     )
     p.add_argument("--only", choices=tuple(VARIANTS), help="run just this variant")
+    p.add_argument(
+        "--configs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also train K configurations at once, variant (K) (default: off)",
+    )
     p.add_argument("--markdown", type=Path, metavar="OUT", help="also write the table here")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     p.add_argument(
@@ -504,6 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     args = build_parser().parse_args()
+    if args.configs < 0:
+        raise SystemExit("--configs must be >= 1 (or 0 for off)")
+    CONFIGS[0] = args.configs or 1
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -523,8 +607,11 @@ def main() -> int:
         print(json.dumps(child_memory(s, args.only)))
         return 0
 
-    variants = [args.only] if args.only else list(VARIANTS)
+    variants = [args.only] if args.only else [v for v in VARIANTS if v != "K" or args.configs]
     print(header(s, args), flush=True)
+    if not device.startswith("cuda") and any(v in CUDA_ONLY for v in variants):
+        variants = [v for v in variants if v not in CUDA_ONLY]
+        print("(g) skipped: CUDA graphs need a CUDA device", flush=True)
     # One short untimed warm-up per variant: first-call costs (allocator, kernels) are not
     # what this benchmark measures.
     warm = replace_epochs(s, 1)

@@ -21,10 +21,11 @@ from dashboard import views
 from dashboard.compare import compare_section
 from dashboard.display import PROJECTOR_KEY, page_style, projector_on
 from dashboard.lab import CloseOnRelease, Lab
+from dashboard.room import WATCH, room_section, share_registry, watch_page
 from dashboard.run_records import new_token, valid_token
 from dashboard.run_store import RUNS_DB_ENV, RunStore, open_run_store
 from dashboard.saved_runs import SavedRuns
-from dashboard.sidebar import corpus_picker, init_widget_state, sidebar, widget_values
+from dashboard.sidebar import corpus_picker, init_widget_state, set_values, sidebar, widget_values
 from dashboard.teaching import CLIPPING, equations
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
@@ -212,13 +213,21 @@ def main() -> None:
     if default is None:
         st.error(f"Could not load any text: {load_error}")
         st.stop()
-    init_widget_state()
     page_style()
+    watch = st.query_params.get(WATCH)
+    if watch:
+        watch_page(share_registry(), watch)
+        return
+    init_widget_state()
+    forked = st.session_state.pop("_fork_values", None)
+    if forked:
+        set_values(forked)
     lab = get_lab(default)
     # The corpus is read first (the sequence-length slider fits its length), shown last.
-    controls_box, corpus_box = st.sidebar.container(), st.sidebar.container()
+    controls_box, corpus_box, room_box = (st.sidebar.container() for _ in range(3))
     corpus_picker(lab, default, corpus_box)
     sidebar(lab.corpus, controls_box)
+    room_section(lab, share_registry(), widget_values(), room_box)
     for warning in st.session_state.get("url_warnings", []):
         st.warning(warning, icon="🔗")
     st.session_state.url_warnings = []  # shown once, on the run that read the URL

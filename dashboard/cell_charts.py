@@ -23,6 +23,7 @@ from dashboard.figure_base import (
     line_trace,
     numeric_column,
     steps_x,
+    with_subtitle,
 )
 from gru_core.gates import GATES
 from gru_core.gates import label as gate_label
@@ -85,9 +86,8 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
             showgrid=False,
             tickformat=".0%",
         ),
-        # seven legend entries: below the plot, where they can't cover the title
-        margin=dict(r=70, t=50, b=120),
-        legend=dict(y=-0.22, yanchor="top"),
+        # five legend entries over up to three rows: room for them between title and plot
+        margin=dict(r=70, t=125),
     )
     return fig
 
@@ -205,15 +205,57 @@ def grad_flow_line_figure(flow: np.ndarray, step: int) -> go.Figure:
     t = np.arange(1, len(flow) + 1, dtype=np.float64)
     trace = line_trace(t, flow, "||dL/dH_t||", log=True, line=dict(color=BLUE))
     trace.update(mode="lines+markers", marker=dict(size=4))
-    title = f"Gradient flowing back through time at step {step}"
-    return apply_layout(
-        go.Figure(trace), title, "time step t", "||dL/dH_t|| (log)", "grad_flow_line", log_y=True
+    fig = apply_layout(
+        go.Figure(trace),
+        "Total gradient at each H_t",
+        "time step t",
+        "||dL/dH_t|| (log)",
+        "grad_flow_line",
+        log_y=True,
     )
+    return with_subtitle(fig, f"at training step {step}")
 
 
-def grad_flow_heatmap_figure(flow_steps: np.ndarray, flow: np.ndarray) -> go.Figure:
-    """log10 ||dL/dH_t|| for every recorded step: x = t, y = training step."""
-    title = "Gradient flow through time over training"
+def normalise_at_end(flow: np.ndarray) -> np.ndarray:
+    """Each row divided by its value at the last finite t (so t = T reads 1); rows whose
+    end is 0 or missing become NaN."""
+    flow = np.atleast_2d(np.asarray(flow, dtype=np.float64))
+    out = np.full_like(flow, np.nan)
+    for i, row in enumerate(flow):
+        finite = np.flatnonzero(np.isfinite(row))
+        if finite.size and row[finite[-1]] > 0:
+            out[i] = row / row[finite[-1]]
+    return out
+
+
+def flow_reach_figure(flow_last: np.ndarray, flow_late: np.ndarray, step: int) -> go.Figure:
+    """How far back one position's loss reaches: ||∂ℓ_T/∂H_t|| (the last position) and the
+    same for the mean loss of the last positions, each normalised to 1 at t = T; log y."""
+    last = normalise_at_end(flow_last)[0]
+    late = normalise_at_end(flow_late)[0]
+    t = np.arange(1, len(last) + 1, dtype=np.float64)
+    fig = go.Figure(
+        [
+            line_trace(t, last, "last character's loss ℓ_T", log=True, line=dict(color=BLUE)),
+            line_trace(
+                t, late, "mean loss of the last 5", log=True, line=dict(color=ORANGE, dash="dash")
+            ),
+        ]
+    )
+    apply_layout(
+        fig, "How far back one loss reaches", "time step t", "‖∂ℓ/∂H_t‖, 1 at t = T (log)",
+        "flow_reach", log_y=True,
+    )  # fmt: skip
+    return with_subtitle(fig, f"at training step {step}")
+
+
+def grad_flow_heatmap_figure(
+    flow_steps: np.ndarray,
+    flow: np.ndarray,
+    title: str = "Gradient flow through time over training",
+    colour_title: str = "log10 ||dL/dH_t||",
+) -> go.Figure:
+    """log10 of ``flow`` (e.g. ||dL/dH_t||) for every recorded step: x = t, y = step."""
     flow_steps = np.asarray(flow_steps).reshape(-1)
     flow = np.asarray(flow, dtype=np.float64)
     if flow.ndim != 2 or flow.shape[0] != len(flow_steps):
@@ -236,7 +278,7 @@ def grad_flow_heatmap_figure(flow_steps: np.ndarray, flow: np.ndarray) -> go.Fig
             y=flow_steps[rows].astype(np.int64),
             colorscale="Viridis",
             hoverongaps=False,
-            colorbar=dict(title=dict(text="log10 ||dL/dH_t||")),
+            colorbar=dict(title=dict(text=colour_title)),
             hovertemplate="t=%{x}<br>step %{y}<br>log10 norm=%{z:.2f}<extra></extra>",
         )
     )

@@ -47,17 +47,40 @@ def gates(snap: Snapshot, model: str | None) -> None:
 
 
 def through_time(snap: Snapshot, flow_every: int) -> None:
+    """How far back one position's loss reaches (the vanishing picture), over training, and
+    the total gradient at each H_t as a secondary view."""
     if len(snap.flow_steps) == 0:
         st.info(f"Gradient flow is recorded on step 1 and every {flow_every}th step after it.")
         return
+    step = int(snap.flow_steps[-1])
+    last, late = snap.flow_last[-1], snap.flow_late[-1]
+    keep = ~np.isnan(last)
     left, right = chart_columns(2, "flow")
-    last = snap.flow[-1]
     with left:
-        chart(
-            cell_charts.grad_flow_line_figure(last[~np.isnan(last)], int(snap.flow_steps[-1])),
-            "flow-line",
-        )
-        st.caption(CAPTIONS["flow_line"])
+        chart(cell_charts.flow_reach_figure(last[keep], late[keep], step), "flow-reach")
+        st.caption(CAPTIONS["flow_reach"] + " " + reach_numbers(last[keep]))
     with right:
-        chart(cell_charts.grad_flow_heatmap_figure(snap.flow_steps, snap.flow), "flow-heat")
+        chart(
+            cell_charts.grad_flow_heatmap_figure(
+                snap.flow_steps,
+                cell_charts.normalise_at_end(snap.flow_last),
+                "How far back the last loss reaches, over training",
+                "log10 of 1 at t = T",
+            ),
+            "flow-heat",
+        )
         st.caption(CAPTIONS["flow_heat"])
+    total = snap.flow[-1]
+    with st.expander("The total gradient at each H_t (every position's loss together)"):
+        chart(cell_charts.grad_flow_line_figure(total[~np.isnan(total)], step), "flow-line")
+        st.caption(CAPTIONS["flow_line"])
+
+
+def reach_numbers(flow_last: np.ndarray) -> str:
+    """'At t = 1 it is 3.2e-05 of its value at t = T (35 steps back).' from the data shown."""
+    normed = cell_charts.normalise_at_end(flow_last)[0]
+    if normed.size < 2 or not np.isfinite(normed[0]):
+        return ""
+    return (
+        f"Now: at t = 1 it is {normed[0]:.2g} of its value at t = T ({normed.size - 1} steps back)."
+    )

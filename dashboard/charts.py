@@ -20,6 +20,7 @@ from dashboard.figure_base import (
     line_trace,
     numeric_column,
     steps_x,
+    with_subtitle,
 )
 
 
@@ -102,12 +103,11 @@ def grad_norm_figure(steps: pd.DataFrame, events: pd.DataFrame | None = None) ->
         )
     )
     add_events(fig, events, steps)
-    title = (
-        f"Gradient norm (clipped on {clipped_share(steps):.0%} of the steps shown)"
-        if clipping
-        else "Gradient norm (clipping off)"
+    note = (
+        f"clipped on {clipped_share(steps):.0%} of the steps shown" if clipping else "clipping off"
     )
-    return apply_layout(fig, title, "training step", "||g|| (log)", "grad_norm", log_y=True)
+    apply_layout(fig, "Gradient norm", "training step", "||g|| (log)", "grad_norm", log_y=True)
+    return with_subtitle(fig, note)
 
 
 def param_group_figure(steps: pd.DataFrame) -> go.Figure:

@@ -157,6 +157,12 @@ def apply_layout(
     return fig
 
 
+def with_subtitle(fig: go.Figure, text: str) -> go.Figure:
+    """A second, smaller title line: a title stays short enough for a narrow column."""
+    fig.update_layout(title_subtitle=dict(text=text, font=dict(size=TICK_PX, color=TICK_INK)))
+    return fig
+
+
 def integer_span(arrays: object) -> float | None:
     """max - min over ``arrays`` when every finite value is a whole number, else None."""
     lo, hi = math.inf, -math.inf

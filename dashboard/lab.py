@@ -68,6 +68,7 @@ class Lab:
     upload_key: str | None = None  # identity of the last accepted upload
     rejected: tuple[str, str] | None = None  # (identity, message) of the last refused upload
     close_timer: threading.Timer | None = None  # pending close after the tab went away
+    closed: bool = False  # the session is gone; a shared watch link to it has ended
     _saved_job: TrainingJob | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -81,6 +82,7 @@ class Lab:
         telemetry = Telemetry()
         job = TrainingJob(config, self.corpus, telemetry, max_steps_per_sec=max_steps_per_sec)
         with self._lock:
+            self.closed = False
             self.run_counter = max(self.run_counter + 1, self.runs.next_number)
             self.telemetry, self.job, self.job_corpus = telemetry, job, self.corpus
         self.runner.launch(job, step_only)
@@ -111,7 +113,7 @@ class Lab:
         if job is not None:
             job.stop(wait=True, timeout=10.0)
         with self._lock:
-            self.job = None
+            self.job, self.closed = None, True
 
     @property
     def active(self) -> bool:
@@ -176,10 +178,10 @@ class Lab:
             return None
         assert status.outcome is not None
         snap = job.telemetry.snapshot()
-        weights = job.weights() if hasattr(job, "weights") else None  # TEMP until job lands
+        weights = job.weights()
         run = SavedRun(
             number=self.run_counter,
-            start_config=getattr(job, "start_config", job.config),  # TEMP until job lands
+            start_config=job.start_config,
             config=job.config,
             corpus_name=job.corpus_name,
             outcome=status.outcome,

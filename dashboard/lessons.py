@@ -17,9 +17,11 @@ class Lesson:
     name: str
     values: dict[str, Any]  # control key -> value; everything else goes back to default
     text: str  # what to try, what to look for
+    hide: tuple[str, ...] = ()  # controls a student link for this lesson leaves out
+    lock: tuple[str, ...] = ()  # controls it shows greyed out
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.values) - set(BY_KEY))
+        unknown = sorted((set(self.values) | set(self.hide) | set(self.lock)) - set(BY_KEY))
         if unknown:
             raise ValueError(f"lesson {self.name!r} sets unknown controls: {', '.join(unknown)}")
 
@@ -44,6 +46,8 @@ LESSONS: tuple[Lesson, ...] = (
         "second. Watch the gradient norm: around step 12 (6 s in) it leaps by orders of "
         "magnitude and perplexity shoots past a million. The run ends after 32 steps (16 s) "
         "as 'blew up'.",
+        hide=("variant", "sampling", "seed", "device", "slice"),
+        lock=("init_std", "lr", "clip_on"),
     ),
     Lesson(
         "Clipping to the rescue",
@@ -55,6 +59,8 @@ LESSONS: tuple[Lesson, ...] = (
         "second. From step 7 'before clipping' rises above the red θ line while 'after' stays "
         "on it; at step 12 (6 s), where the unclipped run blew up, this one goes on, and by "
         "epoch 10 (40 s) perplexity is under 10. Overlay both runs under Compare runs.",
+        hide=("variant", "sampling", "seed", "device", "slice"),
+        lock=("init_std", "lr"),
     ),
     Lesson(
         "Long sequences",
@@ -63,6 +69,8 @@ LESSONS: tuple[Lesson, ...] = (
         "minibatches). Open 'Through time': the line is how much the last character's loss "
         "reaches back to each earlier step. Run the GRU, then switch Model to RNN and run "
         "again: the RNN's line falls away towards t = 1, the GRU's holds.",
+        hide=("variant", "sampling", "seed", "device"),
+        lock=("steps", "slice"),
     ),
     Lesson(
         "Small and fast",

@@ -18,6 +18,7 @@ from dashboard import lessons
 from dashboard.controls import Control
 from dashboard.display import PROJECTOR_KEY
 from dashboard.lab import Lab
+from dashboard.room import hidden_controls, locked_controls, read_room_params
 from gru_core.config import available_devices
 from gru_core.data import Corpus, max_num_steps, split_sizes
 from gru_core.sources import MAX_UPLOAD_BYTES
@@ -40,6 +41,7 @@ def init_widget_state() -> None:
     st.session_state.url_warnings = warnings
     st.session_state.lesson = "d2l default" if not values else None
     st.session_state[PROJECTOR_KEY] = st.query_params.get(PROJECTOR_KEY) in ("1", "true", "on")
+    st.session_state.url_warnings += read_room_params(st.query_params.to_dict())
     st.session_state._initialised = True
 
 
@@ -107,11 +109,13 @@ def _steps_fit(c: Control, values: dict[str, Any], corpus: Corpus, sb: DeltaGene
     return top
 
 
-def _widget(c: Control, values: dict[str, Any], corpus: Corpus, sb: DeltaGenerator) -> None:
+def _widget(
+    c: Control, values: dict[str, Any], corpus: Corpus, sb: DeltaGenerator, locked: bool
+) -> None:
     common: dict[str, Any] = dict(
         key=wkey(c.key),
-        help=c.help or None,
-        disabled=not c.enabled(values),
+        help=(c.help + (" · locked by this link" if locked else "")) or None,
+        disabled=locked or not c.enabled(values),
         on_change=push_live_knobs if c.live else None,
     )
     if c.widget == "slider":
@@ -175,17 +179,16 @@ def sidebar(corpus: Corpus, sb: DeltaGenerator) -> None:
     elif left:
         sb.caption(f"Settings changed since the lesson “{left}”; choose it again to go back.")
     values = widget_values()
+    hidden, locked = hidden_controls(), locked_controls()
     section = None
     for c in ctl.CONTROLS:
+        if c.key in hidden:
+            continue
         if c.section != section:
             section = c.section
             sb.header(section)
-        _widget(c, values, corpus, sb)
-    sb.toggle(
-        "Projector mode",
-        key=PROJECTOR_KEY,
-        help="large type, thick lines and fewer ticks for the back row (or ?projector=1)",
-    )
+        if c.key not in hidden:
+            _widget(c, values, corpus, sb, locked=c.key in locked)
 
 
 UPLOAD_WIDGET_MB = 50  # what the browser may send; the app's own limit is MAX_UPLOAD_BYTES

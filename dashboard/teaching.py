@@ -93,17 +93,24 @@ CAPTIONS = {
         "Each character of the probe coloured by its **mean Z** over hidden units: darker "
         "means the model keeps more of its old state while reading that character."
     ),
-    "flow_line": (
-        "**Gradient flow through time**: ||∂L/∂H_t|| for t = 1..T in the latest recorded "
-        "step, from the hand-written backward pass. Each H_t gets gradient from its own output "
-        "and from every later step. A curve that falls steeply towards t = 1 means vanishing "
-        "gradients (early characters barely learn); one that rises towards t = 1 means "
-        "exploding ones."
+    "flow_reach": (
+        "**How far back one loss reaches**: the size of ∂ℓ_T/∂H_t, the gradient of the last "
+        "character's loss alone flowing back to every earlier state, divided by its value at "
+        "t = T (dashed: the same for the mean loss of the last 5 characters). A line that "
+        "falls by orders of magnitude towards t = 1 is the vanishing gradient: early "
+        "characters barely shape what the model learns at the end. One that holds near 1 "
+        "still carries the signal back; one that rises is exploding."
     ),
     "flow_heat": (
-        "**The same over training** (log10 colour): one row per recorded step, one column per "
-        "time step t. A dark left side means early characters get almost no gradient: the "
-        "model cannot learn dependencies that long. Try sequence length 200 with GRU and RNN."
+        "**The same over training** (log10 colour, 0 = as strong as at t = T): one row per "
+        "recorded step, one column per time step t. A dark left side means the model cannot "
+        "learn dependencies that long. Compare a GRU and an RNN at sequence length 200."
+    ),
+    "flow_line": (
+        "**The total gradient** ||∂L/∂H_t||, summed over every position's loss: each H_t gets "
+        "gradient from its own output as well as from later steps, so this line stays flat "
+        "even where one loss's reach vanishes. It shows explosions (a rise towards t = 1), "
+        "not vanishing."
     ),
     "compare_empty": (
         "Finished and stopped runs are kept here (up to {n} per session; pin one to keep it). "
@@ -116,6 +123,36 @@ CAPTIONS = {
         "make gradients explode; what matters is how the gradient is carried through time, and "
         "the GRU's update adds (Z keeps the old state) where the RNN multiplies by W_hh at "
         "every step."
+    ),
+    "memory_empty": (
+        "The Memory view reads a model's weights: start a run (its weights are read about once "
+        "a second while it trains), or finish one (saved runs keep their final weights until "
+        "the page is reloaded)."
+    ),
+    "memory_unit": (
+        "Each character is coloured by the chosen hidden unit's value after reading it: red "
+        "positive, blue negative, white near 0. Hover a character for the value and the "
+        "model's five likeliest next characters."
+    ),
+    "connectivity": (
+        "**Connectivity** of position {t}, predicting '{next}' (p = {p:.2f}): the size of "
+        "∂ log p / ∂(input of character s) for every earlier character s, log scale. Tall "
+        "bars far to the left mean the prediction still depends on characters long past; "
+        "90% of the total lies within the last {n} characters."
+    ),
+    "unit_finder": (
+        "Units ranked by how closely their activation follows the pattern (|Pearson r| over "
+        "the passage's characters). A unit with r near ±1 switches with the pattern; most "
+        "units mix many features, so r of 0.3-0.5 is already a clear preference."
+    ),
+    "memory_compare_empty": (
+        "Finish two runs (say a GRU and an RNN with the same settings) to compare how far "
+        "back each one's predictions reach."
+    ),
+    "connectivity_compare": (
+        "The same position's connectivity for each model, normalised so each sums to 1, "
+        "against how many characters back the input lies. A curve that falls steeply forgets "
+        "quickly; a flatter one still uses characters far back."
     ),
 }
 

@@ -11,20 +11,24 @@ from __future__ import annotations
 import math
 
 import streamlit as st
+import torch
 
 from dashboard import cell_charts, cell_views, charts
 from dashboard.display import chart, chart_columns
 from dashboard.figure_base import empty_figure
 from dashboard.lab import Lab
+from dashboard.memory_view import memory_view, sources
 from dashboard.teaching import CAPTIONS, outcome_advice
 from gru_core.config import TrainConfig
 from gru_core.gates import GATES, MODEL_GATES
 from gru_core.job import JobStatus
+from gru_core.memory import model_from_weights
 from gru_core.records import Outcome
+from gru_core.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE, generate
 from gru_core.telemetry import Snapshot, gate_names
 from gru_core.verdict import Verdict
 
-VIEWS = ("Overview", "Gradients", "Gates", "Through time", "Text")
+VIEWS = ("Overview", "Gradients", "Gates", "Through time", "Memory", "Text")
 
 
 def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | None) -> None:
@@ -84,8 +88,10 @@ def live_views(lab: Lab) -> None:
         cell_views.gates(snap, model)
     elif view == "Through time":
         cell_views.through_time(snap, job.config.flow_every if job else TrainConfig().flow_every)
+    elif view == "Memory":
+        memory_view(lab)
     elif view == "Text":
-        text(snap)
+        text(snap, lab)
 
 
 def _placeholder(status: JobStatus | None) -> str:
@@ -150,7 +156,8 @@ def gradients(snap: Snapshot) -> None:
         st.caption(CAPTIONS["groups"])
 
 
-def text(snap: Snapshot) -> None:
+def text(snap: Snapshot, lab: Lab) -> None:
+    _sample_at_temperature(lab)
     if snap.last_epoch is None:
         st.info("Generated text appears after the first epoch.")
         return
@@ -174,3 +181,27 @@ def _ppl(value: float | None) -> str:
     if value is None or math.isnan(value):
         return "–"
     return f"{value:.2f}" if value < 1e4 else f"{value:.3g}"
+
+
+def _sample_at_temperature(lab: Lab) -> None:
+    """Sample from the latest weights at a temperature the class chooses."""
+    found = sources(lab)
+    if not found:
+        return
+    source = next(iter(found.values()))
+    left, right = st.columns([1, 3])
+    with left:
+        temperature = st.slider(
+            "Temperature", MIN_TEMPERATURE, MAX_TEMPERATURE, 1.0, 0.1, key="temperature",
+            help="low: the likeliest characters (near greedy); high: more surprising ones",
+        )  # fmt: skip
+        draw = st.button("Sample again", key="resample")
+    if draw:
+        st.session_state.sample_seed = st.session_state.get("sample_seed", 0) + 1
+    prefix = lab.job_corpus.prefix if lab.job_corpus is not None else lab.corpus.prefix
+    model = model_from_weights(source.config, len(source.vocab), source.weights)
+    generator = torch.Generator().manual_seed(st.session_state.get("sample_seed", 0))
+    sample = generate(model, source.vocab, prefix, 100, temperature, generator)
+    with right:
+        st.markdown(f"**Sampled at temperature {temperature:g}** from {source.label}")
+        st.code(sample, language=None, wrap_lines=True)

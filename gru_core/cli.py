@@ -1,9 +1,10 @@
 """``python -m gru_core``: train headless and print what d2l's ``train_ch8`` prints.
 
-Every 10 epochs: the epoch, training perplexity and the 'time traveller' prediction. At the
-end, d2l's line ``perplexity 1.1, 23456.7 tokens/sec on cpu`` and the predictions for
-'time traveller' and 'traveller'. ``--csv OUT`` writes one row per step (the telemetry's
-step table). Exit status: 0 done, 2 bad arguments, 3 diverged, 4 out of memory / error.
+Every 10 epochs: the epoch, training perplexity and the prediction after the corpus's prefix
+('time traveller'). At the end, d2l's line ``perplexity 1.1, 23456.7 tokens/sec on cpu`` and
+the predictions for 'time traveller' and 'traveller' (``train.NUM_PREDS`` characters each).
+``--csv OUT`` writes one row per step (the telemetry's step table). Exit status: 0 done,
+2 bad arguments, 3 diverged, 4 out of memory / error.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .config import CHOICES, INT_FIELDS, OPTIONAL_FIELDS, TrainConfig, field_hel
 from .records import EpochRecord, Outcome, StepRecord
 from .sources import load_corpus
 from .telemetry import Telemetry
-from .train import Trainer
+from .train import NUM_PREDS, Trainer
 
 EXIT_DONE, EXIT_BAD_ARGS, EXIT_DIVERGED, EXIT_FAILED = 0, 2, 3, 4
 PRINT_EVERY = 10  # epochs between progress lines (and evaluations), as d2l's train_ch8
@@ -109,8 +110,9 @@ def _train(trainer: Trainer, telemetry: Telemetry | None, out: TextIO) -> Outcom
             if record.status == "done" and last_epoch is not None:
                 ppl, tps = last_epoch.train_perplexity, last_epoch.tokens_per_sec
                 print(f"perplexity {ppl:.1f}, {tps:.1f} tokens/sec on {trainer.device}", file=out)
-                print(trainer.predict("time traveller", 50), file=out)
-                print(trainer.predict("traveller", 50), file=out)
+                prefix = trainer.corpus.prefix  # d2l's 'time traveller' for The Time Machine
+                print(trainer.predict(prefix, NUM_PREDS), file=out)
+                print(trainer.predict(prefix.split()[-1], NUM_PREDS), file=out)  # 'traveller'
                 print(f"wall time {time.perf_counter() - started:.1f} s", file=out)
             return record
     raise AssertionError("Trainer.run ended without an Outcome")

@@ -75,10 +75,33 @@ class Corpus:
     vocab: Vocab
     tokens: torch.Tensor  # (N,) int64, every preprocessed character token encoded
     num_chars: int  # length of the raw text in characters
+    prefix: str = ""  # where generated text starts ('time traveller'; an upload's first words)
+    probe: str = ""  # a passage of the text whose gates and memory are shown
 
 
-def build_corpus(text: str, name: str, source: str, reason: str, label: str) -> Corpus:
-    """Preprocess and encode ``text``; ``ValueError`` (saying d2l's rule) if no letters remain."""
+def opening(clean: str, max_chars: int) -> str:
+    """The first whole words of a preprocessed text, at most ``max_chars`` characters (the
+    first word cut to fit when it alone is longer)."""
+    words, out = clean.split(" "), ""
+    for word in words:
+        candidate = f"{out} {word}" if out else word
+        if len(candidate) > max_chars:
+            break
+        out = candidate
+    return out or clean[:max_chars]
+
+
+def build_corpus(
+    text: str,
+    name: str,
+    source: str,
+    reason: str,
+    label: str,
+    prefix: str | None = None,
+    probe: str | None = None,
+) -> Corpus:
+    """Preprocess and encode ``text``; ``ValueError`` (saying d2l's rule) if no letters remain.
+    ``prefix`` and ``probe`` default to the text's own opening words (20 and 60 characters)."""
     clean = preprocess(text)
     if not clean:
         raise ValueError(
@@ -88,7 +111,9 @@ def build_corpus(text: str, name: str, source: str, reason: str, label: str) -> 
         )
     vocab = Vocab(clean)
     tokens = torch.tensor(vocab.encode(clean), dtype=torch.int64)
-    return Corpus(name, source, reason, label, vocab, tokens, len(text))
+    prefix = prefix if prefix is not None else opening(clean, 20)
+    probe = probe if probe is not None else opening(clean, 60)
+    return Corpus(name, source, reason, label, vocab, tokens, len(text), prefix, probe)
 
 
 def corpus_from_text(text: str, name: str) -> Corpus:

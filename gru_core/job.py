@@ -5,12 +5,27 @@ through this object's methods, which take a lock and wake the worker with a cond
 variable. Records go into a thread-safe ``Telemetry`` store; the UI reads snapshots of it.
 Nothing here knows about Streamlit.
 
-Knob changes (clip threshold, learning rate) are queued and applied by the worker between
-two steps; the store gets an event at the first step that uses the new value, so charts can
-mark it. ``run_sync`` drives the same loop in the calling thread (for tests).
+**Knobs.** ``set_clip_threshold`` / ``set_lr`` validate in the caller's thread and replace
+``config`` at once with the config in force (the start config stays in ``start_config``).
+The change is queued; only the worker calls the trainer's setters, between two steps, and
+the new value reaches the next step it launches. The store gets an event at that step, so
+charts can mark it, and every record says which values its step used.
 
-A process-wide ``SlotPool`` caps how many jobs train at once; a job over the cap waits in
-a FIFO queue in state 'queued' and reports its position.
+**Records one step late.** The worker asks the trainer to launch step n+1 before it reads
+step n's record (``Trainer.advance``), unless it is about to wait: while paused, under a
+speed limit, or at the last step ``run_sync`` was asked for, it does not look ahead; on
+pause and stop it flushes the step in flight, so no record is lost. ``run_sync`` drives the
+same loop in the calling thread (tests, single steps before a start).
+
+**Threads.** A process-wide ``SlotPool`` caps how many jobs train at once; a job over the cap
+waits in a FIFO queue in state 'queued' and reports its position. On the CPU a running job
+takes ``cores // (jobs running)`` torch threads (its config's ``num_threads`` when set), set
+from its own worker thread between steps: with torch's OpenMP backend the intra-op thread
+count is per OS thread (a thread set it for itself; a new thread starts from the last value
+set anywhere), so a lone run gets every core and jobs split them only while several run.
+
+**Weights.** Whenever the gate probe is refreshed (about once a second, and always at the
+end), the job also keeps a CPU copy of the weights for the memory views (``weights()``).
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +45,6 @@ from .records import EpochRecord, Outcome, StepRecord
 from .telemetry import Telemetry
 from .train import Record, Trainer
 
-PROBE_TEXT = "time traveller for so it will be convenient to speak of him"
 ENDED = frozenset({"done", "stopped", "diverged", "out_of_memory", "error"})
 MAX_JOBS_ENV = "GRU_LAB_MAX_JOBS"
 
@@ -99,16 +113,21 @@ _POOL_LOCK = threading.Lock()
 
 
 def shared_pool() -> SlotPool:
-    """The server-wide pool. Creating it also caps torch's intra-op threads so that the
-    jobs allowed to run at once share the CPU cores instead of oversubscribing them (the
-    cap is process-wide in torch; tiny GRU matmuls gain little from a second thread, and
-    oversubscribed OpenMP threads can slow a step down many times over)."""
+    """The server-wide pool (threads are shared out per running job: see the docstring)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = SlotPool(default_max_jobs())
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // _POOL.capacity))
         return _POOL
+
+
+def fair_threads(running: int) -> int:
+    """Torch threads for each of ``running`` jobs training at once on this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, running))
+
+
+def _cpu_name(threads: int) -> str:
+    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,7 @@ class JobStatus:
     queue_position: int | None
     outcome: Outcome | None
     max_steps_per_sec: float | None
+    note: str | None = None  # e.g. why a CUDA run trains eagerly instead of in a CUDA graph
 
 
 _ticket_lock = threading.Lock()
@@ -147,20 +167,23 @@ class TrainingJob:
         telemetry: Telemetry | None = None,
         *,
         device: str | None = None,
-        probe_text: str = PROBE_TEXT,
+        probe_text: str | None = None,
         probe_every_s: float = 1.0,
         max_steps_per_sec: float | None = None,
         pool: SlotPool | None = None,
         start_paused: bool = False,
     ) -> None:
-        self.config = config
+        self.start_config = config
+        self._config = config
         self.telemetry = telemetry or Telemetry()
-        self._pool = pool or shared_pool()  # first: the shared pool sets torch's threads
+        self._pool = pool or shared_pool()
         self.device = device or resolve_device(config.device)
-        self.device_name = describe_device(self.device)
+        self._cpu = self.device == "cpu"
+        self._threads = config.num_threads or fair_threads(self._pool.running + 1)
+        self.device_name = _cpu_name(self._threads) if self._cpu else describe_device(self.device)
         self.corpus_name = corpus.name
         self._trainer: Trainer | None = Trainer(config, corpus, self.device)
-        self.probe_text = probe_text
+        self.probe_text = probe_text or corpus.probe or corpus.prefix  # the text's own words
         self.probe_every_s = probe_every_s
         self._ticket = _new_ticket()
         self._cond = threading.Condition()
@@ -173,12 +196,23 @@ class TrainingJob:
         self._step = 0
         self._epoch = 0
         self._tps: float | None = None
-        self._clip = config.clip_threshold
-        self._lr = config.lr
+        self._note: str | None = None
         self._outcome: Outcome | None = None
         self._thread: threading.Thread | None = None
         self._last_probe = 0.0
-        self._gen: Iterator[Record] | None = None
+        self._weights: tuple[int, dict[str, torch.Tensor]] | None = None
+
+    @property
+    def config(self) -> TrainConfig:
+        """The config in force: the start config with every live knob change applied."""
+        with self._cond:
+            return self._config
+
+    def weights(self) -> tuple[int, dict[str, torch.Tensor]] | None:
+        """(step, name -> CPU float32 tensor) of the latest weights copy, None before one.
+        Refreshed with the gate probe (about once a second) and at the end of the run."""
+        with self._cond:
+            return self._weights
 
     # -- control (any thread) -------------------------------------------------------------
     def start(self) -> None:
@@ -222,15 +256,27 @@ class TrainingJob:
             with self._cond:
                 ended = self._state in ENDED
             if not ended:
+                trainer = self._trainer
+                if trainer is not None and trainer.pending:
+                    try:
+                        if self._deliver(trainer.flush()):
+                            return
+                    except Exception as exc:
+                        self._finish(Outcome("error", self._step, f"{type(exc).__name__}: {exc}"))
+                        return
                 self._finish(Outcome("stopped", self._step, f"stopped at step {self._step}"))
 
     def set_clip_threshold(self, value: float | None) -> None:
-        self.config.replace(clip_threshold=value)  # validate now, in the caller's thread
         self._queue_knob("clip_threshold", value)
 
     def set_lr(self, value: float) -> None:
-        self.config.replace(lr=value)
         self._queue_knob("lr", value)
+
+    def _queue_knob(self, name: str, value: float | None) -> None:
+        with self._cond:
+            self._config = self._config.replace(**{name: value})  # validates; raises
+            self._pending[name] = value
+            self._cond.notify_all()
 
     def set_speed(self, max_steps_per_sec: float | None) -> None:
         if max_steps_per_sec is not None and not max_steps_per_sec > 0:
@@ -248,14 +294,15 @@ class TrainingJob:
                 state=state,
                 step=self._step,
                 epoch=self._epoch,
-                num_epochs=self.config.num_epochs,
+                num_epochs=self._config.num_epochs,
                 tokens_per_sec=self._tps,
                 device=self.device_name,
-                clip_threshold=self._clip,
-                lr=self._lr,
+                clip_threshold=self._config.clip_threshold,
+                lr=self._config.lr,
                 queue_position=self._pool.position(self._ticket) if state == "queued" else None,
                 outcome=self._outcome,
                 max_steps_per_sec=self._max_sps,
+                note=self._note,
             )
 
     @property
@@ -269,7 +316,7 @@ class TrainingJob:
     # -- the worker -----------------------------------------------------------------------
     def run_sync(self, max_steps: int | None = None) -> JobStatus:
         """Drive the loop in this thread (tests): up to ``max_steps`` more steps, or to the end.
-        Pause and the speed limit are ignored; stop is not."""
+        Pause and the speed limit are ignored; stop is not. Nothing is left in flight."""
         if self._trainer is None:
             return self.status()
         with self._cond:
@@ -292,84 +339,110 @@ class TrainingJob:
     def _loop(self, max_steps: int | None, wait: bool) -> None:
         trainer = self._trainer
         assert trainer is not None
-        if self._gen is None:
-            self._gen = trainer.run()
         taken = 0
         last_step_at = 0.0
         try:
             while True:
-                if not (self._wait_turn(last_step_at) if wait else not self._stop):
-                    self._finish(Outcome("stopped", self._step, f"stopped at step {self._step}"))
+                go = self._wait_turn(last_step_at, trainer) if wait else not self._stop
+                if go == "flush":  # about to wait (paused): show the step in flight first
+                    if self._deliver(trainer.flush()):
+                        return
+                    continue
+                if not go:
+                    if not self._deliver(trainer.flush()):
+                        step = self._step
+                        self._finish(Outcome("stopped", step, f"stopped at step {step}"))
                     return
                 self._apply_knobs(trainer)
-                try:
-                    record = next(self._gen)
-                except StopIteration:
-                    return
-                if isinstance(record, StepRecord):
+                self._share_threads(wait)
+                with self._cond:
+                    last = max_steps is not None and taken + 1 >= max_steps
+                    lookahead = not (self._paused or self._max_sps or last)
+                records = trainer.advance(lookahead)
+                steps = sum(isinstance(r, StepRecord) for r in records)
+                if steps:
                     last_step_at = time.perf_counter()
-                    self.telemetry.add_step(record)
                     with self._cond:
-                        self._step, self._epoch = record.step, record.epoch
                         if self._paused and self._credits > 0:
                             self._credits -= 1
-                    self._maybe_probe(trainer, force=self._paused)
-                    taken += 1
-                    if max_steps is not None and taken >= max_steps:
-                        return
-                elif isinstance(record, EpochRecord):
-                    self.telemetry.add_epoch(record)
-                    with self._cond:
-                        self._tps = record.tokens_per_sec
-                    self._maybe_probe(trainer, force=True)
-                else:
-                    self._maybe_probe(trainer, force=True)
-                    self._finish(record)
+                if self._deliver(records):
+                    return
+                taken += steps
+                if max_steps is not None and taken >= max_steps:
                     return
         except Exception as exc:  # a bug or a device error: end the job, keep the records
             self._finish(Outcome("error", self._step, f"{type(exc).__name__}: {exc}"))
 
-    def _wait_turn(self, last_step_at: float) -> bool:
-        """Block while paused (without credits) or throttled. False when asked to stop."""
+    def _deliver(self, records: list[Record]) -> bool:
+        """Store records; True when one of them ended the run."""
+        trainer = self._trainer
+        for record in records:
+            if isinstance(record, StepRecord):
+                self.telemetry.add_step(record)
+                with self._cond:
+                    self._step, self._epoch = record.step, record.epoch
+                if trainer is not None:
+                    with self._cond:
+                        self._note, paused = trainer.note, self._paused
+                    self._maybe_probe(trainer, force=paused)
+            elif isinstance(record, EpochRecord):
+                self.telemetry.add_epoch(record)
+                with self._cond:
+                    self._tps = record.tokens_per_sec
+                if trainer is not None:
+                    self._maybe_probe(trainer, force=True)
+            else:
+                self._finish(record)
+                return True
+        return False
+
+    def _wait_turn(self, last_step_at: float, trainer: Trainer) -> str | bool:
+        """Block while paused (without credits) or throttled. False when asked to stop,
+        'flush' when about to wait with a step in flight, else True."""
         with self._cond:
             while True:
                 if self._stop:
                     return False
                 if self._paused and self._credits == 0:
+                    if trainer.pending:
+                        return "flush"
                     self._cond.wait(0.5)
                     continue
                 if self._max_sps and not (self._paused and self._credits):
                     wait = last_step_at + 1.0 / self._max_sps - time.perf_counter()
                     if wait > 0:
+                        if trainer.pending:
+                            return "flush"
                         self._cond.wait(min(wait, 0.5))
                         continue
                 return True
 
+    def _share_threads(self, pooled: bool) -> None:
+        """On the CPU: this worker's torch threads, from the jobs running now (module doc)."""
+        if not self._cpu:
+            return
+        running = self._pool.running if pooled else self._pool.running + 1
+        want = self._config.num_threads or fair_threads(running)
+        if want != self._threads or torch.get_num_threads() != want:
+            torch.set_num_threads(want)  # this OS thread's OpenMP team size
+            with self._cond:
+                self._threads = want
+                self.device_name = _cpu_name(want)
+
     def _apply_knobs(self, trainer: Trainer) -> None:
         with self._cond:
             pending, self._pending = self._pending, {}
-        at_step = trainer.step + 1
+        at_step = trainer.step + 1  # the next step launched is the first to use them
         for name, value in pending.items():
             if name == "clip_threshold":
-                if value == trainer.clip_threshold:
+                if value == trainer.config.clip_threshold:
                     continue
                 trainer.set_clip_threshold(value)
             else:
-                if value == trainer.lr:
+                if value == trainer.config.lr:
                     continue
                 trainer.set_lr(float(value))  # type: ignore[arg-type]
             self.telemetry.add_event(at_step, name, value)
-        with self._cond:
-            self._clip, self._lr = trainer.clip_threshold, trainer.lr
-
-    def _queue_knob(self, name: str, value: float | None) -> None:
-        with self._cond:
-            self._pending[name] = value
-            if name == "clip_threshold":
-                self._clip = value
-            else:
-                self._lr = float(value)  # type: ignore[arg-type]
-            self._cond.notify_all()
 
     def _maybe_probe(self, trainer: Trainer, force: bool = False) -> None:
         now = time.perf_counter()
@@ -377,12 +450,20 @@ class TrainingJob:
             return
         self._last_probe = now
         text, gates = trainer.trace_probe(self.probe_text)
-        self.telemetry.set_probe(trainer.step, text, gates)
+        self.telemetry.set_probe(trainer.weights_step, text, gates)
+        weights = (trainer.weights_step, trainer.weights())
+        with self._cond:
+            self._weights = weights
 
     def _finish(self, outcome: Outcome) -> None:
+        trainer = self._trainer
+        if trainer is not None:
+            try:
+                self._maybe_probe(trainer, force=True)  # the final gates and weights
+            except Exception:  # the run is over either way; keep its outcome
+                pass
         with self._cond:
             self._outcome = outcome
             self._state = outcome.status
             self._trainer = None  # free the model and its buffers
-            self._gen = None
             self._cond.notify_all()

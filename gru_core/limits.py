@@ -11,6 +11,11 @@ The estimate counts, in bytes of the parameter dtype (float32):
 - the validation pass (up to 256 streams of T steps, no gradients) and the probe trace,
   which are smaller than the step and counted as one more step's forward buffers.
 
+``configs`` K > 1 (configurations trained at once by one ``StepCore``) multiplies everything
+but the validation pass, which runs for one member at a time. On CUDA a captured step keeps
+its temporaries in the graph's private pool: within the "activations" share, since the
+step's own buffers live in its workspace.
+
 It is an estimate for refusing obviously-too-big settings (say hidden 1024 x 500 steps x
 batch 256 on a laptop) with a message, not an exact account of the allocator.
 """
@@ -38,15 +43,16 @@ def parameter_count(config: TrainConfig, vocab_size: int) -> int:
     return blocks * (V * H + H * H) + biases + H * V + V
 
 
-def estimate_bytes(config: TrainConfig, vocab_size: int) -> dict[str, int]:
-    """Memory a run needs, by part, in bytes."""
+def estimate_bytes(config: TrainConfig, vocab_size: int, configs: int = 1) -> dict[str, int]:
+    """Memory a run (or ``configs`` runs of one shape stepped together) needs, by part."""
     T, B, H, V = config.num_steps, config.batch_size, config.hidden_size, vocab_size
+    K = configs
     params = parameter_count(config, vocab_size)
     val_streams = max(B, min(256, max(config.val_tokens, 1) // T))
     return {
-        "parameters, gradients, update": 3 * params * BYTES,
-        "activations kept for backprop": ACT_PER_UNIT[config.model] * T * B * H * BYTES,
-        "logits": 3 * T * B * V * BYTES,
+        "parameters, gradients, update": 3 * K * params * BYTES,
+        "activations kept for backprop": ACT_PER_UNIT[config.model] * K * T * B * H * BYTES,
+        "logits": 3 * K * T * B * V * BYTES,
         "validation and traced gates": FWD_PER_UNIT[config.model] * T * val_streams * H * BYTES,
     }
 
@@ -70,10 +76,10 @@ def budget_bytes(device: str) -> int:
     return DEFAULT_CPU_BUDGET_MB * 2**20
 
 
-def check_memory(config: TrainConfig, vocab_size: int, device: str) -> int:
+def check_memory(config: TrainConfig, vocab_size: int, device: str, configs: int = 1) -> int:
     """Raise ValueError with the estimate and the budget when a run would not fit;
     return the estimate in bytes otherwise."""
-    parts = estimate_bytes(config, vocab_size)
+    parts = estimate_bytes(config, vocab_size, configs)
     need, budget = sum(parts.values()), budget_bytes(device)
     if need > budget:
         biggest = max(parts, key=parts.__getitem__)

@@ -39,6 +39,9 @@ class StepRecord:
     gates: dict[str, GateStats]  # gate name ('Z', 'R', 'H_tilde', 'I', ...) -> stats
     grad_flow: tuple[float, ...] | None = None  # ||dL/dH_t|| for t = 1..T, every k-th step
     tokens: int = 0  # target tokens processed in this step (B*T)
+    # One position's loss flowing back, on the same steps as grad_flow (unnormalised):
+    grad_flow_last: tuple[float, ...] | None = None  # ||d l_T / dH_t||, l_T = loss at t = T
+    grad_flow_late: tuple[float, ...] | None = None  # ||d l_late / dH_t||, mean of last 5
 
 
 @dataclass(frozen=True)

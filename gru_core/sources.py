@@ -33,6 +33,8 @@ CACHE_ENV = "GRU_LAB_CACHE"  # env var overriding the cache dir (default ~/.cach
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # default size cap for uploads, in bytes
 CACHE_FILE = "timemachine.txt"
 TIME_MACHINE = "The Time Machine"
+D2L_PREFIX = "time traveller"  # d2l's predict_ch8 prefix
+D2L_PROBE = "time traveller for so it will be convenient to speak of him"  # its first sentence
 FALLBACK_NAME = "the Python reference text"
 FALLBACK_LABEL = "offline: using the Python reference text; upload a .txt to use your own"
 FALLBACK_WHAT = "using the offline fallback (the Python reference text that ships with Python)"
@@ -81,9 +83,15 @@ def _from_path(path: str | os.PathLike[str], sha1: str) -> Corpus:
         text, encoding = _decode(data, str(p))
     except ValueError as err:
         raise ValueError(f"corpus file '{p}': {err}") from err
-    name = TIME_MACHINE if _sha1(data) == sha1 else p.name
     reason = f"read from '{p}' ({_size(len(data))}, {encoding})"
-    return build_corpus(text, name, "path", reason, f"{name} (from a file)")
+    if _sha1(data) == sha1:
+        return _time_machine(text, "path", reason, f"{TIME_MACHINE} (from a file)")
+    return build_corpus(text, p.name, "path", reason, f"{p.name} (from a file)")
+
+
+def _time_machine(text: str, source: str, reason: str, label: str) -> Corpus:
+    """The Time Machine, with d2l's prediction prefix and the dashboard's probe sentence."""
+    return build_corpus(text, TIME_MACHINE, source, reason, label, D2L_PREFIX, D2L_PROBE)
 
 
 def _write_atomic(directory: Path, data: bytes) -> None:
@@ -148,7 +156,7 @@ def load_corpus(
                 reason = f"read from the cache '{cached}' (SHA-1 verified)"
                 # The SHA-1 pins the bytes; d2l's file is ASCII, so "replace" never fires for it.
                 text = data.decode("utf-8", errors="replace")
-                return build_corpus(text, TIME_MACHINE, "cache", reason, f"{TIME_MACHINE} (cached)")
+                return _time_machine(text, "cache", reason, f"{TIME_MACHINE} (cached)")
             notes.append(f"the cached file '{cached}' has the wrong SHA-1, ignored it")
 
     if not allow_download:
@@ -180,7 +188,7 @@ def load_corpus(
                 )
             text = data.decode("utf-8", errors="replace")
             label = f"{TIME_MACHINE} (downloaded)"
-            return build_corpus(text, TIME_MACHINE, "download", "; ".join(notes), label)
+            return _time_machine(text, "download", "; ".join(notes), label)
 
     reason = "; ".join([*notes, f"{failure}; {FALLBACK_WHAT}"])
     return build_corpus(_fallback_text(), FALLBACK_NAME, "fallback", reason, FALLBACK_LABEL)

@@ -17,7 +17,9 @@ few thousand). Step records are flattened to one row dict at add time and kept a
 
 So at most ``head + recent + middle + spikes`` rows are retained. Gradient-flow rows
 (``||dL/dH_t||`` for t = 1..T, recorded every k-th step) are kept the same way: the latest
-``flow_rows`` in full, older ones decimated by a doubling stride, ``flow_cap`` in total.
+``flow_rows`` in full, older ones decimated by a doubling stride, ``flow_cap`` in total; with
+each row go the one-position flows ``||d l_T / dH_t||`` and ``||d l_late / dH_t||`` of the same
+step (``StepRecord.grad_flow_last`` / ``grad_flow_late``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import itertools
 import math
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
@@ -69,6 +71,8 @@ class Snapshot:
     events: live knob changes (step, kind, value); value NaN means "off".
     flow_steps: (K,) steps of the retained gradient-flow rows, ascending.
     flow: (K, T_max) ``||dL/dH_t||``, padded with NaN where a row has fewer time steps.
+    flow_last, flow_late: (K, T_max) ``||d l_T / dH_t||`` and ``||d l_late / dH_t||`` of the
+        same steps, aligned with flow_steps (NaN where a record had none).
     probe: {'step', 'text', 'gates': {name: (T, H) read-only array}} of the latest probe.
     """
 
@@ -82,6 +86,8 @@ class Snapshot:
     last_epoch: EpochRecord | None
     total_steps: int
     clipped_steps: int = 0  # of all total_steps (exact, unlike a count over retained rows)
+    flow_last: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    flow_late: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 @lru_cache(maxsize=1024)
@@ -200,7 +206,7 @@ class Telemetry:
             self._middle = _Decimator(middle)
             self._spikes: list[tuple[float, int, int, Row]] = []  # min-heap: (|g|, step, seq)
             self._seq = itertools.count()  # tie-breaker, so rows are never compared
-            self._flow_recent: deque[tuple[int, np.ndarray]] = deque()
+            self._flow_recent: deque[tuple[int, np.ndarray]] = deque()  # (step, (3, T))
             self._flow_old = _Decimator(flow_cap - flow_rows)
             self._epochs: list[EpochRecord] = []
             self._events: deque[tuple[int, str, float]] = deque(maxlen=MAX_EVENTS)
@@ -218,7 +224,12 @@ class Telemetry:
         row = flatten_step(record)
         flow = None
         if record.grad_flow is not None:
-            flow = np.asarray(record.grad_flow, dtype=np.float64)
+            T = len(record.grad_flow)
+            flow = np.full((3, T), np.nan)  # rows: grad_flow, grad_flow_last, grad_flow_late
+            flow[0] = record.grad_flow
+            for i, extra in ((1, record.grad_flow_last), (2, record.grad_flow_late)):
+                if extra is not None:
+                    flow[i, : len(extra)] = extra
             flow.setflags(write=False)
         head, recent, _, _, flow_rows, _ = self._sizes
         with self._lock:
@@ -297,7 +308,7 @@ class Telemetry:
             if probe is not None:
                 probe["gates"] = dict(probe["gates"])
             last_step, total, clipped = self._last_step, self._total_steps, self._clipped_steps
-        flow_steps, flow = _flow_arrays(flows)
+        flow_steps, (flow, flow_last, flow_late) = _flow_arrays(flows)
         snap = Snapshot(
             steps=_steps_frame(rows),
             epochs=_epochs_frame(epochs),
@@ -309,6 +320,8 @@ class Telemetry:
             last_epoch=epochs[-1] if epochs else None,
             total_steps=total,
             clipped_steps=clipped,
+            flow_last=flow_last,
+            flow_late=flow_late,
         )
         with self._lock:
             if self._version == version:
@@ -351,13 +364,14 @@ def _events_frame(events: list[tuple[int, str, float]]) -> pd.DataFrame:
 
 
 def _flow_arrays(flows: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient-flow rows -> steps (K,) and a (K, T_max) array padded with NaN."""
+    """Gradient-flow rows (step, (3, T)) -> steps (K,) and a (3, K, T_max) array, padded with
+    NaN: grad_flow, grad_flow_last, grad_flow_late."""
     if not flows:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float64)
+        return np.zeros(0, dtype=np.int64), np.zeros((3, 0, 0), dtype=np.float64)
     steps = np.array([s for s, _ in flows], dtype=np.int64)
-    width = max(len(f) for _, f in flows)
-    flow = np.full((len(flows), width), np.nan)
+    width = max(f.shape[1] for _, f in flows)
+    flow = np.full((3, len(flows), width), np.nan)
     for i, (_, f) in enumerate(flows):
-        flow[i, : len(f)] = f
+        flow[:, i, : f.shape[1]] = f
     order = np.argsort(steps, kind="stable")
-    return steps[order], flow[order]
+    return steps[order], flow[:, order]

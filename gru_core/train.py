@@ -1,20 +1,29 @@
 """Training as d2l's ``train_ch8`` does it, yielding records instead of printing or plotting.
 
-One step (``Trainer.train_step``) = forward, mean cross-entropy over the B*T targets,
-backward (the hand-written BPTT of ``fused.py``; autograd for the LSTM), clipping of the
-gradients' *global* L2 norm over all parameters (d2l's ``grad_clipping``:
-``g <- g * theta / ||g||`` when ``||g|| > theta``), and an SGD update ``W <- W - lr * g``.
-It returns a frozen ``StepRecord`` built from the tensors the step already computed: the
-gate statistics come from the forward's own gate buffers and ``||dL/dH_t||`` from the
-backward's running gradient, so instrumentation costs no second pass.
+One step = forward, mean cross-entropy over the B*T targets, backward (the hand-written BPTT
+of ``step_bptt.py``; autograd for the LSTM), clipping of the gradients' *global* L2 norm over
+all parameters (d2l's ``grad_clipping``: ``g <- g * theta / ||g||`` when ``||g|| > theta``)
+and an SGD update ``W <- W - lr * g``. The ``Trainer`` runs it as a K = 1 ``StepCore``
+(``step.py``): a device program with no host syncs that writes every statistic of the
+``StepRecord`` into one stats buffer (graphed on CUDA).
 
-``clip_threshold`` and ``lr`` are attributes read at every step, so another thread may change
-them while a run is going (``set_clip_threshold`` / ``set_lr``).
+**Records one step late.** ``advance()`` launches step n+1, then reads step n's stats (copied
+to host memory without blocking) and builds StepRecord n while the device works on n+1.
+``advance(lookahead=False)`` and ``flush()`` leave nothing in flight; the trainer never looks
+ahead across an epoch's end (validation sees the epoch's last weights). A non-finite loss or
+gradient norm is still reported at the step where it happened: the step's update is masked on
+the device (and every later one, so the step already in flight changes nothing), the run ends
+with Outcome 'diverged' carrying the last finite values, and the model keeps the last finite
+weights. No exception escapes for it, nor for running out of memory.
 
-``Trainer.run()`` is a generator: a ``StepRecord`` after every step, an ``EpochRecord`` after
-every epoch, then one ``Outcome`` ('done', 'diverged' or 'out_of_memory'). A non-finite loss
-or gradient ends the run with 'diverged' before the update is applied, so the model keeps the
-last finite weights; no exception escapes for it.
+**Live knobs, one truth.** ``set_clip_threshold`` / ``set_lr`` replace ``config`` with a new
+validated config and write the value into the device tensor that the next *launched* step
+reads (a step already in flight keeps the old value; its record says which it used). They
+are called by the thread that drives the trainer: a ``TrainingJob`` queues changes from
+other threads and applies them in its worker between steps.
+
+``Trainer.run()`` is a generator over ``advance()``: a ``StepRecord`` per step, an
+``EpochRecord`` per epoch, then one ``Outcome`` ('done', 'diverged' or 'out_of_memory').
 """
 
 from __future__ import annotations
@@ -22,32 +31,40 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .config import TrainConfig, resolve_device
-from .data import Corpus, batch_iterator, check_trainable, split_train_val
-from .fused import forward_logits, loss_and_grads
-from .gates import GATES
+from .data import Corpus, batch_iterator, check_trainable, preprocess, split_train_val
 from .limits import check_memory
-from .model import RecurrentLM, State, build_model
-from .records import PERCENTILES, EpochRecord, GateStats, Outcome, StepRecord
+from .model import RecurrentLM, State
+from .records import EpochRecord, GateStats, Outcome, StepRecord
+from .sampling import generate
+from .step import StepCore
+from .step_stats import FLOWS, GATE_SUFFIXES, GateTable, StatsLayout
 
-PREFIX = "time traveller"  # d2l's prediction prefix
 NUM_PREDS = 50  # characters generated after the prefix, as d2l's predict_ch8
 SAMPLE_TEMPERATURE = 0.8
-_SAMPLE_VALUES = 36_000  # at most this many values per gate feed the statistics
-_HIST_BINS = 1000  # resolution of the gate percentiles: 0.001 (sigmoid) / 0.002 (tanh)
 
 Record = StepRecord | EpochRecord | Outcome
 
 
+@dataclass(frozen=True)
+class _Launched:
+    step: int
+    epoch: int
+    slot: int  # host slot of its stats
+    want_flow: bool
+    tokens: int
+
+
 class Trainer:
-    """Owns the model, the data and the live knobs of one run."""
+    """Owns the step core (model, state, knobs), the data and the bookkeeping of one run."""
 
     def __init__(
         self,
@@ -55,120 +72,195 @@ class Trainer:
         corpus: Corpus,
         device: str | None = None,
         eval_every: int = 1,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         """``eval_every``: validation perplexity and the two texts every this many epochs and
         on the last one; the other EpochRecords carry None and ''. The dashboard plots them
         every epoch; the CLI, like d2l's train_ch8, looks every 10 (they cost about a fifth
-        of a d2l-sized epoch)."""
+        of a d2l-sized epoch). ``dtype``: of the parameters (float64 for tests)."""
         if eval_every < 1:
             raise ValueError(f"eval_every must be at least 1, got {eval_every}")
         self.eval_every = eval_every
-        self.config = config
         self.corpus = corpus
         self.vocab = corpus.vocab
         self.device = device or resolve_device(config.device)
-        torch.manual_seed(config.seed)
         self.rng = random.Random(config.seed)  # drives the iterators' offsets and shuffles
         self.sample_gen = torch.Generator().manual_seed(config.seed)  # temperature sampling
         train, val = split_train_val(corpus.tokens, config.max_tokens, config.val_tokens)
         check_trainable(len(train), config.batch_size, config.num_steps)
         check_memory(config, len(self.vocab), self.device)  # refuse what won't fit, up front
         self.train_tokens, self.val_tokens = train.to(self.device), val.to(self.device)
-        self.model: RecurrentLM = build_model(config, len(self.vocab)).to(self.device)
-        self._params = dict(self.model.named_parameters())  # name -> tensor, for the update
-        self.clip_threshold: float | None = config.clip_threshold
-        self.lr: float = config.lr
-        self.step = 0
+        self.core = StepCore([config], len(self.vocab), self.device, dtype)
+        self.model: RecurrentLM = self.core.member_model(0)  # views of the core's weights
+        self.step = 0  # steps launched
         self.epoch = 0
         self.last_finite: tuple[float, float] | None = None  # (loss, grad norm)
-        # Norms accumulate in float64 (MPS has none): finite float32 gradients can't overflow.
-        self._acc = torch.float32 if self.device == "mps" else torch.float64
+        self._pending: deque[_Launched] = deque()
+        self._batches: Iterator[tuple[Tensor, Tensor]] | None = None
+        self._next: tuple[Tensor, Tensor] | None = None  # the epoch's next minibatch
+        self._first_of_epoch = True
+        self._epoch_sums = [0.0, 0, 0.0]  # loss * tokens, tokens, seconds of training
+        self._ended: Outcome | None = None
+        self._error: BaseException | None = None
         self.started = time.perf_counter()
+
+    @property
+    def config(self) -> TrainConfig:
+        """The config in force: the start config with every live knob change applied."""
+        return self.core.configs[0]
+
+    @property
+    def note(self) -> str | None:
+        """Why a CUDA run trains eagerly instead of replaying a graph, if it does."""
+        return self.core.note
+
+    @property
+    def weights_step(self) -> int:
+        """Updates applied to the weights so far (a diverged step applies none)."""
+        diverged = self._ended is not None and self._ended.status == "diverged"
+        return self.step - 1 if diverged else self.step
+
+    @property
+    def pending(self) -> bool:
+        """Whether a launched step's record is still to come."""
+        return bool(self._pending)
 
     # -- live knobs ------------------------------------------------------------------------
     def set_clip_threshold(self, value: float | None) -> None:
-        self.config.replace(clip_threshold=value)  # validates; raises ValueError
-        self.clip_threshold = value
+        self.core.set_config(0, self.config.replace(clip_threshold=value))  # validates
 
     def set_lr(self, value: float) -> None:
-        self.config.replace(lr=value)
-        self.lr = value
+        self.core.set_config(0, self.config.replace(lr=value))
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> Iterator[Record]:
         """Train for config.num_epochs; yield records; end with one Outcome."""
-        cfg = self.config
-        try:
-            while self.epoch < cfg.num_epochs:
-                self.epoch += 1
-                state: State | None = None
-                loss_sum, n_tokens, t_train = 0.0, 0, 0.0
-                for X, Y in batch_iterator(
-                    self.train_tokens, cfg.batch_size, cfg.num_steps, cfg.sampling, self.rng
-                ):
-                    if state is None or cfg.sampling == "random":
-                        state = self.model.init_state(X.shape[0])  # d2l: fresh state
-                    t0 = time.perf_counter()
-                    result = self.train_step(X, Y, state)
-                    if isinstance(result, Outcome):
-                        yield result
-                        return
-                    record, state = result
-                    t_train += time.perf_counter() - t0
-                    loss_sum += record.loss * record.tokens
-                    n_tokens += record.tokens
-                    yield record
-                yield self.epoch_record(loss_sum / max(n_tokens, 1), n_tokens / max(t_train, 1e-9))
-        except torch.OutOfMemoryError as exc:
-            yield self._out_of_memory(exc)
-            return
-        yield Outcome("done", self.step, f"finished {cfg.num_epochs} epochs")
+        while True:
+            records = self.advance()
+            yield from records
+            if records and isinstance(records[-1], Outcome):
+                return
 
-    def train_step(self, X: Tensor, Y: Tensor, state: State) -> tuple[StepRecord, State] | Outcome:
-        """One minibatch: forward, loss, backward, clip, update. Outcome if it diverged."""
-        self.step += 1
-        X, Y = X.to(self.device), Y.to(self.device)
-        flow_wanted = (self.step - 1) % self.config.flow_every == 0  # steps 1, 1+k, 1+2k, ...
-        res = loss_and_grads(self.model, X, Y, state, want_flow=flow_wanted)
-        names = list(res.grads)
-        params = self._params
-        with torch.no_grad():
-            # float64 norms: a huge but finite float32 gradient must not overflow to inf here
-            norms = torch.stack([res.grads[n].norm(dtype=self._acc) for n in names])
-            grad_norm_t = norms.square().sum().sqrt()
-            head = torch.stack([res.loss.to(norms.dtype), grad_norm_t]).tolist()
-        loss, grad_norm = head
-        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            return self._diverged(loss, grad_norm)
-        self.last_finite = (loss, grad_norm)
-        theta, lr = self.clip_threshold, self.lr  # read once: the knobs in force this step
-        clipped = theta is not None and grad_norm > theta
-        scale = theta / grad_norm if clipped else 1.0  # d2l: g <- g * theta / ||g||
-        with torch.no_grad():
-            for name in names:  # SGD: W <- W - lr * g
-                params[name].add_(res.grads[name], alpha=-lr * scale)
-            weight_norms = torch.stack([p.norm(dtype=self._acc) for p in params.values()])
-            weight_norm = weight_norms.square().sum().sqrt()
-            tail = torch.cat([norms, weight_norm[None]]).tolist()
-        grad_norm_after = grad_norm * scale
-        flow = tuple(res.grad_flow.tolist()) if res.grad_flow is not None else None
-        record = StepRecord(
-            step=self.step,
-            epoch=self.epoch,
-            loss=loss,
-            perplexity=math.exp(min(loss, 700.0)),
-            grad_norm=grad_norm,
-            grad_norm_clipped=grad_norm_after,
-            clipped=clipped,
-            clip_threshold=theta,
-            lr=lr,
-            param_grad_norms=dict(zip(names, tail[:-1], strict=True)),
-            update_ratio=lr * grad_norm_after / max(tail[-1], 1e-12),
-            gates=gate_stats(res.gates),
-            grad_flow=flow,
-            tokens=Y.numel(),
+    def advance(self, lookahead: bool = True) -> list[Record]:
+        """One more step's record (a StepRecord, or the Outcome it ended the run with), plus
+        the EpochRecord and final Outcome when it was the epoch's or the run's last. With
+        ``lookahead`` the following step is launched before this one is read."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if self._ended is not None:
+            return []
+        out: list[Record] = []
+        t0 = time.perf_counter()
+        try:
+            if not self._pending and self._next is None:
+                self._start_epoch()
+            if not self._pending:
+                self._launch()
+            if lookahead:
+                self._launch()
+            out += self._collect()
+        except torch.OutOfMemoryError as exc:
+            out += self.flush()
+            if self._ended is None:
+                out.append(self._end(self._out_of_memory(exc)))
+            return out
+        except Exception as exc:  # keep the records before it, then let it surface
+            out += self.flush()
+            if not out:
+                raise
+            self._error = exc
+            return out
+        self._epoch_sums[2] += time.perf_counter() - t0
+        return out + self._epoch_end()
+
+    def flush(self) -> list[Record]:
+        """The records of every step in flight (and an epoch's end, if reached)."""
+        out: list[Record] = []
+        while self._pending and self._ended is None:
+            out += self._collect()
+        return out + self._epoch_end()
+
+    def _start_epoch(self) -> None:
+        cfg = self.config
+        self.epoch += 1
+        self._epoch_sums = [0.0, 0, 0.0]
+        self._batches = batch_iterator(
+            self.train_tokens, cfg.batch_size, cfg.num_steps, cfg.sampling, self.rng
         )
-        return record, res.state
+        self._next = next(self._batches, None)
+        self._first_of_epoch = True
+
+    def _launch(self) -> None:
+        """Start the epoch's next minibatch on the device (no-op at the epoch's end)."""
+        if self._next is None or self._batches is None:
+            return
+        X, Y = self._next
+        self._next = next(self._batches, None)
+        cfg = self.config
+        if self._first_of_epoch or cfg.sampling == "random":
+            self.core.reset_state()  # d2l: a fresh state per epoch (per batch when random)
+            self._first_of_epoch = False
+        self.step += 1
+        want_flow = (self.step - 1) % cfg.flow_every == 0  # steps 1, 1+k, 1+2k, ...
+        self.core.load_batch(X, Y)
+        slot = self.core.run(want_flow)
+        self._pending.append(_Launched(self.step, self.epoch, slot, want_flow, Y.numel()))
+
+    def _collect(self) -> list[Record]:
+        """Read the oldest step in flight: its StepRecord, or the diverged Outcome."""
+        launched = self._pending.popleft()
+        row = self.core.read(launched.slot)[0]
+        layout = self.core.layout
+        if row[layout.index["diverged"]]:
+            self._pending.clear()  # masked on the device: nothing of them was applied
+            self.step = launched.step
+            return [self._end(self._diverged(row, launched))]
+        record = build_record(
+            layout, row, launched.step, launched.epoch, launched.tokens, launched.want_flow
+        )
+        self.last_finite = (record.loss, record.grad_norm)
+        self._epoch_sums[0] += record.loss * record.tokens
+        self._epoch_sums[1] += record.tokens
+        return [record]
+
+    def _epoch_end(self) -> list[Record]:
+        """The EpochRecord (and 'done') once the epoch's last step has been read."""
+        if self._pending or self._next is not None or self._ended is not None or not self.epoch:
+            return []
+        if self._epoch_sums[1] == 0:
+            return []
+        loss_sum, tokens, seconds = self._epoch_sums
+        self._epoch_sums = [0.0, 0, 0.0]
+        out: list[Record] = [self.epoch_record(loss_sum / tokens, tokens / max(seconds, 1e-9))]
+        if self.epoch >= self.config.num_epochs:
+            cfg = self.config
+            out.append(self._end(Outcome("done", self.step, f"finished {cfg.num_epochs} epochs")))
+        return out
+
+    def _end(self, outcome: Outcome) -> Outcome:
+        self._ended = outcome
+        return outcome
+
+    def train_step(
+        self, X: Tensor, Y: Tensor, state: State | None = None
+    ) -> tuple[StepRecord, State] | Outcome:
+        """One minibatch outside the epoch loop, read at once: forward, loss, backward, clip,
+        update. From ``state`` (else the core's current state). Outcome if it diverged."""
+        if state is not None:
+            for mine, given in zip(self.core.state, state, strict=True):
+                mine[0].copy_(given)
+        self.step += 1
+        want_flow = (self.step - 1) % self.config.flow_every == 0
+        self.core.load_batch(X.to(self.device), Y.to(self.device))
+        self._pending.append(
+            _Launched(self.step, self.epoch, self.core.run(want_flow), want_flow, Y.numel())
+        )
+        (result,) = self._collect()
+        if isinstance(result, Outcome):
+            return result
+        assert isinstance(result, StepRecord)
+        return result, tuple(s[0].clone() for s in self.core.state)
 
     def epoch_record(self, mean_loss: float, tokens_per_sec: float) -> EpochRecord:
         evaluate = self.epoch % self.eval_every == 0 or self.epoch >= self.config.num_epochs
@@ -178,84 +270,51 @@ class Trainer:
             train_perplexity=math.exp(min(mean_loss, 700.0)),
             val_perplexity=self.validation_perplexity() if evaluate else None,
             tokens_per_sec=tokens_per_sec,
-            greedy_text=self.predict(PREFIX, NUM_PREDS) if evaluate else "",
+            greedy_text=self.predict(self.corpus.prefix, NUM_PREDS) if evaluate else "",
             sampled_text=(
-                self.predict(PREFIX, NUM_PREDS, temperature=SAMPLE_TEMPERATURE) if evaluate else ""
+                self.predict(self.corpus.prefix, NUM_PREDS, SAMPLE_TEMPERATURE) if evaluate else ""
             ),
             elapsed=time.perf_counter() - self.started,
         )
 
     # -- evaluation ------------------------------------------------------------------------
     def validation_perplexity(self) -> float | None:
-        """exp(token-mean cross-entropy) on the held-out slice.
+        """exp(token-mean cross-entropy) on the held-out slice (``fused.validation_perplexity``)."""
+        return self.core.validation_perplexity(0, self.val_tokens)
 
-        The slice is laid out as B parallel streams (as many as fit num_steps each, at most
-        256) read in windows of num_steps with the state carried, so 5,000 tokens take one
-        wide forward pass instead of several d2l-sized minibatches."""
-        tokens = self.val_tokens
-        n = len(tokens) - 1
-        if n < 1:
-            return None
-        T = self.config.num_steps
-        B = max(1, min(256, n // T))
-        L = n // B
-        X, Y = tokens[: B * L].view(B, L), tokens[1 : B * L + 1].view(B, L)
-        state = self.model.init_state(B)
-        total = 0.0
-        for start in range(0, L, T):
-            x, y = X[:, start : start + T], Y[:, start : start + T]
-            logits, state = forward_logits(self.model, x, state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.T.reshape(-1))
-            total += float(loss) * y.numel()
-        return math.exp(min(total / (B * L), 700.0))
+    def weights(self) -> dict[str, Tensor]:
+        """A CPU float32 copy of the parameters (name -> tensor, shapes as in model.py)."""
+        return self.core.weights(0)
 
-    @torch.no_grad()
     def predict(self, prefix: str, num_preds: int, temperature: float | None = None) -> str:
-        """d2l's predict_ch8: warm up on the prefix, then emit num_preds characters, greedy
-        (argmax) or sampled from softmax(logits / temperature)."""
-        ids = self.vocab.encode(prefix.lower()) or [0]
-        state = self.model.init_state(1)
-        if len(ids) > 1:
-            warm = torch.tensor([ids[:-1]], device=self.device)
-            state = self.model(warm, state).state
-        out = list(ids)
-        for _ in range(num_preds):
-            x = torch.tensor([[out[-1]]], device=self.device)
-            step = self.model(x, state)
-            state, logits = step.state, step.logits[0, 0].float().cpu()
-            if temperature is None:
-                out.append(int(logits.argmax()))
-            else:
-                logits[0] = -math.inf  # never sample <unk>
-                probs = torch.softmax(logits / temperature, dim=0)
-                if not torch.isfinite(probs).all():
-                    out.append(0)
-                    continue
-                out.append(int(torch.multinomial(probs, 1, generator=self.sample_gen)))
-        return self.vocab.decode(out)
+        """d2l's predict_ch8 (``sampling.generate``): greedy, or sampled at ``temperature``
+        from this run's own sampling generator."""
+        return generate(self.model, self.vocab, prefix, num_preds, temperature, self.sample_gen)
 
     @torch.no_grad()
     def trace_probe(self, text: str) -> tuple[str, dict[str, np.ndarray]]:
         """Gates of the model reading ``text`` from a zero state: name -> (T, H) array.
         Returns the text as the model saw it (preprocessed) and the gates."""
-        ids = self.vocab.encode(text.lower()) or [0]
+        ids = self.vocab.encode(preprocess(text)) or [0]  # read as training reads text
         tokens = torch.tensor([ids], device=self.device)
         out = self.model(tokens, None, trace=True)
         gates = {k: v[:, 0].float().cpu().numpy() for k, v in (out.gates or {}).items()}
         return self.vocab.decode(ids), gates
 
     # -- endings ---------------------------------------------------------------------------
-    def _diverged(self, loss: float, grad_norm: float) -> Outcome:
+    def _diverged(self, row: np.ndarray, launched: _Launched) -> Outcome:
+        index = self.core.layout.index
+        loss, grad_norm = float(row[index["loss"]]), float(row[index["grad_norm"]])
         bad = "loss" if not math.isfinite(loss) else "gradient norm"
         value = loss if bad == "loss" else grad_norm
         last_loss, last_norm = self.last_finite or (None, None)
-        msg = f"the {bad} became {value} at step {self.step} (epoch {self.epoch})"
+        msg = f"the {bad} became {value} at step {launched.step} (epoch {launched.epoch})"
         if self.last_finite:
             msg += f"; last finite loss {last_loss:.4g}, gradient norm {last_norm:.4g}"
-        return Outcome("diverged", self.step, msg, last_loss, last_norm)
+        return Outcome("diverged", launched.step, msg, last_loss, last_norm)
 
     def _out_of_memory(self, exc: BaseException) -> Outcome:
-        self.model.zero_grad(set_to_none=True)
+        self._pending.clear()
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -264,34 +323,61 @@ class Trainer:
         return Outcome("out_of_memory", self.step, msg, last_loss, last_norm)
 
 
-def gate_stats(gates: dict[str, Tensor]) -> dict[str, GateStats]:
-    """Mean, percentiles and saturated fraction of each gate's (T, B, H) values.
+def build_record(
+    layout: StatsLayout, row: np.ndarray, step: int, epoch: int, tokens: int, want_flow: bool
+) -> StepRecord:
+    """A StepRecord from one member's host stats row (``step_stats.StatsLayout``)."""
+    index = layout.index
+    values = row.tolist()
 
-    To keep the cost of instrumentation a few percent of a step, the statistics are taken over
-    every k-th sequence of the batch, k chosen so at most ``_SAMPLE_VALUES`` values per gate
-    are read (k = 8 at d2l's defaults: 4 of 32 sequences, 35,840 values). Percentiles come
-    from a 1000-bin histogram over the gate's range (``gates.GATES``; one pass; exact to 0.001
-    for sigmoid gates, 0.002 for tanh-valued ones). Saturation follows the registry's rule,
-    counted on the histogram's bins.
-    """
+    def col(name: str) -> float:
+        return values[index[name]]
+
+    loss, theta, lr = col("loss"), col("clip_threshold"), col("lr")
+    after, weight_norm = col("grad_norm_clipped"), col("weight_norm")
+    T = layout.num_steps
+    flows = {
+        f: tuple(values[index[f"{f}:1"] : index[f"{f}:1"] + T]) if want_flow else None
+        for f in FLOWS
+    }
+    gates = {}
+    for g in layout.gates:
+        stats = [col(f"{g}:{s}") for s in GATE_SUFFIXES]
+        gates[g] = GateStats(stats[0], tuple(stats[1:-1]), stats[-1])
+    return StepRecord(
+        step=step,
+        epoch=epoch,
+        loss=loss,
+        perplexity=math.exp(min(loss, 700.0)),
+        grad_norm=col("grad_norm"),
+        grad_norm_clipped=after,
+        clipped=bool(col("clipped")),
+        clip_threshold=None if math.isinf(theta) else theta,
+        lr=lr,
+        param_grad_norms={n: col(f"gnorm:{n}") for n in layout.params},
+        update_ratio=lr * after / max(weight_norm, 1e-12),
+        gates=gates,
+        grad_flow=flows["flow"],
+        tokens=tokens,
+        grad_flow_last=flows["flow_last"],
+        grad_flow_late=flows["flow_late"],
+    )
+
+
+def gate_stats(gates: dict[str, Tensor]) -> dict[str, GateStats]:
+    """Mean, percentiles and saturated fraction of each gate's (T, B, H) values, as the step
+    computes them on the device (``step_stats.GateTable``: every k-th sequence, at most
+    36,000 values per gate; percentiles from a 1000-bin histogram; the registry's rule)."""
     if not gates:
         return {}
-    rows = []
-    for name, g in gates.items():
-        lo, hi = GATES[name].range
-        k = max(1, math.ceil(g.numel() / _SAMPLE_VALUES))
-        g = g.detach()[:, ::k].float().contiguous()
-        rows.append(torch.cat([g.mean()[None], torch.histc(g, _HIST_BINS, min=lo, max=hi)]))
-    table = torch.stack(rows).cpu().numpy().astype(np.float64)
+    names = tuple(gates)
+    first = next(iter(gates.values()))
+    table = GateTable(names, str(first.device), torch.float64)
+    row = table.stats({n: g.detach()[:, None] for n, g in gates.items()}, torch.float64)
+    values = row[0].tolist()
+    width = len(GATE_SUFFIXES)
     out = {}
-    for name, row in zip(gates, table, strict=True):
-        hist = row[1:]
-        n = hist.sum()
-        lo, hi = GATES[name].range
-        edges = np.linspace(lo, hi, _HIST_BINS + 1)
-        cdf = np.concatenate([[0.0], np.cumsum(hist)]) / max(n, 1.0)
-        pct = tuple(float(np.interp(p / 100, cdf, edges)) for p in PERCENTILES)
-        centres = (edges[:-1] + edges[1:]) / 2  # a bin is saturated when its centre is
-        sat = hist[GATES[name].saturated(centres)].sum()
-        out[name] = GateStats(float(row[0]), pct, float(sat / max(n, 1.0)))
+    for i, name in enumerate(names):
+        stats = values[i * width : (i + 1) * width]
+        out[name] = GateStats(stats[0], tuple(stats[1:-1]), stats[-1])
     return out

@@ -433,3 +433,98 @@ def test_moving_away_from_a_lesson_deselects_it(make_app: Callable[..., AppTest]
     assert at.selectbox(key="lesson").value is None
     assert not [i.value for i in at.info if "Weights 10x" in i.value]
     assert any("changed since the lesson" in c.value for c in at.caption)
+
+
+# -- issue 13: the room -----------------------------------------------------------------------
+
+
+def test_a_hide_and_lock_link(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(hide="seed,device", lock="lr", lr="5", hidden="64")
+    at.run()
+    assert not at.exception
+    shown = control_widgets(at)
+    assert "seed" not in shown and "device" not in shown  # hidden: absent
+    assert at.select_slider(key="lr").disabled and at.select_slider(key="lr").value == 5.0
+    assert at.slider(key="hidden").value == 64 and not at.slider(key="hidden").disabled
+    config = ctl.config_from_values({**ctl.defaults(), **shown})
+    assert config.seed == 0 and config.lr == 5.0  # hidden controls keep their values
+    assert at.query_params["hide"] == "seed,device" and at.query_params["lock"] == "lr"
+
+
+def test_projector_mode_from_the_url(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(projector="1", **SMALL)
+    at.run()
+    assert at.toggle(key="projector").value is True
+    button(at, "Start").click().run()
+    lab_of(at).job.run_sync(3)  # type: ignore[union-attr]
+    at.run()
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert figure["layout"]["xaxis"]["tickfont"]["size"] >= 16
+    assert figure["layout"]["title"]["font"]["size"] >= 20
+    assert at.query_params["projector"] == "1"
+
+
+def test_a_watch_link_shows_the_run_without_controls(
+    make_app: Callable[..., AppTest], corpus_path: str
+) -> None:
+    from dashboard.room import share_registry
+
+    owner = make_app(**SMALL)
+    owner.run()
+    button(owner, "Start").click().run()
+    job = lab_of(owner).job
+    assert job is not None
+    job.run_sync(4)
+    token = share_registry().share(lab_of(owner), owner="the-teacher")
+    watcher = AppTest.from_file(str(APP), default_timeout=60)
+    watcher.query_params["watch"] = token
+    watcher.run()
+    assert not watcher.exception
+    assert [t.value for t in watcher.title] == ["GRU Lab · watching"]
+    labels = [b.label for b in watcher.button]
+    assert not {"Start", "Pause", "Stop", "Reset", "Step"} & set(labels)
+    assert metrics(watcher)["Step"] == "4"
+    assert "lab" not in watcher.session_state  # the watcher has no handle on the run
+    job.run_sync(2)
+    watcher.run()
+    assert metrics(watcher)["Step"] == "6"
+    assert share_registry().watchers(token) == 1
+    # Fork: the watcher gets the run's settings in a lab of their own.
+    button(watcher, "Fork: copy its settings into my own lab").click().run()
+    assert not watcher.exception and "watch" not in watcher.query_params
+    assert watcher.slider(key=wkey(watcher, "hidden")).value == 32
+    assert lab_of(watcher) is not lab_of(owner)
+
+
+def test_a_wrong_watch_token_says_so(make_app: Callable[..., AppTest]) -> None:
+    at = make_app(watch="not-a-real-token")
+    at.run()
+    assert not at.exception
+    assert any("not valid" in e.value for e in at.error)
+    assert not at.get("plotly_chart")
+
+
+# -- issue 11: the memory view ------------------------------------------------------------------
+
+
+def test_the_memory_view_reads_a_running_job_and_a_saved_run(
+    make_app: Callable[..., AppTest],
+) -> None:
+    at = make_app(**SMALL, epochs="1")
+    at.run()
+    button(at, "Start").click().run()
+    job = lab_of(at).job
+    assert job is not None
+    job.run_sync(3)
+    at.run()
+    at.get("button_group")[0].set_value("Memory").run()
+    assert not at.exception
+    assert at.selectbox(key="memory_source").value.startswith("this run (weights at step")
+    assert {c.key for c in at.get("plotly_chart")} >= {"memory-connectivity", "memory-ranking"}
+    finish(at)
+    at.get("button_group")[0].set_value("Memory").run()
+    sources = at.selectbox(key="memory_source").options
+    assert any(name.startswith("#1 GRU") for name in sources)  # the saved run kept its weights
+    at.selectbox(key="memory_source").select(sources[-1]).run()
+    assert not at.exception
+    assert "memory-connectivity" in {c.key for c in at.get("plotly_chart")}

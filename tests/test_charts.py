@@ -14,10 +14,12 @@ import pytest
 
 from dashboard import cell_charts, charts, figure_base
 from dashboard.cell_charts import (
+    flow_reach_figure,
     gate_bands_figure,
     gate_heatmap_figure,
     grad_flow_heatmap_figure,
     grad_flow_line_figure,
+    normalise_at_end,
     probe_text_html,
 )
 from dashboard.charts import (
@@ -230,9 +232,10 @@ def test_grad_norm_figure_says_when_clipping_was_off_throughout(snap: Snapshot) 
     steps = snap.steps.assign(clip_threshold=np.nan, clipped=False)
     fig = grad_norm_figure(steps)
     check_figure(fig)
-    assert fig.layout.title.text == "Gradient norm (clipping off)"
+    assert fig.layout.title.text == "Gradient norm"
+    assert fig.layout.title.subtitle.text == "clipping off"
     assert "clip threshold (off)" in names(fig) and "clip threshold" not in names(fig)
-    assert grad_norm_figure(snap.steps).layout.title.text.startswith("Gradient norm (clipped on")
+    assert grad_norm_figure(snap.steps).layout.title.subtitle.text.startswith("clipped on")
 
 
 def test_clipped_share(snap: Snapshot) -> None:
@@ -304,7 +307,7 @@ def test_probe_text_html_escapes_and_shades() -> None:
 def test_grad_flow_line_figure(snap: Snapshot) -> None:
     fig = grad_flow_line_figure(snap.flow[-1], int(snap.flow_steps[-1]))
     check_figure(fig)
-    assert fig.layout.yaxis.type == "log" and "60" in fig.layout.title.text
+    assert fig.layout.yaxis.type == "log" and "60" in fig.layout.title.subtitle.text
     assert fig.data[0].x[0] == 1 and len(fig.data[0].x) == 35
     fig = grad_flow_line_figure(np.array([1.0, np.nan, 0.0, np.inf, 0.5]), 3)
     check_figure(fig)
@@ -371,3 +374,21 @@ def test_charts_never_import_streamlit(module: object) -> None:
         for alias in node.names
     }
     assert not any(m.split(".")[0] == "streamlit" for m in modules)
+
+
+def test_one_losss_reach_is_normalised_to_one_at_the_end() -> None:
+    """The vanishing picture: ||dl_T/dH_t|| / ||dl_T/dH_T||, so t = T reads exactly 1."""
+    last = np.array([1e-6, 1e-4, 1e-2, 0.5])
+    late = np.array([1e-3, 1e-2, 0.1, 2.0])
+    fig = flow_reach_figure(last, late, step=41)
+    check_figure(fig)
+    ys = [np.asarray(t.y) for t in fig.data]
+    np.testing.assert_allclose(ys[0], last / 0.5)
+    np.testing.assert_allclose(ys[1], late / 2.0)
+    assert ys[0][-1] == ys[1][-1] == 1.0 and fig.layout.yaxis.type == "log"
+    assert "41" in fig.layout.title.subtitle.text
+    # Rows whose end is zero or missing are NaN, not a division by zero.
+    normed = normalise_at_end(np.array([[1.0, 2.0, 0.0], [1.0, 4.0, np.nan], [2.0, 1.0, 4.0]]))
+    assert np.isnan(normed[0]).all()
+    np.testing.assert_allclose(normed[1][:2], [0.25, 1.0])
+    np.testing.assert_allclose(normed[2], [0.5, 0.25, 1.0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import threading
 import time
 import warnings
@@ -12,11 +13,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 
-from gru_core import fused
-from gru_core import train as train_mod
+from gru_core import step as step_mod
+from gru_core import step_bptt
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.job import ENDED, SlotPool, TrainingJob
+from gru_core.job import ENDED, SlotPool, TrainingJob, _cpu_name
 
 from helpers import CHAOTIC, wait_for
 
@@ -122,7 +123,8 @@ def test_run_sync_takes_exactly_the_steps_asked_and_traces_the_probe(
     probe = snap.probe
     assert probe is not None
     text = probe["text"]
-    assert text.startswith("time traveller")
+    assert text == job.probe_text  # the corpus's own opening words, read as training reads
+    assert text.startswith("the quick brown fox jumps")
     assert set(probe["gates"]) == {"Z", "R", "H_tilde"}
     Z = probe["gates"]["Z"]
     assert Z.shape == (len(text), 24)
@@ -433,16 +435,16 @@ def test_divergence_mid_run_keeps_the_records_before_it(
 ) -> None:
     """Steps 1-3 are finite; at step 4 the loss becomes NaN (as a blow-up would make it)."""
     calls = {"n": 0}
-    real = train_mod.loss_and_grads
+    real = step_mod.loss_and_grads
 
-    def blows_up(*args: object, **kwargs: object) -> fused.LossAndGrads:
+    def blows_up(*args: object, **kwargs: object) -> step_bptt.Grads:
         calls["n"] += 1
         result = real(*args, **kwargs)  # type: ignore[arg-type]
         if calls["n"] == 4:
-            return result._replace(loss=torch.tensor(math.nan))
+            return result._replace(loss=result.loss * math.nan)
         return result
 
-    monkeypatch.setattr(train_mod, "loss_and_grads", blows_up)
+    monkeypatch.setattr(step_mod, "loss_and_grads", blows_up)
     job = make_job(clip_threshold=None)
     job.start()
     status = wait_for(job, lambda s: s.state in ENDED)
@@ -461,15 +463,15 @@ def _failing_loss_and_grads(
     monkeypatch: pytest.MonkeyPatch, make_error: Callable[[], BaseException], on_call: int
 ) -> None:
     calls = {"n": 0}
-    real = train_mod.loss_and_grads
+    real = step_mod.loss_and_grads
 
-    def flaky(*args: object, **kwargs: object) -> fused.LossAndGrads:
+    def flaky(*args: object, **kwargs: object) -> step_bptt.Grads:
         calls["n"] += 1
         if calls["n"] == on_call:
             raise make_error()
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(train_mod, "loss_and_grads", flaky)
+    monkeypatch.setattr(step_mod, "loss_and_grads", flaky)
 
 
 def test_out_of_memory_ends_the_job(
@@ -551,3 +553,117 @@ def test_start_stop_cycles_leave_no_threads_or_tensors(small_corpus: Corpus) -> 
     after = _tensor_count()
     assert after - before <= 20, (before, after)
     assert pool.running == 0
+
+
+# -- one truth for knobs, flushing, weights, threads ---------------------------------------
+
+
+def test_a_live_change_replaces_the_config_and_keeps_the_start_config(
+    make_job: Callable[..., TrainingJob],
+) -> None:
+    job = make_job(clip_threshold=1.0, lr=1.0)
+    start = job.config
+    job.run_sync(2)
+    job.set_clip_threshold(None)
+    job.set_lr(0.5)
+    assert job.config == start.replace(clip_threshold=None, lr=0.5)  # in force from now on
+    assert job.start_config is start and job.start_config.clip_threshold == 1.0
+    with pytest.raises(ValueError, match="lr"):
+        job.set_lr(-1.0)
+    assert job.config.lr == 0.5  # a rejected value changes nothing
+    job.run_sync(1)
+    last = job.telemetry.snapshot().last_step
+    assert last is not None and (last.clip_threshold, last.lr) == (None, 0.5)
+    assert job._trainer is not None and job._trainer.config == job.config
+    job.stop()
+    assert job.config.clip_threshold is None and job.status().clip_threshold is None
+
+
+def test_pause_and_stop_flush_the_step_in_flight(make_job: Callable[..., TrainingJob]) -> None:
+    job = make_job(num_epochs=1000)
+    job.start()
+    wait_for(job, lambda s: s.step >= 3)
+    job.pause()
+    paused = settle(job)
+    trainer = job._trainer
+    assert trainer is not None and not trainer.pending  # nothing launched but unrecorded
+    assert trainer.step == paused == job.telemetry.snapshot().last_step.step  # type: ignore[union-attr]
+    job.resume()
+    wait_for(job, lambda s: s.step >= paused + 3)
+    job.stop()
+    status = job.status()
+    snap = job.telemetry.snapshot()
+    assert snap.total_steps == status.step and snap.last_step is not None
+    assert snap.last_step.step == status.step
+
+
+def test_weights_are_published_and_outlive_the_run(make_job: Callable[..., TrainingJob]) -> None:
+    job = make_job(hidden_size=12)
+    assert job.weights() is None
+    job.run_sync(3)
+    got = job.weights()
+    assert got is not None
+    step, weights = got
+    probe = job.telemetry.snapshot().probe
+    assert probe is not None and step == probe["step"] and 1 <= step <= 3  # refreshed together
+    assert weights["W_xz"].shape == (len(job._trainer.vocab), 12)  # type: ignore[union-attr]
+    assert weights["W_hz"].shape == (12, 12) and weights["b_q"].dtype == torch.float32
+    assert weights["W_hq"].device.type == "cpu"
+    job.run_sync(2)
+    job.stop()
+    final = job.weights()
+    assert final is not None and final[0] == 5
+    assert not torch.equal(final[1]["W_hq"], weights["W_hq"])
+
+
+def test_a_diverged_job_keeps_its_last_finite_weights(make_job: Callable[..., TrainingJob]) -> None:
+    job = make_job(**CHAOTIC)
+    status = job.run_sync()
+    assert status.state == "diverged"
+    got = job.weights()
+    assert got is not None and got[0] == 0  # step 1 diverged: the initial weights
+    assert all(torch.isfinite(w).all() for w in got[1].values())
+
+
+def test_status_note_is_empty_on_the_cpu(make_job: Callable[..., TrainingJob]) -> None:
+    job = make_job()
+    assert job.run_sync(2).note is None
+
+
+def test_torch_threads_are_per_os_thread() -> None:
+    """What the job relies on: a thread's set_num_threads does not change another's."""
+    main = torch.get_num_threads()
+    seen: list[int] = []
+
+    def worker() -> None:
+        torch.set_num_threads(max(1, main + 1))
+        seen.append(torch.get_num_threads())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == [main + 1] and torch.get_num_threads() == main
+
+
+def test_a_lone_job_gets_every_core_and_jobs_running_together_share_them(
+    make_job: Callable[..., TrainingJob],
+) -> None:
+    cores = os.cpu_count() or 1
+    main = torch.get_num_threads()
+    pool = SlotPool(2)
+    first = make_job(pool=pool, num_epochs=1000, max_steps_per_sec=100)
+    first.start()
+    wait_for(first, lambda s: s.step >= 2)
+    assert first.status().device == _cpu_name(cores)
+    second = make_job(pool=pool, num_epochs=1000, max_steps_per_sec=100)
+    second.start()
+    shared = _cpu_name(max(1, cores // 2))
+    wait_for(second, lambda s: s.step >= 2 and s.device == shared)
+    wait_for(first, lambda s: s.device == shared)
+    second.stop()
+    wait_for(first, lambda s: s.device == _cpu_name(cores))
+    first.stop()
+    assert torch.get_num_threads() == main  # the workers never touched this thread's count
+    pinned = make_job(pool=pool, num_threads=1)
+    pinned.start()
+    assert wait_for(pinned, lambda s: s.step >= 1).device == _cpu_name(1)

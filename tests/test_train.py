@@ -10,13 +10,14 @@ import pytest
 import torch
 from torch import Tensor
 
-from gru_core import fused
-from gru_core import train as train_mod
+from gru_core import fused, step_bptt
+from gru_core import step as step_mod
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, corpus_from_text
 from gru_core.model import GRUScratch
 from gru_core.records import PERCENTILES, EpochRecord, GateStats, Outcome, StepRecord
-from gru_core.train import NUM_PREDS, PREFIX, Record, Trainer, gate_stats
+from gru_core.sources import D2L_PREFIX as PREFIX
+from gru_core.train import NUM_PREDS, Record, Trainer, gate_stats
 
 from helpers import CHAOTIC
 
@@ -31,8 +32,8 @@ SMALL = {
 }
 
 
-def make_trainer(corpus: Corpus, **changes: object) -> Trainer:
-    return Trainer(TrainConfig(**{**SMALL, **changes}), corpus, device="cpu")
+def make_trainer(corpus: Corpus, dtype: torch.dtype = torch.float32, **changes: object) -> Trainer:
+    return Trainer(TrainConfig(**{**SMALL, **changes}), corpus, device="cpu", dtype=dtype)
 
 
 def first_batch(trainer: Trainer) -> tuple[Tensor, Tensor]:
@@ -76,8 +77,7 @@ def test_clipping_tiny_threshold_rescales_the_global_norm(
     small_corpus: Corpus, dtype: torch.dtype
 ) -> None:
     theta, lr = 1e-3, 2.0
-    trainer = make_trainer(small_corpus, clip_threshold=theta, lr=lr)
-    trainer.model.to(dtype)
+    trainer = make_trainer(small_corpus, dtype, clip_threshold=theta, lr=lr)
     X, Y = first_batch(trainer)
     grads, g_norm = reference_step(trainer, X, Y)
     before = params_of(trainer)
@@ -105,8 +105,7 @@ def test_no_clipping_when_threshold_huge_or_off(
     small_corpus: Corpus, theta: float | None, dtype: torch.dtype
 ) -> None:
     lr = 0.5
-    trainer = make_trainer(small_corpus, clip_threshold=theta, lr=lr)
-    trainer.model.to(dtype)
+    trainer = make_trainer(small_corpus, dtype, clip_threshold=theta, lr=lr)
     X, Y = first_batch(trainer)
     grads, g_norm = reference_step(trainer, X, Y)
     before = params_of(trainer)
@@ -164,13 +163,15 @@ def test_live_knobs_apply_to_the_next_step(small_corpus: Corpus) -> None:
         with pytest.raises(ValueError, match="clip_threshold"):
             trainer.set_clip_threshold(bad_theta)  # type: ignore[arg-type]
     # A rejected value leaves the knobs as they were.
-    assert trainer.lr == 0.25 and trainer.clip_threshold is None
+    assert trainer.config.lr == 0.25 and trainer.config.clip_threshold is None
     result = trainer.train_step(X, Y, state)
     assert not isinstance(result, Outcome)
     assert (result[0].lr, result[0].clip_threshold) == (0.25, None)
 
 
-def test_knob_set_during_run_reaches_the_next_record(small_corpus: Corpus) -> None:
+def test_knob_set_during_run_reaches_the_next_launched_step(small_corpus: Corpus) -> None:
+    """Records come one step late: when record 2 is read, step 3 is already on its way with
+    the old knobs, so a change made then applies from step 4 (and its record says so)."""
     trainer = make_trainer(small_corpus, num_epochs=1, lr=1.0, clip_threshold=1.0)
     seen: list[StepRecord] = []
     for record in trainer.run():
@@ -179,9 +180,20 @@ def test_knob_set_during_run_reaches_the_next_record(small_corpus: Corpus) -> No
             if record.step == 2:
                 trainer.set_lr(0.5)
                 trainer.set_clip_threshold(0.01)
-            if record.step == 4:
+                assert trainer.step == 3 and trainer.pending
+            if record.step == 5:
                 break
-    assert [(r.lr, r.clip_threshold) for r in seen] == [(1.0, 1.0)] * 2 + [(0.5, 0.01)] * 2
+    assert [(r.lr, r.clip_threshold) for r in seen] == [(1.0, 1.0)] * 3 + [(0.5, 0.01)] * 2
+    assert trainer.config.lr == 0.5 and trainer.config.clip_threshold == 0.01
+
+
+def test_knob_set_without_lookahead_reaches_the_next_step(small_corpus: Corpus) -> None:
+    trainer = make_trainer(small_corpus, num_epochs=1, lr=1.0, clip_threshold=1.0)
+    first = trainer.advance(lookahead=False)
+    assert [r.step for r in first if isinstance(r, StepRecord)] == [1] and not trainer.pending
+    trainer.set_lr(0.5)
+    (record,) = trainer.advance(lookahead=False)
+    assert isinstance(record, StepRecord) and (record.step, record.lr) == (2, 0.5)
 
 
 # -- divergence and out of memory ---------------------------------------------------------
@@ -205,8 +217,9 @@ def test_divergence_from_config_ends_with_outcome(small_corpus: Corpus) -> None:
 
 
 def test_divergence_mid_run_keeps_earlier_records_and_weights(small_corpus: Corpus) -> None:
-    """Three good steps, then the weights are swapped for chaotic ones (as a blow-up would
-    leave them): step 4 diverges, steps 1-3 remain, and the update of step 4 is not applied."""
+    """Record 3 is read while step 4 is already done (records come one step late); then the
+    weights are swapped for chaotic ones (as a blow-up would leave them): step 5 diverges,
+    steps 1-4 remain, and the update of step 5 is not applied."""
     config = TrainConfig(**{**CHAOTIC, "init_std": 0.1, "lr": 0.5, "clip_threshold": 1.0})
     trainer = Trainer(config, small_corpus, device="cpu")
     torch.manual_seed(123)
@@ -217,12 +230,12 @@ def test_divergence_mid_run_keeps_earlier_records_and_weights(small_corpus: Corp
         if isinstance(record, StepRecord) and record.step == 3:
             trainer.model.load_state_dict(chaotic.state_dict())
     steps, _, outcomes = split(records)
-    assert [r.step for r in steps] == [1, 2, 3]
+    assert [r.step for r in steps] == [1, 2, 3, 4]
     assert all(math.isfinite(r.loss) and math.isfinite(r.grad_norm) for r in steps)
     assert len(outcomes) == 1 and records[-1] is outcomes[0]
     outcome = outcomes[0]
-    assert (outcome.status, outcome.step) == ("diverged", 4)
-    assert "step 4" in outcome.message
+    assert (outcome.status, outcome.step) == ("diverged", 5)
+    assert "step 5" in outcome.message
     assert outcome.last_finite_loss == steps[-1].loss
     assert outcome.last_finite_grad_norm == steps[-1].grad_norm
     for name, p in trainer.model.state_dict().items():
@@ -233,15 +246,15 @@ def test_out_of_memory_ends_with_outcome(
     small_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    real = train_mod.loss_and_grads
+    real = step_mod.loss_and_grads
 
-    def flaky(*args: object, **kwargs: object) -> fused.LossAndGrads:
+    def flaky(*args: object, **kwargs: object) -> step_bptt.Grads:
         calls["n"] += 1
         if calls["n"] == 3:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(train_mod, "loss_and_grads", flaky)
+    monkeypatch.setattr(step_mod, "loss_and_grads", flaky)
     trainer = make_trainer(small_corpus)
     records = list(trainer.run())  # no exception escapes
     steps, _, outcomes = split(records)
@@ -338,8 +351,10 @@ def test_records_fields(small_corpus: Corpus) -> None:
         assert 1.0 < epoch.val_perplexity < 1000.0
         assert epoch.tokens_per_sec > 0 and epoch.elapsed > 0
         for text in (epoch.greedy_text, epoch.sampled_text):
-            assert text.startswith("time traveller") and PREFIX == "time traveller"
-            assert len(text) == len(PREFIX) + NUM_PREDS == 14 + 50, text
+            # Generated text starts from the corpus's own first words (an upload's, here).
+            prefix = small_corpus.prefix
+            assert prefix == "the quick brown fox" and text.startswith(prefix)
+            assert len(text) == len(prefix) + NUM_PREDS, text
     assert epochs[1].elapsed >= epochs[0].elapsed
     assert len(outcomes) == 1 and records[-1] is outcomes[0]
     assert outcomes[0].status == "done" and outcomes[0].step == len(steps)
@@ -361,7 +376,7 @@ def test_eval_every_evaluates_every_kth_and_the_last_epoch(small_corpus: Corpus)
         if thin.epoch in (3, 6, 7):
             assert thin.val_perplexity == pytest.approx(full.val_perplexity)
             assert thin.greedy_text == full.greedy_text
-            assert thin.sampled_text.startswith(PREFIX)
+            assert thin.sampled_text.startswith(small_corpus.prefix)
         else:
             assert (thin.val_perplexity, thin.greedy_text, thin.sampled_text) == (None, "", "")
     with pytest.raises(ValueError, match="eval_every"):

@@ -1,0 +1,163 @@
+"""The room: teacher links that hide or lock controls, and one shared run the class watches.
+
+- ``?hide=clip_on,clip`` leaves those controls out of a student's sidebar; ``?lock=lr`` shows
+  them greyed out at the link's value (TensorFlow Playground's ``<control>_hide`` trick). The
+  rest of the URL still sets the other controls. "Link for students" builds such a URL from the
+  current settings; a lesson can suggest what to hide and lock.
+- "Share this run" gives a read-only ``?watch=<token>`` link to this bench (``sharing.py``);
+  ``watch_page`` is what a watcher sees: status, charts and text, no run controls, and "Fork"
+  to copy the settings into their own lab.
+Script thread only.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import streamlit as st
+
+from dashboard import controls as ctl
+from dashboard import lessons, views
+from dashboard.display import PROJECTOR_KEY, projector_on
+from dashboard.lab import Lab
+from dashboard.sharing import ShareRegistry, WatchError
+
+HIDE, LOCK, WATCH = "hide", "lock", "watch"  # URL parameters
+ROOM_KEYS = (HIDE, LOCK, WATCH)
+
+
+@st.cache_resource(show_spinner=False)
+def share_registry() -> ShareRegistry:
+    """The server's shared runs: one registry for every session, so watchers find them."""
+    return ShareRegistry()
+
+
+def parse_keys(raw: str | None, what: str) -> tuple[frozenset[str], list[str]]:
+    """'clip_on,clip' -> the control keys it names, and a warning for each unknown one."""
+    if not raw:
+        return frozenset(), []
+    keys, warnings = set(), []
+    for key in (k.strip() for k in str(raw).split(",")):
+        if key in ctl.BY_KEY:
+            keys.add(key)
+        elif key:
+            warnings.append(f"ignored `{what}={key}` in the URL: no control is called {key!r}")
+    return frozenset(keys), warnings
+
+
+def read_room_params(params: Mapping[str, str]) -> list[str]:
+    """Remember the link's hidden and locked controls for this session; return warnings."""
+    hidden, w1 = parse_keys(params.get(HIDE), HIDE)
+    locked, w2 = parse_keys(params.get(LOCK), LOCK)
+    st.session_state._hidden, st.session_state._locked = hidden, locked - hidden
+    return w1 + w2
+
+
+def hidden_controls() -> frozenset[str]:
+    return st.session_state.get("_hidden", frozenset())
+
+
+def locked_controls() -> frozenset[str]:
+    return st.session_state.get("_locked", frozenset())
+
+
+def student_link(
+    base_url: str, values: Mapping[str, Any], hide: list[str], lock: list[str], projector: bool
+) -> str:
+    """A URL with the settings that differ from the defaults, what to hide and lock, and
+    projector mode; never this browser's saved-runs token."""
+    query = ctl.to_query(values)
+    if hide:
+        query[HIDE] = ",".join(hide)
+    if lock:
+        query[LOCK] = ",".join(k for k in lock if k not in hide)
+    if projector:
+        query[PROJECTOR_KEY] = "1"
+    scheme, netloc, path, _, _ = urlsplit(base_url or "http://localhost:8501/")
+    return urlunsplit((scheme, netloc, path or "/", urlencode(query, safe=","), ""))
+
+
+def room_section(lab: Lab, registry: ShareRegistry, values: dict[str, Any], sb: Any) -> None:
+    """The sidebar's Room section: projector mode, a link for students, sharing this run."""
+    sb.header("Room")
+    sb.toggle(
+        "Projector mode",
+        key=PROJECTOR_KEY,
+        help="large type, thick lines and fewer ticks for the back row (or ?projector=1)",
+    )
+    with sb.popover("Link for students", width="stretch"):
+        lesson = lessons.BY_NAME.get(st.session_state.get("lesson") or "")
+        labels = {c.key: c.label for c in ctl.CONTROLS}
+        hide = st.multiselect(
+            "Hide", list(labels), default=list(lesson.hide) if lesson else [],
+            format_func=labels.get, key="link_hide",
+        )  # fmt: skip
+        lock = st.multiselect(
+            "Lock (shown, greyed out)", [k for k in labels if k not in hide],
+            default=[k for k in (lesson.lock if lesson else ()) if k not in hide],
+            format_func=labels.get, key="link_lock",
+        )  # fmt: skip
+        url = student_link(str(st.context.url or ""), values, hide, lock, projector_on())
+        st.code(url, language=None, wrap_lines=True)
+        st.caption("Opens with these settings; hidden controls keep the values above.")
+    _share_controls(lab, registry, sb)
+
+
+def _owner_secret() -> str:
+    return st.session_state.setdefault("_owner_secret", secrets.token_urlsafe(16))
+
+
+def _share_controls(lab: Lab, registry: ShareRegistry, sb: Any) -> None:
+    token = registry.token_of(lab)
+    if token is None:
+        if sb.button("Share this run with the class", help="a read-only link to this bench"):
+            registry.share(lab, _owner_secret())
+            st.rerun()
+        return
+    base = urlsplit(str(st.context.url or "http://localhost:8501/"))
+    link = urlunsplit((base.scheme, base.netloc, base.path or "/", urlencode({WATCH: token}), ""))
+    sb.caption(f"Shared, read-only · {registry.watchers(token)} watching now")
+    sb.code(link, language=None, wrap_lines=True)
+    if sb.button("Stop sharing"):
+        registry.stop(token, _owner_secret())
+        st.rerun()
+
+
+def watch_page(registry: ShareRegistry, token: str) -> None:
+    """What a watcher sees: the shared bench's run, read-only, refreshed live."""
+    st.title("GRU Lab · watching")
+    watcher = st.session_state.setdefault("_watcher_id", secrets.token_urlsafe(12))
+    try:
+        shared = registry.watch(token, watcher)
+    except WatchError as exc:
+        st.error(str(exc))
+        st.button("Open my own lab", on_click=_leave_watch)
+        return
+    st.caption("A read-only view of a run someone is sharing; it refreshes by itself.")
+    st.button("Fork: copy its settings into my own lab", on_click=_fork, args=(shared,))
+
+    @st.fragment(run_every=2.0)
+    def live() -> None:
+        try:
+            registry.watch(token, watcher)  # still shared? (counts as this watcher's heartbeat)
+        except WatchError as exc:
+            st.error(str(exc))
+            return
+        views.live_views(shared)
+
+    live()
+
+
+def _leave_watch() -> None:
+    st.query_params.pop(WATCH, None)
+
+
+def _fork(shared: Lab) -> None:
+    """Leave the watch page with the shared run's settings in this session's own controls."""
+    job = shared.job
+    if job is not None:
+        st.session_state._fork_values = ctl.values_from_config(job.config)
+    _leave_watch()

@@ -1,0 +1,378 @@
+r"""Loss and gradients of K configurations at once, by a hand-written backprop through time.
+
+The maths of ``model.py`` (tests hold it to autograd) over parameter tensors with a leading
+configuration axis K: ``W_xz`` is (K, V, H), ``W_hz`` (K, H, H), ``b_z`` (K, H), and so on
+(K = 1 for an ordinary run). All K members read the same minibatch; each has its own state.
+Everything here is device work only: no host reads, no syncs, no branch on a value.
+
+Layout: time-major with the members next, ``(T, K, B, n)``, so that step t of every member
+is one contiguous (K, B, n) block; the recurrences are batched matmuls (``baddbmm``; plain
+``addmm`` when K = 1).
+
+What is fused, and why (a CPU step of d2l's GRU is bound by per-op overhead, not FLOPs):
+
+- **Input projection once for all steps.** ``X_t W_x*`` is a row gather of the concatenated
+  ``[W_xz | W_xr | W_xh]`` for all T steps and K members at once, biases added in one pass.
+- **Fused gate matrices.** The two sigmoid gates share one ``H_{t-1} [W_hz | W_hr]`` matmul
+  (the cudnn variant also folds in ``W_hh``): ~6 ops a time step instead of ~20.
+- **The update as one op.** ``H_t = Z * H_{t-1} + (1 - Z) * H_tilde`` is
+  ``lerp(H_tilde, H_{t-1}, Z)``. **The output layer once**, after the loop.
+- **Hand-written backward.** The local derivatives that do not depend on the recursion are
+  computed for all t in one pass; the reverse loop only carries ``dL/dH_t``. Weight gradients
+  are one matmul each after the loop. The running ``dL/dH_t`` is the gradient flow plotted.
+- Buffers come from a ``Workspace`` that the caller owns and passes in, so a step maps no
+  fresh memory for its intermediates (and a CUDA graph sees the same addresses every replay).
+
+Backward (GRU, d2l variant), with ``dH`` = dL/dH_t (output path + next step)::
+
+    dA_z = dH * Z(1-Z) * (H_{t-1} - H_tilde)         A_z = pre-activation of Z
+    dA_h = dH * (1-Z) * (1 - H_tilde^2)               A_h = pre-activation of H_tilde
+    dRH  = dA_h W_hh^T;   dA_r = dRH * R(1-R) * H_{t-1}
+    dL/dH_{t-1} = dH * Z + dRH * R + [dA_z | dA_r] [W_hz | W_hr]^T
+
+cudnn variant (G_h = H_{t-1} W_hh + b_hh)::
+
+    dA_r = dA_h * G_h * R(1-R);   dG_h = dA_h * R
+    dL/dH_{t-1} = dH * Z + [dA_z | dA_r | dG_h] [W_hz | W_hr | W_hh]^T
+
+RNN: ``dA = dH * (1 - H_t^2)``, ``dL/dH_{t-1} = dA W_hh^T``.
+
+On flow steps ``step_flow.py`` adds one position's gradient through time (``||d l_T/dH_t||``,
+``||d l_late/dH_t||``) from the same local derivatives. The LSTM has no hand-written backward:
+``step_lstm.py`` runs it by autograd through the same interface.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+LATE = 5  # positions averaged in l_late
+
+
+class Workspace:
+    """Buffers kept between calls, keyed by (name, shape, dtype, device): a step does not map
+    fresh memory for its intermediates (each fresh page costs a fault on first write, ~25% of
+    a CPU step at d2l's size). Owned by whoever runs the steps; gates returned by a step are
+    views of these buffers, valid until the next call with the same workspace."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        key = (name, tuple(shape), like.dtype, like.device)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = like.new_empty(shape)
+        return buf
+
+
+class ForwardCache(NamedTuple):
+    """What the forward keeps for the backward. (T, K, B, .) tensors; None where the model
+    has no such quantity (the RNN has no gates)."""
+
+    Hs: Tensor  # (T+1, K, B, H): H_0..H_T
+    Z: Tensor | None  # update gate
+    R: Tensor | None  # reset gate
+    H_tilde: Tensor | None  # candidate state
+    G_h: Tensor | None  # cudnn: H_{t-1} W_hh + b_hh
+    RH: Tensor | None  # d2l: R * H_{t-1}, for dW_hh
+    W_rec: Tensor | None  # (K, H, 2H or 3H): the recurrent matrices side by side
+
+
+class Grads(NamedTuple):
+    loss: Tensor  # (K,) mean cross-entropy over the B*T targets
+    state: Tensor  # (K, B, H) final state (a view of a workspace buffer)
+    grads: dict[str, Tensor]  # parameter name -> (K, ...) gradient
+    gates: dict[str, Tensor]  # gate name -> (T, K, B, H)
+    flow: Tensor | None  # (T, K) ||dL/dH_t||
+    flow_last: Tensor | None  # (T, K) ||d l_T / dH_t||
+    flow_late: Tensor | None  # (T, K) ||d l_late / dH_t||
+
+
+def model_kind(model: str, gru_variant: str) -> str:
+    """'gru-d2l', 'gru-cudnn', 'rnn' or 'lstm': which code path a config takes."""
+    return f"gru-{gru_variant}" if model == "gru" else model
+
+
+def _addbmm(bias: Tensor, A: Tensor, W: Tensor, out: Tensor) -> Tensor:
+    """out = bias + A @ W per member: (K, B, n) + (K, B, m) @ (K, m, n); addmm when K = 1."""
+    if A.shape[0] == 1:
+        torch.addmm(bias[0], A[0], W[0], out=out[0])
+    else:
+        torch.baddbmm(bias, A, W, out=out)
+    return out
+
+
+def _bmm(A: Tensor, W: Tensor, out: Tensor) -> Tensor:
+    """out = A @ W per member; mm when K = 1."""
+    if A.shape[0] == 1:
+        torch.mm(A[0], W[0], out=out[0])
+    else:
+        torch.bmm(A, W, out=out)
+    return out
+
+
+def _per_t(x: Tensor) -> tuple[Tensor, ...]:
+    """Per-step views of a (T, K, B, n) tensor, made once before a loop: (B, n) each when
+    K = 1 (for plain mm), else (K, B, n). Indexing inside the loop costs a dispatch each."""
+    return (x[:, 0] if x.shape[1] == 1 else x).unbind(0)
+
+
+def _w(W: Tensor) -> Tensor:
+    """A (K, m, n) matrix as the loops' matmuls take it: (m, n) when K = 1."""
+    return W[0] if W.shape[0] == 1 else W
+
+
+def _tmm(A: Tensor, B: Tensor) -> Tensor:
+    """A^T B per member, (K, N, m), (K, N, n) -> (K, m, n); one mm when K = 1."""
+    if A.shape[0] == 1:
+        return (A[0].T @ B[0])[None]
+    return A.transpose(1, 2) @ B
+
+
+def _rows(x: Tensor) -> Tensor:
+    """(T, K, B, n) -> (K, T*B, n), rows time-major (a view when K = 1)."""
+    return x.transpose(0, 1).reshape(x.shape[1], -1, x.shape[-1])
+
+
+def _gather_inputs(
+    ws: Workspace, weights: list[Tensor], biases: list[Tensor], steps: Tensor
+) -> tuple[Tensor, Tensor]:
+    """X_t [W_x1 | ...] + [b_1 | ...] for all t and members as one row gather: (T, K, B, n).
+    Also returns the flat row index (T*K*B,) into the (K*V, n) stacked input weights."""
+    W_x = torch.cat(weights, dim=2)  # (K, V, n)
+    K, V, n = W_x.shape
+    T, B = steps.shape
+    offsets = torch.arange(K, device=steps.device) * V
+    index = (steps[:, None, :] + offsets[None, :, None]).reshape(-1)  # (T*K*B,)
+    out = ws.get("XP", (T * K * B, n), W_x)
+    torch.index_select(W_x.reshape(K * V, n), 0, index, out=out)
+    return out.view(T, K, B, n).add_(torch.cat(biases, dim=1)[None, :, None]), index
+
+
+def gru_forward(P: dict[str, Tensor], steps: Tensor, H0: Tensor, ws: Workspace) -> ForwardCache:
+    """GRU over ``steps`` (T, B) from H0 (K, B, H); variant from the parameter names."""
+    T, B = steps.shape
+    K, _, Hn = H0.shape
+    cudnn = "b_hh" in P
+    b_h = P["b_xh"] if cudnn else P["b_h"]
+    XP, _ = _gather_inputs(ws, [P["W_xz"], P["W_xr"], P["W_xh"]], [P["b_z"], P["b_r"], b_h], steps)
+    Hs = ws.get("Hs", (T + 1, K, B, Hn), H0)
+    ZR = ws.get("ZR", (T, K, B, 2 * Hn), H0)
+    H_tilde = ws.get("H_tilde", (T, K, B, Hn), H0)
+    Hs[0] = H0
+    mm = torch.addmm if K == 1 else torch.baddbmm
+    Hs_t, H_tilde_t = _per_t(Hs), _per_t(H_tilde)
+    ZR_t, Z_t, R_t = _per_t(ZR), _per_t(ZR[..., :Hn]), _per_t(ZR[..., Hn:])
+    XPzr_t, XPh_t = _per_t(XP[..., : 2 * Hn]), _per_t(XP[..., 2 * Hn :])
+    if cudnn:
+        W_h = torch.cat([P["W_hz"], P["W_hr"], P["W_hh"]], dim=2)  # (K, H, 3H)
+        b_hcat = torch.cat([torch.zeros_like(P["b_hh"]).repeat(1, 2), P["b_hh"]], dim=1)[:, None]
+        G = ws.get("G", (T, K, B, 3 * Hn), H0)  # H_{t-1} [W_hz | W_hr | W_hh] + [0 | 0 | b_hh]
+        G_t, Gzr_t, Gh_t = _per_t(G), _per_t(G[..., : 2 * Hn]), _per_t(G[..., 2 * Hn :])
+        W_h_, b_hcat_ = _w(W_h), _w(b_hcat)
+        for t in range(T):
+            H = Hs_t[t]
+            mm(b_hcat_, H, W_h_, out=G_t[t])
+            torch.add(XPzr_t[t], Gzr_t[t], out=ZR_t[t]).sigmoid_()  # [Z | R]
+            # H_tilde = tanh(X W_xh + b_xh + R * (H W_hh + b_hh))
+            torch.addcmul(XPh_t[t], R_t[t], Gh_t[t], out=H_tilde_t[t]).tanh_()
+            torch.lerp(H_tilde_t[t], H, Z_t[t], out=Hs_t[t + 1])  # Z * H + (1 - Z) * H_tilde
+        return ForwardCache(Hs, ZR[..., :Hn], ZR[..., Hn:], H_tilde, G[..., 2 * Hn :], None, W_h)
+    W_hzr = torch.cat([P["W_hz"], P["W_hr"]], dim=2)  # (K, H, 2H)
+    RH = ws.get("RH", (T, K, B, Hn), H0)  # R * H_{t-1}, kept for dW_hh
+    RH_t, W_hzr_, W_hh_ = _per_t(RH), _w(W_hzr), _w(P["W_hh"])
+    for t in range(T):
+        H = Hs_t[t]
+        mm(XPzr_t[t], H, W_hzr_, out=ZR_t[t]).sigmoid_()  # [Z | R]
+        torch.mul(R_t[t], H, out=RH_t[t])
+        # H_tilde = tanh(X W_xh + (R * H) W_hh + b_h)
+        mm(XPh_t[t], RH_t[t], W_hh_, out=H_tilde_t[t]).tanh_()
+        torch.lerp(H_tilde_t[t], H, Z_t[t], out=Hs_t[t + 1])  # Z * H + (1 - Z) * H_tilde
+    return ForwardCache(Hs, ZR[..., :Hn], ZR[..., Hn:], H_tilde, None, RH, W_hzr)
+
+
+def rnn_forward(P: dict[str, Tensor], steps: Tensor, H0: Tensor, ws: Workspace) -> ForwardCache:
+    T, B = steps.shape
+    XP, _ = _gather_inputs(ws, [P["W_xh"]], [P["b_h"]], steps)
+    Hs = ws.get("Hs", (T + 1, *H0.shape), H0)
+    Hs[0] = H0
+    mm = torch.addmm if H0.shape[0] == 1 else torch.baddbmm
+    Hs_t, XP_t, W_hh_ = _per_t(Hs), _per_t(XP), _w(P["W_hh"])
+    for t in range(T):
+        # H_t = tanh(X_t W_xh + b_h + H_{t-1} W_hh)
+        mm(XP_t[t], Hs_t[t], W_hh_, out=Hs_t[t + 1]).tanh_()
+    return ForwardCache(Hs, None, None, None, None, None, None)
+
+
+def cross_entropy_and_grad(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-member mean cross-entropy of (K, N, V) logits against (N,) targets, and its
+    gradient wrt the logits, (softmax - onehot) / N."""
+    K, N, _ = logits.shape
+    log_p = torch.log_softmax(logits, dim=2)
+    index = targets[None, :, None].expand(K, N, 1)
+    loss = -log_p.gather(2, index).mean(dim=(1, 2))
+    dlogits = log_p.exp_()
+    dlogits.scatter_add_(2, index, torch.full_like(dlogits[..., :1], -1.0))
+    return loss, dlogits.mul_(1.0 / N)
+
+
+def loss_and_grads(
+    kind: str,
+    P: dict[str, Tensor],
+    X: Tensor,
+    Y: Tensor,
+    H0: Tensor,
+    ws: Workspace,
+    want_flow: bool = False,
+) -> Grads:
+    """Mean cross-entropy of predicting Y (B, T) from X (B, T) per member, and its gradients.
+    ``kind`` is 'gru-d2l', 'gru-cudnn' or 'rnn' (``lstm_loss_and_grads`` for the LSTM)."""
+    from .step_flow import probe_backward, probe_injection  # it builds on this module
+
+    with torch.no_grad():
+        steps = X.T.contiguous()  # (T, B)
+        targets = Y.T.reshape(-1)  # time-major, like d2l's Y.T.reshape(-1)
+        gru = kind.startswith("gru")
+        cache = (gru_forward if gru else rnn_forward)(P, steps, H0, ws)
+        H_out = cache.Hs[1:]  # (T, K, B, H): H_1..H_T
+        T, K, B, Hn = H_out.shape
+        V = P["b_q"].shape[1]
+        H_rows = _rows(H_out)  # (K, T*B, H)
+        logits = _addbmm(P["b_q"][:, None], H_rows, P["W_hq"], H_rows.new_empty(K, T * B, V))
+        loss, dlogits = cross_entropy_and_grad(logits, targets)  # O = H W_hq + b_q
+        grads = {"W_hq": _tmm(H_rows, dlogits), "b_q": dlogits.sum(1)}
+        dH = ws.get("dH", (T, K, B, Hn), H0)  # dL/dH_t from the output layer, then in total
+        W_hq_T = P["W_hq"].transpose(1, 2)
+        if K == 1:
+            torch.mm(dlogits[0], W_hq_T[0], out=dH.view(T * B, Hn))
+        else:
+            dH.copy_((dlogits @ W_hq_T).view(K, T, B, Hn).transpose(0, 1))
+        probes = probe_injection(dH, ws) if want_flow else None
+        local = _gru_local(cache, ws) if gru else _rnn_local(cache, ws)
+        grads |= (_gru_backward if gru else _rnn_backward)(P, steps, cache, local, dH, ws)
+        gates = {"Z": cache.Z, "R": cache.R, "H_tilde": cache.H_tilde} if gru else {}
+        flow = flow_last = flow_late = None
+        if probes is not None:
+            flow = dH.flatten(2).norm(dim=2)  # after the loop dH[t] is the total dL/dH_t
+            both = probe_backward(kind, P, cache, local, probes, ws)  # (T, K, 2)
+            flow_last, flow_late = both[..., 0], both[..., 1]
+        return Grads(loss, H_out[-1], grads, gates, flow, flow_last, flow_late)
+
+
+def _gru_local(c: ForwardCache, ws: Workspace) -> tuple[Tensor, Tensor, Tensor]:
+    """Local derivatives for all t at once: gZ, gH, gR (see the module docstring)."""
+    Z, R, H_tilde, H_prev = c.Z, c.R, c.H_tilde, c.Hs[:-1]
+    assert Z is not None and R is not None and H_tilde is not None
+    shape = tuple(H_tilde.shape)
+    gZ = torch.sub(H_prev, H_tilde, out=ws.get("gZ", shape, H_tilde)).mul_(Z)
+    gZ.addcmul_(gZ, Z, value=-1)  # dA_z = dH * gZ, gZ = Z(1-Z)(H_{t-1} - H_tilde)
+    gH = torch.mul(H_tilde, H_tilde, out=ws.get("gH", shape, H_tilde)).neg_().add_(1)
+    gH.addcmul_(gH, Z, value=-1)  # dA_h = dH * gH, gH = (1-Z)(1 - H_tilde^2)
+    gate_in = c.G_h if c.G_h is not None else H_prev
+    gR = torch.mul(R, gate_in, out=ws.get("gR", shape, H_tilde))
+    gR.addcmul_(gR, R, value=-1)  # gR = R(1-R) * (G_h or H_{t-1})
+    return gZ, gH, gR
+
+
+def _rnn_local(c: ForwardCache, ws: Workspace) -> tuple[Tensor]:
+    H = c.Hs[1:]
+    gA = torch.mul(H, H, out=ws.get("gA", tuple(H.shape), H)).neg_().add_(1)  # 1 - H_t^2
+    return (gA,)
+
+
+def _gru_backward(
+    P: dict[str, Tensor],
+    steps: Tensor,
+    c: ForwardCache,
+    local: tuple[Tensor, ...],
+    dH: Tensor,
+    ws: Workspace,
+) -> dict[str, Tensor]:
+    """Reverse loop; on return dH[t] holds the total dL/dH_t. Returns parameter gradients."""
+    T, K, B, Hn = dH.shape
+    Z, R = c.Z, c.R
+    assert Z is not None and R is not None and c.W_rec is not None
+    gZ, gH, gR = local
+    cudnn = c.G_h is not None
+    dA = ws.get("dA", (T, K, B, 3 * Hn), dH)  # [dA_z | dA_r | dG_h (cudnn) or dA_h (d2l)]
+    dAh = ws.get("dAh", (T, K, B, Hn), dH) if cudnn else dA[..., 2 * Hn :]
+    # Transposed weights made contiguous once: a strided W.T in every step's matmul is slower.
+    # Transposed weights made contiguous once: a strided W.T in every step's matmul is slower.
+    W_hh_T = _w(P["W_hh"].transpose(1, 2).contiguous())
+    W_rec_T = _w(c.W_rec.transpose(1, 2).contiguous())
+    mm, mm0 = (torch.addmm, torch.mm) if K == 1 else (torch.baddbmm, torch.bmm)
+    dH_t, Z_t, R_t, gZ_t, gH_t, gR_t = (_per_t(x) for x in (dH, Z, R, gZ, gH, gR))
+    dA_t, dAz_t, dAr_t = _per_t(dA), _per_t(dA[..., :Hn]), _per_t(dA[..., Hn : 2 * Hn])
+    dAzr_t, dG_t, dAh_t = _per_t(dA[..., : 2 * Hn]), _per_t(dA[..., 2 * Hn :]), _per_t(dAh)
+    dH_next = torch.zeros_like(dH_t[0])
+    for t in range(T - 1, -1, -1):
+        d = dH_t[t].add_(dH_next)  # dL/dH_t: output path + from step t+1
+        torch.mul(d, gZ_t[t], out=dAz_t[t])
+        torch.mul(d, gH_t[t], out=dAh_t[t])
+        if cudnn:
+            torch.mul(dAh_t[t], gR_t[t], out=dAr_t[t])
+            torch.mul(dAh_t[t], R_t[t], out=dG_t[t])  # dG_h = dA_h * R
+            dH_next = mm(d * Z_t[t], dA_t[t], W_rec_T)
+        else:
+            dRH = mm0(dAh_t[t], W_hh_T)  # dRH = dA_h W_hh^T
+            torch.mul(dRH, gR_t[t], out=dAr_t[t])
+            dH_next = mm((d * Z_t[t]).addcmul_(dRH, R_t[t]), dAzr_t[t], W_rec_T)
+    dA2, Hp, dAh2 = _rows(dA), _rows(c.Hs[:-1]), _rows(dAh)
+    dX = torch.cat([dA[..., : 2 * Hn], dAh], dim=3) if cudnn else dA
+    gW_x = _scatter_rows(P["W_xz"], steps, dX)  # (K, V, 3H)
+    grads = {
+        "W_xz": gW_x[..., :Hn].contiguous(),
+        "W_xr": gW_x[..., Hn : 2 * Hn].contiguous(),
+        "W_xh": gW_x[..., 2 * Hn :].contiguous(),
+        "W_hz": _tmm(Hp, dA2[..., :Hn]),
+        "W_hr": _tmm(Hp, dA2[..., Hn : 2 * Hn]),
+        "b_z": dA2[..., :Hn].sum(1),
+        "b_r": dA2[..., Hn : 2 * Hn].sum(1),
+    }
+    if cudnn:
+        return grads | {
+            "W_hh": _tmm(Hp, dA2[..., 2 * Hn :]),
+            "b_hh": dA2[..., 2 * Hn :].sum(1),
+            "b_xh": dAh2.sum(1),
+        }
+    assert c.RH is not None
+    return grads | {"W_hh": _tmm(_rows(c.RH), dAh2), "b_h": dAh2.sum(1)}
+
+
+def _rnn_backward(
+    P: dict[str, Tensor],
+    steps: Tensor,
+    c: ForwardCache,
+    local: tuple[Tensor, ...],
+    dH: Tensor,
+    ws: Workspace,
+) -> dict[str, Tensor]:
+    (gA,) = local
+    dA = ws.get("dA", tuple(dH.shape), dH)
+    W_hh_T = _w(P["W_hh"].transpose(1, 2).contiguous())
+    mm0 = torch.mm if dH.shape[1] == 1 else torch.bmm
+    dH_t, gA_t, dA_t = _per_t(dH), _per_t(gA), _per_t(dA)
+    dH_next = torch.zeros_like(dH_t[0])
+    for t in range(dH.shape[0] - 1, -1, -1):
+        d = dH_t[t].add_(dH_next)
+        torch.mul(d, gA_t[t], out=dA_t[t])  # dA = dH * (1 - H_t^2)
+        dH_next = mm0(dA_t[t], W_hh_T)
+    dA2 = _rows(dA)
+    gW_xh = _scatter_rows(P["W_xh"], steps, dA)
+    return {"W_xh": gW_xh, "W_hh": _tmm(_rows(c.Hs[:-1]), dA2), "b_h": dA2.sum(1)}
+
+
+def _scatter_rows(W_x: Tensor, steps: Tensor, dX: Tensor) -> Tensor:
+    """The gather's backward: add (T, K, B, n) row gradients back into (K, V, n) rows."""
+    K, V, _ = W_x.shape
+    T, B = steps.shape
+    n = dX.shape[-1]
+    offsets = torch.arange(K, device=steps.device) * V
+    index = (steps[:, None, :] + offsets[None, :, None]).reshape(-1)
+    out = torch.zeros(K * V, n, dtype=dX.dtype, device=dX.device)
+    out.index_add_(0, index, dX.reshape(T * K * B, n))
+    return out.view(K, V, n)

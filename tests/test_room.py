@@ -1,0 +1,83 @@
+"""The room: teacher links (hide / lock), sharing one run read-only, the watcher cap."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from dashboard import controls as ctl
+from dashboard import lessons
+from dashboard.lab import Lab, SyncRunner
+from dashboard.room import parse_keys, student_link
+from dashboard.sharing import ShareRegistry, WatchError
+from gru_core.data import Corpus
+
+
+def test_hide_and_lock_name_controls_and_warn_about_others() -> None:
+    keys, warnings = parse_keys("clip_on, clip,bogus,", "hide")
+    assert keys == {"clip_on", "clip"}
+    assert warnings == ["ignored `hide=bogus` in the URL: no control is called 'bogus'"]
+    assert parse_keys(None, "lock") == (frozenset(), [])
+
+
+def test_a_student_link_carries_settings_hide_lock_and_never_the_token() -> None:
+    values = {**ctl.defaults(), "lr": 5.0, "clip_on": False}
+    url = student_link(
+        "http://class.example:8501/?bench=SECRET_TOKEN_1234567&lr=1", values,
+        ["seed", "device"], ["lr", "seed"], projector=True,
+    )  # fmt: skip
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("http", "class.example:8501", "/")
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert query == {
+        "lr": "5", "clip_on": "false", "hide": "seed,device", "lock": "lr", "projector": "1",
+    }  # fmt: skip
+    assert "SECRET" not in url
+
+
+@pytest.mark.parametrize("lesson", lessons.LESSONS, ids=lambda lesson: lesson.name)
+def test_lesson_suggestions_name_real_controls(lesson: lessons.Lesson) -> None:
+    assert set(lesson.hide) <= set(ctl.BY_KEY) and set(lesson.lock) <= set(ctl.BY_KEY)
+    assert not set(lesson.hide) & set(lesson.lock)
+
+
+def test_a_shared_lab_is_watched_read_only_and_only_its_owner_stops_it(
+    small_corpus: Corpus,
+) -> None:
+    registry = ShareRegistry(max_watchers=2)
+    lab = Lab(corpus=small_corpus, runner=SyncRunner())
+    token = registry.share(lab, owner="teacher-secret")
+    assert registry.share(lab, owner="teacher-secret") == token  # one token per lab
+    assert len(token) >= 20
+    assert registry.watch(token, "student-1") is lab
+    assert registry.watch(token, "student-2") is lab
+    assert registry.watch(token, "student-1") is lab  # a refresh is not a new watcher
+    with pytest.raises(WatchError, match="already has 2 watchers"):
+        registry.watch(token, "student-3")
+    registry.leave(token, "student-2")
+    assert registry.watch(token, "student-3") is lab and registry.watchers(token) == 2
+    assert not registry.stop(token, owner="student-1")  # a watcher cannot end it
+    assert registry.token_of(lab) == token
+    assert registry.stop(token, owner="teacher-secret")
+    with pytest.raises(WatchError, match="not valid"):
+        registry.watch(token, "student-1")
+
+
+def test_a_wrong_token_or_a_closed_owner_says_so(small_corpus: Corpus) -> None:
+    registry = ShareRegistry()
+    with pytest.raises(WatchError, match="not valid"):
+        registry.watch("no-such-token", "w")
+    lab = Lab(corpus=small_corpus, runner=SyncRunner())
+    token = registry.share(lab, owner="o")
+    lab.close()  # the teacher's tab went away
+    with pytest.raises(WatchError, match="not valid"):
+        registry.watch(token, "w")
+
+
+def test_the_watcher_cap_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRU_LAB_MAX_WATCHERS", "3")
+    assert ShareRegistry().max_watchers == 3
+    monkeypatch.setenv("GRU_LAB_MAX_WATCHERS", "zero")
+    with pytest.raises(ValueError, match="GRU_LAB_MAX_WATCHERS"):
+        ShareRegistry()
