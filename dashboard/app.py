@@ -26,7 +26,7 @@ from dashboard.run_records import new_token, valid_token
 from dashboard.run_store import RUNS_DB_ENV, RunStore, open_run_store
 from dashboard.saved_runs import SavedRuns
 from dashboard.sidebar import corpus_picker, init_widget_state, set_values, sidebar, widget_values
-from dashboard.teaching import CLIPPING, equations
+from dashboard.teaching import CLIPPING, equation_legend, equations
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
 from gru_core.job import shared_pool
@@ -204,6 +204,7 @@ def teaching(config: TrainConfig | None) -> None:
     name = {"gru": f"GRU ({config.gru_variant} variant)", "rnn": "RNN", "lstm": "LSTM"}
     st.markdown(f"**The equations: {name[config.model]}**")
     st.latex(equations(config))
+    st.caption(equation_legend(config))
     st.latex(CLIPPING)
 
 

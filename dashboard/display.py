@@ -5,8 +5,8 @@ Layout rules, so that nothing is cut from a 800 px laptop split screen to a 2560
 buttons and metrics sit in wrapping rows at their natural width; the keyed blocks ``top``
 (title and equations) and ``charts-*`` (side-by-side charts, ``chart_columns``) wrap their
 columns onto new rows when a column would be narrower than it can be read; equations scale
-with their block's width
-(a CSS container query) instead of being cut. Projector mode (the sidebar toggle or
+with the viewport
+(a CSS clamp on the viewport width) instead of being cut. Projector mode (the sidebar toggle or
 ``?projector=1``) enlarges the whole page and restyles every chart (``for_projector``).
 """
 
@@ -29,13 +29,21 @@ _STYLE = """
 /* Side-by-side blocks wrap onto a new row before a column gets too narrow to read. */
 .st-key-top [data-testid="stHorizontalBlock"],
 [class*="st-key-charts-"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
-.st-key-top [data-testid="stColumn"] { min-width: min(100%, 30rem); }
+/* Title and equations side by side only on a wide screen; stacked below 1500 px. */
+@media (max-width: 1499px) { .st-key-top [data-testid="stColumn"] { min-width: 100%; } }
 [class*="st-key-charts-"] [data-testid="stColumn"] { min-width: min(100%, 18rem); }
 .stMainBlockContainer { padding-left: 2.5rem; padding-right: 2.5rem; }
-/* Equations scale with the width they have (never cut, never a scroll bar). */
-.st-key-equations { container-type: inline-size; }
-.st-key-equations .katex-display { margin: 0.4em 0; overflow: visible; }
-.st-key-equations .katex-display > .katex { font-size: clamp(9px, 2.75cqi, 1.25em); }
+/* Equations scale with the viewport (never cut, never a scroll bar): the widest line is
+   about 24 em, in a block of the main area's width (stacked) or 2/5 of it (side by side). */
+.st-key-equations .katex-display { margin: 0.3em 0; overflow: visible; }
+.st-key-equations .katex-display > .katex {
+  font-size: clamp(9px, calc((100vw - 420px) / 30), 1.21em);
+}
+@media (min-width: 1500px) {
+  .st-key-equations .katex-display > .katex {
+    font-size: clamp(9px, calc((100vw - 420px) / 72), 1.21em);
+  }
+}
 /* The probe text and other HTML blocks wrap. */
 .stHtml { overflow-wrap: anywhere; }
 </style>

@@ -15,22 +15,19 @@ from gru_core.verdict import Verdict
 
 _GATES = r"""
 \begin{aligned}
-\mathbf{Z}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{xz} + \mathbf{H}_{t-1}\mathbf{W}_{hz} + \mathbf{b}_z)
-  &&\text{update gate}\\
-\mathbf{R}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{xr} + \mathbf{H}_{t-1}\mathbf{W}_{hr} + \mathbf{b}_r)
-  &&\text{reset gate}\\
+\mathbf{Z}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{xz} + \mathbf{H}_{t-1}\mathbf{W}_{hz} + \mathbf{b}_z)\\
+\mathbf{R}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{xr} + \mathbf{H}_{t-1}\mathbf{W}_{hr} + \mathbf{b}_r)\\
 """
 _CANDIDATE = {
     "d2l": r"\tilde{\mathbf{H}}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xh} + "
     r"(\mathbf{R}_t \odot \mathbf{H}_{t-1})\mathbf{W}_{hh} + \mathbf{b}_h)"
-    r" &&\text{reset before } \mathbf{W}_{hh}\\",
+    r"\\",
     "cudnn": r"\tilde{\mathbf{H}}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xh} + \mathbf{b}_{xh} + "
     r"\mathbf{R}_t \odot (\mathbf{H}_{t-1}\mathbf{W}_{hh} + \mathbf{b}_{hh}))"
-    r" &&\text{reset after } \mathbf{W}_{hh}\\",
+    r"\\",
 }
 _UPDATE = r"""
-\mathbf{H}_t &= \mathbf{Z}_t \odot \mathbf{H}_{t-1} + (1 - \mathbf{Z}_t) \odot \tilde{\mathbf{H}}_t
-  &&\mathbf{Z}\text{ keeps the old state}\\
+\mathbf{H}_t &= \mathbf{Z}_t \odot \mathbf{H}_{t-1} + (1 - \mathbf{Z}_t) \odot \tilde{\mathbf{H}}_t\\
 \mathbf{O}_t &= \mathbf{H}_t \mathbf{W}_{hq} + \mathbf{b}_q
 \end{aligned}
 """
@@ -160,6 +157,19 @@ CLIPPING = (
     r"\mathbf{g} \leftarrow \min\left(1, \frac{\theta}{\|\mathbf{g}\|}\right)\mathbf{g},"
     r"\quad \|\mathbf{g}\|^2 = \textstyle\sum_{W} \|\partial L / \partial W\|^2"
 )
+
+
+def equation_legend(config: TrainConfig) -> str:
+    """What the symbols of ``equations(config)`` are, in a line under them."""
+    if config.model == "rnn":
+        return "H_t: hidden state, overwritten at every step · W_hh: recurrent weights"
+    if config.model == "lstm":
+        return "I, F, O: input, forget and output gates · C: the cell · ⊙: elementwise product"
+    where = "before W_hh (d2l)" if config.gru_variant == "d2l" else "after W_hh (cuDNN, nn.GRU)"
+    return (
+        "Z: update gate (Z near 1 keeps the old state) · R: reset gate, applied "
+        f"{where} · H̃: candidate state · σ: sigmoid · ⊙: elementwise product"
+    )
 
 
 def equations(config: TrainConfig) -> str:

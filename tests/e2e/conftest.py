@@ -10,6 +10,7 @@ Tests talk to the page through ``GruLab``, a small page object that reads what t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -110,11 +111,23 @@ def corpus_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def app_url(corpus_path: Path) -> Iterator[str]:
+def runs_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runs") / "runs.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def app_url(corpus_path: Path, runs_db: Path) -> Iterator[str]:
     """Start the dashboard once for the session; stop it (by its pid) at the end."""
+    with serve(corpus_path, runs_db, "streamlit-stderr.log") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve(corpus_path: Path, runs_db: Path, log_name: str) -> Iterator[str]:
+    """A dashboard server on a free port for the duration of the block."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    stderr_log = ARTIFACTS / "streamlit-stderr.log"
+    stderr_log = ARTIFACTS / log_name
     command = [
         sys.executable,
         "-m",
@@ -133,7 +146,12 @@ def app_url(corpus_path: Path) -> Iterator[str]:
         "--corpus",
         str(corpus_path),
     ]
-    env = {**os.environ, "GRU_LAB_CORPUS": str(corpus_path)}
+    # Saved runs go to a database of this test session's own (never the user's cache).
+    env = {
+        **os.environ,
+        "GRU_LAB_CORPUS": str(corpus_path),
+        "GRU_LAB_RUNS_DB": str(runs_db),
+    }
     with stderr_log.open("wb") as err:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
         try:
@@ -250,7 +268,10 @@ class GruLab:
         return self.slider(label).get_attribute("aria-valuetext") or ""
 
     def query(self) -> dict[str, str]:
-        return {k: v[-1] for k, v in parse_qs(urlsplit(self.page.url).query).items()}
+        """The URL's settings (without ``bench``, this browser's saved-runs token)."""
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(self.page.url).query).items()}
+        query.pop("bench", None)
+        return query
 
     def wait_for_query(self, wanted: dict[str, str], exact: bool = False) -> None:
         """Wait until the URL holds ``wanted`` (the app syncs it at the end of each full

@@ -25,6 +25,28 @@ def _diverged(lab) -> bool:
     return any("diverged" in text for text in lab.errors())
 
 
+def test_exploding_lesson_left_alone_ends_blown_up_with_advice(lab) -> None:
+    """At the lesson's own pace (2 steps a second, 32 steps) the run ends as 'blew up', and
+    the status, the message with its remedy, and the saved run all say so."""
+    lab.open()
+    lab.choose_lesson("Exploding gradients")
+    lab.press("Start")
+    lab.wait_until(
+        lambda: lab.metric("State") if lab.metric_card("State").count() else "",
+        lambda s: s in ("blew up", "diverged"),
+        timeout_s=90,
+        what="the lesson's run to end as 'blew up'",
+    )
+    assert lab.metric("State") == "blew up"
+    advice = lab.wait_until(
+        lab.errors, lambda e: any("blew up" in t for t in e), 20, "the blow-up advice"
+    )
+    text = next(t for t in advice if "blew up" in t)
+    assert "Remedy" in text and "clipping on" in text
+    expect(lab.page.get_by_text("(blew up)").first).to_be_visible()  # the saved run's name
+    assert lab.exceptions() == 0
+
+
 def test_exploding_gradients_lesson_then_a_small_run(lab) -> None:
     lab.open()
     lab.choose_lesson("Exploding gradients")

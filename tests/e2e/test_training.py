@@ -17,7 +17,8 @@ def test_small_run_trains_live(lab) -> None:
     first = lab.wait_for_step(1)
     lab.wait_for_step(first + 3)  # the counter rises while we watch, without a reload
     assert lab.page.url == url
-    for title in ("Perplexity", "Gradient norm"):
+    # The first screen: perplexity, gradient norm and the update gate, together, with data.
+    for title in ("Perplexity", "Gradient norm", "update gate Z: distribution per step"):
         lab.wait_for_points(title)
 
     lab.choose_view("Gradients")
@@ -26,8 +27,8 @@ def test_small_run_trains_live(lab) -> None:
     lab.wait_for_points("update gate Z: distribution per step")
     lab.wait_for_points("update gate Z on the probe text")
     lab.choose_view("Through time")
-    lab.wait_for_points("Gradient flowing back through time")
-    lab.wait_for_points("Gradient flow through time over training")
+    lab.wait_for_points("How far back one loss reaches")
+    lab.wait_for_points("How far back the last loss reaches, over training")
 
     lab.choose_view("Overview")
     per_epoch = lab.wait_until(
@@ -38,9 +39,9 @@ def test_small_run_trains_live(lab) -> None:
     )
     ppl = per_epoch["y"]
     assert ppl[-1] < ppl[0], f"perplexity per epoch did not fall: {ppl}"
-    lab.wait_for_points("Gradient norm (clipped")
+    lab.wait_for_points("Gradient norm")
     expect(lab.page.get_by_text("train perplexity")).to_be_visible()  # the epoch summary
-    lab.wait_for_no_plot("Gradient flow")  # the previous view's charts leave once redrawn
+    lab.wait_for_no_plot("How far back")  # the previous view's charts leave once redrawn
     assert lab.exceptions() == 0
     lab.screenshot("small_run.png")
 

@@ -1,0 +1,174 @@
+"""``python -m gru_core.sweep``: a trainability map, headless.
+
+    python -m gru_core.sweep --x init_std=0.001,0.01,0.1,1 --y clip_threshold=0.1,1,10,off \\
+        --hidden-size 32 --num-epochs 20 [--seeds 2] [--models gru,rnn] [--csv map.csv] \\
+        [--backend local|ray] [--num-cpus 2] [--ray-address ADDR]
+
+Every TrainConfig flag of ``python -m gru_core`` sets the base config (the two axes' values
+replace their flags). Prints the plan, a progress line as runs finish, and then one table per
+model: rows are the y values, columns the x values, each cell the final validation
+perplexity (geometric mean over seeds), ``diverged@12`` (the step it diverged at) or
+``blew up`` / ``did not learn`` where training went wrong. ``--csv OUT`` writes one row per
+cell and seed (``sweep_results.CSV_COLUMNS``). The Ray backend is used with
+``--backend ray`` or when ``RAY_ADDRESS`` is set.
+
+Exit status: 0 done (whatever the cells' verdicts), 2 bad arguments (including an over-budget
+sweep, or the Ray backend without Ray installed), 4 a run failed with an error, 130
+interrupted (Ctrl-C; the partial map is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+import torch
+
+from .cli import EXIT_BAD_ARGS, EXIT_DONE, EXIT_FAILED, build_parser
+from .config import TrainConfig
+from .sources import load_corpus
+from .sweep_job import SweepJob
+from .sweep_results import grid_table, results_frame, summarize
+from .sweep_spec import AXES, AXIS_TITLES, BACKENDS, MAX_SEEDS, SweepSpec, parse_values
+
+POLL_S = 0.5  # seconds between progress checks
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
+
+def parse_axis(text: str) -> tuple[str, tuple[float | None, ...]]:
+    """'init_std=0.001,0.01' -> ('init_std', (0.001, 0.01)); 'clip-threshold' works too."""
+    name, sep, values = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or name not in AXES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected AXIS=V1,V2,... with AXIS one of {', '.join(AXES)}"
+        )
+    try:
+        return name, parse_values(name, values)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def sweep_parser() -> argparse.ArgumentParser:
+    """``cli.build_parser``'s TrainConfig flags, --corpus and --offline, plus the sweep's."""
+    parser = build_parser()
+    parser.prog = "python -m gru_core.sweep"
+    parser.description = "Train a grid of runs (a trainability map) as one batched sweep."
+    parser.epilog = "Exit status: 0 done, 2 bad arguments, 4 a run failed, 130 interrupted."
+    for action in parser._actions:  # the same flag, a sweep's meaning
+        if "--csv" in action.option_strings:
+            action.help = "write one row per cell and seed to this CSV file"
+    group = parser.add_argument_group("sweep")
+    group.add_argument(
+        "--x",
+        type=parse_axis,
+        required=True,
+        metavar="AXIS=V1,V2,...",
+        help=f"the map's columns: one of {', '.join(AXES)} and its values",
+    )
+    group.add_argument(
+        "--y",
+        type=parse_axis,
+        required=True,
+        metavar="AXIS=V1,V2,...",
+        help="the map's rows ('off' is clipping off on the clip_threshold axis)",
+    )
+    group.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help=f"runs per cell, 1..{MAX_SEEDS}: seeds --seed, --seed + 1, ...",
+    )
+    group.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated models to map side by side (default: --model)",
+    )
+    group.add_argument(
+        "--target-perplexity",
+        type=float,
+        default=10.0,
+        help="report the steps to reach this training perplexity (default 10)",
+    )
+    group.add_argument(
+        "--eval-every",
+        type=int,
+        default=1,
+        help="epochs between validation perplexities (default 1)",
+    )
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="'local' (one process) or 'ray' (default: ray if RAY_ADDRESS is set)",
+    )
+    group.add_argument(
+        "--num-cpus",
+        type=int,
+        default=None,
+        help="CPUs of a local Ray started for this sweep (default: all)",
+    )
+    group.add_argument("--ray-address", default=None, help="a Ray cluster (else RAY_ADDRESS)")
+    return parser  # fmt: skip
+
+
+def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    """The SweepSpec the flags describe (ValueError naming the field when one is bad)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    (x_axis, x_values), (y_axis, y_values) = args.x, args.y
+    base = TrainConfig(**values)
+    models = tuple(m.strip() for m in args.models.split(",")) if args.models else (base.model,)
+    backend = args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else "local")
+    return SweepSpec(
+        x_axis, x_values, y_axis, y_values, base, args.seeds, models,
+        args.target_perplexity, args.eval_every, backend,
+    )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = sweep_parser().parse_args(argv)  # argparse exits with status 2 on malformed flags
+    try:
+        spec = spec_from_args(args)
+        if spec.base.num_threads:
+            torch.set_num_threads(spec.base.num_threads)
+        corpus = load_corpus(args.corpus, allow_download=not args.offline)
+        job = SweepJob(spec, corpus, num_cpus=args.num_cpus, address=args.ray_address)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_ARGS
+    print(f"corpus: {corpus.label} - {corpus.reason}", file=out)
+    print(f"sweep: {job.plan.describe()} on {job.device} ({spec.backend})", file=out, flush=True)
+    job.start()
+    shown = -1
+    try:
+        while job.alive:
+            job.join(POLL_S)
+            snap = job.snapshot()
+            if snap.finished != shown:
+                shown = snap.finished
+                print(f"{shown}/{snap.total} runs finished, {snap.elapsed:.1f} s", file=out,
+                      flush=True)  # fmt: skip
+    except KeyboardInterrupt:  # Ctrl-C: stop, print the partial map, exit 130
+        job.stop()
+    snap = job.snapshot()
+    for model in spec.models:
+        cells = summarize(r for r in snap.results if r.model == model)
+        print(f"\n{model}: final validation perplexity", file=out)
+        x_title, y_title = AXIS_TITLES[spec.x_axis], AXIS_TITLES[spec.y_axis]
+        print(grid_table(cells, spec.x_values, spec.y_values, x_title, y_title), file=out)
+    print(f"\n{snap.state} in {snap.elapsed:.1f} s", file=out)
+    if args.csv:
+        results_frame(snap.results).to_csv(args.csv, index=False)
+    if snap.state == "error":
+        print(f"error: {snap.message}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_INTERRUPTED if snap.state == "stopped" else EXIT_DONE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""What a sweep asks of the step core beyond a run: validation of many members at once, and
+no gate statistics.
+
+**Validation, K members per pass.** ``validation_perplexities`` computes, for members of one
+``StepCore`` together, what ``fused.validation_perplexity`` computes for one: the held-out
+slice laid out as B parallel streams (as many as fit T tokens each, at most 256) read in
+windows of T with the state carried, and ::
+
+    ppl_k = exp( sum over windows of CE_k(window) * tokens(window) / (B * L) )
+
+where CE_k is member k's token-mean cross-entropy of ``O = H W_hq + b_q``. The forward is
+``step_bptt``'s (``gru_forward`` / ``rnn_forward``) over the members' parameter views; the
+LSTM, which has none, is validated one member at a time by the core. Members go
+``VAL_MEMBERS`` at a time, so the extra memory is bounded (``val_bytes``; the sweep's plan
+counts it).
+
+**No gate statistics.** The map shows none of the gates' percentiles, which cost about a
+tenth of a small step; ``skip_gate_stats`` gives a core a gate table that writes NaN into
+those columns instead. (Wanted upstream: a ``StepCore(..., gate_stats=False)`` switch.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .config import TrainConfig
+from .limits import BYTES, FWD_PER_UNIT
+from .step import StepCore
+from .step_bptt import Workspace, gru_forward, rnn_forward
+from .step_stats import GATE_SUFFIXES
+
+VAL_MEMBERS = 16  # members validated together in one forward pass
+
+
+class _NoGateStats:
+    """A stand-in for ``step_stats.GateTable`` whose statistics are all NaN."""
+
+    def __init__(self, core: StepCore) -> None:
+        width = len(core.gate_table.names) * len(GATE_SUFFIXES)
+        self.names = core.gate_table.names
+        self._nan = torch.full((core.K, width), math.nan, dtype=core.acc, device=core.device)
+
+    def stats(self, gates: dict[str, Tensor], acc: torch.dtype) -> Tensor:
+        return self._nan
+
+
+def skip_gate_stats(core: StepCore) -> None:
+    """Make ``core``'s steps write NaN for every gate statistic (see the module docstring)."""
+    core.gate_table = _NoGateStats(core)  # type: ignore[assignment]
+
+
+def val_streams(num_tokens: int, num_steps: int) -> int:
+    """B of the validation layout, as ``fused.validation_perplexity`` chooses it."""
+    return max(1, min(256, (num_tokens - 1) // num_steps))
+
+
+def val_bytes(config: TrainConfig, val_tokens: int, members: int) -> int:
+    """Extra memory of validating ``members`` at once beyond the one member that
+    ``limits.estimate_bytes`` counts: their forward buffers and logits."""
+    extra = min(members, VAL_MEMBERS) - 1
+    if extra <= 0 or val_tokens < 2:
+        return 0
+    B, T, H = val_streams(val_tokens, config.num_steps), config.num_steps, config.hidden_size
+    return extra * (FWD_PER_UNIT[config.model] * H + 64) * T * B * BYTES  # + logits (V < 64)
+
+
+@torch.no_grad()
+def validation_perplexities(
+    core: StepCore, members: list[int], tokens: Tensor, ws: Workspace
+) -> dict[int, float | None]:
+    """Member -> perplexity on held-out ``tokens`` (module docstring); None without any."""
+    n = len(tokens) - 1
+    if n < 1 or not members:
+        return {k: None for k in members}
+    if core.kind == "lstm":
+        return {k: core.validation_perplexity(k, tokens) for k in members}
+    out: dict[int, float | None] = {}
+    for start in range(0, len(members), VAL_MEMBERS):
+        part = members[start : start + VAL_MEMBERS]
+        out |= dict(zip(part, _perplexities(core, part, tokens, ws), strict=True))
+    return out
+
+
+def _perplexities(core: StepCore, members: list[int], tokens: Tensor, ws: Workspace) -> list[float]:
+    cfg = core.configs[members[0]]
+    T, Hn = cfg.num_steps, cfg.hidden_size
+    n = len(tokens) - 1
+    B = val_streams(len(tokens), T)
+    L = n // B
+    X, Y = tokens[: B * L].view(B, L), tokens[1 : B * L + 1].view(B, L)
+    index = torch.tensor(members, device=core.device)
+    P = {name: W.index_select(0, index) for name, W in core.params.items()}
+    forward = rnn_forward if core.kind == "rnn" else gru_forward
+    K = len(members)
+    H = torch.zeros(K, B, Hn, dtype=core.dtype, device=core.device)
+    total = torch.zeros(K, dtype=core.acc, device=core.device)
+    for t0 in range(0, L, T):
+        x, y = X[:, t0 : t0 + T], Y[:, t0 : t0 + T]
+        H_out = forward(P, x.T.contiguous(), H, ws).Hs[1:]  # (t, K, B, H)
+        t = H_out.shape[0]
+        rows = H_out.transpose(0, 1).reshape(K, t * B, Hn)  # time-major rows, as y.T
+        logits = torch.baddbmm(P["b_q"][:, None], rows, P["W_hq"])  # O = H W_hq + b_q
+        log_p = torch.log_softmax(logits, dim=2)
+        target = y.T.reshape(1, -1, 1).expand(K, -1, 1)
+        loss = -log_p.gather(2, target).mean(dim=(1, 2))  # (K,) token-mean cross-entropy
+        total += loss.to(core.acc) * y.numel()
+        H = H_out[-1].clone()
+    return [math.exp(min(v / (B * L), 700.0)) for v in total.tolist()]

@@ -1,0 +1,187 @@
+"""What a sweep reports: one ``CellResult`` per run, ``CellSummary`` per map cell over seeds,
+and the CSV table.
+
+A ``CellResult`` holds plain numbers (no tensors), so it crosses threads and Ray's object
+store. Perplexities are d2l's: an epoch's training perplexity is exp(mean batch loss over the
+epoch); validation perplexity is ``fused.validation_perplexity`` on the held-out slice, every
+``eval_every`` epochs and at the last. The verdict is ``verdict.judge``'s, from the same
+numbers the dashboard would read (the first step's perplexity, the last steps, the epochs).
+
+A map cell with several seeds (``summarize``) shows the worst verdict among its seeds
+(diverged, then blew up, did not learn, learned: a region that diverges for one seed is not
+safe), the geometric mean of the seeds' final validation perplexities (training perplexity
+where there is no validation slice), and the earliest divergence step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .sweep_spec import Value, axis_label
+
+# Run states: waiting, training, or how it ended.
+PENDING, RUNNING = "pending", "running"
+FINISHED = frozenset({"done", "diverged", "stopped", "error"})
+# Verdicts from worst to best (verdict.VERDICTS); a cell shows its seeds' worst.
+SEVERITY = ("error", "diverged", "blew up", "did not learn", "learned", "stopped")
+CSV_COLUMNS = (
+    "model",
+    "init_std",
+    "clip_threshold",
+    "lr",
+    "seed",
+    "status",
+    "verdict",
+    "final_train_perplexity",
+    "best_train_perplexity",
+    "final_val_perplexity",
+    "best_val_perplexity",
+    "diverged_step",
+    "max_grad_norm",
+    "clipped_share",
+    "steps_to_target",
+    "steps",
+    "epochs",
+)
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """How one run of the sweep went (so far, while it trains)."""
+
+    model: str
+    x: Value  # x axis value
+    y: Value  # y axis value
+    seed: int
+    init_std: float
+    clip_threshold: float | None  # None = clipping off
+    lr: float
+    status: str = PENDING  # 'pending', 'running', 'done', 'diverged', 'stopped', 'error'
+    steps: int = 0  # steps whose update was applied (a diverged step is not)
+    epochs: int = 0  # epochs completed
+    final_train_perplexity: float | None = None  # verdict.final_perplexity's definition
+    best_train_perplexity: float | None = None  # lowest epoch training perplexity
+    final_val_perplexity: float | None = None  # at the last evaluated epoch
+    best_val_perplexity: float | None = None
+    diverged_step: int | None = None  # the step whose loss or gradient norm was not finite
+    max_grad_norm: float | None = None  # largest pre-clip global norm over finite steps
+    clipped_share: float | None = None  # share of finite steps whose gradient was clipped
+    steps_to_target: int | None = None  # step at the end of the first epoch <= target
+    curve_steps: tuple[float, ...] = ()  # x of the perplexity curve (<= CURVE_POINTS)
+    curve_perplexity: tuple[float, ...] = ()  # geometric mean of batch perplexity per bucket
+    verdict: str | None = None  # verdict.judge's kind once finished
+    headline: str = ""  # verdict.judge's sentence, or the error
+    start_perplexity: float | None = None  # the first step's batch perplexity
+
+    @property
+    def key(self) -> tuple[str, Value, Value, int]:
+        return (self.model, self.x, self.y, self.seed)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """One map cell (model, x, y) over its seeds."""
+
+    model: str
+    x: Value
+    y: Value
+    runs: tuple[CellResult, ...]  # one per seed
+    finished: int  # runs that ended
+    verdict: str | None  # the worst verdict among finished runs; None until all finished
+    perplexity: float | None  # geometric mean of the seeds' final val (else train) perplexity
+    diverged_step: int | None  # earliest divergence among the seeds
+    diverged_runs: int  # seeds that diverged
+
+    @property
+    def done(self) -> bool:
+        return self.finished == len(self.runs)
+
+
+def _geomean(values: Iterable[float | None]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not finite:
+        return None
+    return math.exp(sum(math.log(v) for v in finite) / len(finite))
+
+
+def summarize(results: Iterable[CellResult]) -> list[CellSummary]:
+    """Per (model, x, y), in first-seen order: see the module docstring."""
+    cells: dict[tuple[str, Value, Value], list[CellResult]] = {}
+    for r in results:
+        cells.setdefault((r.model, r.x, r.y), []).append(r)
+    out = []
+    for (model, x, y), runs in cells.items():
+        ended = [r for r in runs if r.finished]
+        kinds = [r.verdict or r.status for r in ended]
+        verdict = (
+            min(kinds, key=lambda k: SEVERITY.index(k) if k in SEVERITY else 0)
+            if ended and len(ended) == len(runs)
+            else None
+        )
+        diverged = [r.diverged_step for r in runs if r.diverged_step is not None]
+        ppl = _geomean(
+            r.final_val_perplexity if r.final_val_perplexity is not None
+            else r.final_train_perplexity
+            for r in runs
+            if r.status in ("done", "stopped")
+        )  # fmt: skip
+        out.append(
+            CellSummary(
+                model, x, y, tuple(runs), len(ended), verdict, ppl,
+                min(diverged) if diverged else None, len(diverged),
+            )
+        )  # fmt: skip
+    return out
+
+
+def cell_text(cell: CellSummary) -> str:
+    """The cell as a table or a map shows it: '5.21', 'diverged@12', 'blew up', '…'."""
+    if cell.diverged_step is not None and cell.verdict in ("diverged", None):
+        share = "" if cell.diverged_runs == len(cell.runs) else f" ({cell.diverged_runs}/"
+        share += f"{len(cell.runs)} seeds)" if share else ""
+        return f"diverged@{cell.diverged_step}{share}"
+    if cell.verdict is None:
+        return "…"
+    if cell.verdict in ("blew up", "error", "stopped") or cell.perplexity is None:
+        return cell.verdict
+    return f"{cell.perplexity:.2f}"
+
+
+def results_frame(results: Sequence[CellResult]) -> pd.DataFrame:
+    """One row per run (cell and seed) with CSV_COLUMNS; clip off is written as 'off'."""
+    rows = []
+    for r in results:
+        row = {c: getattr(r, c) for c in CSV_COLUMNS}
+        row["clip_threshold"] = axis_label(r.clip_threshold)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+
+
+def grid_table(
+    summaries: Sequence[CellSummary],
+    x_values: Sequence[Value],
+    y_values: Sequence[Value],
+    x_title: str,
+    y_title: str,
+) -> str:
+    """A plain-text map of one model: rows are y values, columns x values, cells cell_text."""
+    by_xy = {(s.x, s.y): cell_text(s) for s in summaries}
+    head = [f"{y_title} \\ {x_title}", *(axis_label(x) for x in x_values)]
+    rows = [head]
+    for y in y_values:
+        rows.append([axis_label(y), *(by_xy.get((x, y), "") for x in x_values)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(
+            v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    )

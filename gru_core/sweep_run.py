@@ -1,0 +1,265 @@
+"""Train one chunk of a sweep: K cells of one shape and seed on one K-axis ``StepCore``.
+
+The loop is ``Trainer``'s, for K members at once: each epoch draws its minibatches from
+``batch_iterator(train, B, T, sampling, rng)`` with ``rng = random.Random(seed)`` (the order a
+single run of that seed draws), resets the state at the epoch's start (every minibatch with
+random sampling), steps every member, and reads the (K, S) stats one step late (the next step
+is launched before the last one is read). A member whose loss or gradient norm is not finite
+is masked by the core's guard from then on; its ``diverged_step`` is that step, as the
+single run's Outcome says, and it is no longer tracked, while the others go on. Validation
+perplexity per member every ``eval_every`` epochs and at the last. No gradient flows are
+asked for (the map does not show them; the loss, norms and update are the same either way).
+
+Per member, bounded memory: running sums, the first step and the last ``LAST_STEPS``, the
+epochs' perplexities, and a curve of at most ``CURVE_POINTS`` points, each the geometric
+mean of the batch perplexities of ``stride`` consecutive steps (the stride doubles, merging
+pairs, whenever the curve fills up).
+
+``run_chunk`` is a plain function of plain arguments, so the local job calls it in a thread
+and Ray ships it to a worker as it is.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .data import batch_iterator
+from .step import StepCore
+from .step_bptt import Workspace
+from .sweep_eval import skip_gate_stats, validation_perplexities
+from .sweep_results import RUNNING, CellResult
+from .sweep_spec import Cell
+from .verdict import LAST_STEPS, Verdict, judge
+
+CURVE_POINTS = 100  # most points in a cell's perplexity curve
+
+
+class Control(Protocol):
+    """How a job steers a chunk between steps (the local job; Ray tasks run without one)."""
+
+    def paused(self) -> bool: ...
+
+    def wait(self) -> bool:
+        """Block while paused; False when the job was asked to stop."""
+        ...
+
+
+class Curve:
+    """At most ``CURVE_POINTS`` (step, perplexity) points over any number of steps."""
+
+    def __init__(self, points: int = CURVE_POINTS) -> None:
+        self.points, self.stride = points, 1
+        self.steps: list[float] = []  # mean step of each full bucket
+        self.logs: list[float] = []  # mean log perplexity (= loss) of each full bucket
+        self._sum, self._steps, self._n = 0.0, 0.0, 0
+
+    def add(self, step: int, loss: float) -> None:
+        self._sum, self._steps, self._n = self._sum + loss, self._steps + step, self._n + 1
+        if self._n < self.stride:
+            return
+        self.steps.append(self._steps / self._n)
+        self.logs.append(self._sum / self._n)
+        self._sum, self._steps, self._n = 0.0, 0.0, 0
+        if len(self.logs) >= self.points:  # merge neighbours: half the points, twice the stride
+            self.steps = [
+                (a + b) / 2 for a, b in zip(self.steps[::2], self.steps[1::2], strict=True)
+            ]
+            self.logs = [(a + b) / 2 for a, b in zip(self.logs[::2], self.logs[1::2], strict=True)]
+            self.stride *= 2
+
+    def values(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        steps, logs = list(self.steps), list(self.logs)
+        if self._n:  # the bucket being filled
+            steps.append(self._steps / self._n)
+            logs.append(self._sum / self._n)
+        return tuple(steps), tuple(math.exp(min(v, 700.0)) for v in logs)
+
+
+class Tracker:
+    """One member's running account of its run (see the module docstring)."""
+
+    def __init__(self, cell: Cell, target: float) -> None:
+        self.cell, self.target = cell, target
+        self.steps = self.epochs = self.clipped = 0
+        self.first: tuple[float, float] | None = None  # (perplexity, grad norm) of step 1
+        self.last: deque[tuple[float, float]] = deque(maxlen=LAST_STEPS)
+        self.max_grad_norm = -math.inf
+        self.epoch_loss, self.epoch_steps = 0.0, 0
+        self.train: list[float] = []  # epoch training perplexities
+        self.val: list[float] = []  # validation perplexities, where evaluated
+        self.diverged_step: int | None = None
+        self.steps_to_target: int | None = None
+        self.curve = Curve()
+
+    @property
+    def alive(self) -> bool:
+        return self.diverged_step is None
+
+    def add_step(self, step: int, loss: float, grad_norm: float, clipped: bool) -> None:
+        perplexity = math.exp(min(loss, 700.0))
+        self.steps = step
+        self.first = self.first or (perplexity, grad_norm)
+        self.last.append((perplexity, grad_norm))
+        self.max_grad_norm = max(self.max_grad_norm, grad_norm)
+        self.clipped += clipped
+        self.epoch_loss += loss
+        self.epoch_steps += 1
+        self.curve.add(step, loss)
+
+    def end_epoch(self, val: float | None) -> None:
+        self.epochs += 1
+        if self.epoch_steps:
+            ppl = math.exp(min(self.epoch_loss / self.epoch_steps, 700.0))
+            self.train.append(ppl)
+            if self.steps_to_target is None and ppl <= self.target:
+                self.steps_to_target = self.steps
+        self.epoch_loss, self.epoch_steps = 0.0, 0
+        if val is not None:
+            self.val.append(val)
+
+    def result(self, status: str, vocab_size: int, message: str = "") -> CellResult:
+        """A CellResult of the run so far; judged unless it is still running."""
+        c, cfg = self.cell, self.cell.config
+        verdict = self._judge(status, vocab_size) if status != RUNNING else None
+        curve_steps, curve_ppl = self.curve.values()
+        return CellResult(
+            c.model, c.x, c.y, c.seed, cfg.init_std, cfg.clip_threshold, cfg.lr,
+            status=status, steps=self.steps, epochs=self.epochs,
+            final_train_perplexity=verdict.final_perplexity if verdict else _last(self.train),
+            best_train_perplexity=min(self.train) if self.train else None,
+            final_val_perplexity=_last(self.val),
+            best_val_perplexity=min(self.val) if self.val else None,
+            diverged_step=self.diverged_step,
+            max_grad_norm=self.max_grad_norm if self.steps else None,
+            clipped_share=self.clipped / self.steps if self.steps else None,
+            steps_to_target=self.steps_to_target,
+            curve_steps=curve_steps, curve_perplexity=curve_ppl,
+            verdict=verdict.kind if verdict else None,
+            headline=message or (verdict.headline if verdict else ""),
+            start_perplexity=self.first[0] if self.first else None,
+        )  # fmt: skip
+
+    def _judge(self, status: str, vocab_size: int) -> Verdict:
+        """verdict.judge on the frames it reads: step 1, the last steps, the epochs."""
+        rows = list(self.last)
+        if self.first and self.steps > len(self.last):
+            rows = [self.first, *rows]
+        steps = pd.DataFrame(rows, columns=["perplexity", "grad_norm"])
+        return judge(status, steps, pd.DataFrame({"train_perplexity": self.train}), vocab_size)
+
+
+def _last(values: list[float]) -> float | None:
+    return values[-1] if values else None
+
+
+RowsHook = Callable[[int, int, np.ndarray, StepCore], None]  # (step, epoch, (K, S) rows, core)
+
+
+def run_chunk(
+    cells: Sequence[Cell],
+    train: Tensor,
+    val: Tensor,
+    vocab_size: int,
+    device: str,
+    target: float,
+    eval_every: int,
+    control: Control | None = None,
+    on_update: Callable[[list[CellResult]], None] | None = None,
+    on_rows: RowsHook | None = None,
+) -> list[CellResult]:
+    """Train ``cells`` (one shape, one seed) to the end; their final CellResults.
+
+    ``on_update`` gets the results so far after every epoch (the job's live map);
+    ``on_rows`` every step's (K, S) stats rows (tests compare them with single runs)."""
+    configs = [c.config for c in cells]
+    cfg = configs[0]
+    assert all(c.seed == cfg.seed for c in configs), "a chunk shares one seed (data order)"
+    core = StepCore(configs, vocab_size, device)
+    skip_gate_stats(core)
+    val_ws = Workspace()
+    ix = core.layout.index
+    cols = [ix["loss"], ix["grad_norm"], ix["clipped"], ix["diverged"]]
+    trackers = [Tracker(c, target) for c in cells]
+    rng = random.Random(cfg.seed)  # the data order of a single run with this seed
+    step, stopped = 0, False
+    pending: tuple[int, int, int] | None = None  # (slot, step, epoch) launched, not read
+
+    def read(launched: tuple[int, int, int]) -> None:
+        slot, at, epoch = launched
+        rows = core.read(slot)
+        if on_rows is not None:
+            on_rows(at, epoch, rows, core)
+        for t, (loss, norm, clipped, diverged) in zip(
+            trackers, rows[:, cols].tolist(), strict=True
+        ):
+            if not t.alive:
+                continue
+            if diverged:
+                t.diverged_step = at
+            else:
+                t.add_step(at, loss, norm, bool(clipped))
+
+    for epoch in range(1, cfg.num_epochs + 1):
+        first = True
+        for X, Y in batch_iterator(train, cfg.batch_size, cfg.num_steps, cfg.sampling, rng):
+            if control is not None and control.paused():
+                if pending:
+                    read(pending)
+                    pending = None
+                    _update(on_update, trackers, vocab_size)
+            if control is not None and not control.wait():
+                stopped = True
+                break
+            if first or cfg.sampling == "random":
+                core.reset_state()  # d2l: a fresh state per epoch (per batch when random)
+                first = False
+            step += 1
+            core.load_batch(X.to(device), Y.to(device))
+            launched = (core.run(False), step, epoch)
+            if pending:
+                read(pending)
+            pending = launched
+        if pending:
+            read(pending)
+            pending = None
+        if stopped or not any(t.alive for t in trackers):
+            break
+        evaluate = epoch % eval_every == 0 or epoch == cfg.num_epochs
+        alive = [k for k, t in enumerate(trackers) if t.alive]
+        vals = validation_perplexities(core, alive, val, val_ws) if evaluate else {}
+        for k in alive:
+            trackers[k].end_epoch(vals.get(k))
+        _update(on_update, trackers, vocab_size)
+    return [
+        t.result("diverged" if not t.alive else "stopped" if stopped else "done", vocab_size)
+        for t in trackers
+    ]
+
+
+def _update(
+    hook: Callable[[list[CellResult]], None] | None, trackers: list[Tracker], vocab_size: int
+) -> None:
+    if hook is not None:
+        hook([t.result(RUNNING if t.alive else "diverged", vocab_size) for t in trackers])
+
+
+def run_chunk_task(
+    cells: Sequence[Cell], train: Tensor, val: Tensor, vocab_size: int, target: float,
+    eval_every: int, threads: int = 1,
+) -> list[CellResult]:  # fmt: skip
+    """``run_chunk`` on a worker (Ray): its own device and torch thread count."""
+    from .config import resolve_device
+
+    torch.set_num_threads(threads)
+    device = resolve_device(cells[0].config.device)
+    return run_chunk(cells, train.to(device), val.to(device), vocab_size, device, target,
+                     eval_every)  # fmt: skip

@@ -1,0 +1,256 @@
+"""What a trainability map sweeps: two axes of knobs, seeds, models, and how it is split up.
+
+A ``SweepSpec`` names two axes chosen from ``AXES`` (init std, clip threshold theta, learning
+rate), a list of values for each (log ladders by default: ``default_values``; ``None`` on the
+clip axis means clipping off, shown as 'off'), a ``TrainConfig`` ``base`` that fixes every
+other setting, 1-3 seeds per cell (``base.seed``, ``base.seed + 1``, ...) and the models to
+map side by side. Every cell is the config ``base.replace(model=m, x_axis=x, y_axis=y,
+seed=s)``: validated as TrainConfig validates it, so the errors name the field.
+
+**Groups: one shape and one seed.** The sweep trains the cells of a group at once as one
+K-axis ``StepCore``, whose members all read the same minibatch. A single ``Trainer`` run
+draws its minibatch order (the sequential iterator's offset each epoch, the random one's
+shuffle) from ``random.Random(config.seed)``, so two cells with different seeds would not
+see the same minibatches. Grouping by (shape, seed) keeps the promise that *a cell equals the
+single run of its config and seed*: within a group every member's data order is the one its
+own single run would draw, and each member draws its weights from its own generator seeded
+with that same seed. Cells whose shapes differ (``step.SHAPE_FIELDS``: the model here, since
+hidden size, T and B are fixed by ``base``) cannot share a core either.
+
+**Chunks: what fits.** A group of K cells needs ``limits.estimate_bytes(config, V, K)``;
+``plan`` splits each group into chunks of at most as many members as fit the memory budget
+(``limits.budget_bytes``, GRU_LAB_MEMORY_BUDGET_MB) and, when asked (``max_members``, for
+Ray), no more than that. Members are independent, so chunking changes no result. A sweep is
+refused only when a single cell does not fit, with the estimate and the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import product
+
+from .config import MODELS, NUMERIC_RANGES, TrainConfig
+from .limits import BUDGET_ENV, budget_bytes, estimate_bytes
+from .step import SHAPE_FIELDS
+from .sweep_eval import val_bytes
+
+AXES = ("init_std", "clip_threshold", "lr")
+AXIS_TITLES = {"init_std": "init std", "clip_threshold": "clip θ", "lr": "learning rate"}
+BACKENDS = ("local", "ray")
+MAX_SEEDS = 3
+MAX_VALUES = 16  # values per axis: a 16 x 16 map is already 256 runs per seed
+# Log ladders the default values are drawn from: (low, high), both included.
+LADDER_SPANS = {"init_std": (1e-3, 1.0), "clip_threshold": (0.1, 10.0), "lr": (0.1, 100.0)}
+
+Value = float | None  # an axis value; None only on the clip axis (clipping off)
+
+
+def log_ladder(low: float, high: float, n: int) -> tuple[float, ...]:
+    """n values spaced evenly in log10 from low to high, rounded to 2 significant digits."""
+    if n == 1:
+        return (low,)
+    return tuple(
+        float(f"{10 ** (math.log10(low) + i * math.log10(high / low) / (n - 1)):.2g}")
+        for i in range(n)
+    )
+
+
+def default_values(axis: str, n: int = 4) -> tuple[Value, ...]:
+    """A log ladder of ``n`` values for ``axis`` (``LADDER_SPANS``); the clip axis ends with
+    None (off): 4 values give init std 0.001..1, clip 0.1, 1, 10, off, lr 0.1..100."""
+    check_axis("axis", axis)
+    if not 1 <= n <= MAX_VALUES:
+        raise ValueError(f"n={n!r} must be an integer in [1, {MAX_VALUES}]")
+    if axis == "clip_threshold":
+        return (*log_ladder(*LADDER_SPANS[axis], n - 1), None) if n > 1 else (None,)
+    return log_ladder(*LADDER_SPANS[axis], n)
+
+
+def axis_label(value: Value) -> str:
+    """How an axis value reads on a chart or in a table: '0.01', '10', 'off' (clip None)."""
+    return "off" if value is None else f"{value:g}"
+
+
+def check_axis(name: str, axis: object) -> None:
+    if axis not in AXES:
+        raise ValueError(f"{name}={axis!r} is not one of {', '.join(AXES)}")
+
+
+def parse_values(axis: str, text: str) -> tuple[Value, ...]:
+    """'0.001,0.01,off' -> (0.001, 0.01, None); 'off'/'none' only on the clip axis."""
+    values: list[Value] = []
+    for part in (p.strip() for p in text.split(",")):
+        if axis == "clip_threshold" and part.lower() in ("off", "none"):
+            values.append(None)
+            continue
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise ValueError(f"{axis}: {part!r} is not a number") from None
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the sweep: a point of the map for one model and one seed."""
+
+    model: str
+    x: Value  # the x axis value
+    y: Value  # the y axis value
+    seed: int
+    config: TrainConfig  # base with the model, both axis values and the seed applied
+
+    @property
+    def key(self) -> tuple[str, Value, Value, int]:
+        return (self.model, self.x, self.y, self.seed)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A trainability map (see the module docstring). Validated on construction."""
+
+    x_axis: str = "init_std"  # one of AXES
+    x_values: tuple[Value, ...] = default_values("init_std")  # columns of the map
+    y_axis: str = "clip_threshold"  # one of AXES, not x_axis
+    y_values: tuple[Value, ...] = default_values("clip_threshold")  # rows of the map
+    base: TrainConfig = field(default_factory=TrainConfig)  # every other setting
+    seeds: int = 1  # runs per cell, 1..3: seeds base.seed, base.seed + 1, ...
+    models: tuple[str, ...] = ("gru",)  # one map per model, side by side
+    target_perplexity: float = 10.0  # steps_to_target: the first epoch at or below this
+    eval_every: int = 1  # epochs between validation perplexities (and always the last)
+    backend: str = "local"  # 'local' (one process) or 'ray'
+
+    def __post_init__(self) -> None:
+        check_axis("x_axis", self.x_axis)
+        check_axis("y_axis", self.y_axis)
+        if self.x_axis == self.y_axis:
+            raise ValueError(f"x_axis and y_axis are both {self.x_axis!r}: choose two axes")
+        if not isinstance(self.base, TrainConfig):
+            raise ValueError(f"base={self.base!r} must be a TrainConfig")
+        for name in ("x", "y"):
+            object.__setattr__(self, f"{name}_values", self._check_values(name))
+        seeds = self.seeds
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+            raise ValueError(f"seeds={self.seeds!r} must be an integer in [1, {MAX_SEEDS}]")
+        top = self.base.seed + self.seeds - 1
+        if top > NUMERIC_RANGES["seed"][1]:
+            raise ValueError(f"seeds={self.seeds} from base seed {self.base.seed} passes {top}")
+        models = tuple(self.models) if not isinstance(self.models, str) else (self.models,)
+        if not models or len(set(models)) != len(models) or not set(models) <= set(MODELS):
+            raise ValueError(
+                f"models={self.models!r} must be distinct names from {', '.join(MODELS)}"
+            )
+        object.__setattr__(self, "models", models)
+        t = self.target_perplexity
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 1 <= t < math.inf:
+            raise ValueError(f"target_perplexity={t!r} must be a number >= 1")
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int):
+            raise ValueError(f"eval_every={self.eval_every!r} must be an integer >= 1")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every={self.eval_every!r} must be an integer >= 1")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend={self.backend!r} is not one of {', '.join(BACKENDS)}")
+
+    def _check_values(self, name: str) -> tuple[Value, ...]:
+        """The axis values as a tuple, each checked by TrainConfig (so range errors name the
+        axis field), non-empty, without repeats."""
+        axis, values = getattr(self, f"{name}_axis"), getattr(self, f"{name}_values")
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+            raise ValueError(f"{name}_values={values!r} must be a list of {axis} values")
+        values = tuple(values)
+        if not values:
+            raise ValueError(f"{name}_values is empty: give at least one {axis} value")
+        if len(values) > MAX_VALUES:
+            raise ValueError(f"{name}_values has {len(values)} values; at most {MAX_VALUES}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name}_values={list(values)} repeats a value")
+        for i, v in enumerate(values):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise ValueError(f"{name}_values[{i}]: {axis}={v!r} must be a number")
+            if v is not None and not v > 0:
+                raise ValueError(f"{name}_values[{i}]: {axis}={v!r} must be positive")
+            try:
+                self.base.replace(**{axis: v})
+            except ValueError as exc:
+                raise ValueError(f"{name}_values[{i}]: {exc}") from None
+        return tuple(None if v is None else float(v) for v in values)
+
+    # -- what it runs ----------------------------------------------------------------------
+    def seed_values(self) -> tuple[int, ...]:
+        return tuple(self.base.seed + i for i in range(self.seeds))
+
+    def cells(self) -> list[Cell]:
+        """Every run, ordered by model, seed, y, x (the order of the CSV rows)."""
+        out = []
+        for model, seed, y, x in product(
+            self.models, self.seed_values(), self.y_values, self.x_values
+        ):
+            config = self.base.replace(model=model, seed=seed, **{self.x_axis: x, self.y_axis: y})
+            out.append(Cell(model, x, y, seed, config))
+        return out
+
+    def groups(self) -> list[list[Cell]]:
+        """Cells that can share one StepCore: same shape and same seed (module docstring)."""
+        found: dict[tuple, list[Cell]] = {}
+        for cell in self.cells():
+            key = (*(getattr(cell.config, f) for f in SHAPE_FIELDS), cell.seed)
+            found.setdefault(key, []).append(cell)
+        return list(found.values())
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The chunks a sweep runs as (each one StepCore), with the memory behind the split."""
+
+    chunks: tuple[tuple[Cell, ...], ...]
+    estimates: tuple[int, ...]  # bytes each chunk needs (limits.estimate_bytes)
+    budget: int  # bytes allowed (limits.budget_bytes)
+
+    def describe(self) -> str:
+        sizes = ", ".join(str(len(c)) for c in self.chunks)
+        cells = sum(len(c) for c in self.chunks)
+        return (
+            f"{cells} runs in {len(self.chunks)} batch(es) of {sizes}; largest needs about "
+            f"{mb(max(self.estimates))} of a {mb(self.budget)} budget"
+        )
+
+
+def _need(config: TrainConfig, vocab_size: int, k: int) -> int:
+    """limits' estimate for k members stepped together, plus validating them together."""
+    parts = estimate_bytes(config, vocab_size, configs=k)
+    return sum(parts.values()) + val_bytes(config, config.val_tokens, k)
+
+
+def plan(spec: SweepSpec, vocab_size: int, device: str, max_members: int | None = None) -> Plan:
+    """Split every group into chunks that fit the memory budget (and ``max_members``).
+    ValueError with the estimate and the budget when one cell alone does not fit."""
+    budget = budget_bytes(device)
+    chunks, estimates = [], []
+    for group in spec.groups():
+        config = group[0].config
+        one = _need(config, vocab_size, 1)
+        if one > budget:
+            raise ValueError(
+                f"one run of this sweep ({config.model}, hidden {config.hidden_size}, batch "
+                f"{config.batch_size}, T {config.num_steps}) needs about {mb(one)} of memory, "
+                f"over the budget of {mb(budget)} on {device}; the whole map would need "
+                f"about {mb(_need(config, vocab_size, len(group)))}. Lower the hidden size, "
+                f"batch size or sequence length (the budget is set by {BUDGET_ENV})."
+            )
+        per_member = _need(config, vocab_size, 2) - one
+        fit = len(group) if per_member <= 0 else 1 + (budget - one) // per_member
+        size = max(1, min(len(group), fit, max_members or len(group)))
+        count = math.ceil(len(group) / size)
+        size = math.ceil(len(group) / count)  # even chunks: 64 over 3 -> 22, 21, 21
+        for start in range(0, len(group), size):
+            chunk = tuple(group[start : start + size])
+            chunks.append(chunk)
+            estimates.append(_need(config, vocab_size, len(chunk)))
+    return Plan(tuple(chunks), tuple(estimates), budget)
+
+
+def mb(n: int) -> str:
+    """Bytes as '12 MB' (or '1.5 GB')."""
+    return f"{n / 2**20:,.0f} MB" if n < 2**30 else f"{n / 2**30:,.1f} GB"
