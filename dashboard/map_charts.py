@@ -111,6 +111,9 @@ def _text(cell: CellSummary, kind: str) -> str:
     return {"pending": "…", "blew up": cell.verdict or "", "other": cell.verdict or ""}[kind]
 
 
+CLICK_MARKER_PX = 40  # the click layer's squares: most of a cell at the usual map size
+
+
 def map_figure(
     results: Sequence[CellResult], spec: SweepSpec, model: str, title: str | None = None
 ) -> go.Figure:
@@ -182,6 +185,23 @@ def map_figure(
                 **common,
             )
         )
+    # A click layer: plotly reports no selection for heatmap cells, so one invisible square
+    # marker per cell carries the cell's customdata and hover (and gets the clicks).
+    gx, gy = np.meshgrid(np.arange(len(xs)), np.arange(len(ys)))
+    fig.add_trace(
+        go.Scatter(
+            x=gx.ravel(),
+            y=gy.ravel(),
+            mode="markers",
+            marker=dict(symbol="square", size=CLICK_MARKER_PX, opacity=0),
+            customdata=custom.reshape(-1, 3),
+            hovertext=hover.ravel(),
+            hovertemplate="%{hovertext}<extra></extra>",
+            name="cells",
+            showlegend=False,
+        )
+    )
+    fig.update_traces(hoverinfo="skip", hovertemplate=None, selector=dict(type="heatmap"))
     for code, colour, label in KINDS:  # a legend for the cells drawn apart
         fig.add_trace(
             go.Scatter(

@@ -151,6 +151,19 @@ CAPTIONS = {
         "against how many characters back the input lies. A curve that falls steeply forgets "
         "quickly; a flatter one still uses characters far back."
     ),
+    "map": (
+        "Every cell is a whole training run with its own settings; all of them train at once, "
+        "on the same minibatches, and the map fills in as they finish. The study note's "
+        "questions are about this landscape: why an init std of 0.01 and not 0.1 or 1? does "
+        "a GRU need a higher clip threshold than an RNN? where does a learning rate stop "
+        "being safe? Click a cell to open that run in the lab."
+    ),
+    "map_read": (
+        "Colour: the final validation perplexity (log scale; lower is better, 28 is guessing). "
+        "Dark red cells diverged (the step is written in them); red ones blew up (finite but "
+        "exploded); grey ones have not finished. Hover a cell for every number and its "
+        "perplexity curve."
+    ),
 }
 
 CLIPPING = (

@@ -150,7 +150,7 @@ _ticket_lock = threading.Lock()
 _next_ticket = 0
 
 
-def _new_ticket() -> int:
+def new_ticket() -> int:
     global _next_ticket
     with _ticket_lock:
         _next_ticket += 1
@@ -185,7 +185,7 @@ class TrainingJob:
         self._trainer: Trainer | None = Trainer(config, corpus, self.device)
         self.probe_text = probe_text or corpus.probe or corpus.prefix  # the text's own words
         self.probe_every_s = probe_every_s
-        self._ticket = _new_ticket()
+        self._ticket = new_ticket()
         self._cond = threading.Condition()
         self._state = "ready"
         self._paused = start_paused

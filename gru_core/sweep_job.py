@@ -33,7 +33,7 @@ import torch
 
 from .config import resolve_device
 from .data import Corpus, check_trainable, split_train_val
-from .job import SlotPool, _new_ticket, fair_threads, shared_pool
+from .job import SlotPool, new_ticket, fair_threads, shared_pool
 from .sweep_results import PENDING, RUNNING, CellResult
 from .sweep_run import run_chunk
 from .sweep_spec import Cell, Plan, SweepSpec, plan
@@ -94,7 +94,7 @@ class SweepJob:
             self.plan = plan(spec, self.vocab_size, self.device, math.ceil(largest / cpus))
         self.train, self.val = self.train.to(self.device), self.val.to(self.device)
         self._pool = pool or shared_pool()
-        self._ticket = _new_ticket()
+        self._ticket = new_ticket()
         self._cond = threading.Condition()
         self._cells = spec.cells()
         self._results = {c.key: pending_result(c) for c in self._cells}

@@ -1,0 +1,227 @@
+"""The trainability map page: many configurations trained at once, one heatmap cell each.
+
+Choose two axes (init std, clip threshold θ, learning rate) and their values, the model(s),
+the size and length; Start trains every cell at once through the K-axis step core
+(``gru_core.sweep_job``), and the heatmaps fill in live. A click on a cell opens the lab with
+that cell's settings, as a lesson does. The URL holds the sweep's settings (``map_*``).
+Script thread only; the job never calls ``st.*``; figures from ``map_charts.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard import controls as ctl
+from dashboard import map_charts
+from dashboard.display import chart_columns, page_style
+from dashboard.resources import default_corpus, sweep_guard
+from dashboard.teaching import CAPTIONS
+from gru_core.config import TrainConfig
+from gru_core.sweep_job import ENDED, SweepJob
+from gru_core.sweep_results import results_frame
+from gru_core.sweep_spec import AXES, AXIS_TITLES, SweepSpec, axis_label, default_values
+
+REFRESH_S = 1.0
+MODEL_NAMES = {"GRU": "gru", "RNN": "rnn", "LSTM": "lstm"}
+# What a map reads from the URL, and its defaults: the "Why 0.01?" map, small enough to fill
+# in a couple of minutes on a laptop CPU.
+DEFAULTS: dict[str, Any] = {
+    "map_x": "init_std", "map_y": "clip_threshold", "map_models": "GRU",
+    "map_hidden": 32, "map_steps": 35, "map_epochs": 10, "map_seeds": 1,
+}  # fmt: skip
+WHY_001 = {**DEFAULTS, "map_models": "GRU,RNN"}
+SIZES = {"map_hidden": (8, 256), "map_steps": (5, 100), "map_epochs": (1, 200), "map_seeds": (1, 3)}
+
+
+def _options(axis: str) -> list[Any]:
+    """The values offered on an axis: the lab's own ladders (and 'off' for clipping)."""
+    ladder = {"init_std": ctl.INIT_STDS, "clip_threshold": ctl.CLIPS, "lr": ctl.LRS}[axis]
+    return [*ladder, None] if axis == "clip_threshold" else list(ladder)
+
+
+def _init_state() -> None:
+    """First visit: the URL's map settings over the defaults."""
+    if st.session_state.get("_map_initialised"):
+        return
+    params = st.query_params.to_dict()
+    for key, default in DEFAULTS.items():
+        raw = params.get(key, default)
+        if key in SIZES:
+            low, high = SIZES[key]
+            try:
+                raw = min(max(int(raw), low), high)
+            except ValueError:
+                raw = default
+        st.session_state[key] = raw
+    for side in ("x", "y"):
+        axis = st.session_state[f"map_{side}"]
+        if axis not in AXES:
+            axis = st.session_state[f"map_{side}"] = DEFAULTS[f"map_{side}"]
+        values = _parse_values(params.get(f"map_{side}v"), axis)
+        st.session_state[f"map_{side}v"] = values or list(default_values(axis))
+        st.session_state[f"_map_{side}_axis"] = axis  # the values belong to this axis
+    st.session_state.map_models = [
+        m for m in str(st.session_state.map_models).split(",") if m in MODEL_NAMES
+    ] or ["GRU"]
+    st.session_state._map_initialised = True
+
+
+def _parse_values(raw: str | None, axis: str) -> list[Any]:
+    if not raw:
+        return []
+    options = {axis_label(o): o for o in _options(axis)}
+    return [options[v] for v in raw.split(",") if v in options]
+
+
+def _why_001() -> None:
+    """The lesson preset: init std × clip θ for the GRU and the RNN side by side."""
+    st.session_state._map_initialised = False
+    for key in DEFAULTS:
+        st.query_params.pop(key, None)
+    for side in ("xv", "yv"):
+        st.query_params.pop(f"map_{side}", None)
+    st.query_params["map_models"] = WHY_001["map_models"]
+
+
+def _settings() -> None:
+    left, right = st.columns(2)
+    for col, side in ((left, "x"), (right, "y")):
+        with col:
+            axis = st.selectbox(
+                f"{side} axis", AXES, key=f"map_{side}", format_func=AXIS_TITLES.get
+            )
+            if st.session_state.get(f"_map_{side}_axis") != axis:  # the axis changed
+                st.session_state[f"map_{side}v"] = list(default_values(axis))
+                st.session_state[f"_map_{side}_axis"] = axis
+            st.multiselect(
+                f"{AXIS_TITLES[axis]} values", _options(axis), key=f"map_{side}v",
+                format_func=axis_label,
+            )  # fmt: skip
+    with st.container(horizontal=True):
+        st.multiselect("Models (one map each)", list(MODEL_NAMES), key="map_models")
+        for key, label in (
+            ("map_hidden", "Hidden size"), ("map_steps", "Sequence length"),
+            ("map_epochs", "Epochs"), ("map_seeds", "Seeds per cell"),
+        ):  # fmt: skip
+            low, high = SIZES[key]
+            st.number_input(label, low, high, key=key, step=1)
+
+
+def spec_from_state() -> SweepSpec:
+    """The sweep the widgets describe (ValueError naming the field when it is not valid)."""
+    s = st.session_state
+    base = TrainConfig(
+        hidden_size=int(s.map_hidden), num_steps=int(s.map_steps),
+        num_epochs=int(s.map_epochs),
+    )  # fmt: skip
+    order = {axis: _options(axis) for axis in (s.map_x, s.map_y)}
+    xs = sorted(s.map_xv, key=order[s.map_x].index)
+    ys = sorted(s.map_yv, key=order[s.map_y].index)
+    models = tuple(MODEL_NAMES[m] for m in s.map_models)
+    return SweepSpec(s.map_x, tuple(xs), s.map_y, tuple(ys), base, int(s.map_seeds), models)
+
+
+def _start() -> None:
+    s = st.session_state
+    s.map_error = None
+    old: SweepJob | None = s.get("sweep")
+    if old is not None:
+        old.stop(wait=False)
+    corpus, reason = default_corpus()
+    try:
+        if corpus is None:
+            raise ValueError(f"no text to train on: {reason}")
+        job = SweepJob(spec_from_state(), corpus)
+    except ValueError as exc:
+        s.map_error = str(exc)
+        return
+    s.sweep = job
+    sweep_guard(job)  # a closed tab stops its sweep
+    job.start()
+
+
+def _stop() -> None:
+    job: SweepJob | None = st.session_state.get("sweep")
+    if job is not None:
+        job.stop(wait=False)
+
+
+def _open_in_lab(job: SweepJob, point: dict[str, Any]) -> None:
+    """A clicked cell's settings in the lab, as a lesson applies them."""
+    x, y, model = map_charts.clicked_cell(point["customdata"])
+    config = job.spec.base.replace(**{job.spec.x_axis: x, job.spec.y_axis: y, "model": model})
+    values = ctl.values_from_config(config)
+    st.session_state._fork_values = values
+    st.query_params.clear()
+    st.query_params.update(ctl.to_query(values))
+    st.switch_page(st.session_state["_pages"]["lab"])
+
+
+def map_page() -> None:
+    page_style()
+    _init_state()
+    st.title("Trainability map")
+    st.caption(CAPTIONS["map"])
+    st.button("Lesson: Why 0.01? (init std × clip θ, GRU and RNN)", on_click=_why_001)
+    _settings()
+    job: SweepJob | None = st.session_state.get("sweep")
+    running = job is not None and job.snapshot().state not in ENDED
+    with st.container(horizontal=True):
+        st.button("Restart" if running else "Start", type="primary", on_click=_start)
+        st.button("Stop", on_click=_stop, disabled=not running)
+    if st.session_state.get("map_error"):
+        st.error(f"Can't start: {st.session_state.map_error}")
+    _sync_url()
+
+    @st.fragment(run_every=REFRESH_S if running else None)
+    def live() -> None:
+        current: SweepJob | None = st.session_state.get("sweep")
+        if current is None:
+            st.info("Choose the axes and values above and press Start.")
+            return
+        snap = current.snapshot()
+        st.progress(
+            snap.finished / max(snap.total, 1),
+            f"{snap.state} · {snap.finished} of {snap.total} runs · {snap.elapsed:.0f} s · "
+            f"{snap.plan}",
+        )
+        if snap.message:
+            st.error(snap.message)
+        cols = chart_columns(len(current.spec.models), "map")
+        for col, model in zip(cols, current.spec.models, strict=True):
+            with col:
+                event = st.plotly_chart(
+                    map_charts.map_figure(snap.results, current.spec, model),
+                    key=f"map-{model}", on_select="rerun", selection_mode="points",
+                    config={"displaylogo": False},
+                )  # fmt: skip
+                points = (event or {}).get("selection", {}).get("points", [])
+                if points:
+                    _open_in_lab(current, points[0])
+        st.caption(CAPTIONS["map_read"])
+        st.download_button(
+            "Download the map (CSV)", results_frame(snap.results).to_csv(index=False),
+            "gru-lab-map.csv", "text/csv",
+        )  # fmt: skip
+        if running and snap.state in ENDED:
+            st.rerun()
+
+    live()
+
+
+def _sync_url() -> None:
+    """The sweep's settings in the URL, so a link reproduces the map."""
+    s = st.session_state
+    wanted = {k: v for k, v in st.query_params.to_dict().items() if not k.startswith("map_")}
+    for key, default in DEFAULTS.items():
+        value = ",".join(s[key]) if key == "map_models" else s[key]
+        if str(value) != str(default):
+            wanted[key] = str(value)
+    for side in ("x", "y"):
+        axis = s[f"map_{side}"]
+        if list(s[f"map_{side}v"]) != list(default_values(axis)):
+            wanted[f"map_{side}v"] = ",".join(axis_label(v) for v in s[f"map_{side}v"])
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)

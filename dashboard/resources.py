@@ -1,0 +1,91 @@
+"""Resources the pages share: the default corpus, the saved-runs store, session guards.
+
+``st.cache_resource`` without a scope is shared by every session (read-only things, and
+stores keyed inside by browser token); session-scoped ones are released when the session's
+websocket goes, which is how a closed tab stops its training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from typing import Any
+
+import streamlit as st
+
+from dashboard.lab import CloseOnRelease, Lab
+from dashboard.run_records import new_token, valid_token
+from dashboard.run_store import RUNS_DB_ENV, RunStore, open_run_store
+from gru_core.data import Corpus
+from gru_core.sources import CACHE_ENV, load_corpus
+
+CLOSE_GRACE_ENV = "GRU_LAB_CLOSE_GRACE_S"  # seconds; default 30
+TOKEN_PARAM = "bench"  # the URL parameter holding this browser's saved-runs token
+
+
+def _cli_corpus_path() -> str | None:
+    """``streamlit run dashboard/app.py -- --corpus PATH``; never from the browser."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--corpus")
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return args.corpus
+
+
+@st.cache_resource(show_spinner="Loading The Time Machine…")
+def default_corpus() -> tuple[Corpus | None, str]:
+    """The shared default corpus (read-only), or None and the reason it failed."""
+    try:
+        return load_corpus(_cli_corpus_path()), ""
+    except ValueError as exc:
+        return None, str(exc)
+
+
+@st.cache_resource(scope="session", on_release=lambda guard: guard.release(), show_spinner=False)
+def session_guard(_lab: Lab) -> CloseOnRelease:
+    """Session-scoped: released when this session's websocket goes (the tab closed)."""
+    return CloseOnRelease(_lab, close_grace_s())
+
+
+def close_grace_s() -> float:
+    """A closed tab's job stops this long after its websocket goes (a reconnect cancels it)."""
+    return float(os.environ.get(CLOSE_GRACE_ENV, "30"))
+
+
+@st.cache_resource(show_spinner=False)
+def _run_store(db_env: str, cache_env: str) -> RunStore:
+    """The server's saved-runs store (shared: it is keyed by browser token inside)."""
+    return open_run_store()
+
+
+def run_store() -> RunStore:
+    return _run_store(os.environ.get(RUNS_DB_ENV, ""), os.environ.get(CACHE_ENV, ""))
+
+
+def browser_token() -> str:
+    """This browser's unguessable token, kept in the URL (``?bench=``) so a reload (F5) finds
+    the same saved runs; a missing or malformed one is replaced by a fresh one."""
+    token = st.query_params.get(TOKEN_PARAM)
+    if not valid_token(token):
+        token = st.session_state.get(TOKEN_PARAM) or new_token()
+    st.session_state[TOKEN_PARAM] = token
+    return str(token)
+
+
+class StopOnRelease:
+    """A sweep tied to its session: when the tab goes, the sweep stops after the grace."""
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+
+    def release(self) -> None:
+        timer = threading.Timer(close_grace_s(), self.job.stop, kwargs={"wait": False})
+        timer.daemon = True
+        timer.start()
+
+
+@st.cache_resource(scope="session", on_release=lambda guard: guard.release(), show_spinner=False)
+def sweep_guard(_job: Any) -> StopOnRelease:
+    """Session-scoped, keyed by the sweep: released when this session's websocket goes."""
+    return StopOnRelease(_job)

@@ -1,0 +1,88 @@
+"""The trainability map page through AppTest: settings, a small sweep filling the map, the
+URL, and bad settings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from gru_core.sweep_job import SweepJob
+
+
+def _page() -> None:
+    import streamlit as st
+
+    from dashboard.map_page import map_page
+
+    st.session_state["_pages"] = {}
+    map_page()
+
+
+@pytest.fixture
+def page(corpus_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    monkeypatch.setenv("GRU_LAB_CORPUS", corpus_path)
+    st.cache_resource.clear()
+    at = AppTest.from_function(_page, default_timeout=60)
+    yield at
+    job: SweepJob | None = at.session_state["sweep"] if "sweep" in at.session_state else None
+    if job is not None:
+        job.stop(wait=True)
+
+
+def _cells(chart: Any) -> tuple[int, int]:
+    """(cells of the grid, cells that have finished: their text is no longer '…')."""
+    texts = json.loads(chart.proto.spec)["data"][0]["text"]
+    flat = [t for row in texts for t in row]
+    return len(flat), sum(t not in ("…", "") for t in flat)
+
+
+def test_a_small_sweep_fills_the_map(page: AppTest) -> None:
+    page.query_params.update(map_hidden="8", map_epochs="1", map_steps="10")
+    page.run()
+    assert not page.exception
+    page.multiselect(key="map_xv").set_value([0.01, 1.0])
+    page.multiselect(key="map_yv").set_value([1.0, None])
+    page.run()
+    [b for b in page.button if b.label == "Start"][0].click().run()
+    assert not page.exception and not page.error
+    job: SweepJob = page.session_state["sweep"]
+    job.join(120)
+    page.run()
+    snap = job.snapshot()
+    assert snap.state == "done" and snap.finished == snap.total == 4
+    charts = page.get("plotly_chart")
+    assert charts and _cells(charts[0]) == (4, 4)
+    assert page.query_params["map_xv"] == "0.01,1" and page.query_params["map_yv"] == "1,off"
+    assert [d for d in page.get("download_button")]
+
+
+def test_the_url_sets_the_map(page: AppTest) -> None:
+    page.query_params.update(map_x="lr", map_xv="0.1,1,10", map_y="clip_threshold", map_yv="1,off")
+    page.run()
+    assert not page.exception
+    assert page.selectbox(key="map_x").value == "lr"
+    assert page.multiselect(key="map_xv").value == [0.1, 1.0, 10.0]
+    assert page.multiselect(key="map_yv").value == [1.0, None]
+
+
+def test_bad_map_settings_say_what_is_wrong(page: AppTest) -> None:
+    page.run()
+    page.multiselect(key="map_xv").set_value([])
+    page.run()
+    [b for b in page.button if b.label == "Start"][0].click().run()
+    assert not page.exception
+    assert any("Can't start" in e.value and "x_values" in e.value for e in page.error)
+
+
+def test_the_why_001_lesson_maps_gru_and_rnn(page: AppTest) -> None:
+    page.run()
+    [b for b in page.button if b.label.startswith("Lesson: Why 0.01?")][0].click().run()
+    page.run()
+    assert page.multiselect(key="map_models").value == ["GRU", "RNN"]
+    assert page.selectbox(key="map_x").value == "init_std"
+    assert page.selectbox(key="map_y").value == "clip_threshold"
