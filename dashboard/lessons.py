@@ -64,11 +64,13 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "Long sequences",
-        {"steps": 200, "epochs": 5, "hidden": 128, "slice": 100_000},
-        "Backprop through 200 steps instead of 35 (on 100,000 characters, so an epoch has 15 "
-        "minibatches). Open 'Through time': the line is how much the last character's loss "
-        "reaches back to each earlier step. Run the GRU, then switch Model to RNN and run "
-        "again: the RNN's line falls away towards t = 1, the GRU's holds.",
+        {"steps": 200, "epochs": 5, "hidden": 128, "slice": 100_000, "init_std": 0.05},
+        "Backprop through 200 steps (on 100,000 characters: 15 minibatches an epoch). Open "
+        "'Through time': the line is how much the last character's loss still reaches each "
+        "earlier step (1 at t = T). Run the GRU, then switch Model to RNN and run again. Both "
+        "fall fast, which is the vanishing gradient, but not alike: at step 41, 35 characters "
+        "back the GRU keeps about 1e-5 and the RNN about 3e-7; 100 back the GRU still has "
+        "about 1e-14, the RNN next to nothing (1e-19, then 0).",
         hide=("variant", "sampling", "seed", "device"),
         lock=("steps", "slice"),
     ),

@@ -58,7 +58,7 @@ def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | Non
         )
     st.caption(
         f"step {status.step:,} · epoch {status.epoch} · {tps} tokens/s · {status.device} · "
-        f"lr {status.lr:g} · {state}"
+        f"lr {status.lr:g} · {state}" + (f" · {status.note}" if status.note else "")
     )
 
 

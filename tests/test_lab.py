@@ -266,3 +266,18 @@ def test_a_saved_run_names_the_corpus_it_trained_on(make_lab: Callable[[], Lab])
     lab.stop()
     run = next(iter(lab.runs))
     assert run.corpus_name == job.corpus_name == "filler.txt"
+
+
+def test_an_uploaded_text_generates_from_its_own_first_words(make_lab: Callable[[], Lab]) -> None:
+    lab = make_lab()
+    lab.runner = SyncRunner()
+    text = "once upon a midnight dreary while i pondered weak and weary " * 60
+    assert lab.accept_upload(text.encode(), "raven.txt")
+    assert lab.corpus.prefix == "once upon a midnight"
+    job = lab.start(TINY.replace(num_epochs=1), None)
+    job.run_sync()
+    epoch = job.telemetry.snapshot().last_epoch
+    assert epoch is not None
+    assert epoch.greedy_text.startswith("once upon a midnight")
+    assert epoch.sampled_text.startswith("once upon a midnight")
+    assert not epoch.greedy_text.startswith("time traveller")
