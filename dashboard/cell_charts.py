@@ -66,7 +66,7 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
             go.Scatter(
                 x=x,
                 y=cols["sat"],
-                name="saturated fraction",
+                name="saturated",
                 yaxis="y2",
                 line=dict(color=RED, width=1, dash="dot"),
             ),
@@ -86,8 +86,9 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
             showgrid=False,
             tickformat=".0%",
         ),
-        # five legend entries over up to three rows: room for them between title and plot
-        margin=dict(r=70, t=125),
+        # five legend entries, three to a row: two rows between the title and the plot
+        margin=dict(r=70, t=110),
+        legend=dict(entrywidth=0.33, entrywidthmode="fraction"),
     )
     return fig
 

@@ -159,7 +159,10 @@ def apply_layout(
 
 def with_subtitle(fig: go.Figure, text: str) -> go.Figure:
     """A second, smaller title line: a title stays short enough for a narrow column."""
-    fig.update_layout(title_subtitle=dict(text=text, font=dict(size=TICK_PX, color=TICK_INK)))
+    fig.update_layout(
+        title_subtitle=dict(text=text, font=dict(size=TICK_PX, color=TICK_INK)),
+        margin_t=(fig.layout.margin.t or 90) + 24,  # room for it above a two-row legend
+    )
     return fig
 
 

@@ -78,7 +78,17 @@ def _random_passage(lab: Lab) -> None:
     _, val = split_train_val(corpus.tokens, config.max_tokens, config.val_tokens)
     tokens = val if len(val) > 50 else corpus.tokens
     start = random.randrange(max(1, len(tokens) - 300))
-    st.session_state.memory_text = corpus.vocab.decode(tokens[start : start + 300])
+    _set_passage(corpus.vocab.decode(tokens[start : start + 300]))
+
+
+def _set_passage(text: str) -> None:
+    """Show ``text`` in a fresh passage box (a widget's own value cannot be set once drawn)."""
+    st.session_state.memory_passage = text
+    st.session_state.memory_box = st.session_state.get("memory_box", 0) + 1
+
+
+def _typed(box: str) -> None:
+    st.session_state.memory_passage = st.session_state[box]
 
 
 def memory_view(lab: Lab) -> None:
@@ -88,13 +98,15 @@ def memory_view(lab: Lab) -> None:
         return
     source = found[st.selectbox("Model to read", list(found), key="memory_source")]
     probe = (lab.job_corpus or lab.corpus).probe or (lab.job_corpus or lab.corpus).prefix
-    st.session_state.setdefault("memory_text", probe)
+    passage = st.session_state.setdefault("memory_passage", probe)
+    box = f"memory_box_{st.session_state.get('memory_box', 0)}"
     with st.container(horizontal=True, vertical_alignment="bottom"):
         st.text_area(
-            "Passage (up to 500 characters)", key="memory_text", max_chars=MAX_CHARS, height=90
-        )
+            "Passage (up to 500 characters)", value=passage, key=box, max_chars=MAX_CHARS,
+            height=90, on_change=_typed, args=(box,),
+        )  # fmt: skip
         st.button("Random passage of the validation text", on_click=_random_passage, args=(lab,))
-    text = st.session_state.memory_text or probe
+    text = passage or probe
     try:
         seen = memory.encode_passage(source.vocab, text).text
         target = st.slider(

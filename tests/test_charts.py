@@ -261,10 +261,10 @@ def test_gate_bands_figure(snap: Snapshot, big: pd.DataFrame, gate: str, expecte
     for steps in (snap.steps, big):
         fig = gate_bands_figure(steps, gate)
         check_figure(fig)
-        assert {"p5–p95", "p25–p75", "median", "mean", "saturated fraction"} <= names(fig)
+        assert {"p5–p95", "p25–p75", "median", "mean", "saturated"} <= names(fig)
         assert tuple(fig.layout.yaxis.range) == expected
         assert tuple(fig.layout.yaxis2.range) == (0, 1) and fig.layout.yaxis2.side == "right"
-        sat = next(t for t in fig.data if t.name == "saturated fraction")
+        sat = next(t for t in fig.data if t.name == "saturated")
         assert sat.yaxis == "y2"
         assert next(t for t in fig.data if t.name == "mean").line.dash == "dash"
     check_figure(gate_bands_figure(snap.steps, "F"))  # a gate the run lacks: empty, no crash
