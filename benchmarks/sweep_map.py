@@ -38,18 +38,16 @@ from pathlib import Path
 
 import torch
 
+from dashboard.map_charts import map_figure, sparkline_figure
+from gru_core.config import TrainConfig
+from gru_core.data import split_train_val
+from gru_core.sources import load_corpus
+from gru_core.sweep_job import SweepJob
+from gru_core.sweep_run import run_chunk
+from gru_core.sweep_spec import SweepSpec, default_values
+from gru_core.train import Trainer
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from dashboard.map_charts import map_figure, sparkline_figure  # noqa: E402
-from gru_core.config import TrainConfig  # noqa: E402
-from gru_core.data import split_train_val  # noqa: E402
-from gru_core.sources import load_corpus  # noqa: E402
-from gru_core.sweep_job import SweepJob  # noqa: E402
-from gru_core.sweep_run import run_chunk  # noqa: E402
-from gru_core.sweep_spec import SweepSpec, default_values  # noqa: E402
-from gru_core.train import Trainer  # noqa: E402
-
 DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "timemachine.txt"
 TARGET_BATCHED_S, TARGET_RATIO, TARGET_REDRAW_MS = 180.0, 4.0, 300.0
 
