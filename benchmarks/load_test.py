@@ -1,44 +1,95 @@
-"""Load test: many browser sessions training at once against one local GRU Lab server.
+"""Load test: browser sessions against one local GRU Lab server, in three scenarios.
 
-    python benchmarks/load_test.py --sessions 20 [--corpus PATH] [--markdown OUT]
+    python benchmarks/load_test.py [--scenario students] --sessions 20 [--timeout 600]
+    python benchmarks/load_test.py --scenario classroom --watchers 30 --students 5 --duration 90
+    python benchmarks/load_test.py --scenario watchers-cost --watchers 40 --phase 30
 
-Starts ``streamlit run dashboard/app.py`` on a free loopback port, opens ``--sessions``
-headless Chromium pages (Debian's /usr/bin/chromium; never ``playwright install``), and in
-each one starts a small training run. While they train it measures:
+Starts ``streamlit run dashboard/app.py`` on a free loopback port and drives headless
+Chromium pages (Debian's /usr/bin/chromium; never ``playwright install``):
 
-- the health endpoint's latency (``/_stcore/health``, polled every 100 ms from a thread);
-- a page rerun's latency: on one extra observer page, the time from clicking the Seed
-  field's "+" to the page showing the new value (a full script rerun of that session);
-- whether every session's job reaches 'done' (queued sessions included), and
-- the server process's peak resident memory (VmHWM from /proc).
+- ``students`` (the default): ``--sessions`` pages each train a tiny run until all are done;
+- ``classroom``: one teacher run shared with ``--watchers`` watch pages while ``--students``
+  pages train their own runs, measured for ``--duration`` seconds (``load_classroom.py``);
+- ``watchers-cost``: the teacher's training rate alone, with ``--watchers`` watchers, and alone
+  again (``load_classroom.py``).
 
-It prints a markdown table. Not part of the test suite: it takes a few minutes and loads
-the machine on purpose. Traffic goes to 127.0.0.1 only; every loop is bounded in time.
+What it measures: the health endpoint's latency (``/_stcore/health`` every 100 ms from a
+thread); a page rerun's latency (click the Seed field's "+" and wait until the page's URL holds
+the new seed: the app writes the URL at the end of each full rerun); what the pages' metrics
+say; CPU seconds of the server and of the browser; the server's peak RSS (VmHWM) and the
+tracebacks in its stderr.
+
+Set-up counts inside ``--timeout``; progress lines go to stdout as it runs; every read of a page
+waits at most ``READ_S`` (a page that does not answer is skipped and counted); the table is
+always printed, marked partial when the timeout cut the run short. A watchdog prints what there
+is and ends the process ``WATCHDOG_S`` after the timeout if a call into the browser hangs.
+Not part of the test suite. Traffic goes to 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from gru_core.verdict import VERDICTS  # the words the State metric ends on
 
 REPO = Path(__file__).resolve().parents[1]
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-dev-shm-usage",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-extensions",
+    "--mute-audio",
+    # every page is someone's foreground tab: no timer throttling of the pages' refreshes
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--js-flags=--max-old-space-size=256",
 ]
+VIEWPORT = {"width": 1200, "height": 900}
 TINY = "hidden=16&steps=10&batch=8&epochs=20"
+READ_S = 1.0  # the longest one read of one page may wait
+RERUN_TIMEOUT_S = 10.0  # a rerun slower than this is recorded as this long, and counted
+WATCHDOG_S = 45.0  # after the timeout: print what there is and exit, whatever hangs
+ENDED = frozenset(VERDICTS)
+
+# Every metric on the page (label -> value), plus the exception and error boxes it shows.
+_READ_JS = """
+() => ({
+  metrics: Object.fromEntries(Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
+    .map(m => [(m.querySelector('[data-testid="stMetricLabel"]') || {}).innerText,
+               (m.querySelector('[data-testid="stMetricValue"]') || {}).innerText])
+    .filter(([k, v]) => k && v).map(([k, v]) => [k.trim(), v.trim()])),
+  exceptions: document.querySelectorAll('[data-testid="stException"]').length,
+  errors: document.querySelectorAll('[data-testid="stAlertContentError"]').length,
+})
+"""
+_URL_BENCH_JS = "() => new URLSearchParams(location.search).has('bench')"
+_URL_SEED_JS = "want => new URLSearchParams(location.search).get('seed') === want"
+
+T0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - T0:6.1f} s] {message}", flush=True)
 
 
 def free_port() -> int:
@@ -54,14 +105,56 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def p50_p95(values: list[float], unit: str = "ms") -> str:
+    scale = 1e3 if unit == "ms" else 1.0
+    return (
+        f"{percentile(values, 50) * scale:.0f} {unit} / {percentile(values, 95) * scale:.0f} {unit}"
+    )
+
+
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return float("nan")
 
 
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds of the whole process) from /proc, or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(server_pid: int) -> tuple[float, float]:
+    """CPU seconds so far of the server, and of everything else this process started (the
+    browser's processes and Playwright's driver)."""
+    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p)))}
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(root: int) -> float:
+        todo, total = [root], 0.0
+        while todo:
+            pid = todo.pop()
+            total += stats[pid][1] if pid in stats else 0.0
+            todo += children.get(pid, [])
+        return total
+
+    server = tree(server_pid)
+    others = tree(os.getpid()) - stats.get(os.getpid(), (0, 0.0))[1] - server
+    return server, others
+
+
 class HealthProbe(threading.Thread):
+    """GET /_stcore/health every 100 ms; latencies of the answers, count of the failures."""
+
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
         self.url, self.latencies, self.failures = url, [], 0
@@ -71,7 +164,7 @@ class HealthProbe(threading.Thread):
         while not self.done.is_set():
             t0 = time.perf_counter()
             try:
-                with urllib.request.urlopen(self.url, timeout=10) as r:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
                     ok = r.read().strip() == b"ok"
             except OSError:
                 ok = False
@@ -81,108 +174,397 @@ class HealthProbe(threading.Thread):
                 self.failures += 1
             self.done.wait(0.1)
 
+    def summary(self) -> str:
+        return f"{p50_p95(self.latencies)} ({len(self.latencies)} probes, {self.failures} failed)"
 
-def metric(page, label: str) -> str:
-    box = page.locator('[data-testid="stMetric"]', has_text=label).first
-    return box.locator('[data-testid="stMetricValue"]').inner_text(timeout=5000)
+
+@dataclass
+class Report:
+    """The table, filled as the scenario goes, so a cut-short run still prints its figures."""
+
+    title: str
+    rows: dict[str, str] = field(default_factory=dict)
+    partial: str = ""  # why the figures are partial ("" when the scenario finished)
+    verdicts: list[str] = field(default_factory=list)
+    ok: bool = True
+    printed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set(self, name: str, value: str) -> None:
+        with self.lock:
+            self.rows[name] = value
+
+    def check(self, what: str, passed: bool) -> None:
+        with self.lock:
+            self.verdicts.append(f"{what}: {'PASS' if passed else 'FAIL'}")
+            self.ok = self.ok and passed
+
+    def text(self) -> str:
+        with self.lock:
+            rows = dict(self.rows)
+            if self.partial:
+                rows = {"PARTIAL": self.partial, **rows}
+            body = "\n".join(f"| {a} | {b} |" for a, b in rows.items())
+            lines = [f"**{self.title}**", "", "| measure | value |", "|---|---|", body]
+            if self.verdicts:
+                lines += ["", "; ".join(self.verdicts) + (" (partial)" if self.partial else "")]
+            return "\n".join(lines)
+
+    def print_once(self, markdown: str | None) -> None:
+        with self.lock:
+            if self.printed:
+                return
+            self.printed = True
+        table = self.text()
+        print("\n" + table, flush=True)
+        if markdown:
+            Path(markdown).write_text(table + "\n")
+
+
+class Harness:
+    """The server, the browser, the deadline and the report that a scenario works with."""
+
+    def __init__(self, args: argparse.Namespace, report: Report) -> None:
+        self.args, self.report = args, report
+        self.deadline = time.monotonic() + args.timeout
+        self.limit = self.deadline  # a scenario may end its set-up before the deadline
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.logdir = Path(tempfile.mkdtemp(prefix="gru-lab-load-"))
+        self.server: subprocess.Popen[bytes] | None = None
+        self.health = HealthProbe(self.base + "/_stcore/health")
+        self.pw: Any = None
+        self.browser: Any = None
+        self.contexts: list[Any] = []
+
+    # time
+    def left(self) -> float:
+        return min(self.deadline, self.limit) - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.left() <= 0
+
+    def ms(self, cap_s: float) -> int:
+        """A Playwright timeout: ``cap_s`` seconds, or what is left until the deadline (or
+        the earlier ``limit`` a scenario set for its set-up)."""
+        return max(1, int(min(cap_s, self.left()) * 1000))
+
+    # server and browser
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "GRU_LAB_CLOSE_GRACE_S": "5",
+            "GRU_LAB_RUNS_DB": str(self.logdir / "runs.sqlite3"),
+        }
+        if Path(self.args.corpus).exists():
+            env["GRU_LAB_CORPUS"] = self.args.corpus
+        self.stderr = (self.logdir / "streamlit-stderr.log").open("wb")
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless",
+             "true", "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr,
+            start_new_session=True,
+        )  # fmt: skip
+        while not self.expired():
+            if self.server.poll() is not None:
+                raise RuntimeError(f"streamlit exited early; see {self.stderr.name}")
+            try:
+                with urllib.request.urlopen(self.base + "/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.3)
+        log(f"server up on {self.base} (pid {self.server.pid}; stderr in {self.stderr.name})")
+        from playwright.sync_api import sync_playwright
+
+        self.pw = sync_playwright().start()
+        self.browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+
+    def new_page(self) -> Any:
+        """A page in a browser context of its own: its own Streamlit session."""
+        context = self.browser.new_context(viewport=VIEWPORT)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        return page
+
+    def close_page(self, page: Any) -> None:
+        try:
+            page.context.close()
+        except Exception:  # a crashed page is closed already
+            pass
+
+    def stop(self) -> None:
+        """Browser, driver and server: each stopped by what started it, errors or not."""
+        self.health.done.set()
+        for step in (
+            lambda: self.browser and self.browser.close(),
+            lambda: self.pw and self.pw.stop(),
+        ):
+            try:
+                step()
+            except Exception as exc:  # keep stopping the rest
+                log(f"while closing the browser: {exc!r}")
+        self.kill_server()
+
+    def kill_server(self) -> None:
+        if self.server is None or self.server.poll() is not None:
+            return
+        self.server.terminate()
+        try:
+            self.server.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.server.pid, signal.SIGKILL)
+
+    def server_cpu(self) -> tuple[float, float]:
+        return cpu_seconds(self.server.pid) if self.server else (0.0, 0.0)
+
+    def server_tracebacks(self) -> int:
+        try:
+            return (
+                (self.logdir / "streamlit-stderr.log")
+                .read_text(errors="replace")
+                .count("Traceback")
+            )
+        except OSError:
+            return 0
+
+    # pages
+    def read(self, page: Any, wait_s: float = READ_S) -> dict[str, Any] | None:
+        """The page's metrics and error boxes, or None when it does not answer in time."""
+        try:
+            return page.locator("body").evaluate(_READ_JS, timeout=self.ms(wait_s))
+        except Exception:  # timeouts and crashed pages alike: skip it
+            return None
+
+    def step_of(self, page: Any, wait_s: float = READ_S) -> int | None:
+        seen = self.read(page, wait_s)
+        value = (seen or {}).get("metrics", {}).get("Step")
+        return int(value.replace(",", "")) if value else None
+
+    def open(self, page: Any, url: str) -> None:
+        """Start loading ``url`` and return at once (the page asks for it by itself, so that
+        many pages load side by side); whoever waits for the page sees whether it came."""
+        try:
+            page.evaluate("u => { setTimeout(() => { location.href = u }, 0) }", url)
+        except Exception as exc:  # a page that cannot even do that: its wait will say so
+            log(f"opening {url}: {type(exc).__name__}")
+
+    def open_lab(self, page: Any, query: str) -> None:
+        self.open(page, f"{self.base}/?{query}")
+
+    def wait_start(self, page: Any, cap_s: float = 60) -> None:
+        """Wait until the lab page shows Start and its first full rerun has ended (the app
+        writes ``bench=`` into the URL then): a click before that may be dropped."""
+        start = page.get_by_role("button", name="Start", exact=True)
+        start.wait_for(timeout=self.ms(cap_s))
+        page.wait_for_function(_URL_BENCH_JS, polling=50, timeout=self.ms(cap_s))
+
+    def press(self, page: Any, name: str, cap_s: float = 20) -> None:
+        page.get_by_role("button", name=name, exact=True).click(timeout=self.ms(cap_s))
+
+    def choose_view(self, page: Any, name: str) -> None:
+        views = page.locator('[data-testid="stButtonGroup"]')
+        views.get_by_role("radio", name=name, exact=True).click(timeout=self.ms(20))
+
+    def rerun_latency(self, page: Any) -> tuple[float, bool]:
+        """Click Seed "+" and wait until the URL holds the new seed (the end of the full
+        rerun): (seconds, finished in time)."""
+        seed = page.locator('[data-testid="stNumberInput"]', has_text="Seed")
+        want = str(int(seed.locator("input").input_value(timeout=self.ms(5))) + 1)
+        t0 = time.perf_counter()
+        seed.locator('[data-testid="stNumberInputStepUp"]').click(timeout=self.ms(5))
+        try:
+            page.wait_for_function(
+                _URL_SEED_JS, arg=want, polling=10, timeout=self.ms(RERUN_TIMEOUT_S)
+            )
+            return time.perf_counter() - t0, True
+        except Exception:  # a timeout: record it as that long
+            return time.perf_counter() - t0, False
+
+
+def load_rows(report: Report, before: tuple[float, ...]) -> None:
+    after = os.getloadavg()
+    report.set(
+        "load average before / after (1, 5, 15 min)",
+        f"{' '.join(f'{x:.2f}' for x in before)} / {' '.join(f'{x:.2f}' for x in after)}",
+    )
+    report.set("machine", f"{os.cpu_count()} CPU cores")
+
+
+# -- the students scenario -------------------------------------------------------------------
+def students(h: Harness) -> None:
+    """``--sessions`` pages each train a tiny run; an observer page times reruns meanwhile."""
+    args, report = h.args, h.report
+    report.set("sessions", str(args.sessions))
+    t_start = time.monotonic()
+    pages: list[Any] = []
+    for _ in range(args.sessions):  # open them all at once, then wait for each
+        if h.expired():
+            break
+        page = h.new_page()
+        h.open_lab(page, TINY)
+        pages.append(page)
+    started: list[Any] = []
+    for i, page in enumerate(pages):
+        if h.expired():
+            break
+        try:
+            h.wait_start(page)
+            h.press(page, "Start")
+            h.choose_view(page, "Text")  # draws no charts: keeps the browser's share small
+            started.append(page)
+        except Exception as exc:  # one page that fails is counted, not fatal
+            log(f"session {i + 1} did not start: {type(exc).__name__}")
+        if (i + 1) % 5 == 0 or i + 1 == len(pages):
+            log(f"set-up: {len(started)} of {i + 1} sessions started")
+    report.set("set-up (open pages, press Start)", f"{time.monotonic() - t_start:.1f} s")
+    h.health.start()
+    observer = h.new_page()
+    h.open_lab(observer, TINY)
+    h.wait_start(observer)
+    reruns: list[float] = []
+    slow = 0
+    finished: set[int] = set()
+    states: dict[int, str] = {}
+    last_log = 0.0
+
+    def fill() -> None:
+        n = len(started)
+        report.set("sessions started", f"{n} / {args.sessions}")
+        report.set("jobs finished (a verdict shown)", f"{len(finished)} / {args.sessions}")
+        counts = {s: list(states.values()).count(s) for s in sorted(set(states.values()))}
+        report.set("last states seen", ", ".join(f"{k}: {v}" for k, v in counts.items()) or "–")
+        report.set("health p50 / p95", h.health.summary())
+        report.set(
+            "page rerun p50 / p95",
+            f"{p50_p95(reruns)} ({len(reruns)} reruns, {slow} over {RERUN_TIMEOUT_S:.0f} s)",
+        )
+        report.set("wall time since set-up began", f"{time.monotonic() - t_start:.1f} s")
+
+    while len(finished) < len(started) and not h.expired():
+        try:
+            latency, in_time = h.rerun_latency(observer)
+            reruns.append(latency)
+            slow += not in_time
+        except Exception as exc:  # the observer did not answer this time
+            log(f"observer rerun failed: {type(exc).__name__}")
+        for i, page in enumerate(started):
+            if i in finished or h.expired():
+                continue
+            seen = h.read(page)
+            state = (seen or {}).get("metrics", {}).get("State", "no answer")
+            states[i] = state
+            if state in ENDED:
+                finished.add(i)
+        fill()
+        if time.monotonic() - last_log > 10:
+            last_log = time.monotonic()
+            log(
+                f"{len(finished)}/{len(started)} finished; rerun p95 "
+                f"{percentile(reruns, 95) * 1e3:.0f} ms; health p95 "
+                f"{percentile(h.health.latencies, 95) * 1e3:.0f} ms"
+            )
+        time.sleep(0.5)
+    fill()
+    if len(finished) < args.sessions:
+        report.partial = (
+            f"{len(finished)} of {args.sessions} sessions finished when the timeout hit"
+            if h.expired()
+            else ""
+        )
+    report.check("p95 < 1 s", percentile(h.health.latencies, 95) < 1 and percentile(reruns, 95) < 1)
+    report.check("all jobs finish", len(finished) == args.sessions)
+
+
+# -- the command line ------------------------------------------------------------------------
+def scenarios() -> dict[str, Callable[[Harness], None]]:
+    # load_classroom imports this module by name: let it find this copy, not load a second
+    sys.modules.setdefault("load_test", sys.modules[__name__])
+    import load_classroom
+
+    return {
+        "students": students,
+        "classroom": load_classroom.classroom,
+        "watchers-cost": load_classroom.watchers_cost,
+    }
+
+
+def watchdog(h: Harness, markdown: str | None) -> None:
+    """If the scenario has not returned WATCHDOG_S after the timeout (a hung browser call),
+    print the table as it stands, stop the server and the browser, and exit."""
+    time.sleep(max(0.0, h.left()) + WATCHDOG_S)
+    if h.report.printed:
+        return
+    h.report.partial = h.report.partial or "the scenario hung past the timeout (watchdog)"
+    h.report.print_once(markdown)
+    h.kill_server()
+    for pid in _descendants():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(3)
+
+
+def _descendants() -> list[int]:
+    parents = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit() and (s := _stat(int(p))):
+            parents[int(p)] = s[0]
+    found, todo = [], [os.getpid()]
+    while todo:
+        parent = todo.pop()
+        kids = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += kids
+        todo += kids
+    return found
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--scenario", choices=("students", "classroom", "watchers-cost"),
+                        default="students")  # fmt: skip
+    parser.add_argument("--sessions", type=int, default=20, help="students: training pages")
+    parser.add_argument("--watchers", type=int, default=None,
+                        help="watch pages (classroom: 30, watchers-cost: 40)")  # fmt: skip
+    parser.add_argument("--students", type=int, default=5, help="classroom: training pages")
+    parser.add_argument("--duration", type=float, default=90, help="classroom: window, s")
+    parser.add_argument("--phase", type=float, default=30, help="watchers-cost: each phase, s")
     parser.add_argument("--corpus", default=str(REPO.parent / "shared/data/timemachine.txt"))
-    parser.add_argument("--timeout", type=float, default=600, help="seconds for all to finish")
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="seconds for everything, set-up included")  # fmt: skip
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "GRU_LAB_CLOSE_GRACE_S": "5"}
-    if Path(args.corpus).exists():
-        env["GRU_LAB_CORPUS"] = args.corpus
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless",
-         "true", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    if args.watchers is None:
+        args.watchers = 40 if args.scenario == "watchers-cost" else 30
+    run = scenarios()[args.scenario]
+    report = Report(f"GRU Lab load test: {args.scenario}")
+    h = Harness(args, report)
+    load_before = os.getloadavg()
+    log(f"scenario {args.scenario}; load average {load_before}; timeout {args.timeout:.0f} s")
+    threading.Thread(target=watchdog, args=(h, args.markdown), daemon=True).start()
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(base + "/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.3)
-        health = HealthProbe(base + "/_stcore/health")
-        rerun_latencies: list[float] = []
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            pages = []
-            t_start = time.perf_counter()
-            for _ in range(args.sessions):
-                page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
-                page.set_default_timeout(120_000)
-                page.goto(f"{base}/?{TINY}")
-                page.get_by_role("button", name="Start", exact=True).click(timeout=60_000)
-                pages.append(page)
-            health.start()
-            for page in pages:  # the Text view draws no charts: keep the browser's share small
-                views = page.locator('[data-testid="stButtonGroup"]')
-                views.get_by_role("radio", name="Text", exact=True).click()  # page default
-            observer = browser.new_context().new_page()
-            observer.set_default_timeout(120_000)
-            observer.goto(f"{base}/?{TINY}")
-            seed = observer.locator('[data-testid="stNumberInput"]', has_text="Seed")
-            seed.wait_for(timeout=60_000)
-            finished: set[int] = set()
-            deadline = time.time() + args.timeout
-            while len(finished) < len(pages) and time.time() < deadline:
-                before = seed.locator("input").input_value()
-                t0 = time.perf_counter()
-                seed.locator('[data-testid="stNumberInputStepUp"]').click()
-                while seed.locator("input").input_value() == before:
-                    if time.perf_counter() - t0 > 30:
-                        break
-                    time.sleep(0.01)
-                rerun_latencies.append(time.perf_counter() - t0)
-                for i, page in enumerate(pages):
-                    if i not in finished and metric(page, "State") == "done":
-                        finished.add(i)
-                time.sleep(0.5)
-            wall = time.perf_counter() - t_start
-            health.done.set()
-            states = [metric(p, "State") for p in pages]
-            browser.close()
-        peak = peak_rss_mb(server.pid)
+        h.start()
+        run(h)
+    except Exception as exc:  # report what there is, with the reason
+        log(f"scenario stopped by {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        reason = " ".join(str(exc).split())[:160]
+        report.partial = report.partial or f"stopped early by {type(exc).__name__}: {reason}"
+        report.ok = False
+    except KeyboardInterrupt:
+        report.partial = report.partial or "interrupted"
+        report.ok = False
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    rows = [
-        ("sessions", f"{args.sessions}"),
-        ("jobs finished ('done')", f"{states.count('done')} / {len(states)}"),
-        ("wall time until all finished", f"{wall:.1f} s"),
-        ("health p50 / p95", f"{percentile(health.latencies, 50) * 1e3:.0f} ms / "
-         f"{percentile(health.latencies, 95) * 1e3:.0f} ms ({len(health.latencies)} probes, "
-         f"{health.failures} failed)"),
-        ("page rerun p50 / p95", f"{percentile(rerun_latencies, 50) * 1e3:.0f} ms / "
-         f"{percentile(rerun_latencies, 95) * 1e3:.0f} ms ({len(rerun_latencies)} reruns)"),
-        ("server peak RSS", f"{peak:,.0f} MB"),
-        ("machine", f"{os.cpu_count()} CPU cores"),
-    ]  # fmt: skip
-    table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
-    print(table)
-    p95_ok = percentile(health.latencies, 95) < 1 and percentile(rerun_latencies, 95) < 1
-    all_done = states.count("done") == len(states)
-    print(f"target p95 < 1 s: {'PASS' if p95_ok else 'FAIL'}; all jobs finish: "
-          f"{'PASS' if all_done else 'FAIL'}")  # fmt: skip
-    if args.markdown:
-        Path(args.markdown).write_text(table + "\n")
-    return 0 if all_done else 1
+        if h.server is not None:
+            report.set("server peak RSS", f"{peak_rss_mb(h.server.pid):,.0f} MB")
+            report.set("tracebacks in the server's stderr", str(h.server_tracebacks()))
+        load_rows(report, load_before)
+        log("stopping the browser and the server")
+        h.stop()
+        report.print_once(args.markdown)
+    return 0 if report.ok and not report.partial else 1
 
 
 if __name__ == "__main__":

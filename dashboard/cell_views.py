@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import cell_charts
-from dashboard.display import chart, chart_columns
+from dashboard.display import chart, chart_columns, snapshot_figure
 from dashboard.teaching import CAPTIONS
 from gru_core.gates import GATES, MODEL_GATES
 from gru_core.telemetry import Snapshot, gate_names
@@ -27,7 +27,12 @@ def gates(snap: Snapshot, model: str | None) -> None:
     cols = chart_columns(len(shown), "bands")
     for col, gate in zip(cols, shown, strict=True):
         with col:
-            chart(cell_charts.gate_bands_figure(snap.steps, gate), f"bands-{gate}")
+            fig = snapshot_figure(
+                snap,
+                f"bands-{gate}",
+                lambda gate=gate: cell_charts.gate_bands_figure(snap.steps, gate),
+            )
+            chart(fig, f"bands-{gate}")
     st.caption(CAPTIONS["bands"] + " " + " ".join(GATES[g].caption for g in shown))
     probe = snap.probe
     if probe is None:

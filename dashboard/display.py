@@ -12,6 +12,12 @@ with the viewport
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.figure_base import for_projector
@@ -66,11 +72,33 @@ def page_style() -> None:
     st.html(_STYLE + (_PROJECTOR_STYLE if projector_on() else ""))
 
 
-def chart(fig: object, key: str) -> None:
-    """Draw a figure in the room's look."""
+def chart(fig: go.Figure, key: str) -> None:
+    """Draw a figure in the room's look (projector mode restyles a copy)."""
     if projector_on():
-        fig = for_projector(fig)  # type: ignore[arg-type]
+        fig = for_projector(go.Figure(fig))
     st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
+
+
+_FIGURES: OrderedDict[tuple[int, str], tuple[weakref.ref, go.Figure]] = OrderedDict()
+_FIGURES_LOCK = threading.Lock()
+CACHED_FIGURES = 64
+
+
+def snapshot_figure(snapshot: object, name: str, build: Callable[[], go.Figure]) -> go.Figure:
+    """The figure ``name`` of a telemetry snapshot, built once per snapshot for every session
+    that draws it: the owner of a shared run and all its watchers read the same snapshot
+    object (the store caches it per version), so forty watchers cost one build per change."""
+    key = (id(snapshot), name)
+    with _FIGURES_LOCK:
+        hit = _FIGURES.get(key)
+        if hit is not None and hit[0]() is snapshot:
+            return hit[1]
+    fig = build()
+    with _FIGURES_LOCK:
+        _FIGURES[key] = (weakref.ref(snapshot), fig)
+        while len(_FIGURES) > CACHED_FIGURES:
+            _FIGURES.popitem(last=False)
+    return fig
 
 
 def chart_columns(spec: int | list[int], name: str) -> list:

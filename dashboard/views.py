@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 
 from dashboard import cell_charts, cell_views, charts
-from dashboard.display import chart, chart_columns
+from dashboard.display import chart, chart_columns, snapshot_figure
 from dashboard.figure_base import empty_figure
 from dashboard.lab import Lab
 from dashboard.memory_view import memory_view, sources
@@ -123,21 +123,35 @@ def overview(snap: Snapshot, model: str | None, placeholder: str) -> None:
     has_data = bool(len(snap.steps))
     cols = chart_columns(3, "overview")
     with cols[0]:
-        fig = charts.perplexity_figure(snap.steps, snap.epochs, snap.events) if has_data else None
-        chart(fig or empty_figure("Perplexity", placeholder), "ppl")
+        fig = (
+            snapshot_figure(
+                snap, "ppl", lambda: charts.perplexity_figure(snap.steps, snap.epochs, snap.events)
+            )
+            if has_data
+            else empty_figure("Perplexity", placeholder)
+        )
+        chart(fig, "ppl")
         st.caption(CAPTIONS["perplexity"])
     with cols[1]:
-        fig = charts.grad_norm_figure(snap.steps, snap.events) if has_data else None
-        chart(fig or empty_figure("Gradient norm", placeholder), "gnorm")
+        fig = (
+            snapshot_figure(snap, "gnorm", lambda: charts.grad_norm_figure(snap.steps, snap.events))
+            if has_data
+            else empty_figure("Gradient norm", placeholder)
+        )
+        chart(fig, "gnorm")
         st.caption(CAPTIONS["grad_norm"])
     with cols[2]:
         names = gate_names(snap)
         if model is not None and not MODEL_GATES[model]:
-            chart(charts.param_group_figure(snap.steps), "overview-groups")
+            fig = snapshot_figure(snap, "groups", lambda: charts.param_group_figure(snap.steps))
+            chart(fig, "overview-groups")
             st.caption(CAPTIONS["no_gates"] + " " + CAPTIONS["groups"])
         elif names:
             gate = names[0]
-            chart(cell_charts.gate_bands_figure(snap.steps, gate), f"overview-bands-{gate}")
+            fig = snapshot_figure(
+                snap, f"bands-{gate}", lambda: cell_charts.gate_bands_figure(snap.steps, gate)
+            )
+            chart(fig, f"overview-bands-{gate}")
             st.caption(CAPTIONS["bands"] + " " + GATES[gate].caption)
         else:
             chart(empty_figure("Gates", placeholder), "overview-bands")
@@ -149,10 +163,15 @@ def overview(snap: Snapshot, model: str | None, placeholder: str) -> None:
 def gradients(snap: Snapshot) -> None:
     left, right = chart_columns(2, "gradients")
     with left:
-        chart(charts.grad_norm_figure(snap.steps, snap.events), "gnorm2")
+        fig = snapshot_figure(
+            snap, "gnorm", lambda: charts.grad_norm_figure(snap.steps, snap.events)
+        )
+        chart(fig, "gnorm2")
         st.caption(CAPTIONS["grad_norm"])
     with right:
-        chart(charts.param_group_figure(snap.steps), "groups")
+        chart(
+            snapshot_figure(snap, "groups", lambda: charts.param_group_figure(snap.steps)), "groups"
+        )
         st.caption(CAPTIONS["groups"])
 
 

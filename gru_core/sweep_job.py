@@ -33,7 +33,7 @@ import torch
 
 from .config import resolve_device
 from .data import Corpus, check_trainable, split_train_val
-from .job import SlotPool, new_ticket, fair_threads, shared_pool
+from .job import SlotPool, fair_threads, new_ticket, shared_pool
 from .sweep_results import PENDING, RUNNING, CellResult
 from .sweep_run import run_chunk
 from .sweep_spec import Cell, Plan, SweepSpec, plan

@@ -392,3 +392,23 @@ def test_one_losss_reach_is_normalised_to_one_at_the_end() -> None:
     assert np.isnan(normed[0]).all()
     np.testing.assert_allclose(normed[1][:2], [0.25, 1.0])
     np.testing.assert_allclose(normed[2], [0.5, 0.25, 1.0])
+
+
+def test_a_snapshots_figures_are_built_once_for_every_session(snap: Snapshot) -> None:
+    """The owner of a shared run and its watchers read one snapshot: one build per change."""
+    from dashboard.display import snapshot_figure
+    from dashboard.figure_base import for_projector
+
+    builds: list[int] = []
+
+    def build() -> go.Figure:
+        builds.append(1)
+        return grad_norm_figure(snap.steps)
+
+    first = snapshot_figure(snap, "test-gnorm", build)
+    assert snapshot_figure(snap, "test-gnorm", build) is first and len(builds) == 1
+    for_projector(go.Figure(first))  # what chart() does in projector mode: a copy
+    assert first.layout.xaxis.tickfont.size < 16  # the cached figure keeps the default look
+    other = Telemetry()
+    assert snapshot_figure(other.snapshot(), "test-gnorm", build) is not first
+    assert len(builds) == 2

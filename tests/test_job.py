@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 
+from gru_core import job as job_module
 from gru_core import step as step_mod
 from gru_core import step_bptt
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.job import ENDED, SlotPool, TrainingJob, _cpu_name
+from gru_core.job import ENDED, SlotPool, TrainingJob, _cpu_name, fair_threads
 
 from helpers import CHAOTIC, wait_for
 
@@ -646,8 +647,9 @@ def test_torch_threads_are_per_os_thread() -> None:
 
 
 def test_a_lone_job_gets_every_core_and_jobs_running_together_share_them(
-    make_job: Callable[..., TrainingJob],
+    make_job: Callable[..., TrainingJob], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(job_module.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle machine
     cores = os.cpu_count() or 1
     main = torch.get_num_threads()
     pool = SlotPool(2)
@@ -667,3 +669,18 @@ def test_a_lone_job_gets_every_core_and_jobs_running_together_share_them(
     pinned = make_job(pool=pool, num_threads=1)
     pinned.start()
     assert wait_for(pinned, lambda s: s.step >= 1).device == _cpu_name(1)
+
+
+def test_threads_leave_cores_that_other_programs_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two OpenMP threads on a core another program is using wait on each other; a job takes
+    only the cores the load average leaves free (its own threads not counted against it)."""
+    monkeypatch.setattr(job_module.os, "cpu_count", lambda: 8)
+    for load, running, own, want in [
+        (0.0, 1, 0, 8),  # idle: every core
+        (0.0, 2, 0, 4),  # two jobs share
+        (8.0, 1, 8, 8),  # the load is this job's own 8 threads
+        (5.0, 1, 0, 3),  # another program keeps 5 cores busy
+        (40.0, 1, 2, 1),  # a saturated machine: one thread, never zero
+    ]:
+        monkeypatch.setattr(job_module.os, "getloadavg", lambda load=load: (load, load, load))
+        assert fair_threads(running, own) == want, (load, running, own)
