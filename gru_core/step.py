@@ -11,14 +11,16 @@ One step, for every member k at once (``StepCore.step``)::
     n_k       = ||g_k||_2 over all parameters (global norm, accumulated in float64)
     s_k       = theta_k / n_k  if n_k > theta_k  else 1          (theta_k = +inf: clipping off)
     ok_k      = isfinite(L_k) and isfinite(n_k) and alive_k
-    W_k      <- where(ok_k, W_k - lr_k * s_k * g_k, W_k)          (SGD, guarded)
+    W_k      <- W_k - c_k * g_k,   c_k = lr_k * s_k if ok_k else 0    (SGD, guarded)
     alive_k  <- alive_k and isfinite(L_k) and isfinite(n_k)
 
 where ``s_k`` is d2l's ``grad_clipping`` (``g <- g * theta / ||g||``), ``lr`` and ``theta`` are
-(K,) device tensors that live knobs overwrite in place, and the guard uses ``torch.where``
-(0 * NaN = NaN, so a masked multiply would not do): a member whose loss or norm is not finite
-keeps its weights bit for bit from then on and is flagged; the others go on. The step writes
-every statistic of the records into ``stats``, one (K, S) buffer (``step_stats.StatsLayout``).
+(K,) device tensors that live knobs overwrite in place, and the guard picks ``c_k`` with
+``torch.where`` and replaces non-finite gradient entries by 0 first (0 * NaN = NaN): a member
+whose loss or norm is not finite keeps its weights bit for bit from then on (adding a signed
+zero changes only a weight of -0.0, which no update makes) and is flagged; the others go on.
+The step writes every statistic of the records into ``stats``, one (K, S) buffer
+(``step_stats.StatsLayout``).
 Inside the step nothing is read back to the host (no item, tolist or Python number from a
 tensor) and no Python branch depends on a device value,
 so on CUDA the whole step is captured once per shape in a CUDA graph and replayed (``run``).
@@ -145,10 +147,11 @@ class StepCore:
         )
         self.flat = flat.to(self.device, self.dtype)
         sizes = [members[0][n].numel() for n in self.names]
-        params, start = {}, 0
+        params, start, self._parts = {}, 0, []
         for n, size in zip(self.names, sizes, strict=True):
             shape = members[0][n].shape
             params[n] = self.flat[:, start : start + size].view(self.K, *shape)
+            self._parts.append(slice(start, start + size))  # parameter n's columns
             start += size
         return params
 
@@ -175,7 +178,7 @@ class StepCore:
     def step(self, want_flow: bool) -> None:
         """One guarded SGD step of every member on (X, Y) from ``state`` (module docstring).
         Writes params, state, ``alive`` and ``stats`` in place. Device work only."""
-        P, K, acc = self.params, self.K, self.acc
+        P, acc = self.params, self.acc
         if self.kind == "lstm":
             H, C = self.state
             g, C_T = lstm_loss_and_grads(P, self.X, self.Y, (H, C), want_flow)
@@ -184,10 +187,14 @@ class StepCore:
             g = loss_and_grads(
                 self.kind, P, self.X, self.Y, self.state[0], self.workspace, want_flow
             )
-        G = torch.cat([g.grads[n].reshape(K, -1) for n in self.names], dim=1)  # like flat
+        ws, flat = self.workspace, self.flat
+        G = ws.get("G", tuple(flat.shape), flat)  # the gradients, laid out like flat
+        for n, part in zip(self.names, self._parts, strict=True):
+            G[:, part].view(g.grads[n].shape).copy_(g.grads[n])
+        # Norms in float64 from one converted copy (converting inside each norm maps memory)
+        wide = ws.get("G_acc", tuple(flat.shape), self.lr).copy_(G)
         norms = torch.stack(
-            [torch.linalg.vector_norm(g.grads[n].reshape(K, -1), dim=1, dtype=acc) for n in P],
-            dim=1,
+            [torch.linalg.vector_norm(wide[:, part], dim=1) for part in self._parts], dim=1
         )  # (K, P): float64, so a huge but finite float32 gradient cannot overflow here
         grad_norm = norms.square().sum(dim=1).sqrt()
         loss = g.loss.to(acc)
@@ -196,10 +203,12 @@ class StepCore:
         clipped = grad_norm > self.theta
         # d2l's clipping: g <- g * theta / ||g|| when ||g|| > theta
         scale = torch.where(clipped, self.theta / grad_norm, torch.ones_like(grad_norm))
-        coef = (self.lr * scale).to(self.dtype)[:, None]
-        stepped = torch.addcmul(self.flat, G, coef, value=-1)  # W - lr * s * g
-        self.flat.copy_(torch.where(ok[:, None], stepped, self.flat))
-        weight_norm = torch.linalg.vector_norm(self.flat, dim=1, dtype=acc)
+        # W <- W - lr * s * g where ok; elsewhere coefficient 0 and the gradient made finite,
+        # so W gains a signed zero: unchanged bit for bit (but for a weight of -0.0, which no
+        # step makes from other values). An elementwise select over W costs 4x as much.
+        coef = torch.where(ok, self.lr * scale, 0.0).to(self.dtype)[:, None]
+        flat.addcmul_(G.nan_to_num_(0.0, 0.0, 0.0), coef, value=-1)
+        weight_norm = torch.linalg.vector_norm(wide.copy_(flat), dim=1)
         self.alive.logical_and_(finite)
         self.state[0].copy_(g.state)
         head = [loss, grad_norm, grad_norm * scale, clipped, self.theta, self.lr, weight_norm]

@@ -17,6 +17,10 @@ What is fused, and why (a CPU step of d2l's GRU is bound by per-op overhead, not
   (the cudnn variant also folds in ``W_hh``): ~6 ops a time step instead of ~20.
 - **The update as one op.** ``H_t = Z * H_{t-1} + (1 - Z) * H_tilde`` is
   ``lerp(H_tilde, H_{t-1}, Z)``. **The output layer once**, after the loop.
+- **tanh as a sigmoid** (d2l variant). ``tanh(a) = 2 sigmoid(2a) - 1``: the matmul writes
+  ``2a`` (its alpha and beta are 2, an exact scaling), then a sigmoid and one ``add`` (on a
+  CPU, PyTorch's float32 tanh costs about three sigmoids). Within a few float32 ulps of
+  ``tanh``; exact to rounding in float64.
 - **Hand-written backward.** The local derivatives that do not depend on the recursion are
   computed for all t in one pass; the reverse loop only carries ``dL/dH_t``. Weight gradients
   are one matmul each after the loop. The running ``dL/dH_t`` is the gradient flow plotted.
@@ -133,9 +137,14 @@ def _tmm(A: Tensor, B: Tensor) -> Tensor:
     return A.transpose(1, 2) @ B
 
 
-def _rows(x: Tensor) -> Tensor:
-    """(T, K, B, n) -> (K, T*B, n), rows time-major (a view when K = 1)."""
-    return x.transpose(0, 1).reshape(x.shape[1], -1, x.shape[-1])
+def _rows(x: Tensor, ws: Workspace | None = None, name: str = "") -> Tensor:
+    """(T, K, B, n) -> (K, T*B, n), rows time-major: a view when K = 1, else a copy (into
+    the workspace buffer ``name`` when given, so no fresh memory)."""
+    T, K, B, n = x.shape
+    if K == 1 or ws is None:
+        return x.transpose(0, 1).reshape(K, T * B, n)
+    out = ws.get(name, (K, T, B, n), x)
+    return out.copy_(x.transpose(0, 1)).view(K, T * B, n)
 
 
 def _gather_inputs(
@@ -185,12 +194,14 @@ def gru_forward(P: dict[str, Tensor], steps: Tensor, H0: Tensor, ws: Workspace) 
     W_hzr = torch.cat([P["W_hz"], P["W_hr"]], dim=2)  # (K, H, 2H)
     RH = ws.get("RH", (T, K, B, Hn), H0)  # R * H_{t-1}, kept for dW_hh
     RH_t, W_hzr_, W_hh_ = _per_t(RH), _w(W_hzr), _w(P["W_hh"])
+    minus_one = torch.tensor(-1.0, dtype=H0.dtype)  # a CPU scalar: any device takes it
     for t in range(T):
         H = Hs_t[t]
         mm(XPzr_t[t], H, W_hzr_, out=ZR_t[t]).sigmoid_()  # [Z | R]
         torch.mul(R_t[t], H, out=RH_t[t])
-        # H_tilde = tanh(X W_xh + (R * H) W_hh + b_h)
-        mm(XPh_t[t], RH_t[t], W_hh_, out=H_tilde_t[t]).tanh_()
+        # H_tilde = tanh(X W_xh + (R * H) W_hh + b_h), as 2 sigmoid(2 a) - 1 (module doc)
+        mm(XPh_t[t], RH_t[t], W_hh_, beta=2, alpha=2, out=H_tilde_t[t]).sigmoid_()
+        torch.add(minus_one, H_tilde_t[t], alpha=2, out=H_tilde_t[t])
         torch.lerp(H_tilde_t[t], H, Z_t[t], out=Hs_t[t + 1])  # Z * H + (1 - Z) * H_tilde
     return ForwardCache(Hs, ZR[..., :Hn], ZR[..., Hn:], H_tilde, None, RH, W_hzr)
 
@@ -208,11 +219,14 @@ def rnn_forward(P: dict[str, Tensor], steps: Tensor, H0: Tensor, ws: Workspace) 
     return ForwardCache(Hs, None, None, None, None, None, None)
 
 
-def cross_entropy_and_grad(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+def cross_entropy_and_grad(
+    logits: Tensor, targets: Tensor, ws: Workspace | None = None
+) -> tuple[Tensor, Tensor]:
     """Per-member mean cross-entropy of (K, N, V) logits against (N,) targets, and its
-    gradient wrt the logits, (softmax - onehot) / N."""
+    gradient wrt the logits, (softmax - onehot) / N (in a workspace buffer when given)."""
     K, N, _ = logits.shape
-    log_p = torch.log_softmax(logits, dim=2)
+    log_p = torch.empty_like(logits) if ws is None else ws.get("log_p", logits.shape, logits)
+    torch.log_softmax(logits, dim=2, out=log_p)
     index = targets[None, :, None].expand(K, N, 1)
     loss = -log_p.gather(2, index).mean(dim=(1, 2))
     dlogits = log_p.exp_()
@@ -241,19 +255,23 @@ def loss_and_grads(
         H_out = cache.Hs[1:]  # (T, K, B, H): H_1..H_T
         T, K, B, Hn = H_out.shape
         V = P["b_q"].shape[1]
-        H_rows = _rows(H_out)  # (K, T*B, H)
-        logits = _addbmm(P["b_q"][:, None], H_rows, P["W_hq"], H_rows.new_empty(K, T * B, V))
-        loss, dlogits = cross_entropy_and_grad(logits, targets)  # O = H W_hq + b_q
+        # Member-major rows (K, T*B, H) of H_0..H_T: H_1..H_T and H_0..H_{T-1} are views.
+        Hs_rows = _rows(cache.Hs, ws, "Hs_rows").view(K, T + 1, B, Hn)
+        H_rows, Hp_rows = (Hs_rows[:, s : s + T].reshape(K, T * B, Hn) for s in (1, 0))
+        logits = _addbmm(P["b_q"][:, None], H_rows, P["W_hq"], ws.get("O", (K, T * B, V), H0))
+        loss, dlogits = cross_entropy_and_grad(logits, targets, ws)  # O = H W_hq + b_q
         grads = {"W_hq": _tmm(H_rows, dlogits), "b_q": dlogits.sum(1)}
         dH = ws.get("dH", (T, K, B, Hn), H0)  # dL/dH_t from the output layer, then in total
         W_hq_T = P["W_hq"].transpose(1, 2)
         if K == 1:
             torch.mm(dlogits[0], W_hq_T[0], out=dH.view(T * B, Hn))
         else:
-            dH.copy_((dlogits @ W_hq_T).view(K, T, B, Hn).transpose(0, 1))
+            dH_rows = torch.bmm(dlogits, W_hq_T, out=ws.get("dH_rows", (K, T * B, Hn), H0))
+            dH.copy_(dH_rows.view(K, T, B, Hn).transpose(0, 1))
         probes = probe_injection(dH, ws) if want_flow else None
         local = _gru_local(cache, ws) if gru else _rnn_local(cache, ws)
-        grads |= (_gru_backward if gru else _rnn_backward)(P, steps, cache, local, dH, ws)
+        backward = _gru_backward if gru else _rnn_backward
+        grads |= backward(P, steps, cache, local, dH, Hp_rows, ws)
         gates = {"Z": cache.Z, "R": cache.R, "H_tilde": cache.H_tilde} if gru else {}
         flow = flow_last = flow_late = None
         if probes is not None:
@@ -290,9 +308,11 @@ def _gru_backward(
     c: ForwardCache,
     local: tuple[Tensor, ...],
     dH: Tensor,
+    Hp: Tensor,
     ws: Workspace,
 ) -> dict[str, Tensor]:
-    """Reverse loop; on return dH[t] holds the total dL/dH_t. Returns parameter gradients."""
+    """Reverse loop; on return dH[t] holds the total dL/dH_t. Returns parameter gradients.
+    ``Hp``: H_0..H_{T-1} as member-major rows (K, T*B, H)."""
     T, K, B, Hn = dH.shape
     Z, R = c.Z, c.R
     assert Z is not None and R is not None and c.W_rec is not None
@@ -301,46 +321,51 @@ def _gru_backward(
     dA = ws.get("dA", (T, K, B, 3 * Hn), dH)  # [dA_z | dA_r | dG_h (cudnn) or dA_h (d2l)]
     dAh = ws.get("dAh", (T, K, B, Hn), dH) if cudnn else dA[..., 2 * Hn :]
     # Transposed weights made contiguous once: a strided W.T in every step's matmul is slower.
-    # Transposed weights made contiguous once: a strided W.T in every step's matmul is slower.
     W_hh_T = _w(P["W_hh"].transpose(1, 2).contiguous())
     W_rec_T = _w(c.W_rec.transpose(1, 2).contiguous())
-    mm, mm0 = (torch.addmm, torch.mm) if K == 1 else (torch.baddbmm, torch.bmm)
+    mm0, mm_ = (torch.mm, torch.Tensor.addmm_) if K == 1 else (torch.bmm, torch.Tensor.baddbmm_)
     dH_t, Z_t, R_t, gZ_t, gH_t, gR_t = (_per_t(x) for x in (dH, Z, R, gZ, gH, gR))
     dA_t, dAz_t, dAr_t = _per_t(dA), _per_t(dA[..., :Hn]), _per_t(dA[..., Hn : 2 * Hn])
     dAzr_t, dG_t, dAh_t = _per_t(dA[..., : 2 * Hn]), _per_t(dA[..., 2 * Hn :]), _per_t(dAh)
-    dH_next = torch.zeros_like(dH_t[0])
+    dRH = _w(ws.get("dRH", (K, B, Hn), dH))
     for t in range(T - 1, -1, -1):
-        d = dH_t[t].add_(dH_next)  # dL/dH_t: output path + from step t+1
+        d = dH_t[t]  # dL/dH_t: the output path, plus step t+1's part (added below)
         torch.mul(d, gZ_t[t], out=dAz_t[t])
         torch.mul(d, gH_t[t], out=dAh_t[t])
         if cudnn:
             torch.mul(dAh_t[t], gR_t[t], out=dAr_t[t])
             torch.mul(dAh_t[t], R_t[t], out=dG_t[t])  # dG_h = dA_h * R
-            dH_next = mm(d * Z_t[t], dA_t[t], W_rec_T)
         else:
-            dRH = mm0(dAh_t[t], W_hh_T)  # dRH = dA_h W_hh^T
+            mm0(dAh_t[t], W_hh_T, out=dRH)  # dRH = dA_h W_hh^T
             torch.mul(dRH, gR_t[t], out=dAr_t[t])
-            dH_next = mm((d * Z_t[t]).addcmul_(dRH, R_t[t]), dAzr_t[t], W_rec_T)
-    dA2, Hp, dAh2 = _rows(dA), _rows(c.Hs[:-1]), _rows(dAh)
+        if t == 0:
+            break  # dL/dH_0 is not needed
+        prev = dH_t[t - 1].addcmul_(d, Z_t[t])  # dL/dH_{t-1} += dH * Z + ...
+        if not cudnn:
+            prev.addcmul_(dRH, R_t[t])
+        mm_(prev, dA_t[t] if cudnn else dAzr_t[t], W_rec_T)
+    dA2 = _rows(dA, ws, "dA_rows")
+    dAh2 = _rows(dAh, ws, "dAh_rows") if cudnn else dA2[..., 2 * Hn :]
     dX = torch.cat([dA[..., : 2 * Hn], dAh], dim=3) if cudnn else dA
     gW_x = _scatter_rows(P["W_xz"], steps, dX)  # (K, V, 3H)
+    gW_h = _tmm(Hp, dA2 if cudnn else dA2[..., : 2 * Hn])  # (K, H, 3H or 2H): one matmul
     grads = {
         "W_xz": gW_x[..., :Hn].contiguous(),
         "W_xr": gW_x[..., Hn : 2 * Hn].contiguous(),
         "W_xh": gW_x[..., 2 * Hn :].contiguous(),
-        "W_hz": _tmm(Hp, dA2[..., :Hn]),
-        "W_hr": _tmm(Hp, dA2[..., Hn : 2 * Hn]),
+        "W_hz": gW_h[..., :Hn],
+        "W_hr": gW_h[..., Hn : 2 * Hn],
         "b_z": dA2[..., :Hn].sum(1),
         "b_r": dA2[..., Hn : 2 * Hn].sum(1),
     }
     if cudnn:
         return grads | {
-            "W_hh": _tmm(Hp, dA2[..., 2 * Hn :]),
+            "W_hh": gW_h[..., 2 * Hn :],
             "b_hh": dA2[..., 2 * Hn :].sum(1),
             "b_xh": dAh2.sum(1),
         }
     assert c.RH is not None
-    return grads | {"W_hh": _tmm(_rows(c.RH), dAh2), "b_h": dAh2.sum(1)}
+    return grads | {"W_hh": _tmm(_rows(c.RH, ws, "RH_rows"), dAh2), "b_h": dAh2.sum(1)}
 
 
 def _rnn_backward(
@@ -349,21 +374,21 @@ def _rnn_backward(
     c: ForwardCache,
     local: tuple[Tensor, ...],
     dH: Tensor,
+    Hp: Tensor,
     ws: Workspace,
 ) -> dict[str, Tensor]:
     (gA,) = local
     dA = ws.get("dA", tuple(dH.shape), dH)
     W_hh_T = _w(P["W_hh"].transpose(1, 2).contiguous())
-    mm0 = torch.mm if dH.shape[1] == 1 else torch.bmm
+    mm_ = torch.Tensor.addmm_ if dH.shape[1] == 1 else torch.Tensor.baddbmm_
     dH_t, gA_t, dA_t = _per_t(dH), _per_t(gA), _per_t(dA)
-    dH_next = torch.zeros_like(dH_t[0])
     for t in range(dH.shape[0] - 1, -1, -1):
-        d = dH_t[t].add_(dH_next)
-        torch.mul(d, gA_t[t], out=dA_t[t])  # dA = dH * (1 - H_t^2)
-        dH_next = mm0(dA_t[t], W_hh_T)
-    dA2 = _rows(dA)
+        torch.mul(dH_t[t], gA_t[t], out=dA_t[t])  # dA = dH * (1 - H_t^2)
+        if t > 0:
+            mm_(dH_t[t - 1], dA_t[t], W_hh_T)  # dL/dH_{t-1} += dA W_hh^T
+    dA2 = _rows(dA, ws, "dA_rows")
     gW_xh = _scatter_rows(P["W_xh"], steps, dA)
-    return {"W_xh": gW_xh, "W_hh": _tmm(_rows(c.Hs[:-1]), dA2), "b_h": dA2.sum(1)}
+    return {"W_xh": gW_xh, "W_hh": _tmm(Hp, dA2), "b_h": dA2.sum(1)}
 
 
 def _scatter_rows(W_x: Tensor, steps: Tensor, dX: Tensor) -> Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .step_bptt import LATE, ForwardCache, Workspace, _addbmm, _bmm
+from .step_bptt import LATE, ForwardCache, Workspace, _w
 
 
 def probe_injection(dH_out: Tensor, ws: Workspace) -> Tensor:
@@ -42,35 +42,47 @@ def probe_backward(
     inj: Tensor,
     ws: Workspace,
 ) -> Tensor:
-    """The two one-position backward passes at once (as a batch of 2B): (T, K, 2) norms."""
+    """The two one-position backward passes at once (as a batch of 2B): (T, K, 2) norms.
+    Every intermediate lives in a workspace buffer; the running gradient alternates between
+    two of them (the recurrent matmul accumulates in place into the other)."""
     T, K, _, B, Hn = c.Hs.shape[0] - 1, *inj.shape[1:]
     n = inj.shape[0]
     norms = ws.get("probe_norms", (T, K, 2), inj)
-    d = inj.new_zeros(K, 2, B, Hn)
-    W_hh_T = P["W_hh"].transpose(1, 2).contiguous()
-    W_rec_T = c.W_rec.transpose(1, 2).contiguous() if c.W_rec is not None else None
+    width = {"rnn": 1, "gru-d2l": 2, "gru-cudnn": 3}[kind]
+    d, keep, dAh, dRH = (ws.get(f"probe_{i}", (K, 2, B, Hn), inj) for i in "dkhr")
+    dA = ws.get("probe_dA", (K, 2, B, width * Hn), inj)
+    d.zero_()
+    if K == 1:  # plain matmuls on (2B, n) rows
+        mm, mm_, rows = torch.mm, torch.Tensor.addmm_, (lambda x: x.view(2 * B, -1))
+    else:
+        mm, mm_, rows = torch.bmm, torch.Tensor.baddbmm_, (lambda x: x.view(K, 2 * B, -1))
+    W_hh_T = _w(P["W_hh"].transpose(1, 2).contiguous())
+    W_rec_T = _w(c.W_rec.transpose(1, 2).contiguous()) if c.W_rec is not None else None
+    # per-step views made once, (K, 1, B, H): broadcast over the two probes
+    loc = [x[:, :, None].unbind(0) for x in local]
+    Z_t, R_t = (x[:, :, None].unbind(0) if x is not None else () for x in (c.Z, c.R))
+    inj_t, norms_t = inj.unbind(0), norms.unbind(0)
     for t in range(T - 1, -1, -1):
         if t >= T - n:
-            d = d + inj[t - (T - n)]
-        torch.linalg.vector_norm(d.flatten(2), dim=2, out=norms[t])
+            d.add_(inj_t[t - (T - n)])
+        torch.linalg.vector_norm(d.flatten(2), dim=2, out=norms_t[t])
         if t == 0:
             break
-        flat = d.view(K, 2 * B, Hn)
         if kind == "rnn":
-            dA = (d * local[0][t][:, None]).view(K, 2 * B, Hn)
-            d = _bmm(dA, W_hh_T, torch.empty_like(flat)).view(K, 2, B, Hn)
-            continue
-        gZ, gH, gR = (g[t][:, None] for g in local)
-        Z, R = c.Z[t][:, None], c.R[t][:, None]  # type: ignore[index]
-        dA_z, dA_h = d * gZ, d * gH
-        keep = d * Z
-        if kind == "gru-cudnn":
-            dA = torch.cat([dA_z, dA_h * gR, dA_h * R], dim=3).view(K, 2 * B, 3 * Hn)
+            torch.mul(d, loc[0][t], out=dA)  # dA = d * (1 - H_t^2)
+            mm(rows(dA), W_hh_T, out=rows(keep))
         else:
-            dRH = _bmm(dA_h.reshape(K, 2 * B, Hn), W_hh_T, torch.empty_like(flat))
-            dRH = dRH.view(K, 2, B, Hn)
-            keep = keep.addcmul_(dRH, R)
-            dA = torch.cat([dA_z, dRH * gR], dim=3).view(K, 2 * B, 2 * Hn)
-        d = _addbmm(keep.view(K, 2 * B, Hn), dA, W_rec_T, torch.empty_like(flat))
-        d = d.view(K, 2, B, Hn)
+            gZ, gH, gR = (g[t] for g in loc)
+            torch.mul(d, gZ, out=dA[..., :Hn])  # dA_z
+            torch.mul(d, gH, out=dAh)  # dA_h
+            torch.mul(d, Z_t[t], out=keep)  # d * Z
+            if kind == "gru-cudnn":
+                torch.mul(dAh, gR, out=dA[..., Hn : 2 * Hn])  # dA_r
+                torch.mul(dAh, R_t[t], out=dA[..., 2 * Hn :])  # dG_h
+            else:
+                mm(rows(dAh), W_hh_T, out=rows(dRH))  # dRH = dA_h W_hh^T
+                keep.addcmul_(dRH, R_t[t])
+                torch.mul(dRH, gR, out=dA[..., Hn:])  # dA_r
+            mm_(rows(keep), rows(dA), W_rec_T)
+        d, keep = keep, d
     return norms

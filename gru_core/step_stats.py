@@ -13,11 +13,18 @@ Columns (``StatsLayout.columns``), per configuration k:
 - ``flow:t``, ``flow_last:t``, ``flow_late:t`` for t = 1..T: ``||dL/dH_t||``,
   ``||d l_T / dH_t||``, ``||d l_late / dH_t||`` (NaN on steps that record no flow).
 
-Gate statistics (as the records always took them): over every k-th sequence of the batch, k
-chosen so at most ``SAMPLE_VALUES`` values per gate and configuration are read; percentiles
-from a 1000-bin histogram over the gate's range (``gates.GATES``), linearly interpolated in
-the cumulative counts (exact to 0.001 for sigmoid gates, 0.002 for tanh-valued ones);
-saturation by the registry's rule, counted on the bins' centres.
+Gate statistics, sampled: every s-th sequence of the batch, the same sequences for every
+member, with one budget shared by the K members: ``s = ceil(K * T * B * H / SAMPLE_VALUES)``
+(at most B, so each member keeps at least its first sequence). So at most ``SAMPLE_VALUES``
+values per gate are read in all, whatever K is: a run (K = 1) reads what the records always
+read (every s-th sequence, at most 36,000 values per gate), and each of K members reads
+about 1/K of that, ``T * ceil(B / s) * H`` values (a member of a large batch can therefore
+differ from its single run by the sampling, not by the maths). Percentiles from a 1000-bin
+histogram over the gate's range (``gates.GATES``), linearly interpolated in the cumulative
+counts (exact to 0.001 for sigmoid gates, 0.002 for tanh-valued ones); saturation by the
+registry's rule, counted on the bins' centres. All of it is device work: the values are
+binned with a few elementwise ops into one histogram of all gates and members
+(``scatter_add_``), and the percentiles of every gate and member come from one batched search.
 """
 
 from __future__ import annotations
@@ -78,7 +85,8 @@ class StatsLayout:
 
 
 class GateTable:
-    """Per-gate constants on the device: histogram edges and saturated-bin masks."""
+    """Per-gate constants on the device (histogram edges, saturated-bin masks) and the
+    buffers the statistics are computed in (kept between steps: no fresh memory per step)."""
 
     def __init__(self, names: tuple[str, ...], device: str, dtype: torch.dtype) -> None:
         self.names = names
@@ -92,33 +100,57 @@ class GateTable:
         self.edges = torch.tensor(np.array(edges), dtype=dtype, device=device)  # (G, bins+1)
         self.sat = torch.tensor(np.array(masks), dtype=dtype, device=device)  # (G, bins)
         self.p = torch.tensor([p / 100 for p in PERCENTILES], dtype=dtype, device=device)
+        self.lo = torch.tensor([lo for lo, _ in self.ranges], dtype=dtype, device=device)
+        self.width = (
+            torch.tensor([hi for _, hi in self.ranges], dtype=dtype, device=device) - self.lo
+        ) / HIST_BINS  # a bin's width per gate
+        self._buffers: dict[tuple, Tensor] = {}
+
+    def _buffer(self, name: str, shape: tuple[int, ...], like: Tensor) -> tuple[Tensor, bool]:
+        """A buffer kept between calls, and whether it was just made (to fill it once)."""
+        key = (name, shape, like.dtype, like.device)
+        buf = self._buffers.get(key)
+        if buf is not None:
+            return buf, False
+        buf = self._buffers[key] = like.new_empty(shape)
+        return buf, True
 
     def stats(self, gates: dict[str, Tensor], acc: torch.dtype) -> Tensor:
         """(K, G * len(GATE_SUFFIXES)) statistics of gates given as (T, K, B, H) tensors."""
-        parts = [
-            self._one(gates[n], i, lo, hi, acc)
-            for i, (n, (lo, hi)) in enumerate(zip(self.names, self.ranges, strict=True))
-        ]
-        return torch.cat(parts, dim=1)
-
-    def _one(self, gate: Tensor, i: int, lo: float, hi: float, acc: torch.dtype) -> Tensor:
-        T, K, B, H = gate.shape
-        stride = max(1, math.ceil(T * B * H / SAMPLE_VALUES))
-        g = gate[:, :, ::stride].transpose(0, 1).reshape(K, -1).to(torch.float32)
-        mean = g.mean(dim=1, keepdim=True).to(acc)
-        # histc's binning: bin = floor((v - lo) / (hi - lo) * bins), v == hi in the last bin
-        bins = ((g - lo) / (hi - lo) * HIST_BINS).long().clamp_(0, HIST_BINS - 1)
-        hist = torch.zeros(K, HIST_BINS, dtype=acc, device=g.device)
-        hist.scatter_add_(1, bins, torch.ones_like(g, dtype=acc))
-        n = hist.sum(dim=1, keepdim=True).clamp_min(1.0)
-        cdf = torch.cat([hist.new_zeros(K, 1), hist.cumsum(dim=1)], dim=1) / n  # (K, bins+1)
+        G, first = len(self.names), gates[self.names[0]]
+        T, K, B, H = first.shape
+        stride = min(B, max(1, math.ceil(K * T * B * H / SAMPLE_VALUES)))
+        shape = (G, T, K, len(range(0, B, stride)), H)
+        x, _ = self._buffer("x", shape, first)
+        bins, _ = self._buffer("bins", shape, first.new_empty(0, dtype=torch.long))
+        ones, new = self._buffer("ones", (x.numel(),), first)
+        if new:
+            ones.fill_(1.0)
+        # gate i of member k counts into hist[k, i]: bin + offsets[i, k]
+        offsets, new = self._buffer("offsets", (G, 1, K, 1, 1), bins)
+        if new:
+            k_i = torch.arange(K * G, device=bins.device).view(K, G).T  # [i, k] = k * G + i
+            offsets.copy_(k_i[:, None, :, None, None]).mul_(HIST_BINS)
+        for i, (name, (lo, hi)) in enumerate(zip(self.names, self.ranges, strict=True)):
+            g = gates[name][:, :, ::stride]  # (T, K, b, H): every stride-th sequence
+            # histc's binning: bin = floor((v - lo) / (hi - lo) * bins), v == hi in the last
+            # bin. (hi - lo) is 1 or 2, so (v - lo) * (bins / (hi - lo)) rounds alike.
+            torch.sub(g, lo, out=x[i]).mul_(HIST_BINS / (hi - lo))
+        means = x.mean(dim=(1, 3, 4)).T.to(acc)  # (K, G), in bin units from lo
+        bins.copy_(x).clamp_(0, HIST_BINS - 1)  # copy_ truncates toward zero, as .long()
+        hist, _ = self._buffer("hist", (K * G * HIST_BINS,), first)
+        hist.zero_().scatter_add_(0, bins.add_(offsets).view(-1), ones)
+        counts = hist.view(K, G, HIST_BINS).to(acc)
+        n = counts.sum(dim=2, keepdim=True).clamp_min(1.0)
+        cdf = torch.cat([counts.new_zeros(K, G, 1), counts.cumsum(dim=2)], dim=2) / n
         # Linear interpolation of the inverse CDF (numpy.interp(p, cdf, edges)).
-        p = self.p.to(acc).expand(K, -1).contiguous()
+        p = self.p.to(acc).expand(K, G, -1).contiguous()
         j = torch.searchsorted(cdf, p, right=True).clamp_(1, HIST_BINS)
-        x0, x1 = cdf.gather(1, j - 1), cdf.gather(1, j)
-        edges = self.edges[i].to(acc)
-        e0, e1 = edges[j - 1], edges[j]
+        x0, x1 = cdf.gather(2, j - 1), cdf.gather(2, j)
+        edges = self.edges.to(acc).expand(K, -1, -1)
+        e0, e1 = edges.gather(2, j - 1), edges.gather(2, j)
         frac = ((p - x0) / (x1 - x0).clamp_min(torch.finfo(acc).tiny)).clamp_(0.0, 1.0)
-        pct = e0 + frac * (e1 - e0)
-        sat = (hist @ self.sat[i].to(acc))[:, None] / n
-        return torch.cat([mean, pct, sat], dim=1)
+        pct = e0 + frac * (e1 - e0)  # (K, G, len(PERCENTILES))
+        sat = (counts * self.sat.to(acc)).sum(dim=2, keepdim=True) / n
+        mean = (means * self.width.to(acc) + self.lo.to(acc))[..., None]  # back to values
+        return torch.cat([mean, pct, sat], dim=2).view(K, -1)
