@@ -26,6 +26,7 @@ from dashboard.lab import Lab
 from dashboard.sharing import ShareRegistry, WatchError
 
 HIDE, LOCK, WATCH = "hide", "lock", "watch"  # URL parameters
+WATCH_REDRAWS_PER_S = 5.0  # all watchers of one shared run together
 ROOM_KEYS = (HIDE, LOCK, WATCH)
 
 
@@ -139,7 +140,7 @@ def watch_page(registry: ShareRegistry, token: str) -> None:
     st.caption("A read-only view of a run someone is sharing; it refreshes by itself.")
     st.button("Fork: copy its settings into my own lab", on_click=_fork, args=(shared,))
 
-    @st.fragment(run_every=2.0)
+    @st.fragment(run_every=watch_interval(registry.watchers(token)))
     def live() -> None:
         try:
             registry.watch(token, watcher)  # still shared? (counts as this watcher's heartbeat)
@@ -149,6 +150,13 @@ def watch_page(registry: ShareRegistry, token: str) -> None:
         views.live_views(shared)
 
     live()
+
+
+def watch_interval(watchers: int) -> float:
+    """Seconds between a watcher's redraws: 2 s for a few, slower for a crowd, so that the
+    whole room asks the server for at most about WATCH_REDRAWS_PER_S redraws a second (each
+    one serialises the charts for that watcher's browser; the training job needs the rest)."""
+    return max(2.0, watchers / WATCH_REDRAWS_PER_S)
 
 
 def _leave_watch() -> None:

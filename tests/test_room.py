@@ -81,3 +81,11 @@ def test_the_watcher_cap_comes_from_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("GRU_LAB_MAX_WATCHERS", "zero")
     with pytest.raises(ValueError, match="GRU_LAB_MAX_WATCHERS"):
         ShareRegistry()
+
+
+def test_a_crowd_of_watchers_redraws_less_often() -> None:
+    from dashboard.room import WATCH_REDRAWS_PER_S, watch_interval
+
+    assert watch_interval(1) == watch_interval(10) == 2.0
+    assert watch_interval(40) == pytest.approx(40 / WATCH_REDRAWS_PER_S)
+    assert 40 / watch_interval(40) <= WATCH_REDRAWS_PER_S  # the room's total stays bounded
