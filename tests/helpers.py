@@ -5,7 +5,51 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import torch
+
 from gru_core.job import JobStatus, TrainingJob
+from gru_core.model import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch
+
+KINDS = ("gru-d2l", "gru-cudnn", "rnn", "lstm")  # the models every reference test covers
+
+# A small run on a short text: fast on a loaded CPU. Files add num_epochs, device, ...
+TINY_RUN = {
+    "hidden_size": 16,
+    "num_steps": 8,
+    "batch_size": 4,
+    "max_tokens": 2000,
+    "val_tokens": 500,
+}
+
+
+def reference_model(
+    kind: str,
+    vocab: int,
+    hidden: int,
+    init_std: float = 0.5,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    random_biases: bool = True,
+) -> RecurrentLM:
+    """A model of ``kind`` (one of KINDS) with non-trivial weights and, by default, non-zero
+    random biases, for tests against a reference (test weights may seed the global RNG; the
+    engine never does)."""
+    torch.manual_seed(seed)
+    model: RecurrentLM
+    if kind.startswith("gru"):
+        model = GRUScratch(vocab, hidden, init_std, variant=kind.split("-")[1])
+    elif kind == "rnn":
+        model = RNNScratch(vocab, hidden, init_std)
+    else:
+        model = LSTMScratch(vocab, hidden, init_std)
+    model = model.to(dtype)
+    if random_biases:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.startswith("b_"):
+                    p.normal_(0.0, 0.5)
+    return model
+
 
 # A GRU deep in the chaotic regime: std 3 weights, hidden 64 (gain ~24), 100 steps, no
 # clipping. The first gradient's norm is ~1e50 in float64, far past float32's 3e38: it

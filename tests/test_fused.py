@@ -8,29 +8,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gru_core import fused
-from gru_core.model import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch, State
+from gru_core.model import GRUScratch, RecurrentLM, RNNScratch, State
+
+from helpers import KINDS, reference_model
 
 V, HN, T, B = 9, 6, 5, 3
-KINDS = ("gru-d2l", "gru-cudnn", "rnn", "lstm")
 
 
 def make_case(
     kind: str, dtype: torch.dtype = torch.float64, seed: int = 0
 ) -> tuple[RecurrentLM, Tensor, Tensor, State]:
     """A model with non-trivial weights and random biases, inputs, targets, non-zero state."""
-    torch.manual_seed(seed)
-    model: RecurrentLM
-    if kind.startswith("gru"):
-        model = GRUScratch(V, HN, 0.5, variant=kind.split("-")[1])
-    elif kind == "rnn":
-        model = RNNScratch(V, HN, 0.5)
-    else:
-        model = LSTMScratch(V, HN, 0.5)
-    model = model.to(dtype)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.startswith("b_"):
-                p.normal_(0.0, 0.5)
+    model = reference_model(kind, V, HN, 0.5, seed, dtype)
     X = torch.randint(0, V, (B, T))
     Y = torch.randint(0, V, (B, T))
     state = tuple(torch.randn(B, HN, dtype=dtype) * 0.5 for _ in range(model.state_size))

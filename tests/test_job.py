@@ -20,17 +20,9 @@ from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 from gru_core.job import ENDED, SlotPool, TrainingJob, _cpu_name, fair_threads
 
-from helpers import CHAOTIC, wait_for
+from helpers import CHAOTIC, TINY_RUN, wait_for
 
-TINY = {
-    "hidden_size": 16,
-    "num_steps": 8,
-    "batch_size": 4,
-    "max_tokens": 2000,
-    "val_tokens": 500,
-    "num_epochs": 2,
-    "device": "cpu",
-}
+TINY = {**TINY_RUN, "num_epochs": 2, "device": "cpu"}
 
 
 @pytest.fixture

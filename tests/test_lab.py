@@ -17,17 +17,9 @@ from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 from gru_core.job import ENDED, SlotPool
 
-from helpers import CHAOTIC, wait_for
+from helpers import CHAOTIC, TINY_RUN, wait_for
 
-TINY = TrainConfig(
-    hidden_size=16,
-    num_steps=8,
-    batch_size=4,
-    max_tokens=2000,
-    val_tokens=500,
-    num_epochs=1000,
-    device="cpu",
-)
+TINY = TrainConfig(**TINY_RUN, num_epochs=1000, device="cpu")
 
 
 @pytest.fixture(autouse=True)

@@ -22,29 +22,17 @@ from gru_core.model import (
     build_model,
 )
 
+from helpers import KINDS, reference_model
+
 V, HN, T, B = 7, 5, 4, 3  # vocab, hidden, steps, batch: tiny, for float64 references
 TOL = {"rtol": 0.0, "atol": 1e-10}
-KINDS = ("gru-d2l", "gru-cudnn", "rnn", "lstm")
 
 
 def make_model(
     kind: str, vocab: int = V, hidden: int = HN, init_std: float = 0.5, seed: int = 0
 ) -> RecurrentLM:
     """A float64 model with non-trivial weights and non-zero random biases."""
-    torch.manual_seed(seed)
-    model: RecurrentLM
-    if kind.startswith("gru"):
-        model = GRUScratch(vocab, hidden, init_std, variant=kind.split("-")[1])
-    elif kind == "rnn":
-        model = RNNScratch(vocab, hidden, init_std)
-    else:
-        model = LSTMScratch(vocab, hidden, init_std)
-    model = model.double()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.startswith("b_"):
-                p.normal_(0.0, 0.5)
-    return model
+    return reference_model(kind, vocab, hidden, init_std, seed)
 
 
 def random_inputs(model: RecurrentLM, seed: int = 1) -> tuple[Tensor, tuple[Tensor, ...]]:

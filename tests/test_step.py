@@ -20,10 +20,12 @@ from gru_core import fused, step_bptt, step_lstm
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, batch_iterator, split_train_val
 from gru_core.gates import GATES
-from gru_core.model import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch, build_model
+from gru_core.model import RecurrentLM, build_model
 from gru_core.records import PERCENTILES, StepRecord
 from gru_core.step import StepCore
 from gru_core.train import Trainer
+
+from helpers import reference_model
 
 GRU_CORE = Path(__file__).resolve().parents[1] / "gru_core"
 SMALL = {
@@ -209,15 +211,7 @@ def flow_reference(model: RecurrentLM, X: Tensor, Y: Tensor, state: tuple) -> tu
 
 
 def make_model(kind: str, V: int, Hn: int, seed: int) -> RecurrentLM:
-    torch.manual_seed(seed)  # a test fixture's weights; gru_core itself never seeds globally
-    model: RecurrentLM
-    if kind.startswith("gru"):
-        model = GRUScratch(V, Hn, 0.6, kind.split("-")[1])
-    elif kind == "rnn":
-        model = RNNScratch(V, Hn, 0.6)
-    else:
-        model = LSTMScratch(V, Hn, 0.6)
-    return model.double()
+    return reference_model(kind, V, Hn, 0.6, seed, random_biases=False)
 
 
 @pytest.mark.parametrize("T", [7, 3])

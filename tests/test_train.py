@@ -19,17 +19,9 @@ from gru_core.records import PERCENTILES, EpochRecord, GateStats, Outcome, StepR
 from gru_core.sources import D2L_PREFIX as PREFIX
 from gru_core.train import NUM_PREDS, Record, Trainer, gate_stats
 
-from helpers import CHAOTIC
+from helpers import CHAOTIC, TINY_RUN
 
-SMALL = {
-    "hidden_size": 16,
-    "num_steps": 8,
-    "batch_size": 4,
-    "max_tokens": 2000,
-    "val_tokens": 500,
-    "num_epochs": 2,
-    "init_std": 0.1,
-}
+SMALL = {**TINY_RUN, "num_epochs": 2, "init_std": 0.1}
 
 
 def make_trainer(corpus: Corpus, dtype: torch.dtype = torch.float32, **changes: object) -> Trainer:
