@@ -80,7 +80,13 @@ class Lab:
         bad config or text). ``step_only``: train one minibatch, then wait paused."""
         self.stop()
         telemetry = Telemetry()
-        job = TrainingJob(config, self.corpus, telemetry, max_steps_per_sec=max_steps_per_sec)
+        job = TrainingJob(
+            config,
+            self.corpus,
+            telemetry,
+            max_steps_per_sec=max_steps_per_sec,
+            held_bytes=self.runs.weights_bytes(),  # the memory estimate counts saved weights
+        )
         with self._lock:
             self.closed = False
             self.run_counter = max(self.run_counter + 1, self.runs.next_number)

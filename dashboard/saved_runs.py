@@ -238,6 +238,15 @@ class SavedRuns:
         if self.store is not None and self.token is not None:
             self.store.set_pinned(self.token, run.run_id, pinned)
 
+    def weights_bytes(self) -> int:
+        """Memory the saved runs' final weights take (the memory views read them)."""
+        return sum(
+            t.numel() * t.element_size()
+            for run in self._runs
+            if run.weights is not None
+            for t in run.weights.values()
+        )
+
     @property
     def next_number(self) -> int:
         """The run counter after the runs already saved (restored ones included)."""

@@ -185,7 +185,9 @@ class TrainingJob:
         max_steps_per_sec: float | None = None,
         pool: SlotPool | None = None,
         start_paused: bool = False,
+        held_bytes: int = 0,
     ) -> None:
+        """``held_bytes``: memory the session already holds against the budget (limits)."""
         self.start_config = config
         self._config = config
         self.telemetry = telemetry or Telemetry()
@@ -195,7 +197,7 @@ class TrainingJob:
         self._threads = config.num_threads or fair_threads(self._pool.running + 1)
         self.device_name = _cpu_name(self._threads) if self._cpu else describe_device(self.device)
         self.corpus_name = corpus.name
-        self._trainer: Trainer | None = Trainer(config, corpus, self.device)
+        self._trainer: Trainer | None = Trainer(config, corpus, self.device, held_bytes=held_bytes)
         self.probe_text = probe_text or corpus.probe or corpus.prefix  # the text's own words
         self.probe_every_s = probe_every_s
         self._ticket = new_ticket()

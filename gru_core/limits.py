@@ -76,10 +76,16 @@ def budget_bytes(device: str) -> int:
     return DEFAULT_CPU_BUDGET_MB * 2**20
 
 
-def check_memory(config: TrainConfig, vocab_size: int, device: str, configs: int = 1) -> int:
+def check_memory(
+    config: TrainConfig, vocab_size: int, device: str, configs: int = 1, held_bytes: int = 0
+) -> int:
     """Raise ValueError with the estimate and the budget when a run would not fit;
-    return the estimate in bytes otherwise."""
+    return the estimate in bytes otherwise. ``held_bytes``: host memory the session already
+    holds for this budget (saved runs' final weights, kept for the memory views); it counts
+    on the CPU, whose budget it shares, and not against a GPU's."""
     parts = estimate_bytes(config, vocab_size, configs)
+    if held_bytes and not device.startswith(("cuda", "mps")):
+        parts["saved runs' weights (memory views)"] = int(held_bytes)
     need, budget = sum(parts.values()), budget_bytes(device)
     if need > budget:
         biggest = max(parts, key=parts.__getitem__)

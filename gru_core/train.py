@@ -73,11 +73,13 @@ class Trainer:
         device: str | None = None,
         eval_every: int = 1,
         dtype: torch.dtype = torch.float32,
+        held_bytes: int = 0,
     ) -> None:
         """``eval_every``: validation perplexity and the two texts every this many epochs and
         on the last one; the other EpochRecords carry None and ''. The dashboard plots them
         every epoch; the CLI, like d2l's train_ch8, looks every 10 (they cost about a fifth
-        of a d2l-sized epoch). ``dtype``: of the parameters (float64 for tests)."""
+        of a d2l-sized epoch). ``dtype``: of the parameters (float64 for tests).
+        ``held_bytes``: memory the caller already holds against the budget (limits)."""
         if eval_every < 1:
             raise ValueError(f"eval_every must be at least 1, got {eval_every}")
         self.eval_every = eval_every
@@ -88,7 +90,8 @@ class Trainer:
         self.sample_gen = torch.Generator().manual_seed(config.seed)  # temperature sampling
         train, val = split_train_val(corpus.tokens, config.max_tokens, config.val_tokens)
         check_trainable(len(train), config.batch_size, config.num_steps)
-        check_memory(config, len(self.vocab), self.device)  # refuse what won't fit, up front
+        # refuse what won't fit, up front
+        check_memory(config, len(self.vocab), self.device, held_bytes=held_bytes)
         self.train_tokens, self.val_tokens = train.to(self.device), val.to(self.device)
         self.core = StepCore([config], len(self.vocab), self.device, dtype)
         self.model: RecurrentLM = self.core.member_model(0)  # views of the core's weights

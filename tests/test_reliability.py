@@ -192,3 +192,14 @@ def test_hostile_url_values_are_ignored_with_warnings(monkeypatch, tmp_path: Pat
     assert "corpus" not in warnings  # not a setting: never read, never opened
     assert at.slider(key="hidden").value == 256
     assert "english.txt" in " ".join(m.value for m in at.markdown)
+
+
+def test_saved_runs_weights_count_against_the_memory_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = TrainConfig(hidden_size=64, device="cpu")
+    need = check_memory(config, 28, "cpu")
+    monkeypatch.setenv(BUDGET_ENV, str((need + 10_000) / 2**20))
+    assert check_memory(config, 28, "cpu") == need
+    with pytest.raises(ValueError, match="saved runs' weights"):
+        check_memory(config, 28, "cpu", held_bytes=10 * 2**20)
