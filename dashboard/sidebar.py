@@ -45,17 +45,40 @@ def init_widget_state() -> None:
     st.session_state._initialised = True
 
 
+KNOWN = "_control_values"  # the last values the page showed, kept outside any widget's state
+
+
 def widget_values() -> dict[str, Any]:
-    return {c.key: st.session_state.get(wkey(c.key), c.default) for c in ctl.CONTROLS}
+    """Every control's value: its widget's, else the last one shown, else the default."""
+    known = st.session_state.get(KNOWN, {})
+    return {
+        c.key: st.session_state.get(wkey(c.key), known.get(c.key, c.default)) for c in ctl.CONTROLS
+    }
+
+
+def _restore_missing() -> None:
+    """Put back any widget value Streamlit dropped between runs (it cleans up the state of
+    widgets a run did not draw; with reruns interleaved, as when a browser's stale values
+    race a lesson, a control could come back at its slider's minimum), from the copy this
+    module keeps of the values last shown."""
+    known = st.session_state.get(KNOWN)
+    if not known:
+        return
+    for c in ctl.CONTROLS:
+        key = wkey(c.key)
+        if key not in st.session_state and c.key in known:
+            st.session_state[key] = known[c.key]
 
 
 def set_values(values: dict[str, Any]) -> None:
     """Show ``values`` (control key -> value) in a new generation of widgets (see
     ``controls.widget_key``: the browser's stale values of the old ones cannot undo it)."""
     generation = st.session_state.get(WIDGET_GENERATION, 0) + 1
-    for key, value in {**widget_values(), **values}.items():
+    merged = {**widget_values(), **values}
+    for key, value in merged.items():
         st.session_state[ctl.widget_key(key, generation)] = value
     st.session_state[WIDGET_GENERATION] = generation
+    st.session_state[KNOWN] = merged
     push_live_knobs()
 
 
@@ -163,6 +186,7 @@ def _left_lesson() -> str | None:
 
 def sidebar(corpus: Corpus, sb: DeltaGenerator) -> None:
     """The lesson picker and every control, into ``sb`` (a sidebar container)."""
+    _restore_missing()
     sb.header("Lesson")
     left = _left_lesson()
     sb.selectbox(
@@ -187,8 +211,8 @@ def sidebar(corpus: Corpus, sb: DeltaGenerator) -> None:
         if c.section != section:
             section = c.section
             sb.header(section)
-        if c.key not in hidden:
-            _widget(c, values, corpus, sb, locked=c.key in locked)
+        _widget(c, values, corpus, sb, locked=c.key in locked)
+    st.session_state[KNOWN] = widget_values()
 
 
 UPLOAD_WIDGET_MB = 50  # what the browser may send; the app's own limit is MAX_UPLOAD_BYTES

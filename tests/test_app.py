@@ -528,3 +528,28 @@ def test_the_memory_view_reads_a_running_job_and_a_saved_run(
     at.selectbox(key="memory_source").select(sources[-1]).run()
     assert not at.exception
     assert "memory-connectivity" in {c.key for c in at.get("plotly_chart")}
+
+
+def _sidebar_that_loses_a_widget_state() -> None:
+    """A page with the sidebar, where the second run starts without the Hidden size widget's
+    state (what Streamlit's clean-up of a widget a run did not draw leaves behind)."""
+    import streamlit as st
+
+    from dashboard import sidebar
+    from gru_core.data import corpus_from_text
+
+    sidebar.init_widget_state()
+    if st.session_state.get("drop"):
+        del st.session_state[sidebar.wkey("hidden")]
+    sidebar.sidebar(corpus_from_text("the time traveller " * 2000, "t.txt"), st.sidebar)
+    st.session_state.drop = True
+
+
+def test_a_control_whose_widget_state_was_dropped_comes_back_with_its_value() -> None:
+    at = AppTest.from_function(_sidebar_that_loses_a_widget_state, default_timeout=30)
+    at.query_params["hidden"] = "128"
+    at.run()
+    assert at.slider(key="hidden").value == 128
+    at.run()  # the widget's state is gone at the start of this run
+    assert not at.exception
+    assert at.slider(key="hidden").value == 128  # restored, not the slider's minimum (8)
