@@ -86,9 +86,9 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
             showgrid=False,
             tickformat=".0%",
         ),
-        # five legend entries, three to a row: two rows between the title and the plot
-        margin=dict(r=70, t=110),
-        legend=dict(entrywidth=0.33, entrywidthmode="fraction"),
+        # five legend entries, two to a row: three rows between the title and the plot
+        margin=dict(r=70, t=120),
+        legend=dict(entrywidth=0.5, entrywidthmode="fraction"),
     )
     return fig
 

@@ -20,7 +20,6 @@ from dashboard.figure_base import (
     line_trace,
     numeric_column,
     steps_x,
-    with_subtitle,
 )
 
 
@@ -103,11 +102,10 @@ def grad_norm_figure(steps: pd.DataFrame, events: pd.DataFrame | None = None) ->
         )
     )
     add_events(fig, events, steps)
-    note = (
-        f"clipped on {clipped_share(steps):.0%} of the steps shown" if clipping else "clipping off"
-    )
-    apply_layout(fig, "Gradient norm", "training step", "||g|| (log)", "grad_norm", log_y=True)
-    return with_subtitle(fig, note)
+    # The share in the title, short: a subtitle would sit where a narrow column's legend wraps.
+    note = f"{clipped_share(steps):.0%} of steps clipped" if clipping else "clipping off"
+    title = f"Gradient norm · {note}"
+    return apply_layout(fig, title, "training step", "||g|| (log)", "grad_norm", log_y=True)
 
 
 def param_group_figure(steps: pd.DataFrame) -> go.Figure:

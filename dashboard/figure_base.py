@@ -27,10 +27,20 @@ HEIGHT = 380  # px; the width is left to the container
 INK, TICK_INK = "#222222", "#3d3d3d"
 TICK_PX, AXIS_TITLE_PX, TITLE_PX, LEGEND_PX = 13, 14, 17, 13
 EVENT_LABELS = dict(clip_threshold="clip", lr="lr")
-# The look's base template, as plotly's process-wide default: applied when a figure is
-# serialised, which costs a few ms, where update_layout(template=...) on every figure cost
-# ~18 ms each (most of a watcher's refresh in the classroom load test).
-pio.templates.default = "plotly_white"
+# The look's base template, as plotly's process-wide default, which a figure takes when it is
+# built (cheap), where update_layout(template=...) on every figure cost ~18 ms each (most of a
+# watcher's refresh in the classroom load test). Importing streamlit sets the default to its
+# own theme; ``_base_template`` puts ours back (and fixes, once, a figure built meanwhile).
+TEMPLATE = "plotly_white"
+pio.templates.default = TEMPLATE
+
+
+def _base_template(fig: go.Figure) -> None:
+    if pio.templates.default != TEMPLATE:
+        pio.templates.default = TEMPLATE
+        fig.update_layout(template=TEMPLATE)
+
+
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
 
 
@@ -119,6 +129,7 @@ def apply_layout(
 ) -> go.Figure:
     """The look every figure shares (template, legend on top, responsive, uirevision,
     readable fonts); integer axes (steps, epochs, t) get whole-number ticks."""
+    _base_template(fig)
     fig.update_layout(
         # the title at the very top, so a legend that wraps to two rows stays clear of it
         title=dict(

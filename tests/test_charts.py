@@ -232,10 +232,9 @@ def test_grad_norm_figure_says_when_clipping_was_off_throughout(snap: Snapshot) 
     steps = snap.steps.assign(clip_threshold=np.nan, clipped=False)
     fig = grad_norm_figure(steps)
     check_figure(fig)
-    assert fig.layout.title.text == "Gradient norm"
-    assert fig.layout.title.subtitle.text == "clipping off"
+    assert fig.layout.title.text == "Gradient norm · clipping off"
     assert "clip threshold (off)" in names(fig) and "clip threshold" not in names(fig)
-    assert grad_norm_figure(snap.steps).layout.title.subtitle.text.startswith("clipped on")
+    assert grad_norm_figure(snap.steps).layout.title.text.endswith("of steps clipped")
 
 
 def test_clipped_share(snap: Snapshot) -> None:
