@@ -218,9 +218,17 @@ def _sample_at_temperature(lab: Lab) -> None:
     if draw:
         st.session_state.sample_seed = st.session_state.get("sample_seed", 0) + 1
     prefix = lab.job_corpus.prefix if lab.job_corpus is not None else lab.corpus.prefix
-    model = model_from_weights(source.config, len(source.vocab), source.weights)
-    generator = torch.Generator().manual_seed(st.session_state.get("sample_seed", 0))
-    sample = generate(model, source.vocab, prefix, 100, temperature, generator)
+    seed = st.session_state.get("sample_seed", 0)
+    # Sampled again only when the weights, the temperature or the draw change, not on every
+    # live redraw (the model is rebuilt from the snapshot for each sample).
+    key = (source.key, prefix, temperature, seed)
+    cached = st.session_state.get("_sample")
+    if cached is None or cached[0] != key:
+        model = model_from_weights(source.config, len(source.vocab), source.weights)
+        generator = torch.Generator().manual_seed(seed)
+        cached = (key, generate(model, source.vocab, prefix, 100, temperature, generator))
+        st.session_state._sample = cached
+    sample = cached[1]
     with right:
         st.markdown(f"**Sampled at temperature {temperature:g}** from {source.label}")
         st.code(sample, language=None, wrap_lines=True)
