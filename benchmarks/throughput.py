@@ -14,14 +14,19 @@ update is inside it.
   (c)  instrumented: Trainer.advance, the dashboard's and the CLI's step: gru_core.step's
        device program (guarded, clipped SGD + every statistic into one buffer, gradient flow
        every 10th step; CUDA-graphed on CUDA) with the StepRecord built one step late.
+  (c0) the CLI's step: (c) without the one-position gradient probes (``probes=False``: the
+       two extra row blocks of the backward on flow steps, which only the dashboard's Through
+       time view shows); (c)/(c0) is what those probes cost.
   (d)  nn.GRU: torch.nn.GRU + nn.Linear on one-hot inputs (d2l's concise RNNModel),
        autograd, clip_grad_norm_, torch.optim.SGD.
   (c+) Trainer.run: (c) plus each epoch's validation perplexity and generated text.
   (g)  graphed: StepCore K = 1 replayed from a CUDA graph, stats read one step late, no
        records (CUDA only; on the CPU it is skipped with a line saying so).
   (K)  with ``--configs K``: K configurations (different seeds, init std and lr) trained at
-       once by one StepCore on the same minibatches, instrumented; throughput counts the
-       tokens of all K (aggregate), compared with (b) in the line
+       once by one StepCore on the same minibatches, stepped as a sweep steps them
+       (``sweep_run``: the guarded, clipped SGD and its loss, norm and divergence columns read
+       one step late; no gate statistics and no gradient flow, which the map does not show);
+       throughput counts the tokens of all K (aggregate), compared with (b) in the line
        ``(K configs)/(b) = N.NNx aggregate``.
 
 Besides wall-clock tokens/s the table shows tokens per CPU-second (process CPU time, less
@@ -79,6 +84,7 @@ VARIANTS: dict[str, str] = {
     "a": "textbook (one-hot, per-gate matmuls, autograd)",
     "b": "gru_core fast path, instrumentation off",
     "c": "gru_core Trainer.advance, instrumentation on",
+    "c0": "(c) as the CLI runs it: no one-position probes",
     "d": "torch.nn.GRU + nn.Linear (one-hot, autograd)",
     "c+": "Trainer.run: (c) + per-epoch validation and text",
     "g": "StepCore K=1 replayed from a CUDA graph, no records",
@@ -173,11 +179,12 @@ def prepare_fast(s: Setup) -> Job:
     return job
 
 
-def prepare_instrumented(s: Setup) -> Job:
+def prepare_instrumented(s: Setup, probes: bool = True) -> Job:
     """Trainer.advance with evaluation never due: steps and their records, pipelined."""
     never = 10**5
     config = s.config.replace(num_epochs=never)
-    trainer = Trainer(config, s.corpus, s.device, eval_every=never)  # the same initial model
+    # the same initial model as the others
+    trainer = Trainer(config, s.corpus, s.device, eval_every=never, probes=probes)
 
     def job() -> Work:
         tokens, epochs, loss_sum, n = 0, 0, 0.0, 0
@@ -197,8 +204,9 @@ def prepare_instrumented(s: Setup) -> Job:
     return job
 
 
-def _core_job(s: Setup, core: StepCore) -> Job:
-    """Drive a StepCore over the epochs as the trainer does: launch step n+1, then read n."""
+def _core_job(s: Setup, core: StepCore, flow: bool = True) -> Job:
+    """Drive a StepCore over the epochs as the trainer does: launch step n+1, then read n.
+    ``flow``: gradient flow every ``flow_every`` steps, as a run records it (a sweep: none)."""
     cfg = s.config
     loss_col = core.layout.index["loss"]
 
@@ -210,7 +218,7 @@ def _core_job(s: Setup, core: StepCore) -> Job:
             for X, Y in s.batches(rng):
                 core.load_batch(X, Y)
                 step += 1
-                slot = core.run(want_flow=(step - 1) % cfg.flow_every == 0)
+                slot = core.run(want_flow=flow and (step - 1) % cfg.flow_every == 0)
                 if pending is not None:
                     loss_sum += float(core.read(pending)[:, loss_col].sum()) * Y.numel()
                 pending = slot
@@ -229,12 +237,14 @@ def prepare_graphed(s: Setup) -> Job:
 
 
 def prepare_configs(s: Setup, k: int) -> Job:
-    """K members of one shape: seeds 0..K-1, init std and lr spread around d2l's."""
+    """K members of one shape: seeds 0..K-1, init std and lr spread around d2l's; stepped as
+    ``sweep_run`` steps a chunk (no gate statistics, no flow)."""
     configs = [
         s.config.replace(seed=i, init_std=0.01 * (1 + i % 3), lr=s.config.lr * (0.5 + i / k))
         for i in range(k)
     ]
-    return _core_job(s, StepCore(configs, len(s.corpus.vocab), s.device))
+    core = StepCore(configs, len(s.corpus.vocab), s.device, gate_stats=False)
+    return _core_job(s, core, flow=False)
 
 
 def prepare_trainer_run(s: Setup) -> Job:
@@ -315,6 +325,7 @@ PREPARE: dict[str, Callable[[Setup], Job]] = {
     "a": prepare_textbook,
     "b": prepare_fast,
     "c": prepare_instrumented,
+    "c0": lambda s: prepare_instrumented(s, probes=False),
     "d": prepare_nn_gru,
     "c+": prepare_trainer_run,
     "g": prepare_graphed,
@@ -493,7 +504,8 @@ def table(
 
 CHECKS = [
     ("b", "a", 1.5, "target"),
-    ("c", "b", 0.9, "target"),
+    ("c", "b", 0.93, "target"),
+    ("c0", "b", 0.93, "target"),
     ("b", "d", 1.0, "stretch"),
     ("K", "b", 3.0, "target"),  # only with --configs K
 ]
@@ -505,7 +517,8 @@ def label(v: str) -> str:
 
 
 def target_lines(runs: dict[str, list[Run]]) -> list[str]:
-    """The checks on median wall-clock throughput: (b) >= 1.5x (a), (c) >= 0.9x (b), and the
+    """The checks on median wall-clock throughput: (b) >= 1.5x (a), (c) and (c0) >= 0.93x (b)
+    (the README before the step core), (K) >= 3x (b), and the
     stretch goal (b) >= (d); then, for reading a noisy machine, the same ratios on the best
     round of each variant and on median CPU time."""
     median = {v: statistics.median(r.tokens_per_sec for r in rs) for v, rs in runs.items()}

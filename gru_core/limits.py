@@ -31,7 +31,7 @@ DEFAULT_CPU_BUDGET_MB = 4096
 BYTES = 4  # float32
 
 # values kept per (time step, sequence, hidden unit) by one training step
-ACT_PER_UNIT = {"gru": 16, "rnn": 5, "lstm": 30}
+ACT_PER_UNIT = {"gru": 19, "rnn": 8, "lstm": 30}
 # forward-only values per (time step, sequence, hidden unit): validation and the probe
 FWD_PER_UNIT = {"gru": 8, "rnn": 2, "lstm": 12}
 

@@ -57,7 +57,7 @@ from .fused import validation_perplexity
 from .model import RecurrentLM, build_model
 from .step_bptt import Workspace, loss_and_grads, model_kind
 from .step_lstm import lstm_loss_and_grads
-from .step_stats import HEAD, GateTable, StatsLayout
+from .step_stats import GATE_SUFFIXES, HEAD, GateTable, StatsLayout
 
 SHAPE_FIELDS = ("model", "gru_variant", "hidden_size", "num_steps", "batch_size")
 WARMUP_STEPS = 3  # eager steps of each program before it is captured in a CUDA graph
@@ -78,8 +78,15 @@ class StepCore:
         device: str,
         dtype: torch.dtype = torch.float32,
         graphs: bool | None = None,
+        gate_stats: bool = True,
+        probes: bool = True,
     ) -> None:
-        """``graphs``: capture the step in CUDA graphs (default: on CUDA only)."""
+        """``graphs``: capture the step in CUDA graphs (default: on CUDA only).
+        ``gate_stats``: compute the gates' statistics (else their columns hold NaN: a sweep
+        shows none and saves about a tenth of a small step). ``probes``: on flow steps, also
+        the one-position flows ``||d l_T/dH_t||`` and ``||d l_late/dH_t||`` (step_backward.py;
+        else NaN): two more row blocks in the backward, about 35% of a flow step at d2l's
+        size, which only the dashboard's Through time view shows."""
         if not configs:
             raise ValueError("StepCore needs at least one configuration")
         first = configs[0]
@@ -111,7 +118,10 @@ class StepCore:
             torch.zeros(K, B, Hn, dtype=dtype, device=device) for _ in range(skeleton.state_size)
         )
         self.layout = StatsLayout(self.names, skeleton.gate_names, T)
-        self.gate_table = GateTable(skeleton.gate_names, device, acc)
+        self.gate_table = GateTable(skeleton.gate_names, device, acc) if gate_stats else None
+        self.probes = probes
+        width = len(skeleton.gate_names) * len(GATE_SUFFIXES)
+        self._no_gates = torch.full((K, width), math.nan, dtype=acc, device=device)
         self.stats = torch.zeros(K, self.layout.width, dtype=acc, device=device)
         self._no_flow = torch.full((K, T), math.nan, dtype=acc, device=device)
         self.workspace = Workspace()  # the step's buffers (fixed addresses for the graphs)
@@ -181,12 +191,11 @@ class StepCore:
         P, acc = self.params, self.acc
         if self.kind == "lstm":
             H, C = self.state
-            g, C_T = lstm_loss_and_grads(P, self.X, self.Y, (H, C), want_flow)
+            g, C_T = lstm_loss_and_grads(P, self.X, self.Y, (H, C), want_flow, self.probes)
             C.copy_(C_T)
         else:
-            g = loss_and_grads(
-                self.kind, P, self.X, self.Y, self.state[0], self.workspace, want_flow
-            )
+            X, Y, H0, ws = self.X, self.Y, self.state[0], self.workspace
+            g = loss_and_grads(self.kind, P, X, Y, H0, ws, want_flow, self.probes)
         ws, flat = self.workspace, self.flat
         G = ws.get("G", tuple(flat.shape), flat)  # the gradients, laid out like flat
         for n, part in zip(self.names, self._parts, strict=True):
@@ -216,9 +225,10 @@ class StepCore:
         assert len(head) == len(HEAD)
         parts = [torch.stack([h.to(acc) for h in head], dim=1), norms]
         if g.gates:
-            parts.append(self.gate_table.stats(g.gates, acc))
+            table = self.gate_table
+            parts.append(table.stats(g.gates, acc) if table is not None else self._no_gates)
         for flow in (g.flow, g.flow_last, g.flow_late):
-            parts.append(flow.T.to(acc) if want_flow and flow is not None else self._no_flow)
+            parts.append(flow.T.to(acc) if flow is not None else self._no_flow)
         torch.cat(parts, dim=1, out=self.stats)
 
     def run(self, want_flow: bool) -> int:

@@ -41,9 +41,10 @@ cudnn variant (G_h = H_{t-1} W_hh + b_hh)::
 
 RNN: ``dA = dH * (1 - H_t^2)``, ``dL/dH_{t-1} = dA W_hh^T``.
 
-On flow steps ``step_flow.py`` adds one position's gradient through time (``||d l_T/dH_t||``,
-``||d l_late/dH_t||``) from the same local derivatives. The LSTM has no hand-written backward:
-``step_lstm.py`` runs it by autograd through the same interface.
+The backward itself is in ``step_backward.py``; on flow steps it also carries one position's
+gradient through time (``||d l_T/dH_t||``, ``||d l_late/dH_t||``) as extra rows. The LSTM
+has no hand-written backward: ``step_lstm.py`` runs it by autograd through the same
+interface.
 """
 
 from __future__ import annotations
@@ -138,10 +139,10 @@ def _tmm(A: Tensor, B: Tensor) -> Tensor:
 
 
 def _rows(x: Tensor, ws: Workspace | None = None, name: str = "") -> Tensor:
-    """(T, K, B, n) -> (K, T*B, n), rows time-major: a view when K = 1, else a copy (into
-    the workspace buffer ``name`` when given, so no fresh memory)."""
+    """(T, K, B, n) -> (K, T*B, n), rows time-major: a view when K = 1 and ``x`` is
+    contiguous, else a copy (into the workspace buffer ``name`` when given: no fresh memory)."""
     T, K, B, n = x.shape
-    if K == 1 or ws is None:
+    if ws is None or (K == 1 and x.is_contiguous()):
         return x.transpose(0, 1).reshape(K, T * B, n)
     out = ws.get(name, (K, T, B, n), x)
     return out.copy_(x.transpose(0, 1)).view(K, T * B, n)
@@ -242,10 +243,12 @@ def loss_and_grads(
     H0: Tensor,
     ws: Workspace,
     want_flow: bool = False,
+    probes: bool = True,
 ) -> Grads:
     """Mean cross-entropy of predicting Y (B, T) from X (B, T) per member, and its gradients.
-    ``kind`` is 'gru-d2l', 'gru-cudnn' or 'rnn' (``lstm_loss_and_grads`` for the LSTM)."""
-    from .step_flow import probe_backward, probe_injection  # it builds on this module
+    ``kind`` is 'gru-d2l', 'gru-cudnn' or 'rnn' (``lstm_loss_and_grads`` for the LSTM).
+    ``want_flow``: also ||dL/dH_t||, and with ``probes`` the one-position flows (step_backward)."""
+    from .step_backward import backward, local_derivatives, with_probes  # builds on this
 
     with torch.no_grad():
         steps = X.T.contiguous()  # (T, B)
@@ -268,136 +271,16 @@ def loss_and_grads(
         else:
             dH_rows = torch.bmm(dlogits, W_hq_T, out=ws.get("dH_rows", (K, T * B, Hn), H0))
             dH.copy_(dH_rows.view(K, T, B, Hn).transpose(0, 1))
-        probes = probe_injection(dH, ws) if want_flow else None
-        local = _gru_local(cache, ws) if gru else _rnn_local(cache, ws)
-        backward = _gru_backward if gru else _rnn_backward
-        grads |= backward(P, steps, cache, local, dH, Hp_rows, ws)
+        # The running gradient, (T, K, Q, B, H): Q = 1, or 3 on flow steps (the two
+        # one-position probes of step_backward.py ride along as extra rows of every matmul).
+        D = with_probes(dH, ws) if want_flow and probes else dH[:, :, None]
+        local = local_derivatives(cache, ws)
+        grads |= backward(P, steps, cache, local, D, Hp_rows, ws)
         gates = {"Z": cache.Z, "R": cache.R, "H_tilde": cache.H_tilde} if gru else {}
         flow = flow_last = flow_late = None
-        if probes is not None:
-            flow = dH.flatten(2).norm(dim=2)  # after the loop dH[t] is the total dL/dH_t
-            both = probe_backward(kind, P, cache, local, probes, ws)  # (T, K, 2)
-            flow_last, flow_late = both[..., 0], both[..., 1]
+        if want_flow:  # after the loop D[t] holds the total dL/dH_t (and the probes')
+            norms = torch.linalg.vector_norm(D.flatten(3), dim=3)  # (T, K, Q)
+            flow = norms[..., 0]
+            if probes:
+                flow_last, flow_late = norms[..., 1], norms[..., 2]
         return Grads(loss, H_out[-1], grads, gates, flow, flow_last, flow_late)
-
-
-def _gru_local(c: ForwardCache, ws: Workspace) -> tuple[Tensor, Tensor, Tensor]:
-    """Local derivatives for all t at once: gZ, gH, gR (see the module docstring)."""
-    Z, R, H_tilde, H_prev = c.Z, c.R, c.H_tilde, c.Hs[:-1]
-    assert Z is not None and R is not None and H_tilde is not None
-    shape = tuple(H_tilde.shape)
-    gZ = torch.sub(H_prev, H_tilde, out=ws.get("gZ", shape, H_tilde)).mul_(Z)
-    gZ.addcmul_(gZ, Z, value=-1)  # dA_z = dH * gZ, gZ = Z(1-Z)(H_{t-1} - H_tilde)
-    gH = torch.mul(H_tilde, H_tilde, out=ws.get("gH", shape, H_tilde)).neg_().add_(1)
-    gH.addcmul_(gH, Z, value=-1)  # dA_h = dH * gH, gH = (1-Z)(1 - H_tilde^2)
-    gate_in = c.G_h if c.G_h is not None else H_prev
-    gR = torch.mul(R, gate_in, out=ws.get("gR", shape, H_tilde))
-    gR.addcmul_(gR, R, value=-1)  # gR = R(1-R) * (G_h or H_{t-1})
-    return gZ, gH, gR
-
-
-def _rnn_local(c: ForwardCache, ws: Workspace) -> tuple[Tensor]:
-    H = c.Hs[1:]
-    gA = torch.mul(H, H, out=ws.get("gA", tuple(H.shape), H)).neg_().add_(1)  # 1 - H_t^2
-    return (gA,)
-
-
-def _gru_backward(
-    P: dict[str, Tensor],
-    steps: Tensor,
-    c: ForwardCache,
-    local: tuple[Tensor, ...],
-    dH: Tensor,
-    Hp: Tensor,
-    ws: Workspace,
-) -> dict[str, Tensor]:
-    """Reverse loop; on return dH[t] holds the total dL/dH_t. Returns parameter gradients.
-    ``Hp``: H_0..H_{T-1} as member-major rows (K, T*B, H)."""
-    T, K, B, Hn = dH.shape
-    Z, R = c.Z, c.R
-    assert Z is not None and R is not None and c.W_rec is not None
-    gZ, gH, gR = local
-    cudnn = c.G_h is not None
-    dA = ws.get("dA", (T, K, B, 3 * Hn), dH)  # [dA_z | dA_r | dG_h (cudnn) or dA_h (d2l)]
-    dAh = ws.get("dAh", (T, K, B, Hn), dH) if cudnn else dA[..., 2 * Hn :]
-    # Transposed weights made contiguous once: a strided W.T in every step's matmul is slower.
-    W_hh_T = _w(P["W_hh"].transpose(1, 2).contiguous())
-    W_rec_T = _w(c.W_rec.transpose(1, 2).contiguous())
-    mm0, mm_ = (torch.mm, torch.Tensor.addmm_) if K == 1 else (torch.bmm, torch.Tensor.baddbmm_)
-    dH_t, Z_t, R_t, gZ_t, gH_t, gR_t = (_per_t(x) for x in (dH, Z, R, gZ, gH, gR))
-    dA_t, dAz_t, dAr_t = _per_t(dA), _per_t(dA[..., :Hn]), _per_t(dA[..., Hn : 2 * Hn])
-    dAzr_t, dG_t, dAh_t = _per_t(dA[..., : 2 * Hn]), _per_t(dA[..., 2 * Hn :]), _per_t(dAh)
-    dRH = _w(ws.get("dRH", (K, B, Hn), dH))
-    for t in range(T - 1, -1, -1):
-        d = dH_t[t]  # dL/dH_t: the output path, plus step t+1's part (added below)
-        torch.mul(d, gZ_t[t], out=dAz_t[t])
-        torch.mul(d, gH_t[t], out=dAh_t[t])
-        if cudnn:
-            torch.mul(dAh_t[t], gR_t[t], out=dAr_t[t])
-            torch.mul(dAh_t[t], R_t[t], out=dG_t[t])  # dG_h = dA_h * R
-        else:
-            mm0(dAh_t[t], W_hh_T, out=dRH)  # dRH = dA_h W_hh^T
-            torch.mul(dRH, gR_t[t], out=dAr_t[t])
-        if t == 0:
-            break  # dL/dH_0 is not needed
-        prev = dH_t[t - 1].addcmul_(d, Z_t[t])  # dL/dH_{t-1} += dH * Z + ...
-        if not cudnn:
-            prev.addcmul_(dRH, R_t[t])
-        mm_(prev, dA_t[t] if cudnn else dAzr_t[t], W_rec_T)
-    dA2 = _rows(dA, ws, "dA_rows")
-    dAh2 = _rows(dAh, ws, "dAh_rows") if cudnn else dA2[..., 2 * Hn :]
-    dX = torch.cat([dA[..., : 2 * Hn], dAh], dim=3) if cudnn else dA
-    gW_x = _scatter_rows(P["W_xz"], steps, dX)  # (K, V, 3H)
-    gW_h = _tmm(Hp, dA2 if cudnn else dA2[..., : 2 * Hn])  # (K, H, 3H or 2H): one matmul
-    grads = {
-        "W_xz": gW_x[..., :Hn].contiguous(),
-        "W_xr": gW_x[..., Hn : 2 * Hn].contiguous(),
-        "W_xh": gW_x[..., 2 * Hn :].contiguous(),
-        "W_hz": gW_h[..., :Hn],
-        "W_hr": gW_h[..., Hn : 2 * Hn],
-        "b_z": dA2[..., :Hn].sum(1),
-        "b_r": dA2[..., Hn : 2 * Hn].sum(1),
-    }
-    if cudnn:
-        return grads | {
-            "W_hh": gW_h[..., 2 * Hn :],
-            "b_hh": dA2[..., 2 * Hn :].sum(1),
-            "b_xh": dAh2.sum(1),
-        }
-    assert c.RH is not None
-    return grads | {"W_hh": _tmm(_rows(c.RH, ws, "RH_rows"), dAh2), "b_h": dAh2.sum(1)}
-
-
-def _rnn_backward(
-    P: dict[str, Tensor],
-    steps: Tensor,
-    c: ForwardCache,
-    local: tuple[Tensor, ...],
-    dH: Tensor,
-    Hp: Tensor,
-    ws: Workspace,
-) -> dict[str, Tensor]:
-    (gA,) = local
-    dA = ws.get("dA", tuple(dH.shape), dH)
-    W_hh_T = _w(P["W_hh"].transpose(1, 2).contiguous())
-    mm_ = torch.Tensor.addmm_ if dH.shape[1] == 1 else torch.Tensor.baddbmm_
-    dH_t, gA_t, dA_t = _per_t(dH), _per_t(gA), _per_t(dA)
-    for t in range(dH.shape[0] - 1, -1, -1):
-        torch.mul(dH_t[t], gA_t[t], out=dA_t[t])  # dA = dH * (1 - H_t^2)
-        if t > 0:
-            mm_(dH_t[t - 1], dA_t[t], W_hh_T)  # dL/dH_{t-1} += dA W_hh^T
-    dA2 = _rows(dA, ws, "dA_rows")
-    gW_xh = _scatter_rows(P["W_xh"], steps, dA)
-    return {"W_xh": gW_xh, "W_hh": _tmm(Hp, dA2), "b_h": dA2.sum(1)}
-
-
-def _scatter_rows(W_x: Tensor, steps: Tensor, dX: Tensor) -> Tensor:
-    """The gather's backward: add (T, K, B, n) row gradients back into (K, V, n) rows."""
-    K, V, _ = W_x.shape
-    T, B = steps.shape
-    n = dX.shape[-1]
-    offsets = torch.arange(K, device=steps.device) * V
-    index = (steps[:, None, :] + offsets[None, :, None]).reshape(-1)
-    out = torch.zeros(K * V, n, dtype=dX.dtype, device=dX.device)
-    out.index_add_(0, index, dX.reshape(T * K * B, n))
-    return out.view(K, V, n)

@@ -5,7 +5,7 @@ r"""The LSTM's step by autograd, K members at once, through the same interface a
 ``C_tilde = tanh(X W_xc + H W_hc + b_c)``, ``C_t = F * C_{t-1} + I * C_tilde``,
 ``H_t = O * tanh(C_t)`` (model.py), over (K, ...) parameters. The gradient flows come from
 zero probes added to each H_t: their gradients are ``dL/dH_t``, ``d l_T/dH_t`` and
-``d l_late/dH_t`` (step_flow.py).
+``d l_late/dH_t`` (step_backward.py).
 """
 
 from __future__ import annotations
@@ -17,10 +17,16 @@ from .step_bptt import LATE, Grads, _rows
 
 
 def lstm_loss_and_grads(
-    P: dict[str, Tensor], X: Tensor, Y: Tensor, state: tuple[Tensor, Tensor], want_flow: bool
+    P: dict[str, Tensor],
+    X: Tensor,
+    Y: Tensor,
+    state: tuple[Tensor, Tensor],
+    want_flow: bool,
+    probes: bool = True,
 ) -> tuple[Grads, Tensor]:
     """The LSTM by autograd, K members at once. Returns Grads and the final cell C_T.
-    ``dL/dH_t`` comes from zero probes added to each H_t."""
+    ``dL/dH_t`` comes from zero probes added to each H_t; with ``probes`` also the
+    one-position flows (two more backward passes)."""
     T, B = X.shape[1], X.shape[0]
     H, C = state
     K, _, Hn = H.shape
@@ -51,11 +57,12 @@ def lstm_loss_and_grads(
         loss = ce.mean(dim=(1, 2))
         names = list(Q)
         inputs = [Q[n] for n in names] + ([probe] if want_flow else [])
-        all_grads = torch.autograd.grad(loss.sum(), inputs, retain_graph=want_flow)
+        all_grads = torch.autograd.grad(loss.sum(), inputs, retain_graph=want_flow and probes)
         flows: list[Tensor | None] = [None, None, None]
         if want_flow:
             n = min(LATE, T)
             flows[0] = all_grads[-1].flatten(2).norm(dim=2)
+        if want_flow and probes:
             for i, part in ((1, ce[:, -1].mean(1)), (2, ce[:, T - n :].mean(dim=(1, 2)))):
                 (g,) = torch.autograd.grad(part.sum(), probe, retain_graph=i == 1)
                 flows[i] = g.flatten(2).norm(dim=2)

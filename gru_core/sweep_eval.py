@@ -1,5 +1,4 @@
-"""What a sweep asks of the step core beyond a run: validation of many members at once, and
-no gate statistics.
+"""What a sweep asks of the step core beyond a run: validation of many members at once.
 
 **Validation, K members per pass.** ``validation_perplexities`` computes, for members of one
 ``StepCore`` together, what ``fused.validation_perplexity`` computes for one: the held-out
@@ -13,10 +12,6 @@ where CE_k is member k's token-mean cross-entropy of ``O = H W_hq + b_q``. The f
 LSTM, which has none, is validated one member at a time by the core. Members go
 ``VAL_MEMBERS`` at a time, so the extra memory is bounded (``val_bytes``; the sweep's plan
 counts it).
-
-**No gate statistics.** The map shows none of the gates' percentiles, which cost about a
-tenth of a small step; ``skip_gate_stats`` gives a core a gate table that writes NaN into
-those columns instead. (Wanted upstream: a ``StepCore(..., gate_stats=False)`` switch.)
 """
 
 from __future__ import annotations
@@ -30,26 +25,8 @@ from .config import TrainConfig
 from .limits import BYTES, FWD_PER_UNIT
 from .step import StepCore
 from .step_bptt import Workspace, gru_forward, rnn_forward
-from .step_stats import GATE_SUFFIXES
 
 VAL_MEMBERS = 16  # members validated together in one forward pass
-
-
-class _NoGateStats:
-    """A stand-in for ``step_stats.GateTable`` whose statistics are all NaN."""
-
-    def __init__(self, core: StepCore) -> None:
-        width = len(core.gate_table.names) * len(GATE_SUFFIXES)
-        self.names = core.gate_table.names
-        self._nan = torch.full((core.K, width), math.nan, dtype=core.acc, device=core.device)
-
-    def stats(self, gates: dict[str, Tensor], acc: torch.dtype) -> Tensor:
-        return self._nan
-
-
-def skip_gate_stats(core: StepCore) -> None:
-    """Make ``core``'s steps write NaN for every gate statistic (see the module docstring)."""
-    core.gate_table = _NoGateStats(core)  # type: ignore[assignment]
 
 
 def val_streams(num_tokens: int, num_steps: int) -> int:

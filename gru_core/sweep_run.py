@@ -35,7 +35,7 @@ from torch import Tensor
 from .data import batch_iterator
 from .step import StepCore
 from .step_bptt import Workspace
-from .sweep_eval import skip_gate_stats, validation_perplexities
+from .sweep_eval import validation_perplexities
 from .sweep_results import RUNNING, CellResult
 from .sweep_spec import Cell
 from .verdict import LAST_STEPS, Verdict, judge
@@ -183,8 +183,7 @@ def run_chunk(
     configs = [c.config for c in cells]
     cfg = configs[0]
     assert all(c.seed == cfg.seed for c in configs), "a chunk shares one seed (data order)"
-    core = StepCore(configs, vocab_size, device)
-    skip_gate_stats(core)
+    core = StepCore(configs, vocab_size, device, gate_stats=False)  # the map shows none
     val_ws = Workspace()
     ix = core.layout.index
     cols = [ix["loss"], ix["grad_norm"], ix["clipped"], ix["diverged"]]

@@ -74,12 +74,15 @@ class Trainer:
         eval_every: int = 1,
         dtype: torch.dtype = torch.float32,
         held_bytes: int = 0,
+        probes: bool = True,
     ) -> None:
         """``eval_every``: validation perplexity and the two texts every this many epochs and
         on the last one; the other EpochRecords carry None and ''. The dashboard plots them
         every epoch; the CLI, like d2l's train_ch8, looks every 10 (they cost about a fifth
         of a d2l-sized epoch). ``dtype``: of the parameters (float64 for tests).
-        ``held_bytes``: memory the caller already holds against the budget (limits)."""
+        ``held_bytes``: memory the caller already holds against the budget (limits).
+        ``probes``: the one-position gradient flows on flow steps (``StepCore``'s switch;
+        the CLI, which shows none, turns them off)."""
         if eval_every < 1:
             raise ValueError(f"eval_every must be at least 1, got {eval_every}")
         self.eval_every = eval_every
@@ -93,7 +96,7 @@ class Trainer:
         # refuse what won't fit, up front
         check_memory(config, len(self.vocab), self.device, held_bytes=held_bytes)
         self.train_tokens, self.val_tokens = train.to(self.device), val.to(self.device)
-        self.core = StepCore([config], len(self.vocab), self.device, dtype)
+        self.core = StepCore([config], len(self.vocab), self.device, dtype, probes=probes)
         self.model: RecurrentLM = self.core.member_model(0)  # views of the core's weights
         self.step = 0  # steps launched
         self.epoch = 0

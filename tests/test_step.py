@@ -326,3 +326,28 @@ def test_live_knobs_are_device_tensors_written_in_place(small_corpus: Corpus) ->
     index = core.layout.index
     assert row[1, index["lr"]] == 0.25 and math.isinf(row[1, index["clip_threshold"]])
     assert core.configs[1].lr == 0.25
+
+
+@pytest.mark.parametrize("kind", ["gru-d2l", "gru-cudnn", "rnn", "lstm"])
+def test_the_switches_drop_only_their_own_columns(small_corpus: Corpus, kind: str) -> None:
+    """gate_stats=False writes NaN in the gate columns and probes=False in the one-position
+    flows; every other column and every weight is what the full step gives, bit for bit."""
+    base = [c.replace(**KINDS.get(kind, {"model": "lstm"})) for c in member_configs()[:2]]
+    V = len(small_corpus.vocab)
+    data = batches(base[0], small_corpus)
+    full = StepCore(base, V, "cpu", torch.float64)
+    lean = StepCore(base, V, "cpu", torch.float64, gate_stats=False, probes=False)
+    full_rows, lean_rows = run_core(full, data, None), run_core(lean, data, None)
+    columns = full.layout.columns
+    dropped = [i for i, c in enumerate(columns) if c.startswith(("flow_last:", "flow_late:"))] + [
+        i for i, c in enumerate(columns) if c.split(":")[0] in full.layout.gates
+    ]
+    kept = [i for i in range(len(columns)) if i not in dropped]
+    assert (kind == "rnn") == (not full.layout.gates)
+    for step, (a, b) in enumerate(zip(full_rows, lean_rows, strict=True)):
+        np.testing.assert_array_equal(a[:, kept], b[:, kept], err_msg=f"step {step + 1}")
+        assert np.isnan(b[:, dropped]).all()
+        if step % 3 == 0:  # a flow step: the total flow is still there, the probes were too
+            assert np.isfinite(b[:, [columns.index(f"flow:{t}") for t in (1, 2)]]).all()
+            assert np.isfinite(a[:, [columns.index(f"flow_last:{t}") for t in (1, 2)]]).all()
+    assert torch.equal(full.flat, lean.flat)
