@@ -1,15 +1,24 @@
 """The room's load scenarios for ``load_test.py``: a shared run with a class watching it.
 
 - ``classroom``: a teacher page starts a run (hidden 32, 20 steps/s) and presses "Share this
-  run with the class"; ``--watchers`` pages open the watch link and ``--students`` pages train
-  their own tiny runs. Over a ``--duration`` window it measures health and page-rerun latency
-  (on the first student's page), whether every watcher's Step metric rose, the teacher's and
-  the students' progress, CPU seconds of the server and the browser, and errors on the pages.
+  run with the class"; ``--watchers`` watchers open the watch link and ``--students`` pages
+  train their own tiny runs. Over a ``--duration`` window it measures health and page-rerun
+  latency (on the first student's page), whether every watcher's Step metric rose, the
+  teacher's and the students' progress, CPU seconds of the server, of the browser and of the
+  watchers' protocol client, and errors on the pages.
 - ``watchers-cost``: the teacher's run at full speed (hidden 64, shared, its page open
   throughout) for ``--phase`` seconds alone, then with ``--watchers`` watchers, then alone
   again; the training rate of each phase comes from a least-squares fit of the Step metric
   against the time it changed, and the slowdown compares the middle phase with the mean of
   the two alone.
+
+The teacher and the students are Chromium pages. The watchers are ``st_client.py`` pages by
+default (``ProtocolWatchers``: the websocket protocol of a browser tab, its ``run_every``
+reruns included, without the drawing that a watcher's own laptop would do), or Chromium pages
+with ``--watcher-clients browser`` (``BrowserWatchers``). The table names the kind; for
+protocol watchers it adds what they asked and got: the ``run_every`` the server gave each, the
+reruns sent and the redraws that came back, the time between two changes of a watcher's Step,
+and the megabytes received.
 
 Each function takes the ``Harness`` (server, browser, deadline, report) of ``load_test.py``.
 """
@@ -18,13 +27,28 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from load_test import ENDED, RERUN_TIMEOUT_S, TINY, Harness, log, p50_p95, percentile
+from load_test import (
+    ENDED,
+    READ_S,
+    RERUN_TIMEOUT_S,
+    TINY,
+    Cpu,
+    Harness,
+    log,
+    p50_p95,
+    percentile,
+)
+
+if TYPE_CHECKING:
+    from st_client import Seen
 
 TEACHER = "hidden=32&epochs=2000&speed=20"  # 8 steps an epoch: runs far longer than a window
 FAST_TEACHER = "hidden=64&epochs=100000&speed=max"
 STEP_POLL_S = 0.1  # how often watchers-cost reads the teacher's Step metric
+WATCHERS_SETUP_S = 90.0  # the longest the protocol watchers may take to show the run
+CLIENT_CALL_S = 30.0  # the longest one call into the protocol client may wait (its start-up)
 
 
 def share(h: Harness, query: str) -> tuple[Any, str]:
@@ -41,7 +65,59 @@ def share(h: Harness, query: str) -> tuple[Any, str]:
     return teacher, url
 
 
-def open_watchers(h: Harness, url: str, count: int) -> tuple[list[Any], int]:
+class Watchers(Protocol):
+    """The watchers of a scenario, whichever client plays them."""
+
+    kind: str  # for the table
+    count: int  # watchers opened
+
+    def steps(self) -> list[int | None]: ...  # each one's Step metric (None: none shown)
+
+    def problems(self) -> tuple[int, int, int]: ...  # exceptions, error boxes, no answer
+
+    def mark(self) -> None: ...  # the window starts: notes() count from here
+
+    def notes(self) -> dict[str, str]: ...  # extra table rows about the window
+
+    def close(self) -> None: ...
+
+
+def open_watchers(h: Harness, url: str, count: int) -> tuple[Watchers, int]:
+    """``count`` watchers of ``url`` of the kind ``--watcher-clients`` asks for; they and how
+    many showed the Step metric by the end of set-up."""
+    if h.args.watcher_clients == "browser":
+        return open_browser_watchers(h, url, count)
+    return open_protocol_watchers(h, url, count)
+
+
+class BrowserWatchers:
+    """Watchers as Chromium pages: what their pages show."""
+
+    kind = "browser: headless Chromium pages"
+
+    def __init__(self, h: Harness, pages: list[Any]) -> None:
+        self.h, self.pages, self.count = h, pages, len(pages)
+
+    def steps(self) -> list[int | None]:
+        return steps(self.h, self.pages)
+
+    def problems(self) -> tuple[int, int, int]:
+        return page_problems(self.h, self.pages)
+
+    def mark(self) -> None:
+        pass  # a page shows nothing about its traffic
+
+    def notes(self) -> dict[str, str]:
+        return {}
+
+    def close(self) -> None:
+        for page in self.pages:
+            if self.h.expired():
+                break
+            self.h.close_page(page)
+
+
+def open_browser_watchers(h: Harness, url: str, count: int) -> tuple[BrowserWatchers, int]:
     """Open ``count`` watch pages at once, then wait (until the set-up limit) for each to
     show the Step metric; all the pages opened, and how many showed it in time."""
     opened = []
@@ -62,7 +138,126 @@ def open_watchers(h: Harness, url: str, count: int) -> tuple[list[Any], int]:
             log(f"watcher {i + 1} not showing the run yet: {type(exc).__name__}")
         if (i + 1) % 10 == 0 or i + 1 == len(opened):
             log(f"set-up: {ready} of {i + 1} watchers show the run")
-    return opened, ready
+    return BrowserWatchers(h, opened), ready
+
+
+class ProtocolWatchers:
+    """Watchers as ``st_client.py`` pages in one child process: what they show, and what they
+    asked of the server and got back."""
+
+    kind = "protocol: st_client.py (Streamlit's websocket protocol, no browser)"
+
+    def __init__(self, h: Harness, count: int) -> None:
+        self.h, self.count = h, count
+        self.client = h.watcher_client()
+        self.before: list[Seen] = []
+        self.t_mark = time.monotonic()
+
+    def seen(self) -> list[Seen] | None:
+        """Every watcher's state, or None when the client does not answer in time."""
+        try:
+            return self.client.pages(timeout=max(READ_S, min(5.0, self.h.left())))
+        except (OSError, TimeoutError) as exc:
+            log(f"protocol watchers: {exc}")
+            return None
+
+    def steps(self) -> list[int | None]:
+        seen = self.seen()
+        return [s.step for s in seen] if seen else [None] * self.count
+
+    def problems(self) -> tuple[int, int, int]:
+        seen = self.seen()
+        if seen is None:
+            return 0, 0, self.count
+        failed = sum(bool(s.failure) for s in seen)
+        return sum(s.exceptions for s in seen), sum(s.error_boxes for s in seen), failed
+
+    def mark(self) -> None:
+        self.before, self.t_mark = self.seen() or [], time.monotonic()
+
+    def notes(self) -> dict[str, str]:
+        """What the watchers asked and got since ``mark``: the server's work for them."""
+        after = self.seen()
+        if not after or len(self.before) != len(after):
+            return {}
+        window = time.monotonic() - self.t_mark
+        intervals = sorted(s.interval for s in after if s.interval)
+        gaps = [
+            b[0] - a[0]
+            for s in after
+            for a, b in zip(s.step_changes, s.step_changes[1:], strict=False)
+            if a[0] >= self.t_mark
+        ]
+
+        def grown(counter: str) -> int:
+            pairs = zip(self.before, after, strict=True)
+            return sum(getattr(b, counter) - getattr(a, counter) for a, b in pairs)
+
+        sent, drawn = grown("reruns_sent"), grown("fragment_runs")
+        got, cached = grown("bytes_received"), grown("cache_hits")
+        failures = [s.failure for s in after if s.failure]
+        return {
+            "watchers' run_every (from the server)": (
+                f"{intervals[0]:.1f} / {intervals[len(intervals) // 2]:.1f} / "
+                f"{intervals[-1]:.1f} s (min / median / max); together "
+                f"{sum(1 / i for i in intervals):.1f} redraws/s asked"
+                if intervals
+                else "none received"
+            ),
+            "watchers' traffic in the window": (
+                f"{sent} reruns sent ({sent / window:.1f}/s), {drawn} redraws came back, "
+                f"{got / 1e6:.1f} MB received ({got / 1e6 / window:.2f} MB/s; "
+                f"{cached} messages from the cache)"
+            ),
+            "time between two Step changes on a watcher, p50 / p95": (
+                f"{p50_p95(gaps)} ({len(gaps)} intervals)" if gaps else "no change seen"
+            ),
+            "watchers' errors received in all / connections lost": (
+                f"{sum(s.errors_received for s in after)} / {len(failures)}"
+                + (f" (first: {failures[0][:120]})" if failures else "")
+            ),
+        }
+
+    def close(self) -> None:
+        try:
+            self.client.close_pages(timeout=max(1.0, min(CLIENT_CALL_S, self.h.left())))
+        except (OSError, TimeoutError) as exc:
+            log(f"closing the protocol watchers: {exc}")
+
+
+def open_protocol_watchers(h: Harness, url: str, count: int) -> tuple[ProtocolWatchers, int]:
+    """Start ``count`` protocol watchers of ``url`` at once, then wait (until the set-up limit,
+    at most WATCHERS_SETUP_S) until each shows the Step metric or has failed."""
+    watchers = ProtocolWatchers(h, count)
+    watchers.client.open(url, count, timeout=max(1.0, min(CLIENT_CALL_S, h.left())))
+    end = min(time.monotonic() + WATCHERS_SETUP_S, h.deadline)
+    ready = logged = 0
+    while not h.expired() and time.monotonic() < end:
+        seen = watchers.seen() or []
+        ready = sum(s.step is not None for s in seen)
+        failed = [s.failure for s in seen if s.failure]
+        if ready // 10 > logged // 10:
+            log(f"set-up: {ready} of {count} watchers show the run")
+            logged = ready
+        if ready + len(failed) >= count:
+            break
+        time.sleep(0.5)
+    failed = [s.failure for s in watchers.seen() or [] if s.failure]
+    log(
+        f"set-up: {ready} of {count} watchers show the run"
+        + (f"; {len(failed)} failed, first: {failed[0][:200]}" if failed else "")
+    )
+    return watchers, ready
+
+
+def page_problems(h: Harness, pages: list[Any]) -> tuple[int, int, int]:
+    """Exception boxes and error boxes on Chromium pages, and how many did not answer."""
+    seen = [h.read(p) for p in pages]
+    return (
+        sum(s["exceptions"] for s in seen if s),
+        sum(s["errors"] for s in seen if s),
+        sum(s is None for s in seen),
+    )
 
 
 def start_students(h: Harness, count: int) -> list[Any]:
@@ -104,14 +299,16 @@ def classroom(h: Harness) -> None:
     learners = start_students(h, args.students)
     watchers, ready = open_watchers(h, url, args.watchers)
     h.limit = h.deadline
+    report.set("watcher clients", watchers.kind)
     report.set("set-up (pages open, runs started)", f"{time.monotonic() - t_setup:.1f} s")
     report.set("watchers showing the run at the end of set-up", f"{ready} / {args.watchers}")
-    if not learners or not watchers:
+    if not learners or not watchers.count:
         raise RuntimeError("set-up ran out of time: no watcher or no student page opened")
     h.health.start()
-    cpu0, t0 = h.server_cpu(), time.monotonic()
-    first = steps(h, watchers)
-    teacher0 = h.step_of(teacher)
+    cpu0, t0 = h.cpu(), time.monotonic()
+    first = watchers.steps()
+    watchers.mark()
+    teacher0 = steps(h, [teacher])[0]  # a second, longer try as for the others
     learners0 = steps(h, learners)
     log(f"window starts: teacher at step {teacher0}; {args.duration:.0f} s")
     reruns: list[float] = []
@@ -143,23 +340,23 @@ def classroom(h: Harness) -> None:
     if window < args.duration - 1:
         report.partial = f"the window was cut at {window:.0f} of {args.duration:.0f} s"
     report.set("measured window", f"{window:.0f} s")
-    server_cpu, browser_cpu = (b - a for a, b in zip(cpu0, h.server_cpu(), strict=True))
-    cores = os.cpu_count() or 1
     report.set(
-        "CPU in the window: server / browser+driver",
-        f"{server_cpu:.0f} s ({server_cpu / window / cores:.0%} of {cores} cores) / "
-        f"{browser_cpu:.0f} s ({browser_cpu / window / cores:.0%})",
+        f"CPU in the window (share of {os.cpu_count() or 1} cores): server / browser+driver / "
+        "watchers' protocol client",
+        cpu_text(h, h.cpu() - cpu0, window),
     )
-    last = steps(h, watchers)
-    teacher1 = h.step_of(teacher)
+    last = watchers.steps()
+    teacher1 = steps(h, [teacher])[0]
     rose = [b - a for a, b in zip(first, last, strict=True) if a is not None and b is not None]
     risen = sum(r > 0 for r in rose)
     report.set(
         "watchers whose Step rose in the window",
         f"{risen} / {args.watchers} (rise min / median {min(rose, default=0)} / "
         f"{sorted(rose)[len(rose) // 2] if rose else 0} steps; "
-        f"{len(watchers) - len(rose)} showed no Step at the start or the end)",
+        f"{watchers.count - len(rose)} showed no Step at the start or the end)",
     )
+    for name, value in watchers.notes().items():
+        report.set(name, value)
     if teacher0 is not None and teacher1 is not None:
         rate = (teacher1 - teacher0) / window
         report.set(
@@ -181,12 +378,14 @@ def classroom(h: Harness) -> None:
         f"{', '.join(f'{k}: {v}' for k, v in sorted(summary.items()))}; "
         f"{progressed} of {len(learners)} progressed or finished ({done} finished)",
     )
-    pages = [teacher, *learners, *watchers]
-    seen = [h.read(p) for p in pages]
+    pages = [teacher, *learners]
+    exceptions, boxes, silent = (
+        a + b for a, b in zip(page_problems(h, pages), watchers.problems(), strict=True)
+    )
     report.set(
         "errors on the pages (exceptions / error boxes / no answer)",
-        f"{sum(s['exceptions'] for s in seen if s)} / {sum(s['errors'] for s in seen if s)} / "
-        f"{sum(s is None for s in seen)} of {len(pages)} pages",
+        f"{exceptions} / {boxes} / {silent} of {len(pages) + watchers.count} pages "
+        "(a protocol watcher answers none when its connection is gone)",
     )
     h.health.done.set()
     report.check(
@@ -196,19 +395,31 @@ def classroom(h: Harness) -> None:
     report.check("every watcher saw the Step rise", risen == args.watchers)
 
 
-def rate(h: Harness, page: Any, seconds: float) -> tuple[float, int, float]:
+def cpu_text(h: Harness, cpu: Cpu, seconds: float) -> str:
+    """'server / browser+driver / watchers' client' CPU seconds, each with its share of the
+    machine's cores over ``seconds``."""
+    cores = os.cpu_count() or 1
+
+    def part(value: float) -> str:
+        return f"{value:.1f} s ({value / seconds / cores:.0%})"
+
+    client = part(cpu.watchers) if h.client is not None else "–"
+    return f"{part(cpu.server)} / {part(cpu.browser)} / {client}"
+
+
+def rate(h: Harness, page: Any, seconds: float) -> tuple[float, int, Cpu]:
     """Steps per second over ``seconds``: the least-squares slope of the Step metric against
-    the time each new value was first seen; and how many changes it saw, and the server's CPU
-    seconds in the phase."""
+    the time each new value was first seen; and how many changes it saw, and the CPU seconds
+    of the server, the browser and the watchers' client in the phase."""
     points: list[tuple[float, int]] = []
-    cpu0 = h.server_cpu()[0]
+    cpu0 = h.cpu()
     end = min(time.monotonic() + seconds, h.deadline)
     while time.monotonic() < end:
         step = h.step_of(page)
         if step is not None and (not points or step != points[-1][1]):
             points.append((time.monotonic(), step))
         time.sleep(STEP_POLL_S)
-    cpu = h.server_cpu()[0] - cpu0
+    cpu = h.cpu() - cpu0
     if len(points) < 3:
         return float("nan"), len(points), cpu
     n = len(points)
@@ -237,29 +448,36 @@ def watchers_cost(h: Harness) -> None:
             h.limit = h.deadline - 2 * args.phase - 20  # leave the last two phases their time
             watchers, ready = open_watchers(h, url, args.watchers)
             h.limit = h.deadline
+            report.set("watcher clients", watchers.kind)
             report.set("watchers showing the run after set-up", f"{ready} / {args.watchers}")
             report.set("watchers' set-up (not measured)", f"{time.monotonic() - t_open:.0f} s")
             time.sleep(min(5.0, max(0.0, h.left())))  # let their first loads finish
         if h.expired():
             break
+        if phase.startswith("with"):
+            first = watchers.steps()
+            watchers.mark()
         log(f"phase '{phase}': {args.phase:.0f} s")
         slope, n, cpu = rate(h, teacher, args.phase)
         rates[phase] = slope
         report.set(
             f"steps/s {phase}",
-            f"{slope:.1f} ({n} changes of the Step metric; server CPU {cpu:.0f} s)",
+            f"{slope:.1f} ({n} changes of the Step metric; CPU server / browser+driver / "
+            f"watchers' client {cpu_text(h, cpu, args.phase)})",
         )
         log(f"phase '{phase}': {slope:.1f} steps/s")
         if phase.startswith("with"):
-            first = steps(h, watchers)
-            report.set(
-                "watchers answering with a Step at the end of their phase",
-                f"{sum(s is not None for s in first)} / {args.watchers}",
+            last = watchers.steps()
+            risen = sum(
+                a is not None and b is not None and b > a for a, b in zip(first, last, strict=True)
             )
-            for page in watchers:
-                if h.expired():
-                    break
-                h.close_page(page)
+            report.set(
+                "watchers whose Step rose in their phase / showing a Step at its end",
+                f"{risen} / {sum(s is not None for s in last)} of {args.watchers}",
+            )
+            for name, value in watchers.notes().items():
+                report.set(name, value)
+            watchers.close()
             time.sleep(min(5.0, max(0.0, h.left())))  # their sessions end
     alone = [r for p, r in rates.items() if p.startswith("alone")]
     watched = [r for p, r in rates.items() if p.startswith("with")]

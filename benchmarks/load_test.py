@@ -3,21 +3,30 @@
     python benchmarks/load_test.py [--scenario students] --sessions 20 [--timeout 600]
     python benchmarks/load_test.py --scenario classroom --watchers 30 --students 5 --duration 90
     python benchmarks/load_test.py --scenario watchers-cost --watchers 40 --phase 30
+    python benchmarks/load_test.py --scenario classroom --watcher-clients browser  # see below
 
 Starts ``streamlit run dashboard/app.py`` on a free loopback port and drives headless
 Chromium pages (Debian's /usr/bin/chromium; never ``playwright install``):
 
 - ``students`` (the default): ``--sessions`` pages each train a tiny run until all are done;
-- ``classroom``: one teacher run shared with ``--watchers`` watch pages while ``--students``
+- ``classroom``: one teacher run shared with ``--watchers`` watchers while ``--students``
   pages train their own runs, measured for ``--duration`` seconds (``load_classroom.py``);
 - ``watchers-cost``: the teacher's training rate alone, with ``--watchers`` watchers, and alone
   again (``load_classroom.py``).
 
+The teacher and the students are always Chromium pages. The watchers, by default
+(``--watcher-clients protocol``), are ``st_client.py`` pages: one child process that speaks
+Streamlit's websocket protocol for all of them (the reruns their ``run_every`` asks for, the
+messages the server sends back) and draws nothing. In a classroom each watcher's browser runs on
+its own laptop, so the server bears only that traffic; thirty Chromium pages drawing plotly
+charts on this machine would take the cores the server needs. ``--watcher-clients browser``
+opens them as Chromium pages, as before.
+
 What it measures: the health endpoint's latency (``/_stcore/health`` every 100 ms from a
 thread); a page rerun's latency (click the Seed field's "+" and wait until the page's URL holds
 the new seed: the app writes the URL at the end of each full rerun); what the pages' metrics
-say; CPU seconds of the server and of the browser; the server's peak RSS (VmHWM) and the
-tracebacks in its stderr.
+say; CPU seconds of the server, of the browser, and of the watchers' protocol client, each
+apart; the server's peak RSS (VmHWM) and the tracebacks in its stderr.
 
 Set-up counts inside ``--timeout``; progress lines go to stdout as it runs; every read of a page
 waits at most ``READ_S`` (a page that does not answer is skipped and counted); the table is
@@ -41,9 +50,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gru_core.verdict import VERDICTS  # the words the State metric ends on
+
+if TYPE_CHECKING:
+    from st_client import WatcherClient
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,9 +143,26 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(server_pid: int) -> tuple[float, float]:
-    """CPU seconds so far of the server, and of everything else this process started (the
-    browser's processes and Playwright's driver)."""
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds (user + system) of what the load test started, each part apart."""
+
+    server: float
+    browser: float  # the browser's processes and Playwright's driver
+    watchers: float  # the watchers' protocol client (0 when there is none)
+
+    def __sub__(self, other: Cpu) -> Cpu:
+        return Cpu(
+            self.server - other.server,
+            self.browser - other.browser,
+            self.watchers - other.watchers,
+        )
+
+
+def cpu_seconds(server_pid: int, client_pid: int | None) -> Cpu:
+    """CPU seconds so far of the server, of the watchers' protocol client (``client_pid``),
+    and of everything else this process started (the browser's processes and Playwright's
+    driver)."""
     stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p)))}
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in stats.items():
@@ -148,8 +177,9 @@ def cpu_seconds(server_pid: int) -> tuple[float, float]:
         return total
 
     server = tree(server_pid)
-    others = tree(os.getpid()) - stats.get(os.getpid(), (0, 0.0))[1] - server
-    return server, others
+    watchers = tree(client_pid) if client_pid is not None else 0.0
+    others = tree(os.getpid()) - stats.get(os.getpid(), (0, 0.0))[1] - server - watchers
+    return Cpu(server, others, watchers)
 
 
 class HealthProbe(threading.Thread):
@@ -222,7 +252,8 @@ class Report:
 
 
 class Harness:
-    """The server, the browser, the deadline and the report that a scenario works with."""
+    """The server, the browser, the watchers' protocol client, the deadline and the report
+    that a scenario works with."""
 
     def __init__(self, args: argparse.Namespace, report: Report) -> None:
         self.args, self.report = args, report
@@ -236,6 +267,7 @@ class Harness:
         self.pw: Any = None
         self.browser: Any = None
         self.contexts: list[Any] = []
+        self.client: WatcherClient | None = None  # started by the first protocol watchers
 
     # time
     def left(self) -> float:
@@ -281,6 +313,15 @@ class Harness:
         self.pw = sync_playwright().start()
         self.browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
 
+    def watcher_client(self) -> WatcherClient:
+        """The watchers' protocol client (``st_client.py``), started on the first call."""
+        if self.client is None:
+            from st_client import WatcherClient
+
+            self.client = WatcherClient(self.logdir / "st_client-stderr.log")
+            log(f"watchers' protocol client started (pid {self.client.pid})")
+        return self.client
+
     def new_page(self) -> Any:
         """A page in a browser context of its own: its own Streamlit session."""
         context = self.browser.new_context(viewport=VIEWPORT)
@@ -296,16 +337,18 @@ class Harness:
             pass
 
     def stop(self) -> None:
-        """Browser, driver and server: each stopped by what started it, errors or not."""
+        """Watcher client, browser, driver and server: each stopped by what started it,
+        errors or not."""
         self.health.done.set()
         for step in (
+            lambda: self.client and self.client.stop(),
             lambda: self.browser and self.browser.close(),
             lambda: self.pw and self.pw.stop(),
         ):
             try:
                 step()
             except Exception as exc:  # keep stopping the rest
-                log(f"while closing the browser: {exc!r}")
+                log(f"while closing the clients: {exc!r}")
         self.kill_server()
 
     def kill_server(self) -> None:
@@ -317,16 +360,15 @@ class Harness:
         except subprocess.TimeoutExpired:
             os.killpg(self.server.pid, signal.SIGKILL)
 
-    def server_cpu(self) -> tuple[float, float]:
-        return cpu_seconds(self.server.pid) if self.server else (0.0, 0.0)
+    def cpu(self) -> Cpu:
+        if self.server is None:
+            return Cpu(0.0, 0.0, 0.0)
+        return cpu_seconds(self.server.pid, self.client.pid if self.client else None)
 
-    def server_tracebacks(self) -> int:
+    def tracebacks(self, name: str = "streamlit-stderr.log") -> int:
+        """Tracebacks in one of the logs in ``logdir`` (the server's stderr by default)."""
         try:
-            return (
-                (self.logdir / "streamlit-stderr.log")
-                .read_text(errors="replace")
-                .count("Traceback")
-            )
+            return (self.logdir / name).read_text(errors="replace").count("Traceback")
         except OSError:
             return 0
 
@@ -532,6 +574,9 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=5, help="classroom: training pages")
     parser.add_argument("--duration", type=float, default=90, help="classroom: window, s")
     parser.add_argument("--phase", type=float, default=30, help="watchers-cost: each phase, s")
+    parser.add_argument("--watcher-clients", choices=("protocol", "browser"), default="protocol",
+                        help="watchers as st_client.py protocol pages (default) or Chromium "
+                        "pages")  # fmt: skip
     parser.add_argument("--corpus", default=str(REPO.parent / "shared/data/timemachine.txt"))
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds for everything, set-up included")  # fmt: skip
@@ -559,10 +604,15 @@ def main() -> int:
     finally:
         if h.server is not None:
             report.set("server peak RSS", f"{peak_rss_mb(h.server.pid):,.0f} MB")
-            report.set("tracebacks in the server's stderr", str(h.server_tracebacks()))
+            report.set("tracebacks in the server's stderr", str(h.tracebacks()))
         load_rows(report, load_before)
-        log("stopping the browser and the server")
+        log("stopping the clients and the server")
         h.stop()
+        if h.client is not None:  # read once it has closed its pages
+            report.set(
+                "tracebacks in the watchers' client's stderr",
+                str(h.tracebacks("st_client-stderr.log")),
+            )
         report.print_once(args.markdown)
     return 0 if report.ok and not report.partial else 1
 
