@@ -126,8 +126,9 @@ class Lab:
         """A job exists that has not ended (queued, running or paused)."""
         return self.job is not None and self.job.status().state not in ENDED | {"ready"}
 
-    def snapshot(self) -> Snapshot:
-        return self.telemetry.snapshot()
+    def snapshot(self, max_age: float = 0.0) -> Snapshot:
+        """The bench's telemetry snapshot (``Telemetry.snapshot``: ``max_age`` for watchers)."""
+        return self.telemetry.snapshot(max_age)
 
     # -- corpus ----------------------------------------------------------------------------
     def accept_upload(self, data: bytes, filename: str) -> str | None:

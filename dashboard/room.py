@@ -27,6 +27,8 @@ from dashboard.sharing import ShareRegistry, WatchError
 
 HIDE, LOCK, WATCH = "hide", "lock", "watch"  # URL parameters
 WATCH_REDRAWS_PER_S = 5.0  # all watchers of one shared run together
+WATCH_SNAPSHOT_AGE_S = 2.0  # how old a watcher's charts may be (the owner's redraw every 0.75 s)
+INTERVAL_SLACK = 1.25  # a watcher's redraw interval is renewed once off by more than this
 ROOM_KEYS = (HIDE, LOCK, WATCH)
 
 
@@ -140,14 +142,18 @@ def watch_page(registry: ShareRegistry, token: str) -> None:
     st.caption("A read-only view of a run someone is sharing; it refreshes by itself.")
     st.button("Fork: copy its settings into my own lab", on_click=_fork, args=(shared,))
 
-    @st.fragment(run_every=watch_interval(registry.watchers(token)))
+    interval = watch_interval(registry.watchers(token))
+
+    @st.fragment(run_every=interval)
     def live() -> None:
         try:
             registry.watch(token, watcher)  # still shared? (counts as this watcher's heartbeat)
         except WatchError as exc:
             st.error(str(exc))
             return
-        views.live_views(shared)
+        if interval_is_stale(interval, registry.watchers(token)):
+            st.rerun()  # the room grew or shrank: a full run gives the fragment a new timer
+        views.live_views(shared, WATCH_SNAPSHOT_AGE_S)
 
     live()
 
@@ -155,8 +161,20 @@ def watch_page(registry: ShareRegistry, token: str) -> None:
 def watch_interval(watchers: int) -> float:
     """Seconds between a watcher's redraws: 2 s for a few, slower for a crowd, so that the
     whole room asks the server for at most about WATCH_REDRAWS_PER_S redraws a second (each
-    one serialises the charts for that watcher's browser; the training job needs the rest)."""
+    one serialises the charts for that watcher's browser; the training job needs the rest).
+    The interval is decided when a watcher's page runs in full; its live fragment asks for a
+    full run when the room has changed enough (INTERVAL_SLACK) that the old one is wrong.
+    The charts themselves are shared: every watcher draws a snapshot at most
+    WATCH_SNAPSHOT_AGE_S old (usually the one the owner's page drew last) and the figures
+    built for it (``display.snapshot_figure``)."""
     return max(2.0, watchers / WATCH_REDRAWS_PER_S)
+
+
+def interval_is_stale(interval: float, watchers: int) -> bool:
+    """Whether a watcher redrawing every ``interval`` s should get a new interval now that
+    ``watchers`` watch (off by more than INTERVAL_SLACK either way)."""
+    ratio = watch_interval(watchers) / interval
+    return not 1 / INTERVAL_SLACK <= ratio <= INTERVAL_SLACK
 
 
 def _leave_watch() -> None:

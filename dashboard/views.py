@@ -62,11 +62,12 @@ def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | Non
     )
 
 
-def live_views(lab: Lab) -> None:
-    """Everything that changes while training; called from the polling fragment."""
+def live_views(lab: Lab, snapshot_age: float = 0.0) -> None:
+    """Everything that changes while training; called from the polling fragment.
+    ``snapshot_age``: how old a snapshot may be (a watcher's: ``Telemetry.snapshot``)."""
     job = lab.job
     status = job.status() if job is not None else None
-    snap = lab.snapshot()
+    snap = lab.snapshot(snapshot_age)
     verdict = lab.verdict()
     status_line(status, snap, verdict)
     if job is not None and status is not None and status.outcome is not None:

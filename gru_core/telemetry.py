@@ -28,6 +28,7 @@ import heapq
 import itertools
 import math
 import threading
+import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
@@ -215,7 +216,7 @@ class Telemetry:
             self._total_steps = 0
             self._clipped_steps = 0
             self._version = 0
-            self._cached: tuple[int, Snapshot] | None = None
+            self._cached: tuple[int, Snapshot, float] | None = None  # version, snap, built
 
     # ----- writer side (training thread) ---------------------------------------------------
 
@@ -289,15 +290,24 @@ class Telemetry:
 
     # ----- reader side (UI thread) ---------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, max_age: float = 0.0) -> Snapshot:
         """A consistent view of everything stored (cached until the next write).
+
+        ``max_age``: a snapshot built at most this many seconds ago is good enough even if
+        records came since (the watchers of a shared run: they all get the one the owner's
+        page drew last, and the figures built for it, instead of each building its own while
+        the run moves on every step).
 
         Rows and arrays are never mutated once stored, so the lock is held only to collect
         references; the frames are built outside it. Treat the result as read-only.
         """
         with self._lock:
-            if self._cached is not None and self._cached[0] == self._version:
-                return self._cached[1]
+            cached = self._cached
+            if cached is not None and (
+                cached[0] == self._version
+                or (max_age > 0 and time.monotonic() - cached[2] <= max_age)
+            ):
+                return cached[1]
             version = self._version
             rows = [*self._head, *(row for _, row in self._middle.items), *self._recent]
             rows += [entry[-1] for entry in self._spikes]
@@ -324,8 +334,8 @@ class Telemetry:
             flow_late=flow_late,
         )
         with self._lock:
-            if self._version == version:
-                self._cached = (version, snap)
+            if self._cached is None or self._cached[0] <= version:  # the newest one built
+                self._cached = (version, snap, time.monotonic())
         return snap
 
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dashboard import controls as ctl
-from dashboard import lessons
+from dashboard import lessons, room
 from dashboard.lab import Lab, SyncRunner
 from dashboard.room import parse_keys, student_link
 from dashboard.sharing import ShareRegistry, WatchError
@@ -89,3 +89,12 @@ def test_a_crowd_of_watchers_redraws_less_often() -> None:
     assert watch_interval(1) == watch_interval(10) == 2.0
     assert watch_interval(40) == pytest.approx(40 / WATCH_REDRAWS_PER_S)
     assert 40 / watch_interval(40) <= WATCH_REDRAWS_PER_S  # the room's total stays bounded
+
+
+def test_a_watcher_gets_a_new_interval_once_the_room_changed_enough() -> None:
+    """The interval a watcher was given when it joined is renewed when the crowd has grown
+    or shrunk by more than the slack (30 joining at once: the first ones were told 2 s)."""
+    assert room.interval_is_stale(2.0, 30)  # 6 s now
+    assert not room.interval_is_stale(room.watch_interval(26), 30)  # within the slack
+    assert room.interval_is_stale(room.watch_interval(40), 3)  # the room emptied
+    assert not room.interval_is_stale(2.0, 1)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gru_core import telemetry
 from gru_core.records import PARAM_GROUPS, EpochRecord, GateStats, StepRecord
 from gru_core.telemetry import BASE_COLUMNS, Snapshot, Telemetry, gate_names
 
@@ -166,6 +167,37 @@ def test_snapshot_is_cached_until_next_write() -> None:
     assert tel.snapshot() is first
     tel.add_step(make_step(2))
     assert tel.snapshot() is not first and len(tel.snapshot().steps) == 2
+
+
+def test_a_watcher_may_take_a_recent_snapshot_while_the_run_moves_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """snapshot(max_age) returns the last one built if it is young enough, even after new
+    writes; a snapshot is kept even when writes came while it was being built."""
+    clock = [100.0]
+    monkeypatch.setattr("gru_core.telemetry.time.monotonic", lambda: clock[0])
+    tel = Telemetry()
+    tel.add_step(make_step(1))
+    owner = tel.snapshot()
+    tel.add_step(make_step(2))
+    clock[0] += 1.5
+    assert tel.snapshot(max_age=2.0) is owner  # a watcher shares the owner's
+    assert tel.snapshot(max_age=1.0) is not owner  # too old for this one
+    fresh = tel.snapshot()
+    assert len(fresh.steps) == 2 and tel.snapshot(max_age=2.0) is fresh
+    # A fast run writes while the frames are built: the snapshot is still kept for others.
+    frames = telemetry._steps_frame
+
+    def racing(rows: list) -> object:
+        tel.add_step(make_step(len(rows) + 1))
+        return frames(rows)
+
+    tel.add_step(make_step(3))
+    monkeypatch.setattr(telemetry, "_steps_frame", racing)
+    raced = tel.snapshot()
+    monkeypatch.setattr(telemetry, "_steps_frame", frames)
+    assert len(raced.steps) == 3 and tel.snapshot(max_age=2.0) is raced
+    assert len(tel.snapshot().steps) == 4
 
 
 def test_100k_step_run_stays_bounded_and_keeps_landmarks() -> None:
