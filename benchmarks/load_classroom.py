@@ -47,6 +47,24 @@ if TYPE_CHECKING:
 TEACHER = "hidden=32&epochs=2000&speed=20"  # 8 steps an epoch: runs far longer than a window
 FAST_TEACHER = "hidden=64&epochs=100000&speed=max"
 STEP_POLL_S = 0.1  # how often watchers-cost reads the teacher's Step metric
+# The job picks its torch threads from the 1-minute load average (gru_core.job.fair_threads):
+# watchers-cost lets that settle before its first phase, so that every phase trains on the
+# same count (2 threads against a busy browser run at about half the speed of 1).
+SETTLE_S = 40.0
+_THREADS_JS = """
+() => { const m = document.body.innerText.match(/CPU \\((\\d+) threads?\\)/);
+        return m ? Number(m[1]) : null; }
+"""
+
+
+def threads_of(page: Any) -> int | None:
+    """The torch threads the teacher's job trains on, from its status line."""
+    try:
+        return page.evaluate(_THREADS_JS)
+    except Exception:  # no answer: unknown
+        return None
+
+
 WATCHERS_SETUP_S = 90.0  # the longest the protocol watchers may take to show the run
 CLIENT_CALL_S = 30.0  # the longest one call into the protocol client may wait (its start-up)
 
@@ -407,26 +425,32 @@ def cpu_text(h: Harness, cpu: Cpu, seconds: float) -> str:
     return f"{part(cpu.server)} / {part(cpu.browser)} / {client}"
 
 
-def rate(h: Harness, page: Any, seconds: float) -> tuple[float, int, Cpu]:
+def rate(h: Harness, page: Any, seconds: float) -> tuple[float, int, Cpu, set[int | None]]:
     """Steps per second over ``seconds``: the least-squares slope of the Step metric against
-    the time each new value was first seen; and how many changes it saw, and the CPU seconds
-    of the server, the browser and the watchers' client in the phase."""
+    the time each new value was first seen; and how many changes it saw, the CPU seconds
+    of the server, the browser and the watchers' client in the phase, and the job's thread
+    counts seen (read every few seconds)."""
     points: list[tuple[float, int]] = []
+    threads: set[int | None] = set()
     cpu0 = h.cpu()
     end = min(time.monotonic() + seconds, h.deadline)
+    next_threads = 0.0
     while time.monotonic() < end:
         step = h.step_of(page)
         if step is not None and (not points or step != points[-1][1]):
             points.append((time.monotonic(), step))
+        if time.monotonic() >= next_threads:
+            threads.add(threads_of(page))
+            next_threads = time.monotonic() + 3.0
         time.sleep(STEP_POLL_S)
     cpu = h.cpu() - cpu0
     if len(points) < 3:
-        return float("nan"), len(points), cpu
+        return float("nan"), len(points), cpu, threads
     n = len(points)
     mt = sum(t for t, _ in points) / n
     ms = sum(s for _, s in points) / n
     slope = sum((t - mt) * (s - ms) for t, s in points) / sum((t - mt) ** 2 for t, _ in points)
-    return slope, n, cpu
+    return slope, n, cpu, threads
 
 
 def watchers_cost(h: Harness) -> None:
@@ -434,14 +458,19 @@ def watchers_cost(h: Harness) -> None:
     report.set(
         "scenario",
         f"teacher run {FAST_TEACHER}, shared, its page open throughout; phases of "
-        f"{args.phase:.0f} s: alone, with {args.watchers} watchers, alone again",
+        f"{args.phase:.0f} s after {SETTLE_S:.0f} s of settling: alone, with {args.watchers} "
+        "watchers, alone again",
     )
     teacher, url = share(h, FAST_TEACHER)
     page_wait = time.monotonic() + 5
     while (h.step_of(teacher) or 0) < 1 and time.monotonic() < page_wait + 25:
         time.sleep(0.2)
     h.health.start()
+    settle = min(SETTLE_S, max(0.0, h.left() - 3 * args.phase - 60))
+    log(f"settling {settle:.0f} s (the job's threads follow the load average)")
+    time.sleep(settle)
     rates: dict[str, float] = {}
+    phase_threads: dict[str, set[int | None]] = {}
     for phase in ("alone", f"with {args.watchers} watchers", "alone again"):
         if phase.startswith("with"):
             t_open = time.monotonic()
@@ -458,12 +487,13 @@ def watchers_cost(h: Harness) -> None:
             first = watchers.steps()
             watchers.mark()
         log(f"phase '{phase}': {args.phase:.0f} s")
-        slope, n, cpu = rate(h, teacher, args.phase)
-        rates[phase] = slope
+        slope, n, cpu, threads = rate(h, teacher, args.phase)
+        rates[phase], phase_threads[phase] = slope, threads
         report.set(
             f"steps/s {phase}",
-            f"{slope:.1f} ({n} changes of the Step metric; CPU server / browser+driver / "
-            f"watchers' client {cpu_text(h, cpu, args.phase)})",
+            f"{slope:.1f} ({n} changes of the Step metric; torch threads "
+            f"{'/'.join(str(t) for t in sorted(threads, key=str))}; CPU server / "
+            f"browser+driver / watchers' client {cpu_text(h, cpu, args.phase)})",
         )
         log(f"phase '{phase}': {slope:.1f} steps/s")
         if phase.startswith("with"):
@@ -489,6 +519,9 @@ def watchers_cost(h: Harness) -> None:
             f"{slowdown:.1%} (vs the mean of the two alone phases, {base:.1f} steps/s; "
             f"the two alone differ by {abs(alone[0] - alone[1]) / base:.1%})",
         )
+        counts = set().union(*phase_threads.values())
+        if len(counts) > 1:
+            report.set("warning", f"the job's thread count changed between phases: {counts}")
         report.check("watchers slow the run by under 10%", slowdown < 0.10)
     else:
         report.partial = report.partial or f"{len(rates)} of 3 phases measured"

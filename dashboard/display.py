@@ -80,25 +80,56 @@ def chart(fig: go.Figure, key: str) -> None:
 
 
 _FIGURES: OrderedDict[tuple[int, str], tuple[weakref.ref, go.Figure]] = OrderedDict()
+_BUILDING: dict[tuple[int, str], threading.Event] = {}  # figures being built right now
 _FIGURES_LOCK = threading.Lock()
 CACHED_FIGURES = 64
+BUILD_WAIT_S = 5.0  # the longest a session waits for another's build of the same figure
+
+
+class SnapshotFigure(go.Figure):
+    """A figure of one snapshot, never changed once built. Streamlit turns a figure into its
+    dict on every draw, and plotly deep-copies the whole figure for that; this one makes the
+    dict once, for the owner and every watcher that draws it (projector mode restyles a
+    copy, ``go.Figure(fig)``)."""
+
+    def to_dict(self) -> dict:
+        frozen = getattr(self, "_frozen_dict", None)
+        if frozen is None:
+            frozen = self._frozen_dict = super().to_dict()
+        return frozen
 
 
 def snapshot_figure(snapshot: object, name: str, build: Callable[[], go.Figure]) -> go.Figure:
     """The figure ``name`` of a telemetry snapshot, built once per snapshot for every session
     that draws it: the owner of a shared run and all its watchers read the same snapshot
-    object (the store caches it per version), so forty watchers cost one build per change."""
+    object (the store caches it; watchers take one up to a few seconds old), so forty
+    watchers cost one build per snapshot. A session that asks while another is building
+    the same figure waits for that build instead of making its own."""
     key = (id(snapshot), name)
-    with _FIGURES_LOCK:
-        hit = _FIGURES.get(key)
-        if hit is not None and hit[0]() is snapshot:
-            return hit[1]
-    fig = build()
-    with _FIGURES_LOCK:
-        _FIGURES[key] = (weakref.ref(snapshot), fig)
-        while len(_FIGURES) > CACHED_FIGURES:
-            _FIGURES.popitem(last=False)
-    return fig
+    while True:
+        with _FIGURES_LOCK:
+            hit = _FIGURES.get(key)
+            if hit is not None and hit[0]() is snapshot:
+                return hit[1]
+            building = _BUILDING.get(key)
+            if building is None:
+                building = _BUILDING[key] = threading.Event()
+                break
+        if not building.wait(BUILD_WAIT_S):
+            return build()  # the other build is stuck: do not wait on it for ever
+    try:
+        fig = build()
+        if type(fig) is go.Figure:
+            fig.__class__ = SnapshotFigure  # same layout, a to_dict made once
+        with _FIGURES_LOCK:
+            _FIGURES[key] = (weakref.ref(snapshot), fig)
+            while len(_FIGURES) > CACHED_FIGURES:
+                _FIGURES.popitem(last=False)
+        return fig
+    finally:
+        with _FIGURES_LOCK:
+            _BUILDING.pop(key, None)
+        building.set()
 
 
 def chart_columns(spec: int | list[int], name: str) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import math
 from pathlib import Path
 
@@ -411,3 +412,41 @@ def test_a_snapshots_figures_are_built_once_for_every_session(snap: Snapshot) ->
     other = Telemetry()
     assert snapshot_figure(other.snapshot(), "test-gnorm", build) is not first
     assert len(builds) == 2
+
+
+def test_sessions_asking_at_once_share_one_build_and_one_dict(snap: Snapshot) -> None:
+    """Watchers redrawing while the owner builds a figure wait for that build; the figure's
+    dict (what Streamlit serialises) is made once and a projector copy leaves it as it was."""
+    import threading
+
+    from dashboard.display import snapshot_figure
+    from dashboard.figure_base import for_projector
+
+    started, release, builds = threading.Event(), threading.Event(), []
+
+    def slow_build() -> go.Figure:
+        builds.append(1)
+        started.set()
+        release.wait(5)
+        return grad_norm_figure(snap.steps)
+
+    got: list[go.Figure] = []
+    owner = threading.Thread(target=lambda: got.append(snapshot_figure(snap, "race", slow_build)))
+    owner.start()
+    assert started.wait(5)
+    watchers = [
+        threading.Thread(target=lambda: got.append(snapshot_figure(snap, "race", slow_build)))
+        for _ in range(3)
+    ]
+    for w in watchers:
+        w.start()
+    release.set()
+    for t in (owner, *watchers):
+        t.join(10)
+    assert len(builds) == 1 and len(got) == 4 and all(f is got[0] for f in got)
+    spec = got[0].to_dict()
+    assert got[0].to_dict() is spec  # made once
+    before = json.dumps(spec, sort_keys=True, default=str)
+    copy = for_projector(go.Figure(got[0]))
+    assert copy.layout.xaxis.tickfont.size >= 16
+    assert json.dumps(got[0].to_dict(), sort_keys=True, default=str) == before
