@@ -1,24 +1,35 @@
 """The room's load scenarios for ``load_test.py``: a shared run with a class watching it.
 
 - ``classroom``: a teacher page starts a run (hidden 32, 20 steps/s) and presses "Share this
-  run with the class"; ``--watchers`` watchers open the watch link and ``--students`` pages
+  run with the class"; ``--watchers`` watchers open the watch link and ``--students`` students
   train their own tiny runs. Over a ``--duration`` window it measures health and page-rerun
   latency (on the first student's page), whether every watcher's Step metric rose, the
   teacher's and the students' progress, CPU seconds of the server, of the browser and of the
-  watchers' protocol client, and errors on the pages.
+  protocol client (watchers and students 2..N), and errors on the pages.
 - ``watchers-cost``: the teacher's run at full speed (hidden 64, shared, its page open
   throughout) for ``--phase`` seconds alone, then with ``--watchers`` watchers, then alone
   again; the training rate of each phase comes from a least-squares fit of the Step metric
   against the time it changed, and the slowdown compares the middle phase with the mean of
   the two alone.
 
-The teacher and the students are Chromium pages. The watchers are ``st_client.py`` pages by
-default (``ProtocolWatchers``: the websocket protocol of a browser tab, its ``run_every``
-reruns included, without the drawing that a watcher's own laptop would do), or Chromium pages
-with ``--watcher-clients browser`` (``BrowserWatchers``). The table names the kind; for
-protocol watchers it adds what they asked and got: the ``run_every`` the server gave each, the
-reruns sent and the redraws that came back, the time between two changes of a watcher's Step,
-and the megabytes received.
+The teacher is a Chromium page. The watchers are ``st_client.py`` pages by default
+(``ProtocolWatchers``: the websocket protocol of a browser tab, its ``run_every`` reruns
+included, without the drawing that a watcher's own laptop would do), or Chromium pages with
+``--watcher-clients browser`` (``BrowserWatchers``). The table names the kind; for protocol
+watchers it adds what they asked and got: the ``run_every`` the server gave each, the reruns
+sent and the redraws that came back, the time between two changes of a watcher's Step, and the
+megabytes received.
+
+Student 1 is always a Chromium page: the page-rerun latency is a real page's (click Seed "+",
+wait for the URL). Students 2..N are, by default (``--student-clients protocol``),
+``st_client.py`` pages of the same client process (``ProtocolStudents``): each opens the lab
+with TINY, chooses the Text view and presses Start over the protocol, as a Chromium student
+does by clicking, and its live fragment's ``run_every`` reruns go on as a browser's would. The
+server bears their traffic and their training jobs; their drawing, which a student's own
+laptop does, is not done at all. ``--student-clients browser`` makes every student a Chromium
+page. The table names the kinds and how many of each started; "students' jobs at the end"
+counts every started student alike, from the page's Step and State metrics (read from the DOM
+or from the client).
 
 Each function takes the ``Harness`` (server, browser, deadline, report) of ``load_test.py``.
 """
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from load_test import (
@@ -66,6 +78,7 @@ def threads_of(page: Any) -> int | None:
 
 
 WATCHERS_SETUP_S = 90.0  # the longest the protocol watchers may take to show the run
+STUDENTS_SETUP_S = 60.0  # the longest the protocol students may take to load and press Start
 CLIENT_CALL_S = 30.0  # the longest one call into the protocol client may wait (its start-up)
 
 
@@ -159,36 +172,48 @@ def open_browser_watchers(h: Harness, url: str, count: int) -> tuple[BrowserWatc
     return BrowserWatchers(h, opened), ready
 
 
-class ProtocolWatchers:
+class ProtocolPages:
+    """A group of ``st_client.py`` pages in the harness's protocol client, and what they show."""
+
+    def __init__(self, h: Harness, group: str, count: int) -> None:
+        self.h, self.group, self.count = h, group, count
+        self.client = h.protocol_client()
+
+    def call_s(self) -> float:
+        """How long a call that opens, presses or closes may wait: CLIENT_CALL_S at most."""
+        return max(1.0, min(CLIENT_CALL_S, self.h.left()))
+
+    def seen(self) -> list[Seen] | None:
+        """Every page's state, or None when the client does not answer in time."""
+        try:
+            return self.client.pages(self.group, timeout=max(READ_S, min(5.0, self.h.left())))
+        except (OSError, TimeoutError) as exc:
+            log(f"protocol {self.group}: {exc}")
+            return None
+
+    def problems(self) -> tuple[int, int, int]:
+        """Exception boxes and error boxes shown, and the pages whose connection is gone."""
+        seen = self.seen()
+        if seen is None:
+            return 0, 0, self.count
+        failed = sum(bool(s.failure) for s in seen)
+        return sum(s.exceptions for s in seen), sum(s.error_boxes for s in seen), failed
+
+
+class ProtocolWatchers(ProtocolPages):
     """Watchers as ``st_client.py`` pages in one child process: what they show, and what they
     asked of the server and got back."""
 
     kind = "protocol: st_client.py (Streamlit's websocket protocol, no browser)"
 
     def __init__(self, h: Harness, count: int) -> None:
-        self.h, self.count = h, count
-        self.client = h.watcher_client()
+        super().__init__(h, "watchers", count)
         self.before: list[Seen] = []
         self.t_mark = time.monotonic()
-
-    def seen(self) -> list[Seen] | None:
-        """Every watcher's state, or None when the client does not answer in time."""
-        try:
-            return self.client.pages(timeout=max(READ_S, min(5.0, self.h.left())))
-        except (OSError, TimeoutError) as exc:
-            log(f"protocol watchers: {exc}")
-            return None
 
     def steps(self) -> list[int | None]:
         seen = self.seen()
         return [s.step for s in seen] if seen else [None] * self.count
-
-    def problems(self) -> tuple[int, int, int]:
-        seen = self.seen()
-        if seen is None:
-            return 0, 0, self.count
-        failed = sum(bool(s.failure) for s in seen)
-        return sum(s.exceptions for s in seen), sum(s.error_boxes for s in seen), failed
 
     def mark(self) -> None:
         self.before, self.t_mark = self.seen() or [], time.monotonic()
@@ -238,7 +263,7 @@ class ProtocolWatchers:
 
     def close(self) -> None:
         try:
-            self.client.close_pages(timeout=max(1.0, min(CLIENT_CALL_S, self.h.left())))
+            self.client.close_pages(self.group, timeout=self.call_s())
         except (OSError, TimeoutError) as exc:
             log(f"closing the protocol watchers: {exc}")
 
@@ -247,7 +272,7 @@ def open_protocol_watchers(h: Harness, url: str, count: int) -> tuple[ProtocolWa
     """Start ``count`` protocol watchers of ``url`` at once, then wait (until the set-up limit,
     at most WATCHERS_SETUP_S) until each shows the Step metric or has failed."""
     watchers = ProtocolWatchers(h, count)
-    watchers.client.open(url, count, timeout=max(1.0, min(CLIENT_CALL_S, h.left())))
+    watchers.client.open(watchers.group, url, count, timeout=watchers.call_s())
     end = min(time.monotonic() + WATCHERS_SETUP_S, h.deadline)
     ready = logged = 0
     while not h.expired() and time.monotonic() < end:
@@ -279,6 +304,8 @@ def page_problems(h: Harness, pages: list[Any]) -> tuple[int, int, int]:
 
 
 def start_students(h: Harness, count: int) -> list[Any]:
+    """Open ``count`` Chromium pages of the lab with TINY, press Start and choose the Text view
+    on each; the pages that did."""
     pages = []
     for _ in range(count):
         page = h.new_page()
@@ -293,8 +320,75 @@ def start_students(h: Harness, count: int) -> list[Any]:
             started.append(page)
         except Exception as exc:  # counted in the table
             log(f"student {i + 1} did not start: {type(exc).__name__}")
-    log(f"set-up: {len(started)} of {count} students started")
+    log(f"set-up: {len(started)} of {count} students started (Chromium pages)")
     return started
+
+
+class ProtocolStudents(ProtocolPages):
+    """Students as ``st_client.py`` pages: each opens the lab with TINY, chooses the Text view
+    and presses Start over the protocol, as ``start_students`` does on a Chromium page (the
+    view matters to the server: Text draws no charts), and its Step and State metrics are read
+    from the client. A student's laptop draws its page; the server bears the rest."""
+
+    kind = "protocol: st_client.py (Streamlit's websocket protocol, no browser)"
+
+    def __init__(self, h: Harness, count: int) -> None:
+        super().__init__(h, "students", count)
+        self.started: list[int] = []  # the pages that pressed Start, by index
+        self.client.open(self.group, f"{h.base}/?{TINY}", count, timeout=self.call_s())
+
+    def start(self) -> None:
+        """Start each page once its first run has finished (so its Start button is known);
+        until the set-up limit, STUDENTS_SETUP_S at most."""
+        end = min(time.monotonic() + STUDENTS_SETUP_S, self.h.deadline)
+        while len(self.started) < self.count and not self.h.expired() and time.monotonic() < end:
+            for i, seen in enumerate(self.seen() or []):
+                if i not in self.started and seen.full_runs and self.start_one(i):
+                    self.started.append(i)
+            time.sleep(0.5)
+        log(f"set-up: {len(self.started)} of {self.count} students started (protocol pages)")
+
+    def start_one(self, index: int) -> bool:
+        """Choose Text, then press Start (the choice is held, so the Start rerun carries it
+        even if the server merges the two reruns); whether Start was pressed."""
+        try:
+            self.client.choose(self.group, index, "View", "Text", timeout=self.call_s())
+            return self.client.press(self.group, index, "Start", timeout=self.call_s())
+        except (OSError, TimeoutError) as exc:  # tried again on the next round
+            log(f"protocol student {index + 1}: {exc}")
+            return False
+
+    def readings(self) -> list[tuple[int | None, str]]:
+        """(Step, State) of each started page; "no answer" for a State not shown or a page
+        whose connection is gone, as for a Chromium page that does not answer."""
+        seen = self.seen()
+        if seen is None:
+            return [(None, "no answer")] * len(self.started)
+        pages = [seen[i] for i in self.started]
+        return [
+            (None, "no answer") if s.failure else (s.step, s.state or "no answer") for s in pages
+        ]
+
+
+def open_students(h: Harness, count: int) -> tuple[list[Any], ProtocolStudents | None]:
+    """``count`` students of the kind ``--student-clients`` asks for: the started Chromium
+    pages (all, or only student 1 with protocol students) and the protocol students, if any.
+    The protocol pages load while the Chromium ones start."""
+    in_browser = count if h.args.student_clients == "browser" else min(1, count)
+    protocol = ProtocolStudents(h, count - in_browser) if count > in_browser else None
+    pages = start_students(h, in_browser)
+    if protocol is not None:
+        protocol.start()
+    return pages, protocol
+
+
+def page_readings(h: Harness, pages: list[Any]) -> list[tuple[int | None, str]]:
+    """(Step, State) of each Chromium page; "no answer" when it shows no State."""
+    metrics = [(h.read(p) or {}).get("metrics", {}) for p in pages]
+    return [
+        (int(m["Step"].replace(",", "")) if "Step" in m else None, m.get("State", "no answer"))
+        for m in metrics
+    ]
 
 
 def steps(h: Harness, pages: list[Any]) -> list[int | None]:
@@ -314,10 +408,11 @@ def classroom(h: Harness) -> None:
     t_setup = time.monotonic()
     h.limit = h.deadline - args.duration - 30  # set-up must leave the window its time
     teacher, url = share(h, TEACHER)
-    learners = start_students(h, args.students)
+    learners, protocol = open_students(h, args.students)
     watchers, ready = open_watchers(h, url, args.watchers)
     h.limit = h.deadline
     report.set("watcher clients", watchers.kind)
+    report.set("student clients", student_kinds(learners, protocol, args.students))
     report.set("set-up (pages open, runs started)", f"{time.monotonic() - t_setup:.1f} s")
     report.set("watchers showing the run at the end of set-up", f"{ready} / {args.watchers}")
     if not learners or not watchers.count:
@@ -327,7 +422,7 @@ def classroom(h: Harness) -> None:
     first = watchers.steps()
     watchers.mark()
     teacher0 = steps(h, [teacher])[0]  # a second, longer try as for the others
-    learners0 = steps(h, learners)
+    learners0 = steps(h, learners) + [step for step, _ in protocol_readings(protocol)]
     log(f"window starts: teacher at step {teacher0}; {args.duration:.0f} s")
     reruns: list[float] = []
     slow = 0
@@ -360,7 +455,7 @@ def classroom(h: Harness) -> None:
     report.set("measured window", f"{window:.0f} s")
     report.set(
         f"CPU in the window (share of {os.cpu_count() or 1} cores): server / browser+driver / "
-        "watchers' protocol client",
+        "protocol client",
         cpu_text(h, h.cpu() - cpu0, window),
     )
     last = watchers.steps()
@@ -380,30 +475,20 @@ def classroom(h: Harness) -> None:
         report.set(
             "teacher's run in the window", f"{teacher1 - teacher0} steps ({rate:.1f}/s of 20)"
         )
-    states = [(h.read(p) or {}).get("metrics", {}) for p in learners]
-    learners1 = [int(m["Step"].replace(",", "")) if "Step" in m else None for m in states]
-    done = sum(m.get("State") in ENDED for m in states)
-    summary: dict[str, int] = {}
-    for m in states:
-        state = m.get("State", "no answer").split(" (")[0]
-        summary[state] = summary.get(state, 0) + 1
-    progressed = sum(
-        (b or 0) > (a or 0) or m.get("State") in ENDED
-        for a, b, m in zip(learners0, learners1, states, strict=True)
-    )
-    report.set(
-        "students' jobs at the end",
-        f"{', '.join(f'{k}: {v}' for k, v in sorted(summary.items()))}; "
-        f"{progressed} of {len(learners)} progressed or finished ({done} finished)",
-    )
+    learners1 = page_readings(h, learners) + protocol_readings(protocol)
+    report.set("students' jobs at the end", jobs_text(learners0, learners1))
+    if protocol is not None:  # the same count, on the protocol students alone
+        n = len(learners)
+        report.set("of them, protocol students'", jobs_text(learners0[n:], learners1[n:]))
     pages = [teacher, *learners]
-    exceptions, boxes, silent = (
-        a + b for a, b in zip(page_problems(h, pages), watchers.problems(), strict=True)
-    )
+    problems = [page_problems(h, pages), watchers.problems()]
+    problems += [protocol.problems()] if protocol is not None else []
+    exceptions, boxes, silent = (sum(counts) for counts in zip(*problems, strict=True))
+    count = len(pages) + watchers.count + (protocol.count if protocol is not None else 0)
     report.set(
         "errors on the pages (exceptions / error boxes / no answer)",
-        f"{exceptions} / {boxes} / {silent} of {len(pages) + watchers.count} pages "
-        "(a protocol watcher answers none when its connection is gone)",
+        f"{exceptions} / {boxes} / {silent} of {count} pages "
+        "(a protocol page answers none when its connection is gone)",
     )
     h.health.done.set()
     report.check(
@@ -413,22 +498,53 @@ def classroom(h: Harness) -> None:
     report.check("every watcher saw the Step rise", risen == args.watchers)
 
 
+def student_kinds(learners: list[Any], protocol: ProtocolStudents | None, count: int) -> str:
+    """Which kind of client played which students, and how many of each started."""
+    if protocol is None:
+        return f"browser: headless Chromium pages, {len(learners)} of {count} started"
+    return (
+        "student 1: browser (headless Chromium; the reruns are timed there), "
+        f"{len(learners)} of 1 started; students 2..{count}: {protocol.kind}, "
+        f"{len(protocol.started)} of {protocol.count} started"
+    )
+
+
+def protocol_readings(protocol: ProtocolStudents | None) -> list[tuple[int | None, str]]:
+    return protocol.readings() if protocol is not None else []
+
+
+def jobs_text(before: list[int | None], after: list[tuple[int | None, str]]) -> str:
+    """The started students' jobs: how many show each State at the end, and how many
+    progressed in the window (the Step rose, or a verdict shows) or finished. ``before``: the
+    Steps at the start of the window, ``after``: (Step, State) at its end, student by student,
+    whichever client played them."""
+    summary = Counter(state.split(" (")[0] for _, state in after)  # "queued (#2)": queued
+    done = sum(state in ENDED for _, state in after)
+    progressed = sum(
+        (b or 0) > (a or 0) or state in ENDED for a, (b, state) in zip(before, after, strict=True)
+    )
+    return (
+        f"{', '.join(f'{k}: {v}' for k, v in sorted(summary.items())) or 'none started'}; "
+        f"{progressed} of {len(after)} progressed or finished ({done} finished)"
+    )
+
+
 def cpu_text(h: Harness, cpu: Cpu, seconds: float) -> str:
-    """'server / browser+driver / watchers' client' CPU seconds, each with its share of the
+    """'server / browser+driver / protocol client' CPU seconds, each with its share of the
     machine's cores over ``seconds``."""
     cores = os.cpu_count() or 1
 
     def part(value: float) -> str:
         return f"{value:.1f} s ({value / seconds / cores:.0%})"
 
-    client = part(cpu.watchers) if h.client is not None else "–"
+    client = part(cpu.protocol) if h.client is not None else "–"
     return f"{part(cpu.server)} / {part(cpu.browser)} / {client}"
 
 
 def rate(h: Harness, page: Any, seconds: float) -> tuple[float, int, Cpu, set[int | None]]:
     """Steps per second over ``seconds``: the least-squares slope of the Step metric against
     the time each new value was first seen; and how many changes it saw, the CPU seconds
-    of the server, the browser and the watchers' client in the phase, and the job's thread
+    of the server, the browser and the protocol client in the phase, and the job's thread
     counts seen (read every few seconds)."""
     points: list[tuple[float, int]] = []
     threads: set[int | None] = set()
@@ -493,7 +609,7 @@ def watchers_cost(h: Harness) -> None:
             f"steps/s {phase}",
             f"{slope:.1f} ({n} changes of the Step metric; torch threads "
             f"{'/'.join(str(t) for t in sorted(threads, key=str))}; CPU server / "
-            f"browser+driver / watchers' client {cpu_text(h, cpu, args.phase)})",
+            f"browser+driver / protocol client {cpu_text(h, cpu, args.phase)})",
         )
         log(f"phase '{phase}': {slope:.1f} steps/s")
         if phase.startswith("with"):

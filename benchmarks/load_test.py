@@ -4,29 +4,35 @@
     python benchmarks/load_test.py --scenario classroom --watchers 30 --students 5 --duration 90
     python benchmarks/load_test.py --scenario watchers-cost --watchers 40 --phase 30
     python benchmarks/load_test.py --scenario classroom --watcher-clients browser  # see below
+    python benchmarks/load_test.py --scenario classroom --student-clients browser
 
 Starts ``streamlit run dashboard/app.py`` on a free loopback port and drives headless
 Chromium pages (Debian's /usr/bin/chromium; never ``playwright install``):
 
 - ``students`` (the default): ``--sessions`` pages each train a tiny run until all are done;
 - ``classroom``: one teacher run shared with ``--watchers`` watchers while ``--students``
-  pages train their own runs, measured for ``--duration`` seconds (``load_classroom.py``);
+  students train their own runs, measured for ``--duration`` seconds (``load_classroom.py``);
 - ``watchers-cost``: the teacher's training rate alone, with ``--watchers`` watchers, and alone
   again (``load_classroom.py``).
 
-The teacher and the students are always Chromium pages. The watchers, by default
-(``--watcher-clients protocol``), are ``st_client.py`` pages: one child process that speaks
-Streamlit's websocket protocol for all of them (the reruns their ``run_every`` asks for, the
-messages the server sends back) and draws nothing. In a classroom each watcher's browser runs on
-its own laptop, so the server bears only that traffic; thirty Chromium pages drawing plotly
-charts on this machine would take the cores the server needs. ``--watcher-clients browser``
-opens them as Chromium pages, as before.
+The teacher, the observer and the sessions of ``students`` are always Chromium pages. The
+watchers, by default (``--watcher-clients protocol``), are ``st_client.py`` pages: one child
+process that speaks Streamlit's websocket protocol for all of them (the reruns their
+``run_every`` asks for, the messages the server sends back) and draws nothing. In a classroom
+each watcher's browser runs on its own laptop, so the server bears only that traffic; thirty
+Chromium pages drawing plotly charts on this machine would take the cores the server needs.
+``--watcher-clients browser`` opens them as Chromium pages, as before. Likewise the classroom's
+students 2..N, by default (``--student-clients protocol``), are pages of the same client: each
+opens the lab with the tiny settings, chooses the Text view and presses Start over the protocol,
+and its Step and State metrics are read from the client; the server bears their traffic and
+their training jobs, not their drawing. Student 1 stays a Chromium page, since the rerun latency
+is timed on a real page. ``--student-clients browser`` makes every student a Chromium page.
 
 What it measures: the health endpoint's latency (``/_stcore/health`` every 100 ms from a
 thread); a page rerun's latency (click the Seed field's "+" and wait until the page's URL holds
 the new seed: the app writes the URL at the end of each full rerun); what the pages' metrics
-say; CPU seconds of the server, of the browser, and of the watchers' protocol client, each
-apart; the server's peak RSS (VmHWM) and the tracebacks in its stderr.
+say; CPU seconds of the server, of the browser, and of the protocol client (watchers and
+students), each apart; the server's peak RSS (VmHWM) and the tracebacks in its stderr.
 
 Set-up counts inside ``--timeout``; progress lines go to stdout as it runs; every read of a page
 waits at most ``READ_S`` (a page that does not answer is skipped and counted); the table is
@@ -55,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 from gru_core.verdict import VERDICTS  # the words the State metric ends on
 
 if TYPE_CHECKING:
-    from st_client import WatcherClient
+    from st_client import ProtocolClient
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,19 +155,19 @@ class Cpu:
 
     server: float
     browser: float  # the browser's processes and Playwright's driver
-    watchers: float  # the watchers' protocol client (0 when there is none)
+    protocol: float  # the protocol client's pages, watchers and students (0 when none)
 
     def __sub__(self, other: Cpu) -> Cpu:
         return Cpu(
             self.server - other.server,
             self.browser - other.browser,
-            self.watchers - other.watchers,
+            self.protocol - other.protocol,
         )
 
 
 def cpu_seconds(server_pid: int, client_pid: int | None) -> Cpu:
-    """CPU seconds so far of the server, of the watchers' protocol client (``client_pid``),
-    and of everything else this process started (the browser's processes and Playwright's
+    """CPU seconds so far of the server, of the protocol client (``client_pid``), and of
+    everything else this process started (the browser's processes and Playwright's
     driver)."""
     stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p)))}
     children: dict[int, list[int]] = {}
@@ -177,9 +183,9 @@ def cpu_seconds(server_pid: int, client_pid: int | None) -> Cpu:
         return total
 
     server = tree(server_pid)
-    watchers = tree(client_pid) if client_pid is not None else 0.0
-    others = tree(os.getpid()) - stats.get(os.getpid(), (0, 0.0))[1] - server - watchers
-    return Cpu(server, others, watchers)
+    protocol = tree(client_pid) if client_pid is not None else 0.0
+    others = tree(os.getpid()) - stats.get(os.getpid(), (0, 0.0))[1] - server - protocol
+    return Cpu(server, others, protocol)
 
 
 class HealthProbe(threading.Thread):
@@ -252,8 +258,8 @@ class Report:
 
 
 class Harness:
-    """The server, the browser, the watchers' protocol client, the deadline and the report
-    that a scenario works with."""
+    """The server, the browser, the protocol client (watchers', students' pages), the deadline
+    and the report that a scenario works with."""
 
     def __init__(self, args: argparse.Namespace, report: Report) -> None:
         self.args, self.report = args, report
@@ -267,7 +273,7 @@ class Harness:
         self.pw: Any = None
         self.browser: Any = None
         self.contexts: list[Any] = []
-        self.client: WatcherClient | None = None  # started by the first protocol watchers
+        self.client: ProtocolClient | None = None  # started by the first protocol pages
 
     # time
     def left(self) -> float:
@@ -313,13 +319,14 @@ class Harness:
         self.pw = sync_playwright().start()
         self.browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
 
-    def watcher_client(self) -> WatcherClient:
-        """The watchers' protocol client (``st_client.py``), started on the first call."""
+    def protocol_client(self) -> ProtocolClient:
+        """The protocol client (``st_client.py``) of the watchers and students that are not
+        Chromium pages, started on the first call."""
         if self.client is None:
-            from st_client import WatcherClient
+            from st_client import ProtocolClient
 
-            self.client = WatcherClient(self.logdir / "st_client-stderr.log")
-            log(f"watchers' protocol client started (pid {self.client.pid})")
+            self.client = ProtocolClient(self.logdir / "st_client-stderr.log")
+            log(f"protocol client started (pid {self.client.pid})")
         return self.client
 
     def new_page(self) -> Any:
@@ -337,7 +344,7 @@ class Harness:
             pass
 
     def stop(self) -> None:
-        """Watcher client, browser, driver and server: each stopped by what started it,
+        """Protocol client, browser, driver and server: each stopped by what started it,
         errors or not."""
         self.health.done.set()
         for step in (
@@ -577,6 +584,9 @@ def main() -> int:
     parser.add_argument("--watcher-clients", choices=("protocol", "browser"), default="protocol",
                         help="watchers as st_client.py protocol pages (default) or Chromium "
                         "pages")  # fmt: skip
+    parser.add_argument("--student-clients", choices=("protocol", "browser"), default="protocol",
+                        help="classroom: students 2..N as st_client.py protocol pages (default; "
+                        "student 1 is a Chromium page) or all Chromium pages")  # fmt: skip
     parser.add_argument("--corpus", default=str(REPO.parent / "shared/data/timemachine.txt"))
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds for everything, set-up included")  # fmt: skip
@@ -610,7 +620,7 @@ def main() -> int:
         h.stop()
         if h.client is not None:  # read once it has closed its pages
             report.set(
-                "tracebacks in the watchers' client's stderr",
+                "tracebacks in the protocol client's stderr",
                 str(h.tracebacks("st_client-stderr.log")),
             )
         report.print_once(args.markdown)

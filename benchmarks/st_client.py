@@ -1,12 +1,15 @@
 """A browserless Streamlit page: the websocket conversation a browser tab has with the server,
-without the rendering. ``load_classroom.py`` uses it for a classroom's watchers.
+without the rendering. ``load_classroom.py`` uses it for a classroom's watchers and for the
+students after the first (who open the lab, choose a view and press Start).
 
     python benchmarks/st_client.py "http://127.0.0.1:8501/?watch=TOKEN" --pages 3 --seconds 20
+    python benchmarks/st_client.py "http://127.0.0.1:8501/?hidden=16&steps=10" --press Start
 
-In a real classroom every watcher's browser runs on its own laptop: what the server bears is the
-protocol traffic (the reruns a page asks for, the messages sent back), not the drawing of the
-charts. A headless Chromium per watcher on the load test's machine spends the cores the server
-needs; this client makes the server do what a page makes it do, and measures its own CPU apart.
+In a real classroom every watcher's and student's browser runs on its own laptop: what the
+server bears is the protocol traffic (the reruns a page asks for, the messages sent back) and
+the students' training jobs, not the drawing of the charts. A headless Chromium per page on the
+load test's machine spends the cores the server needs; this client makes the server do what a
+page makes it do, and measures its own CPU apart.
 
 How it speaks the protocol (read from streamlit 1.67's server, ``web/server/starlette`` and
 ``runtime/app_session.py``, and from the frontend bundle it serves, ``static/static/js/``):
@@ -16,12 +19,30 @@ How it speaks the protocol (read from streamlit 1.67's server, ``web/server/star
   ``/_stcore/stream`` with subprotocols ``streamlit, <that cookie>`` (the frontend passes its
   tokens in Sec-WebSocket-Protocol), the cookie, and the page's Origin. Like a browser it never
   pings (the server does), offers permessage-deflate, and reads every frame as it comes.
-- the first message: a ``rerun_script`` BackMsg with the page's query string (``watch=TOKEN``),
-  no page hash yet, the browser context (time zone, locale, URL, colour scheme) and the hashes of
-  the messages it has cached. Later reruns send the page hash from ``new_session`` (or
-  ``navigation``) and the query string from the last ``page_info_changed``. No widget states:
-  a watcher touches no widget, so the server keeps every widget's value as it would with the
-  defaults a browser echoes back.
+- the first message: a ``rerun_script`` BackMsg with the page's query string (``watch=TOKEN``,
+  or a lab's settings such as ``hidden=16&steps=10``), no page hash yet, the browser context
+  (time zone, locale, URL, colour scheme) and the hashes of the messages it has cached. Later
+  reruns send the page hash from ``new_session`` (or ``navigation``) and the query string from
+  the last ``page_info_changed``.
+- widget states (``runtime/state/session_state.py``): the server keeps every widget's value
+  itself (each rerun first moves the values into its old state, and a widget whose value did
+  not come with the rerun takes it from there), and it runs the callbacks of the widgets whose
+  incoming value differs from the kept one. So a rerun carries only the values this page set,
+  not the defaults and URL values a browser echoes back (equal to the kept ones, they change
+  nothing). The values it set go with every later rerun, as the frontend's
+  ``WidgetStateManager`` sends all it holds: a rerun that arrives while another is pending is
+  merged into it (``script_requests._coalesce_widget_states``), the newer message's values
+  replacing the older's, triggers excepted, so a value sent once could be lost to a
+  ``run_every`` rerun that came right after it. A held value is dropped when its widget leaves
+  the page, or when the server sets the widget's value itself.
+- pressing a button (``press``): the frontend's ``setTriggerValue``, a rerun whose widget
+  states add ``trigger_value = True`` for the button's id (from the ``button`` element in the
+  deltas: its ``id`` and ``label``), of the button's fragment when it lies in one (else of the
+  page). The trigger is not held (the frontend deletes it once sent, and the server resets
+  triggers after each run), so no later rerun presses it again. A disabled button is not
+  pressed. Choosing an option of a segmented control (``choose``) holds a
+  ``string_array_value`` with the option's text (the ``button_group`` element's ``id``,
+  ``label`` and options) and reruns its fragment.
 - the message cache: a message the server marks ``cacheable`` is kept under its hash; its hash is
   offered with every rerun, and a ``ref_hash`` message is replaced by the kept one (a miss ends
   the page, as it does the frontend's connection). After each finished run the cache ages by one
@@ -36,15 +57,17 @@ How it speaks the protocol (read from streamlit 1.67's server, ``web/server/star
   sends.
 - the page: elements by delta path, tagged with their run and fragment; a finished run drops the
   elements it did not redraw, as the frontend's ``clearStaleNodes`` does. Kept for the load
-  test: the metric labelled "Step" and when its value changed, the exception and error boxes
-  (shown now, and received in all), reruns sent, runs finished, bytes and messages received.
+  test: the metrics labelled "Step" (and when its value changed) and "State", the exception and
+  error boxes (shown now, and received in all), reruns sent, runs finished, bytes and messages
+  received; and the buttons and segmented controls, to press and choose.
   Messages that only change the browser's chrome (page config, logo, status, git info) are read
   and set aside.
 
-``WatcherClient`` runs many pages in one asyncio loop in a child process (``--serve``), driven by
-JSON lines on its stdin: their CPU is measured apart from the browser's and the server's, and
-their parsing does not compete with the load test's threads for the GIL. Times are
-``time.monotonic()``, which the load test's process shares. Traffic goes to the given host only.
+``ProtocolClient`` runs many pages in one asyncio loop in a child process (``--serve``), driven
+by JSON lines on its stdin, in named groups (the load test's "watchers" and "students"): their
+CPU is measured apart from the browser's and the server's, and their parsing does not compete
+with the load test's threads for the GIL. Times are ``time.monotonic()``, which the load test's
+process shares. Traffic goes to the given host only.
 """
 
 from __future__ import annotations
@@ -52,7 +75,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -68,6 +90,7 @@ from urllib.parse import urlsplit
 from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin, Subprotocol
@@ -77,6 +100,8 @@ NO_TOKEN = "PLACEHOLDER_AUTH_TOKEN"  # what the frontend offers when it has no X
 GOING_AWAY = 1001  # the close code of a browser tab that closes
 CONNECT_S = 30.0  # pings and websocket handshake, each
 ERROR_KINDS = frozenset({"exception", "alert.ERROR"})
+WIDGET_KINDS = frozenset({"button", "button_group"})  # what press and choose act on
+READ_METRICS = frozenset({"Step", "State"})  # the metrics the load test reads
 FINISHED_RUNS = (ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY)
 
 
@@ -90,6 +115,7 @@ class Seen:
     """What one page shows and did; it crosses the pipe as JSON."""
 
     step: int | None = None  # the "Step" metric as shown now
+    state: str | None = None  # the "State" metric as shown now ("running", "queued (#2)", ...)
     step_changes: list[tuple[float, int]] = field(default_factory=list)  # (monotonic s, step)
     exceptions: int = 0  # exception boxes shown now
     error_boxes: int = 0  # st.error boxes shown now
@@ -108,11 +134,14 @@ class Seen:
 class _Node:
     """An element or block on the page, as the frontend's element tree holds it."""
 
-    kind: str  # element type ("metric", "alert.ERROR", ...) or "block"
+    kind: str  # element type ("metric", "button", "alert.ERROR", ...) or "block"
     run_id: str
     fragment_id: str
     label: str = ""
     body: str = ""
+    widget_id: str = ""  # a button's or segmented control's id
+    disabled: bool = False
+    options: tuple[str, ...] = ()  # a segmented control's options, as shown
 
 
 @dataclass
@@ -141,6 +170,7 @@ class Page:
         self.cache: dict[str, _Cached] = {}
         self.nodes: dict[tuple[int, ...], _Node] = {}
         self.timers: dict[str, tuple[float, asyncio.Task[None]]] = {}
+        self.widgets: dict[str, WidgetState] = {}  # the values this page set, by widget id
 
     async def run(self) -> None:
         """Connect, ask for the page, and take the server's messages until the page closes."""
@@ -182,12 +212,16 @@ class Page:
             await self.ws.close(GOING_AWAY)
 
     # what the page sends
-    async def rerun(self, fragment_id: str = "", auto: bool = False) -> None:
-        """The frontend's ``sendRerunBackMsg``."""
+    async def rerun(self, fragment_id: str = "", auto: bool = False, trigger: str = "") -> None:
+        """The frontend's ``sendRerunBackMsg``: with the widget values this page set, and the
+        ``trigger_value`` of the button whose id is ``trigger``, if any."""
         msg = BackMsg()
         state = msg.rerun_script
         state.query_string = self.query
         state.widget_states.SetInParent()
+        state.widget_states.widgets.extend(self.widgets.values())
+        if trigger:
+            state.widget_states.widgets.add(id=trigger, trigger_value=True)
         state.page_script_hash = self.page_hash
         state.fragment_id = fragment_id
         state.is_auto_rerun = auto
@@ -200,6 +234,38 @@ class Page:
         self.seen.reruns_sent += 1
         assert self.ws is not None
         await self.ws.send(msg.SerializeToString())
+
+    async def press(self, label: str) -> bool:
+        """Click the enabled button labelled ``label`` (the frontend's ``setTriggerValue``);
+        False when the page shows none, or is not connected."""
+        node = self.widget("button", label)
+        if node is None or self.ws is None:
+            return False
+        await self.rerun(node.fragment_id, trigger=node.widget_id)
+        return True
+
+    async def choose(self, label: str, option: str) -> bool:
+        """Choose ``option`` in the enabled segmented control labelled ``label``; False when
+        the page shows no such control or option, or is not connected."""
+        node = self.widget("button_group", label)
+        if node is None or option not in node.options or self.ws is None:
+            return False
+        held = WidgetState(id=node.widget_id)
+        held.string_array_value.data.append(option)
+        self.widgets[node.widget_id] = held
+        await self.rerun(node.fragment_id)
+        return True
+
+    def widget(self, kind: str, label: str) -> _Node | None:
+        """The first enabled widget of ``kind`` labelled ``label`` on the page now."""
+        return next(
+            (
+                node
+                for _, node in sorted(self.nodes.items())
+                if node.kind == kind and node.label == label and not node.disabled
+            ),
+            None,
+        )
 
     async def tick(self, fragment_id: str, interval: float) -> None:
         """``setInterval``: a rerun of the fragment every ``interval`` seconds."""
@@ -284,6 +350,13 @@ class Page:
         node = _Node(kind, self.run_id, fragment_id)
         if kind == "metric":
             node.label, node.body = element.metric.label, element.metric.body
+        elif kind in WIDGET_KINDS:
+            widget = getattr(element, kind)
+            node.label, node.widget_id, node.disabled = widget.label, widget.id, widget.disabled
+            if kind == "button_group":
+                node.options = tuple(option.content for option in widget.options)
+                if widget.set_value:  # the server's value stands: hold none of ours
+                    self.widgets.pop(widget.id, None)
         return node
 
     def on_script_finished(self, msg: ForwardMsg) -> None:
@@ -310,6 +383,8 @@ class Page:
             for path, node in self.nodes.items()
             if node.run_id == run_id or (fragment_ids and node.fragment_id not in fragment_ids)
         }
+        shown = {node.widget_id for node in self.nodes.values()}
+        self.widgets = {k: v for k, v in self.widgets.items() if k in shown}
         self.show()
 
     def age_cache(self, fragment_ids: list[str]) -> None:
@@ -351,17 +426,22 @@ class Page:
         kinds = [node.kind for node in self.nodes.values()]
         self.seen.exceptions = kinds.count("exception")
         self.seen.error_boxes = kinds.count("alert.ERROR")
-        step = next(
-            (parse_int(n.body) for _, n in sorted(self.nodes.items()) if n.label == "Step"), None
-        )
+        body = self.metric("Step")
+        step = parse_int(body) if body is not None else None
         if step is not None and step != self.seen.step:
             self.seen.step_changes.append((time.monotonic(), step))
         self.seen.step = step
+        self.seen.state = self.metric("State")
+
+    def metric(self, label: str) -> str | None:
+        """The value of the first metric labelled ``label`` on the page now."""
+        nodes = (node for _, node in sorted(self.nodes.items()) if node.kind == "metric")
+        return next((node.body for node in nodes if node.label == label), None)
 
 
 def watched(node: _Node) -> bool:
-    """Whether the load test reads this element (the Step metric, an error)."""
-    return node.label == "Step" or node.kind in ERROR_KINDS
+    """Whether the load test reads this element (the Step and State metrics, an error)."""
+    return (node.kind == "metric" and node.label in READ_METRICS) or node.kind in ERROR_KINDS
 
 
 def parse_int(text: str) -> int | None:
@@ -385,45 +465,65 @@ def init_pings(origin: str) -> str | None:
 
 # -- many pages in one loop, driven over a pipe ---------------------------------------------
 class Pages:
-    """The pages one client process holds, and the requests it answers."""
+    """The pages one client process holds, in named groups, and the requests it answers."""
 
     def __init__(self) -> None:
-        self.pages: list[tuple[Page, asyncio.Task[None]]] = []
+        self.groups: dict[str, list[tuple[Page, asyncio.Task[None]]]] = {}
 
-    def open(self, url: str, count: int) -> dict[str, Any]:
+    def open(self, url: str, count: int, group: str) -> dict[str, Any]:
+        pages = self.groups.setdefault(group, [])
         for _ in range(count):
             page = Page(url)
-            self.pages.append((page, asyncio.create_task(page.run())))
-        return {"pages": len(self.pages)}
+            pages.append((page, asyncio.create_task(page.run())))
+        return {"pages": len(pages)}
 
-    def state(self) -> dict[str, Any]:
-        return {"pages": [asdict(page.seen) for page, _ in self.pages]}
+    def state(self, group: str) -> dict[str, Any]:
+        return {"pages": [asdict(page.seen) for page, _ in self.groups.get(group, [])]}
 
-    async def close(self) -> dict[str, Any]:
-        """Close every page as a browser closes its tab; wait up to CONNECT_S for them."""
-        closed = len(self.pages)
-        for page, task in self.pages:
+    async def act(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``press`` (``label``) or ``choose`` (``label``, ``option``) on page ``index`` of
+        ``group``: whether the page had that widget and sent the rerun."""
+        pages, index = self.groups.get(request["group"], []), int(request["index"])
+        if not 0 <= index < len(pages):
+            return {"done": False}
+        page = pages[index][0]
+        try:
+            if request["op"] == "press":
+                done = await page.press(request["label"])
+            else:
+                done = await page.choose(request["label"], request["option"])
+        except ConnectionClosed:  # the page's own task records why
+            done = False
+        return {"done": done}
+
+    async def close(self, group: str | None = None) -> dict[str, Any]:
+        """Close the pages of ``group`` (all when None) as a browser closes its tabs; wait up
+        to CONNECT_S for them."""
+        names = list(self.groups) if group is None else [group]
+        pages = [entry for name in names for entry in self.groups.pop(name, [])]
+        for page, task in pages:
             if page.ws is None:  # still connecting: stop that
                 task.cancel()
             try:
                 await page.close()
             except Exception:  # a page that cannot close cleanly is still gone
                 pass
-        tasks = [task for _, task in self.pages]
+        tasks = [task for _, task in pages]
         _, late = await asyncio.wait(tasks, timeout=CONNECT_S) if tasks else (set(), set())
         for task in late:
             task.cancel()
-        self.pages = []
-        return {"closed": closed}
+        return {"closed": len(pages)}
 
     async def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "open":
-            return self.open(request["url"], int(request["count"]))
+            return self.open(request["url"], int(request["count"]), request["group"])
         if op == "state":
-            return self.state()
+            return self.state(request["group"])
+        if op in ("press", "choose"):
+            return await self.act(request)
         if op == "close":
-            return await self.close()
+            return await self.close(request["group"])
         return {"error": f"unknown op {op!r}"}
 
 
@@ -441,8 +541,9 @@ async def serve() -> None:
     await pages.close()
 
 
-class WatcherClient:
-    """The synchronous side: pages of this client in a child process, for the load test."""
+class ProtocolClient:
+    """The synchronous side: this client's pages in a child process, for the load test. Each
+    call names the group of pages it is about ("watchers", "students")."""
 
     def __init__(self, stderr: Path) -> None:
         with stderr.open("wb") as log:
@@ -481,28 +582,34 @@ class WatcherClient:
                 break
             if reply.get("id") == self.next_id:  # an older call's late answer is dropped
                 return reply
-        raise TimeoutError(f"the watcher client did not answer {request['op']!r} in {timeout:g} s")
+        raise TimeoutError(f"the protocol client did not answer {request['op']!r} in {timeout:g} s")
 
-    def open(self, url: str, count: int, timeout: float) -> None:
-        """Start ``count`` pages on ``url``; returns once they are started, not loaded."""
-        self._call({"op": "open", "url": url, "count": count}, timeout)
+    def open(self, group: str, url: str, count: int, timeout: float) -> None:
+        """Start ``count`` pages on ``url`` (its query string included) in ``group``; returns
+        once they are started, not loaded. Pages keep their order in the group."""
+        self._call({"op": "open", "group": group, "url": url, "count": count}, timeout)
 
-    def pages(self, timeout: float) -> list[Seen]:
+    def pages(self, group: str, timeout: float) -> list[Seen]:
+        """What each page of ``group`` shows now, in the order they were opened."""
         return [
             Seen(**{**p, "step_changes": [tuple(c) for c in p["step_changes"]]})
-            for p in self._call({"op": "state"}, timeout)["pages"]
+            for p in self._call({"op": "state", "group": group}, timeout)["pages"]
         ]
 
-    def close_pages(self, timeout: float) -> int:
-        return int(self._call({"op": "close"}, timeout)["closed"])
+    def press(self, group: str, index: int, label: str, timeout: float) -> bool:
+        """Press the button labelled ``label`` on page ``index`` of ``group``; False when that
+        page shows no such enabled button (not loaded yet, say)."""
+        request = {"op": "press", "group": group, "index": index, "label": label}
+        return bool(self._call(request, timeout)["done"])
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU seconds of the client process so far (from /proc)."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def choose(self, group: str, index: int, label: str, option: str, timeout: float) -> bool:
+        """Choose ``option`` in the segmented control labelled ``label`` on page ``index`` of
+        ``group``; False when that page shows no such control or option."""
+        request = {"op": "choose", "group": group, "index": index, "label": label}
+        return bool(self._call({**request, "option": option}, timeout)["done"])
+
+    def close_pages(self, group: str, timeout: float) -> int:
+        return int(self._call({"op": "close", "group": group}, timeout)["closed"])
 
     def stop(self) -> None:
         """Close its stdin (it closes its pages and exits); kill it if it has not in 10 s."""
@@ -515,13 +622,25 @@ class WatcherClient:
 
 
 # -- by hand -------------------------------------------------------------------------------
-async def try_pages(url: str, count: int, seconds: float) -> None:
+async def try_pages(url: str, count: int, seconds: float, press: str | None) -> None:
+    """``count`` pages of ``url`` for ``seconds``; with ``press``, each presses that button
+    once its first run has finished. Prints what each page showed and did."""
     pages = Pages()
-    pages.open(url, count)
-    await asyncio.sleep(seconds)
-    for i, seen in enumerate(pages.state()["pages"]):
+    pages.open(url, count, "pages")
+    end = time.monotonic() + seconds
+    waiting = list(range(count)) if press else []
+    request = {"op": "press", "group": "pages", "label": press}
+    while waiting and time.monotonic() < end:
+        await asyncio.sleep(0.2)
+        for i in list(waiting):
+            loaded = pages.groups["pages"][i][0].seen.full_runs > 0
+            if loaded and (await pages.act({**request, "index": i}))["done"]:
+                waiting.remove(i)
+    await asyncio.sleep(max(0.0, end - time.monotonic()))
+    for i, seen in enumerate(pages.state("pages")["pages"]):
         print(
             f"page {i + 1}: Step {seen['step']} ({len(seen['step_changes'])} changes), "
+            f"State {seen['state']}, "
             f"run_every {seen['interval']} s, {seen['reruns_sent']} reruns sent, "
             f"{seen['full_runs']} full and {seen['fragment_runs']} fragment runs finished, "
             f"{seen['messages']} messages ({seen['bytes_received'] / 1e6:.1f} MB, "
@@ -537,12 +656,13 @@ def main() -> None:
     parser.add_argument("url", nargs="?", help="a page of a running app, e.g. ...?watch=TOKEN")
     parser.add_argument("--pages", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--serve", action="store_true", help="JSON lines on stdin (WatcherClient)")
+    parser.add_argument("--press", help="a button each page presses once loaded, e.g. Start")
+    parser.add_argument("--serve", action="store_true", help="JSON lines on stdin (ProtocolClient)")
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve())
     elif args.url:
-        asyncio.run(try_pages(args.url, args.pages, args.seconds))
+        asyncio.run(try_pages(args.url, args.pages, args.seconds, args.press))
     else:
         parser.error("give a URL, or --serve")
 
