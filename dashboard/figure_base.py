@@ -19,7 +19,10 @@ import plotly.io as pio
 
 from dashboard.ticks import finite_positive_range, log_ticks
 
-MAX_POINTS = 2000  # most points in one line trace
+# Most points in one line trace: 500 min/max pairs, finer than a chart is wide in pixels (a
+# third of a 2560 px projector, or most of a 1400 px screen). Each point more is serialised
+# for every page that draws the chart: forty watchers of a shared run pay it forty times.
+MAX_POINTS = 1000
 MAX_EVENT_LINES = 50  # latest knob changes drawn as vertical lines
 EVENT_ROWS = 3  # change labels are staggered over this many rows so they never overlap
 HEIGHT = 380  # px; the width is left to the container
