@@ -88,7 +88,7 @@ VARIANTS: dict[str, str] = {
     "d": "torch.nn.GRU + nn.Linear (one-hot, autograd)",
     "c+": "Trainer.run: (c) + per-epoch validation and text",
     "g": "StepCore K=1 replayed from a CUDA graph, no records",
-    "K": "K configurations at once (StepCore, instrumented; aggregate)",
+    "K": "K configurations at once (StepCore, stepped as a sweep; aggregate)",
 }
 CUDA_ONLY = {"g"}
 

@@ -55,6 +55,9 @@ class SyncRunner:
         job.run_sync(1)
 
 
+SETTLE_S = 30.0  # the longest a page run waits for a Start still building its job
+
+
 @dataclass
 class Lab:
     corpus: Corpus
@@ -71,6 +74,11 @@ class Lab:
     closed: bool = False  # the session is gone; a shared watch link to it has ended
     _saved_job: TrainingJob | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held while a job is being replaced. Streamlit may begin the next run of the page (a
+    # second click) while a Start callback is still building the job in the old run's
+    # thread: that run would draw "nothing is training", register no live refresh, and
+    # the page would stay so with the run training unseen (and unstoppable from it).
+    _starting: threading.Lock = field(default_factory=threading.Lock)
 
     # -- the job ---------------------------------------------------------------------------
     def start(
@@ -78,21 +86,30 @@ class Lab:
     ) -> TrainingJob:
         """Replace any current job with a new one, launched by the runner (ValueError on a
         bad config or text). ``step_only``: train one minibatch, then wait paused."""
-        self.stop()
-        telemetry = Telemetry()
-        job = TrainingJob(
-            config,
-            self.corpus,
-            telemetry,
-            max_steps_per_sec=max_steps_per_sec,
-            held_bytes=self.runs.weights_bytes(),  # the memory estimate counts saved weights
-        )
-        with self._lock:
-            self.closed = False
-            self.run_counter = max(self.run_counter + 1, self.runs.next_number)
-            self.telemetry, self.job, self.job_corpus = telemetry, job, self.corpus
-        self.runner.launch(job, step_only)
-        return job
+        with self._starting:
+            self.stop()
+            telemetry = Telemetry()
+            job = TrainingJob(
+                config,
+                self.corpus,
+                telemetry,
+                max_steps_per_sec=max_steps_per_sec,
+                held_bytes=self.runs.weights_bytes(),  # the estimate counts saved weights
+            )
+            with self._lock:
+                self.closed = False
+                self.run_counter = max(self.run_counter + 1, self.runs.next_number)
+                self.telemetry, self.job, self.job_corpus = telemetry, job, self.corpus
+            self.runner.launch(job, step_only)
+            return job
+
+    def settled(self, timeout_s: float = SETTLE_S) -> bool:
+        """Wait until no job is being started (a page run calls this before it draws the
+        bench); False when one still is after ``timeout_s``."""
+        if not self._starting.acquire(timeout=timeout_s):
+            return False
+        self._starting.release()
+        return True
 
     def step(self, config: TrainConfig, max_steps_per_sec: float | None) -> None:
         """One more minibatch: of the active job (pausing it), else of a new one."""

@@ -37,6 +37,7 @@ def get_lab(corpus: Corpus) -> Lab:
             )
         st.session_state.lab = Lab(corpus=corpus, runs=runs)
     lab: Lab = st.session_state.lab
+    lab.settled()  # a Start from the previous run may still be building its job
     session_guard(lab)
     return lab
 

@@ -273,3 +273,33 @@ def test_an_uploaded_text_generates_from_its_own_first_words(make_lab: Callable[
     assert epoch.greedy_text.startswith("once upon a midnight")
     assert epoch.sampled_text.startswith("once upon a midnight")
     assert not epoch.greedy_text.startswith("time traveller")
+
+
+class _SlowLaunch:
+    """A runner whose launch waits for the test: a Start still building its job."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def launch(self, job: object, step_only: bool) -> None:
+        self.entered.set()
+        self.release.wait(5)
+
+    def step(self, job: object) -> None:
+        raise AssertionError("not used")
+
+
+def test_a_page_run_waits_for_a_start_still_in_progress(small_corpus: Corpus) -> None:
+    """Streamlit can begin the next run (a second click) while the Start callback is still
+    in the old run's thread: the new run must see the job, not 'nothing is training'."""
+    runner = _SlowLaunch()
+    lab = Lab(corpus=small_corpus, runner=SyncRunner())
+    lab.runner = runner  # type: ignore[assignment]
+    starter = threading.Thread(target=lab.start, args=(TINY, None))
+    starter.start()
+    assert runner.entered.wait(5)
+    assert not lab.settled(timeout_s=0.05)  # the page run waits...
+    runner.release.set()
+    assert lab.settled(timeout_s=5) and lab.job is not None  # ...and then sees the job
+    starter.join(5)
+    lab.close()

@@ -102,6 +102,19 @@ def test_a_watch_link_follows_the_run_in_a_second_browser(browser: Browser, lab:
     assert lab.exceptions() == 0
 
 
+def test_start_then_share_at_once_keeps_the_run_on_the_owners_page(lab: GruLab) -> None:
+    """A teacher who clicks Start and at once Share: the second click's run must not draw
+    the bench before the first click's job exists (the page stayed on "nothing is training",
+    with Stop disabled, while the run trained unseen)."""
+    lab.open("hidden=32&epochs=40&speed=5")
+    lab.press("Start")
+    lab.press("Share this run with the class")
+    lab.wait_for_step(3)  # the owner's page follows its own run
+    expect(lab.button("Stop")).to_be_enabled()
+    expect(lab.page.get_by_text("Nothing is training")).to_have_count(0)
+    assert lab.exceptions() == 0
+
+
 def test_saved_runs_outlive_a_reload_and_a_server_restart(
     lab: GruLab, corpus_path: Path, runs_db: Path
 ) -> None:
