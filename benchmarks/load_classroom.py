@@ -5,20 +5,30 @@
   train their own tiny runs. Over a ``--duration`` window it measures health and page-rerun
   latency (on the first student's page), whether every watcher's Step metric rose, the
   teacher's and the students' progress, CPU seconds of the server, of the browser and of the
-  protocol client (watchers and students 2..N), and errors on the pages.
+  protocol client (its watchers, students 2..N and teacher), and errors on the pages.
 - ``watchers-cost``: the teacher's run at full speed (hidden 64, shared, its page open
   throughout) for ``--phase`` seconds alone, then with ``--watchers`` watchers, then alone
   again; the training rate of each phase comes from a least-squares fit of the Step metric
   against the time it changed, and the slowdown compares the middle phase with the mean of
   the two alone.
 
-The teacher is a Chromium page. The watchers are ``st_client.py`` pages by default
-(``ProtocolWatchers``: the websocket protocol of a browser tab, its ``run_every`` reruns
-included, without the drawing that a watcher's own laptop would do), or Chromium pages with
-``--watcher-clients browser`` (``BrowserWatchers``). The table names the kind; for protocol
-watchers it adds what they asked and got: the ``run_every`` the server gave each, the reruns
-sent and the redraws that came back, the time between two changes of a watcher's Step, and the
-megabytes received.
+The teacher is a Chromium page by default (``--teacher-client browser``, ``BrowserTeacher``),
+whose drawing takes about one of a 2-core machine's cores; with ``--teacher-client protocol``
+it is an ``st_client.py`` page (``ProtocolTeacher``), as if its browser ran on another machine
+(the projector's laptop): it opens the lab, presses Start, waits for its Step metric, presses
+"Share this run with the class" and reads the watch link from the code block that shows it.
+The server still does all of the owner's work (its live fragment's reruns every 0.75 s, the
+snapshots and figures they build), without Chromium on the cores. Its Step changes come from
+the client, timed as they arrived (a Chromium teacher's are read every STEP_POLL_S), and the
+job's thread count from the status caption ("CPU (2 threads)"), as on the Chromium page. The
+table names the teacher's client; a protocol teacher adds a row on its traffic.
+
+The watchers are ``st_client.py`` pages by default (``ProtocolWatchers``: the websocket
+protocol of a browser tab, its ``run_every`` reruns included, without the drawing that a
+watcher's own laptop would do), or Chromium pages with ``--watcher-clients browser``
+(``BrowserWatchers``). The table names the kind; for protocol watchers it adds what they asked
+and got: the ``run_every`` the server gave each, the reruns sent and the redraws that came back,
+the time between two changes of a watcher's Step, and the megabytes received.
 
 Student 1 is always a Chromium page: the page-rerun latency is a real page's (click Seed "+",
 wait for the URL). Students 2..N are, by default (``--student-clients protocol``),
@@ -39,6 +49,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from load_test import (
@@ -58,19 +69,22 @@ if TYPE_CHECKING:
 
 TEACHER = "hidden=32&epochs=2000&speed=20"  # 8 steps an epoch: runs far longer than a window
 FAST_TEACHER = "hidden=64&epochs=100000&speed=max"
-STEP_POLL_S = 0.25  # how often watchers-cost reads the teacher's Step metric (it changes ~1/s)
+STEP_POLL_S = 0.25  # how often watchers-cost reads a Chromium teacher's Step (it changes ~1/s)
 # The job picks its torch threads from the 1-minute load average (gru_core.job.fair_threads):
 # watchers-cost lets that settle before its first phase, so that every phase trains on the
 # same count (2 threads against a busy browser run at about half the speed of 1).
 SETTLE_S = 40.0
+# Captions only: the header's "Device: CPU (N threads)" is the script thread's torch setting,
+# not necessarily the job's.
 _THREADS_JS = """
-() => { const m = document.body.innerText.match(/CPU \\((\\d+) threads?\\)/);
-        return m ? Number(m[1]) : null; }
+() => { const found = Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
+          .map(c => c.innerText.match(/CPU \\((\\d+) threads?\\)/)).filter(m => m);
+        return found.length ? Number(found[0][1]) : null; }
 """
 
 
 def threads_of(page: Any) -> int | None:
-    """The torch threads the teacher's job trains on, from its status line."""
+    """The torch threads the teacher's job trains on, from its status caption."""
     try:
         return page.evaluate(_THREADS_JS)
     except Exception:  # no answer: unknown
@@ -80,10 +94,72 @@ def threads_of(page: Any) -> int | None:
 WATCHERS_SETUP_S = 90.0  # the longest the protocol watchers may take to show the run
 STUDENTS_SETUP_S = 60.0  # the longest the protocol students may take to load and press Start
 CLIENT_CALL_S = 30.0  # the longest one call into the protocol client may wait (its start-up)
+SETUP_STEP_S = 60.0  # the longest the protocol teacher may wait for each step of its set-up
 
 
-def share(h: Harness, query: str) -> tuple[Any, str]:
-    """Open a teacher page, start its run, share it; the page and its watch link."""
+class Teacher(Protocol):
+    """The teacher's page, whichever client plays it: it started a run and shared it."""
+
+    kind: str  # for the table
+    url: str  # the watch link the page showed
+
+    def step(self) -> int | None: ...  # the Step metric now (None: none shown, no answer)
+
+    def threads(self) -> int | None: ...  # the job's torch threads, from its status caption
+
+    def poll(self) -> None: ...  # called every STEP_POLL_S while a rate is measured
+
+    def changes(self, since: float, until: float) -> list[tuple[float, int]]: ...
+
+    def problems(self) -> tuple[int, int, int]: ...  # exceptions, error boxes, no answer
+
+    def notes(self) -> dict[str, str]: ...  # extra table rows about the page
+
+
+def share(h: Harness, query: str) -> Teacher:
+    """The teacher of the kind ``--teacher-client`` asks for: it opened the lab with
+    ``query``, started the run and shared it."""
+    if h.args.teacher_client == "protocol":
+        teacher: Teacher = share_protocol(h, query)
+    else:
+        teacher = share_browser(h, query)
+    log(f"teacher ({h.args.teacher_client}) started and shared: {teacher.url}")
+    return teacher
+
+
+class BrowserTeacher:
+    """The teacher as a Chromium page; its Step changes are the values read every
+    STEP_POLL_S (``poll``), each with the time it was first seen."""
+
+    kind = "browser: a headless Chromium page"
+
+    def __init__(self, h: Harness, page: Any, url: str) -> None:
+        self.h, self.page, self.url = h, page, url
+        self.seen: list[tuple[float, int]] = []
+
+    def step(self) -> int | None:
+        return steps(self.h, [self.page])[0]
+
+    def threads(self) -> int | None:
+        return threads_of(self.page)
+
+    def poll(self) -> None:
+        step = self.h.step_of(self.page)
+        if step is not None and (not self.seen or step != self.seen[-1][1]):
+            self.seen.append((time.monotonic(), step))
+
+    def changes(self, since: float, until: float) -> list[tuple[float, int]]:
+        return [(t, s) for t, s in self.seen if since <= t <= until]
+
+    def problems(self) -> tuple[int, int, int]:
+        return page_problems(self.h, [self.page])
+
+    def notes(self) -> dict[str, str]:
+        return {}
+
+
+def share_browser(h: Harness, query: str) -> BrowserTeacher:
+    """Open a Chromium teacher page, start its run, share it, read the watch link."""
     teacher = h.new_page()
     h.open_lab(teacher, query)
     h.wait_start(teacher)
@@ -91,9 +167,7 @@ def share(h: Harness, query: str) -> tuple[Any, str]:
     teacher.locator('[data-testid="stMetric"]', has_text="Step").first.wait_for(timeout=h.ms(60))
     h.press(teacher, "Share this run with the class")
     link = teacher.locator("code").filter(has_text="watch=").first
-    url = link.inner_text(timeout=h.ms(30)).strip()
-    log(f"teacher started and shared: {url}")
-    return teacher, url
+    return BrowserTeacher(h, teacher, link.inner_text(timeout=h.ms(30)).strip())
 
 
 class Watchers(Protocol):
@@ -293,6 +367,93 @@ def open_protocol_watchers(h: Harness, url: str, count: int) -> tuple[ProtocolWa
     return watchers, ready
 
 
+class ProtocolTeacher(ProtocolPages):
+    """The teacher as an ``st_client.py`` page, as if its browser ran on another machine:
+    the server does the owner's work (the live fragment's reruns, snapshots and figures), no
+    Chromium draws it. Its Step changes are those the client recorded as the deltas came, each
+    with the time it arrived."""
+
+    kind = "protocol: st_client.py (Streamlit's websocket protocol, no browser)"
+
+    def __init__(self, h: Harness, query: str) -> None:
+        super().__init__(h, "teacher", 1)
+        self.url = ""
+        self.client.open(self.group, f"{h.base}/?{query}", 1, timeout=self.call_s())
+
+    def page(self) -> Seen | None:
+        """What the page shows now; None when the client does not answer in time."""
+        seen = self.seen()
+        return seen[0] if seen else None
+
+    def step(self) -> int | None:
+        page = self.page()
+        return page.step if page else None
+
+    def threads(self) -> int | None:
+        page = self.page()
+        return page.threads if page else None
+
+    def poll(self) -> None:
+        pass  # the client records each change as it comes
+
+    def changes(self, since: float, until: float) -> list[tuple[float, int]]:
+        page = self.page()
+        return [(t, s) for t, s in page.step_changes if since <= t <= until] if page else []
+
+    def notes(self) -> dict[str, str]:
+        """What the page asked of the server and got, in all: the owner's redraws."""
+        page = self.page()
+        if page is None:
+            return {}
+        return {
+            "teacher page's traffic (protocol, in all)": (
+                f"run_every {page.interval or 0:.2f} s; {page.reruns_sent} reruns sent, "
+                f"{page.fragment_runs} redraws and {page.full_runs} full runs came back, "
+                f"{page.bytes_received / 1e6:.1f} MB received"
+                + (f"; connection lost: {page.failure[:120]}" if page.failure else "")
+            )
+        }
+
+    def wait(self, what: str, done: Callable[[Seen], Any], cap_s: float) -> Any:
+        """Poll the page until ``done`` gives a true value (returned), at most ``cap_s`` (and
+        not past the set-up limit); TimeoutError naming ``what`` otherwise."""
+        end = time.monotonic() + min(cap_s, max(0.0, self.h.left()))
+        while time.monotonic() < end:
+            page = self.page()
+            if page is not None and page.failure:
+                raise ConnectionError(f"the teacher's page: {page.failure}")
+            if page is not None and (value := done(page)):
+                return value
+            time.sleep(0.25)
+        raise TimeoutError(f"the teacher's page: no {what} in {cap_s:g} s")
+
+    def press_until(self, label: str, what: str, done: Callable[[Seen], Any]) -> Any:
+        """Press ``label`` once the page shows it, then wait for ``done`` (SETUP_STEP_S each)."""
+        self.wait(f'"{label}" button pressed', lambda _: self.press(label), SETUP_STEP_S)
+        return self.wait(what, done, SETUP_STEP_S)
+
+    def press(self, label: str) -> bool:
+        try:
+            return self.client.press(self.group, 0, label, timeout=self.call_s())
+        except (OSError, TimeoutError) as exc:  # tried again on the next poll
+            log(f"protocol teacher: {exc}")
+            return False
+
+
+def share_protocol(h: Harness, query: str) -> ProtocolTeacher:
+    """Open a protocol teacher page, start its run, share it, read the watch link from the
+    code block that shows it."""
+    teacher = ProtocolTeacher(h, query)
+    teacher.wait("first run of the lab", lambda page: page.full_runs, SETUP_STEP_S)
+    teacher.press_until("Start", "Step metric", lambda page: page.step is not None)
+    teacher.url = teacher.press_until(
+        "Share this run with the class",
+        "watch link",
+        lambda page: next((c.strip() for c in page.codes if "watch=" in c), None),
+    )
+    return teacher
+
+
 def page_problems(h: Harness, pages: list[Any]) -> tuple[int, int, int]:
     """Exception boxes and error boxes on Chromium pages, and how many did not answer."""
     seen = [h.read(p) for p in pages]
@@ -407,10 +568,11 @@ def classroom(h: Harness) -> None:
     )
     t_setup = time.monotonic()
     h.limit = h.deadline - args.duration - 30  # set-up must leave the window its time
-    teacher, url = share(h, TEACHER)
+    teacher = share(h, TEACHER)
     learners, protocol = open_students(h, args.students)
-    watchers, ready = open_watchers(h, url, args.watchers)
+    watchers, ready = open_watchers(h, teacher.url, args.watchers)
     h.limit = h.deadline
+    report.set("teacher client", teacher.kind)
     report.set("watcher clients", watchers.kind)
     report.set("student clients", student_kinds(learners, protocol, args.students))
     report.set("set-up (pages open, runs started)", f"{time.monotonic() - t_setup:.1f} s")
@@ -421,7 +583,7 @@ def classroom(h: Harness) -> None:
     cpu0, t0 = h.cpu(), time.monotonic()
     first = watchers.steps()
     watchers.mark()
-    teacher0 = steps(h, [teacher])[0]  # a second, longer try as for the others
+    teacher0 = teacher.step()
     learners0 = steps(h, learners) + [step for step, _ in protocol_readings(protocol)]
     log(f"window starts: teacher at step {teacher0}; {args.duration:.0f} s")
     reruns: list[float] = []
@@ -459,7 +621,7 @@ def classroom(h: Harness) -> None:
         cpu_text(h, h.cpu() - cpu0, window),
     )
     last = watchers.steps()
-    teacher1 = steps(h, [teacher])[0]
+    teacher1 = teacher.step()
     rose = [b - a for a, b in zip(first, last, strict=True) if a is not None and b is not None]
     risen = sum(r > 0 for r in rose)
     report.set(
@@ -468,7 +630,7 @@ def classroom(h: Harness) -> None:
         f"{sorted(rose)[len(rose) // 2] if rose else 0} steps; "
         f"{watchers.count - len(rose)} showed no Step at the start or the end)",
     )
-    for name, value in watchers.notes().items():
+    for name, value in {**watchers.notes(), **teacher.notes()}.items():
         report.set(name, value)
     if teacher0 is not None and teacher1 is not None:
         rate = (teacher1 - teacher0) / window
@@ -480,11 +642,10 @@ def classroom(h: Harness) -> None:
     if protocol is not None:  # the same count, on the protocol students alone
         n = len(learners)
         report.set("of them, protocol students'", jobs_text(learners0[n:], learners1[n:]))
-    pages = [teacher, *learners]
-    problems = [page_problems(h, pages), watchers.problems()]
+    problems = [teacher.problems(), page_problems(h, learners), watchers.problems()]
     problems += [protocol.problems()] if protocol is not None else []
     exceptions, boxes, silent = (sum(counts) for counts in zip(*problems, strict=True))
-    count = len(pages) + watchers.count + (protocol.count if protocol is not None else 0)
+    count = 1 + len(learners) + watchers.count + (protocol.count if protocol is not None else 0)
     report.set(
         "errors on the pages (exceptions / error boxes / no answer)",
         f"{exceptions} / {boxes} / {silent} of {count} pages "
@@ -541,32 +702,35 @@ def cpu_text(h: Harness, cpu: Cpu, seconds: float) -> str:
     return f"{part(cpu.server)} / {part(cpu.browser)} / {client}"
 
 
-def rate(h: Harness, page: Any, seconds: float) -> tuple[float, int, Cpu, set[int | None]]:
-    """Steps per second over ``seconds``: the least-squares slope of the Step metric against
-    the time each new value was first seen; and how many changes it saw, the CPU seconds
-    of the server, the browser and the protocol client in the phase, and the job's thread
-    counts seen (read every few seconds)."""
-    points: list[tuple[float, int]] = []
+def rate(h: Harness, teacher: Teacher, seconds: float) -> tuple[float, int, Cpu, set[int | None]]:
+    """Steps per second over ``seconds``: the least-squares slope of the teacher's Step metric
+    against the time each new value was first seen (read every STEP_POLL_S from a Chromium
+    page, recorded as it arrived by the protocol client); and how many changes it saw, the CPU
+    seconds of the server, the browser and the protocol client in the phase, and the job's
+    thread counts seen (read every few seconds)."""
     threads: set[int | None] = set()
-    cpu0 = h.cpu()
-    end = min(time.monotonic() + seconds, h.deadline)
+    cpu0, t0 = h.cpu(), time.monotonic()
+    end = min(t0 + seconds, h.deadline)
     next_threads = 0.0
     while time.monotonic() < end:
-        step = h.step_of(page)
-        if step is not None and (not points or step != points[-1][1]):
-            points.append((time.monotonic(), step))
+        teacher.poll()
         if time.monotonic() >= next_threads:
-            threads.add(threads_of(page))
+            threads.add(teacher.threads())
             next_threads = time.monotonic() + 3.0
         time.sleep(STEP_POLL_S)
     cpu = h.cpu() - cpu0
-    if len(points) < 3:
-        return float("nan"), len(points), cpu, threads
+    points = teacher.changes(t0, end)
+    return fit_slope(points), len(points), cpu, threads
+
+
+def fit_slope(points: list[tuple[float, int]]) -> float:
+    """The least-squares slope of (time, step) points, steps/s; NaN for fewer than 3."""
     n = len(points)
+    if n < 3:
+        return float("nan")
     mt = sum(t for t, _ in points) / n
     ms = sum(s for _, s in points) / n
-    slope = sum((t - mt) * (s - ms) for t, s in points) / sum((t - mt) ** 2 for t, _ in points)
-    return slope, n, cpu, threads
+    return sum((t - mt) * (s - ms) for t, s in points) / sum((t - mt) ** 2 for t, _ in points)
 
 
 def watchers_cost(h: Harness) -> None:
@@ -577,9 +741,10 @@ def watchers_cost(h: Harness) -> None:
         f"{args.phase:.0f} s after {SETTLE_S:.0f} s of settling: alone, with {args.watchers} "
         "watchers, alone again",
     )
-    teacher, url = share(h, FAST_TEACHER)
+    teacher = share(h, FAST_TEACHER)
+    report.set("teacher client", teacher.kind)
     page_wait = time.monotonic() + 5
-    while (h.step_of(teacher) or 0) < 1 and time.monotonic() < page_wait + 25:
+    while (teacher.step() or 0) < 1 and time.monotonic() < page_wait + 25:
         time.sleep(0.2)
     h.health.start()
     settle = min(SETTLE_S, max(0.0, h.left() - 3 * args.phase - 60))
@@ -591,7 +756,7 @@ def watchers_cost(h: Harness) -> None:
         if phase.startswith("with"):
             t_open = time.monotonic()
             h.limit = h.deadline - 2 * args.phase - 20  # leave the last two phases their time
-            watchers, ready = open_watchers(h, url, args.watchers)
+            watchers, ready = open_watchers(h, teacher.url, args.watchers)
             h.limit = h.deadline
             report.set("watcher clients", watchers.kind)
             report.set("watchers showing the run after set-up", f"{ready} / {args.watchers}")
@@ -641,4 +806,6 @@ def watchers_cost(h: Harness) -> None:
         report.check("watchers slow the run by under 10%", slowdown < 0.10)
     else:
         report.partial = report.partial or f"{len(rates)} of 3 phases measured"
+    for name, value in teacher.notes().items():
+        report.set(name, value)
     report.set("health p50 / p95 (all phases)", h.health.summary())

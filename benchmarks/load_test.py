@@ -3,7 +3,8 @@
     python benchmarks/load_test.py [--scenario students] --sessions 20 [--timeout 600]
     python benchmarks/load_test.py --scenario classroom --watchers 30 --students 5 --duration 90
     python benchmarks/load_test.py --scenario watchers-cost --watchers 40 --phase 30
-    python benchmarks/load_test.py --scenario classroom --watcher-clients browser  # see below
+    python benchmarks/load_test.py --scenario watchers-cost --teacher-client protocol  # below
+    python benchmarks/load_test.py --scenario classroom --watcher-clients browser
     python benchmarks/load_test.py --scenario classroom --student-clients browser
 
 Starts ``streamlit run dashboard/app.py`` on a free loopback port and drives headless
@@ -15,24 +16,32 @@ Chromium pages (Debian's /usr/bin/chromium; never ``playwright install``):
 - ``watchers-cost``: the teacher's training rate alone, with ``--watchers`` watchers, and alone
   again (``load_classroom.py``).
 
-The teacher, the observer and the sessions of ``students`` are always Chromium pages. The
-watchers, by default (``--watcher-clients protocol``), are ``st_client.py`` pages: one child
-process that speaks Streamlit's websocket protocol for all of them (the reruns their
-``run_every`` asks for, the messages the server sends back) and draws nothing. In a classroom
-each watcher's browser runs on its own laptop, so the server bears only that traffic; thirty
-Chromium pages drawing plotly charts on this machine would take the cores the server needs.
+The observer and the sessions of ``students`` are always Chromium pages. The watchers, by
+default (``--watcher-clients protocol``), are ``st_client.py`` pages: one child process that
+speaks Streamlit's websocket protocol for all of them (the reruns their ``run_every`` asks for,
+the messages the server sends back) and draws nothing. In a classroom each watcher's browser
+runs on its own laptop, so the server bears only that traffic; thirty Chromium pages drawing
+plotly charts on this machine would take the cores the server needs.
 ``--watcher-clients browser`` opens them as Chromium pages, as before. Likewise the classroom's
 students 2..N, by default (``--student-clients protocol``), are pages of the same client: each
 opens the lab with the tiny settings, chooses the Text view and presses Start over the protocol,
 and its Step and State metrics are read from the client; the server bears their traffic and
 their training jobs, not their drawing. Student 1 stays a Chromium page, since the rerun latency
-is timed on a real page. ``--student-clients browser`` makes every student a Chromium page.
+is timed on a real page. ``--student-clients browser`` makes every student a Chromium page. The
+teacher (``classroom``, ``watchers-cost``) is, by default (``--teacher-client browser``), a
+Chromium page, whose drawing takes about one of a 2-core machine's cores; with
+``--teacher-client protocol`` it is a page of the same client, as if the teacher's browser ran
+on another machine (the projector's laptop): it opens the lab, presses Start and "Share this run
+with the class" and reads the watch link over the protocol, and its Step metric (with the time
+of each change) and the job's thread count are read from the client. The server still does all
+of the owner's work (the live fragment's reruns, the snapshots and figures they build). Chromium
+is started only for the first page that needs it.
 
 What it measures: the health endpoint's latency (``/_stcore/health`` every 100 ms from a
 thread); a page rerun's latency (click the Seed field's "+" and wait until the page's URL holds
 the new seed: the app writes the URL at the end of each full rerun); what the pages' metrics
-say; CPU seconds of the server, of the browser, and of the protocol client (watchers and
-students), each apart; the server's peak RSS (VmHWM) and the tracebacks in its stderr.
+say; CPU seconds of the server, of the browser, and of the protocol client (teacher, watchers
+and students), each apart; the server's peak RSS (VmHWM) and the tracebacks in its stderr.
 
 Set-up counts inside ``--timeout``; progress lines go to stdout as it runs; every read of a page
 waits at most ``READ_S`` (a page that does not answer is skipped and counted); the table is
@@ -155,7 +164,7 @@ class Cpu:
 
     server: float
     browser: float  # the browser's processes and Playwright's driver
-    protocol: float  # the protocol client's pages, watchers and students (0 when none)
+    protocol: float  # the protocol client's pages: teacher, watchers, students (0 when none)
 
     def __sub__(self, other: Cpu) -> Cpu:
         return Cpu(
@@ -314,14 +323,19 @@ class Harness:
             except OSError:
                 time.sleep(0.3)
         log(f"server up on {self.base} (pid {self.server.pid}; stderr in {self.stderr.name})")
+
+    def launch_browser(self) -> None:
+        """Start Playwright's driver and Chromium: on the first page that needs them, so that
+        a run with no Chromium page has no browser competing for the cores."""
         from playwright.sync_api import sync_playwright
 
         self.pw = sync_playwright().start()
         self.browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        log("browser started")
 
     def protocol_client(self) -> ProtocolClient:
-        """The protocol client (``st_client.py``) of the watchers and students that are not
-        Chromium pages, started on the first call."""
+        """The protocol client (``st_client.py``) of the teacher, watchers and students that
+        are not Chromium pages, started on the first call."""
         if self.client is None:
             from st_client import ProtocolClient
 
@@ -331,6 +345,8 @@ class Harness:
 
     def new_page(self) -> Any:
         """A page in a browser context of its own: its own Streamlit session."""
+        if self.browser is None:
+            self.launch_browser()
         context = self.browser.new_context(viewport=VIEWPORT)
         self.contexts.append(context)
         page = context.new_page()
@@ -587,6 +603,9 @@ def main() -> int:
     parser.add_argument("--student-clients", choices=("protocol", "browser"), default="protocol",
                         help="classroom: students 2..N as st_client.py protocol pages (default; "
                         "student 1 is a Chromium page) or all Chromium pages")  # fmt: skip
+    parser.add_argument("--teacher-client", choices=("browser", "protocol"), default="browser",
+                        help="classroom, watchers-cost: the teacher as a Chromium page (default) "
+                        "or an st_client.py protocol page")  # fmt: skip
     parser.add_argument("--corpus", default=str(REPO.parent / "shared/data/timemachine.txt"))
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds for everything, set-up included")  # fmt: skip

@@ -1,6 +1,7 @@
 """A browserless Streamlit page: the websocket conversation a browser tab has with the server,
-without the rendering. ``load_classroom.py`` uses it for a classroom's watchers and for the
-students after the first (who open the lab, choose a view and press Start).
+without the rendering. ``load_classroom.py`` uses it for a classroom's watchers, for the
+students after the first (who open the lab, choose a view and press Start) and, with
+``--teacher-client protocol``, for the teacher (who starts a run and shares it).
 
     python benchmarks/st_client.py "http://127.0.0.1:8501/?watch=TOKEN" --pages 3 --seconds 20
     python benchmarks/st_client.py "http://127.0.0.1:8501/?hidden=16&steps=10" --press Start
@@ -57,17 +58,19 @@ How it speaks the protocol (read from streamlit 1.67's server, ``web/server/star
   sends.
 - the page: elements by delta path, tagged with their run and fragment; a finished run drops the
   elements it did not redraw, as the frontend's ``clearStaleNodes`` does. Kept for the load
-  test: the metrics labelled "Step" (and when its value changed) and "State", the exception and
-  error boxes (shown now, and received in all), reruns sent, runs finished, bytes and messages
-  received; and the buttons and segmented controls, to press and choose.
+  test: the metrics labelled "Step" (and when its value changed) and "State", the text of the
+  code blocks (the teacher's watch link), the torch threads that the job's status caption
+  names ("CPU (2 threads)"), the exception and error boxes (shown now, and received in all),
+  reruns sent, runs finished, bytes and messages received; and the buttons and segmented
+  controls, to press and choose.
   Messages that only change the browser's chrome (page config, logo, status, git info) are read
   and set aside.
 
 ``ProtocolClient`` runs many pages in one asyncio loop in a child process (``--serve``), driven
-by JSON lines on its stdin, in named groups (the load test's "watchers" and "students"): their
-CPU is measured apart from the browser's and the server's, and their parsing does not compete
-with the load test's threads for the GIL. Times are ``time.monotonic()``, which the load test's
-process shares. Traffic goes to the given host only.
+by JSON lines on its stdin, in named groups (the load test's "teacher", "watchers" and
+"students"): their CPU is measured apart from the browser's and the server's, and their parsing
+does not compete with the load test's threads for the GIL. Times are ``time.monotonic()``,
+which the load test's process shares. Traffic goes to the given host only.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ import argparse
 import asyncio
 import json
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -90,6 +94,7 @@ from urllib.parse import urlsplit
 from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.Markdown_pb2 import Markdown
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -102,6 +107,8 @@ CONNECT_S = 30.0  # pings and websocket handshake, each
 ERROR_KINDS = frozenset({"exception", "alert.ERROR"})
 WIDGET_KINDS = frozenset({"button", "button_group"})  # what press and choose act on
 READ_METRICS = frozenset({"Step", "State"})  # the metrics the load test reads
+CAPTION = f"markdown.{Markdown.Type.Name(Markdown.CAPTION)}"  # an st.caption element's kind
+THREADS = re.compile(r"CPU \((\d+) threads?\)")  # the job's device in its status caption
 FINISHED_RUNS = (ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY)
 
 
@@ -116,6 +123,8 @@ class Seen:
 
     step: int | None = None  # the "Step" metric as shown now
     state: str | None = None  # the "State" metric as shown now ("running", "queued (#2)", ...)
+    codes: list[str] = field(default_factory=list)  # the code blocks' text shown now
+    threads: int | None = None  # the torch threads the job's status caption names now
     step_changes: list[tuple[float, int]] = field(default_factory=list)  # (monotonic s, step)
     exceptions: int = 0  # exception boxes shown now
     error_boxes: int = 0  # st.error boxes shown now
@@ -134,11 +143,11 @@ class Seen:
 class _Node:
     """An element or block on the page, as the frontend's element tree holds it."""
 
-    kind: str  # element type ("metric", "button", "alert.ERROR", ...) or "block"
-    run_id: str
+    kind: str  # element type ("metric", "button", "alert.ERROR", "markdown.CAPTION", ...)
+    run_id: str  # or "block"
     fragment_id: str
     label: str = ""
-    body: str = ""
+    body: str = ""  # a metric's value, a code block's or a caption's text
     widget_id: str = ""  # a button's or segmented control's id
     disabled: bool = False
     options: tuple[str, ...] = ()  # a segmented control's options, as shown
@@ -347,9 +356,15 @@ class Page:
         kind = element.WhichOneof("type") or ""
         if kind == "alert":
             kind = f"alert.{Alert.Format.Name(element.alert.format)}"
+        elif kind == "markdown":
+            kind = f"markdown.{Markdown.Type.Name(element.markdown.element_type)}"
         node = _Node(kind, self.run_id, fragment_id)
         if kind == "metric":
             node.label, node.body = element.metric.label, element.metric.body
+        elif kind == "code":
+            node.body = element.code.code_text
+        elif kind == CAPTION:
+            node.body = element.markdown.body
         elif kind in WIDGET_KINDS:
             widget = getattr(element, kind)
             node.label, node.widget_id, node.disabled = widget.label, widget.id, widget.disabled
@@ -432,6 +447,10 @@ class Page:
             self.seen.step_changes.append((time.monotonic(), step))
         self.seen.step = step
         self.seen.state = self.metric("State")
+        shown = [node for _, node in sorted(self.nodes.items())]
+        self.seen.codes = [node.body for node in shown if node.kind == "code"]
+        found = (THREADS.search(node.body) for node in shown if node.kind == CAPTION)
+        self.seen.threads = next((int(m.group(1)) for m in found if m), None)
 
     def metric(self, label: str) -> str | None:
         """The value of the first metric labelled ``label`` on the page now."""
@@ -440,8 +459,14 @@ class Page:
 
 
 def watched(node: _Node) -> bool:
-    """Whether the load test reads this element (the Step and State metrics, an error)."""
-    return (node.kind == "metric" and node.label in READ_METRICS) or node.kind in ERROR_KINDS
+    """Whether the load test reads this element: the Step and State metrics, an error, a code
+    block, the job's status caption."""
+    return (
+        (node.kind == "metric" and node.label in READ_METRICS)
+        or node.kind in ERROR_KINDS
+        or node.kind == "code"
+        or (node.kind == CAPTION and "CPU (" in node.body)
+    )
 
 
 def parse_int(text: str) -> int | None:
@@ -543,7 +568,7 @@ async def serve() -> None:
 
 class ProtocolClient:
     """The synchronous side: this client's pages in a child process, for the load test. Each
-    call names the group of pages it is about ("watchers", "students")."""
+    call names the group of pages it is about ("teacher", "watchers", "students")."""
 
     def __init__(self, stderr: Path) -> None:
         with stderr.open("wb") as log:
