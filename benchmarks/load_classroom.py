@@ -696,6 +696,7 @@ def cpu_text(h: Harness, cpu: Cpu, seconds: float) -> str:
     cores = os.cpu_count() or 1
 
     def part(value: float) -> str:
+        value = max(0.0, value)  # a process that has not run reads -0.0 after rounding
         return f"{value:.1f} s ({value / seconds / cores:.0%})"
 
     client = part(cpu.protocol) if h.client is not None else "–"
