@@ -29,6 +29,7 @@ HIDE, LOCK, WATCH = "hide", "lock", "watch"  # URL parameters
 WATCH_REDRAWS_PER_S = 5.0  # all watchers of one shared run together
 WATCH_SNAPSHOT_AGE_S = 2.0  # how old a watcher's charts may be (the owner's redraw every 0.75 s)
 INTERVAL_SLACK = 1.25  # a watcher's redraw interval is renewed once off by more than this
+WATCH_COUNT_S = 5.0  # how often the owner's sidebar recounts its watchers
 ROOM_KEYS = (HIDE, LOCK, WATCH)
 
 
@@ -122,7 +123,13 @@ def _share_controls(lab: Lab, registry: ShareRegistry, sb: Any) -> None:
         return
     base = urlsplit(str(st.context.url or "http://localhost:8501/"))
     link = urlunsplit((base.scheme, base.netloc, base.path or "/", urlencode({WATCH: token}), ""))
-    sb.caption(f"Shared, read-only · {registry.watchers(token)} watching now")
+
+    @st.fragment(run_every=WATCH_COUNT_S)
+    def watching() -> None:  # the count changes while the page does not rerun in full
+        st.caption(f"Shared, read-only · {registry.watchers(token)} watching now")
+
+    with sb:
+        watching()
     sb.code(link, language=None, wrap_lines=True)
     if sb.button("Stop sharing"):
         registry.stop(token, _owner_secret())

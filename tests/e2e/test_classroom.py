@@ -92,6 +92,8 @@ def test_a_watch_link_follows_the_run_in_a_second_browser(browser: Browser, lab:
         expect(watcher.page.get_by_text("GRU Lab · watching")).to_be_visible(timeout=60_000)
         first = watcher.wait_for_step(1)
         watcher.wait_for_step(first + 3)  # the counter rises on the watcher's own screen
+        # the owner's sidebar recounts its watchers without a full rerun of its page
+        expect(lab.page.get_by_text("1 watching now")).to_be_visible(timeout=15_000)
         for name in ("Start", "Restart", "Pause", "Stop", "Reset", "Step"):
             expect(watcher.button(name)).to_have_count(0)
         expect(watcher.page.get_by_role("slider")).to_have_count(0)
