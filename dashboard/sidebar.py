@@ -144,20 +144,43 @@ def _widget(
     if c.widget == "slider":
         assert c.low is not None and c.high is not None
         high = _steps_fit(c, values, corpus, sb) if c.key == "steps" else int(c.high)
-        sb.slider(c.label, int(c.low), high, step=c.step, **common)
+        sb.slider(c.label, int(c.low), high, _shown(c, values), step=c.step, **common)
     elif c.widget == "number":
         assert c.low is not None and c.high is not None
-        sb.number_input(c.label, int(c.low), int(c.high), step=c.step, **common)
+        sb.number_input(c.label, int(c.low), int(c.high), _shown(c, values), step=c.step, **common)
     elif c.widget == "ladder":
-        sb.select_slider(c.label, c.options, **common)
+        sb.select_slider(c.label, c.options, _shown(c, values), **common)
     elif c.widget == "toggle":
-        sb.toggle(c.label, **common)
+        sb.toggle(c.label, bool(_shown(c, values)), **common)
     elif c.widget == "radio":
-        sb.radio(c.label, c.options, horizontal=True, format_func=c.show, **common)
+        sb.radio(
+            c.label,
+            c.options,
+            _index(c.options, _shown(c, values)),
+            horizontal=True,
+            format_func=c.show,
+            **common,
+        )
     elif c.widget == "select":
-        sb.selectbox(c.label, _options(c), **common)
+        options = _options(c)
+        sb.selectbox(c.label, options, _index(options, _shown(c, values)), **common)
     else:  # a row the table validates cannot get here
         raise ValueError(f"control {c.key!r}: unknown widget {c.widget!r}")
+
+
+def _shown(c: Control, values: dict[str, Any]) -> Any:
+    """The value control ``c``'s widget is drawn with, also as its default.
+
+    The widget's state holds the value in force; it is passed as the default too because a
+    browser that mounts the widget from a later run than the one that set its value (a
+    lesson's new widgets, with two runs' messages arriving at once) shows the default, and
+    a widget's default is otherwise its minimum: the page said 'Hidden size 8' while 128
+    was in force. (A keyed widget's identity does not include its default.)"""
+    return st.session_state.get(wkey(c.key), values[c.key])
+
+
+def _index(options: tuple[Any, ...], value: Any) -> int:
+    return options.index(value) if value in options else 0
 
 
 def _options(c: Control) -> tuple[Any, ...]:
