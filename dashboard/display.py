@@ -20,7 +20,7 @@ from collections.abc import Callable
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.figure_base import for_projector
+from dashboard.figure_base import for_projector, wire_arrays
 
 PLOT_CONFIG = {"displaylogo": False}
 PROJECTOR_KEY = "projector"
@@ -104,7 +104,8 @@ def snapshot_figure(snapshot: object, name: str, build: Callable[[], go.Figure])
     that draws it: the owner of a shared run and all its watchers read the same snapshot
     object (the store caches it; watchers take one up to a few seconds old), so forty
     watchers cost one build per snapshot. A session that asks while another is building
-    the same figure waits for that build instead of making its own."""
+    the same figure waits for that build instead of making its own. Its arrays are narrowed
+    once (``figure_base.wire_arrays``): every page that draws it is sent half the bytes."""
     key = (id(snapshot), name)
     while True:
         with _FIGURES_LOCK:
@@ -118,7 +119,7 @@ def snapshot_figure(snapshot: object, name: str, build: Callable[[], go.Figure])
         if not building.wait(BUILD_WAIT_S):
             return build()  # the other build is stuck: do not wait on it for ever
     try:
-        fig = build()
+        fig = wire_arrays(build())
         if type(fig) is go.Figure:
             fig.__class__ = SnapshotFigure  # same layout, a to_dict made once
         with _FIGURES_LOCK:

@@ -95,6 +95,43 @@ def _bucket_extremes(values: list[np.ndarray], n: int, buckets: int) -> np.ndarr
     return idx[idx < n]
 
 
+# float32 holds a value within these magnitudes to ~7 significant digits, plenty for a chart
+F32_TINY, F32_HUGE = 1e-37, 3e38
+WIRE_AXES = ("x", "y", "z")
+
+
+def narrow(values: np.ndarray) -> np.ndarray:
+    """The same values in fewer bytes for the browser: whole numbers (steps, epochs, t) as
+    int32, other values as float32 where every finite non-zero magnitude is within float32's
+    normal range (a diverging run's 1e+40 keeps float64); NaN and inf stay as they are.
+    plotly sends numpy arrays as base64 typed arrays, so this halves a chart's bytes."""
+    if values.dtype != np.float64 or values.size == 0:
+        return values
+    finite = values[np.isfinite(values)]
+    if finite.size == values.size and np.all(finite == np.round(finite)):
+        if finite.size == 0 or np.abs(finite).max() < 2**31:
+            return values.astype(np.int32)
+    magnitude = np.abs(finite[finite != 0])
+    if magnitude.size and (magnitude.min() < F32_TINY or magnitude.max() > F32_HUGE):
+        return values
+    return values.astype(np.float32)
+
+
+def wire_arrays(fig: go.Figure) -> go.Figure:
+    """Narrow every trace's float64 x, y and z arrays (``narrow``); what each page that
+    draws the figure is sent, for a figure built once and drawn by many (a shared run's
+    watchers). Lists, dates and other arrays are left alone."""
+    for trace in fig.data:
+        for axis in WIRE_AXES:
+            values = trace[axis] if axis in trace else None
+            if isinstance(values, np.ndarray):
+                narrowed = narrow(values)
+                if narrowed is not values:
+                    trace[axis] = None  # plotly keeps an equal array it is given: unset it
+                    trace[axis] = narrowed
+    return fig
+
+
 def numeric_column(frame: pd.DataFrame, name: str) -> np.ndarray:
     """A column as float64 numpy (None -> NaN); all NaN if the column is missing."""
     if name not in frame.columns:

@@ -450,3 +450,48 @@ def test_sessions_asking_at_once_share_one_build_and_one_dict(snap: Snapshot) ->
     copy = for_projector(go.Figure(got[0]))
     assert copy.layout.xaxis.tickfont.size >= 16
     assert json.dumps(got[0].to_dict(), sort_keys=True, default=str) == before
+
+
+def test_narrow_halves_the_bytes_and_keeps_the_values() -> None:
+    """Steps go as int32, values as float32 (7 significant digits); NaN and inf stay, and a
+    series float32 would flatten (1e+40, 1e-40) keeps float64."""
+    from dashboard.figure_base import narrow
+
+    steps = np.arange(1.0, 1001.0)
+    assert narrow(steps).dtype == np.int32 and np.array_equal(narrow(steps), steps)
+    values = np.array([0.123456789, np.nan, np.inf, -3.5e10, 0.0, 2.0])
+    narrowed = narrow(values)
+    assert narrowed.dtype == np.float32
+    np.testing.assert_allclose(narrowed, values, rtol=1e-7)
+    assert np.isnan(narrowed[1]) and np.isinf(narrowed[2])
+    for extreme in (1e40, 1e-40):
+        kept = np.array([1.0, extreme])
+        assert narrow(kept) is kept
+    assert narrow(np.array([1.0, np.nan])).dtype == np.float32  # a gap: not int
+    assert narrow(np.array([2.0**31])).dtype == np.float32
+    ints = np.arange(3)
+    assert narrow(ints) is ints  # not float64: left as it is
+
+
+def test_a_shared_figure_is_sent_in_half_the_bytes(snap: Snapshot) -> None:
+    """What snapshot_figure caches (and every watcher is sent) has narrowed arrays; drawn
+    in the browser it shows the same points."""
+    from dashboard.display import snapshot_figure
+    from dashboard.figure_base import wire_arrays
+
+    wide = grad_norm_figure(snap.steps, snap.events)
+    fig = snapshot_figure(snap, "test-wire", lambda: grad_norm_figure(snap.steps, snap.events))
+    assert [t.name for t in fig.data] == [t.name for t in wide.data]
+    for narrow_trace, trace in zip(fig.data, wide.data, strict=True):
+        assert narrow_trace.x.dtype in (np.int32, np.float32)
+        assert narrow_trace.y.dtype in (np.int32, np.float32)
+        np.testing.assert_array_equal(narrow_trace.x, trace.x)
+        np.testing.assert_allclose(narrow_trace.y, trace.y, rtol=1e-6)
+    big = go.Figure(
+        go.Scatter(x=np.arange(1.0, 1001.0), y=np.linspace(0.1, 3.0, 1000)),
+        layout=dict(template="none"),  # the bytes are the data's
+    )
+    before = len(pio.to_json(big, validate=False))
+    assert len(pio.to_json(wire_arrays(big), validate=False)) < 0.6 * before
+    heat = wire_arrays(go.Figure(go.Heatmap(z=np.random.default_rng(0).normal(size=(4, 5)))))
+    assert heat.data[0].z.dtype == np.float32
