@@ -52,7 +52,7 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
         keep &= np.isfinite(cols[n])
     x, cols = downsample(x[keep], {n: c[keep] for n, c in cols.items()})
     cols["sat"] = np.where(np.isfinite(cols["sat"]), cols["sat"], np.nan)
-    band = dict(line=dict(width=0), hoverinfo="skip")
+    band = dict(line=dict(width=0), hoverinfo="skip", mode="lines")
     light, dark = "rgba(31,119,180,0.15)", "rgba(31,119,180,0.35)"
     fig = go.Figure(
         [
@@ -61,23 +61,24 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
             go.Scatter(x=x, y=cols["p5"], name="p5–p95", fill="tonexty", fillcolor=light, **band),
             go.Scatter(x=x, y=cols["p75"], name="p75", showlegend=False, **band),
             go.Scatter(x=x, y=cols["p25"], name="p25–p75", fill="tonexty", fillcolor=dark, **band),
-            go.Scatter(x=x, y=cols["p50"], name="median", line=dict(color=BLUE, width=1.5)),
-            go.Scatter(x=x, y=cols["mean"], name="mean", line=dict(color=ORANGE, dash="dash")),
+            go.Scatter(
+                x=x, y=cols["p50"], name="median", mode="lines", line=dict(color=BLUE, width=1.5)
+            ),
+            go.Scatter(
+                x=x, y=cols["mean"], name="mean", mode="lines", line=dict(color=ORANGE, dash="dash")
+            ),
             go.Scatter(
                 x=x,
                 y=cols["sat"],
                 name="saturated",
+                mode="lines",
                 yaxis="y2",
                 line=dict(color=RED, width=1, dash="dot"),
             ),
         ]
     )
-    fig.update_traces(mode="lines")
-    apply_layout(fig, title, "training step", f"{gate} value", f"gate_bands:{gate}")
     value_range = gate_range(gate)
-    if value_range is not None:
-        fig.update_layout(yaxis_range=list(value_range))
-    fig.update_layout(
+    own = dict(
         yaxis2=dict(
             title=dict(text="saturated fraction"),
             overlaying="y",
@@ -89,8 +90,11 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
         # five legend entries, two to a row: three rows between the title and the plot
         margin=dict(r=70, t=120),
         legend=dict(entrywidth=0.5, entrywidthmode="fraction"),
+        **({"yaxis": dict(range=list(value_range))} if value_range is not None else {}),
     )
-    return fig
+    return apply_layout(
+        fig, title, "training step", f"{gate} value", f"gate_bands:{gate}", extra=own
+    )
 
 
 def _char_label(ch: str) -> str:

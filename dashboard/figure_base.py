@@ -166,11 +166,13 @@ def apply_layout(
     uirevision: str,
     log_y: bool = False,
     hovermode: str | bool = "x unified",
+    extra: dict | None = None,
 ) -> go.Figure:
     """The look every figure shares (template, legend on top, responsive, uirevision,
-    readable fonts); integer axes (steps, epochs, t) get whole-number ticks."""
+    readable fonts); integer axes (steps, epochs, t) get whole-number ticks. ``extra``: the
+    figure's own layout on top of it (nested dicts merged), set in the same ``relayout``."""
     _base_template(fig)
-    fig.update_layout(
+    look = dict(
         # the title at the very top, so a legend that wraps to two rows stays clear of it
         title=dict(
             text=title,
@@ -205,11 +207,33 @@ def apply_layout(
         shown = finite_positive_range(trace.y for trace in fig.data)
         ticks = log_ticks(*shown) if shown else None
         if ticks:
-            fig.update_yaxes(tickmode="array", tickvals=ticks[0], ticktext=ticks[1])
+            look["yaxis"].update(tickmode="array", tickvals=ticks[0], ticktext=ticks[1])
     span = integer_span(trace.x for trace in fig.data)
     if span is not None:  # steps, epochs, time steps: never a tick at 1.5
-        fig.update_xaxes(tickformat=",d", **({"dtick": 1} if span <= 12 else {}))
+        look["xaxis"].update(tickformat=",d", **({"dtick": 1} if span <= 12 else {}))
+    return relayout(fig, _merged(look, extra) if extra else look)
+
+
+def relayout(fig: go.Figure, updates: dict) -> go.Figure:
+    """``fig.update_layout(updates)``: nested dicts merged key by key into the layout, any
+    other value replacing it; made as one new validated Layout. plotly's update_layout walks
+    every path of a built figure through its change machinery, about 17 ms for the common
+    look (most of a chart's build, paid by the owner's page at every redraw of a live run);
+    this takes about 1 ms. The figure keeps the template it was built with (the default)."""
+    current = fig.layout.to_plotly_json()
+    current.pop("template", None)
+    fig.layout = go.Layout(_merged(current, updates))
     return fig
+
+
+def _merged(base: dict, updates: dict) -> dict:
+    out = dict(base)
+    for key, value in updates.items():
+        old = out.get(key)
+        out[key] = (
+            _merged(old, value) if isinstance(value, dict) and isinstance(old, dict) else value
+        )
+    return out
 
 
 def with_subtitle(fig: go.Figure, text: str) -> go.Figure:
@@ -312,7 +336,7 @@ def _label_rows(xs: list[float], span: float, min_gap: float = 0.12) -> list[int
 def add_events(fig: go.Figure, events: pd.DataFrame | None, steps: pd.DataFrame) -> None:
     shapes, notes = _event_marks(events, steps)
     if shapes:
-        fig.update_layout(shapes=shapes, annotations=notes)
+        relayout(fig, dict(shapes=shapes, annotations=notes))
 
 
 def empty_figure(title: str, message: str) -> go.Figure:
