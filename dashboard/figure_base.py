@@ -219,7 +219,8 @@ def relayout(fig: go.Figure, updates: dict) -> go.Figure:
     other value replacing it; made as one new validated Layout. plotly's update_layout walks
     every path of a built figure through its change machinery, about 17 ms for the common
     look (most of a chart's build, paid by the owner's page at every redraw of a live run);
-    this takes about 1 ms. The figure keeps the template it was built with (the default)."""
+    this takes about 2.5 ms, most of it plotly re-applying the default template, which the
+    figure keeps (every figure here is built with it: ``_base_template``)."""
     current = fig.layout.to_plotly_json()
     current.pop("template", None)
     fig.layout = go.Layout(_merged(current, updates))
