@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gru_core.verdict import VERDICTS  # the words the State metric ends on
+from gru_core.verdict import VERDICTS
 
 if TYPE_CHECKING:
     from st_client import ProtocolClient

@@ -8,7 +8,7 @@ then again, ``--repeats`` times) so that machine noise hits all of them alike. M
 construction is outside the timed region; everything from the first minibatch to the last
 update is inside it.
 
-  (a)  textbook: gru_core.textbook (one-hot inputs, a matmul per gate, autograd, d2l's
+  (a)  textbook: gru_core.model.textbook (one-hot inputs, a matmul per gate, autograd, d2l's
        clipping and SGD), d2l's train_epoch_ch8.
   (b)  fast: fused.loss_and_grads(want_flow=False) + global-norm clipping + SGD, nothing else.
   (c)  instrumented: Trainer.advance, the dashboard's and the CLI's step: gru_core.step's
@@ -65,15 +65,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gru_core import textbook
 from gru_core.config import TrainConfig, resolve_device
 from gru_core.data import Corpus, batch_iterator, split_train_val
-from gru_core.fused import loss_and_grads
-from gru_core.model import GRUScratch, State, build_model
+from gru_core.model import textbook
+from gru_core.model.cells import GRUScratch, State, build_model
 from gru_core.records import EpochRecord, StepRecord
 from gru_core.sources import load_corpus
-from gru_core.step import StepCore
-from gru_core.step_bptt import Workspace
+from gru_core.step.bptt import Workspace
+from gru_core.step.core import StepCore
+from gru_core.step.fused import loss_and_grads
 from gru_core.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -25,8 +25,8 @@ from dashboard.figure_base import (
     steps_x,
     with_subtitle,
 )
-from gru_core.gates import GATES
-from gru_core.gates import label as gate_label
+from gru_core.model.gates import GATES
+from gru_core.model.gates import label as gate_label
 
 HEATMAP_MAX_UNITS = 256  # hidden units shown in a gate heatmap
 HEATMAP_MAX_ROWS = 400  # training steps shown in the gradient-flow heatmap

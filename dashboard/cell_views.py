@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard import cell_charts
 from dashboard.display import chart, chart_columns, snapshot_figure
 from dashboard.teaching import CAPTIONS
-from gru_core.gates import GATES, MODEL_GATES
+from gru_core.model.gates import GATES, MODEL_GATES
 from gru_core.telemetry import Snapshot, gate_names
 
 

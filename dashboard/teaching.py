@@ -1,6 +1,6 @@
 """Teaching text: the equations of the chosen cell (LaTeX), the charts' captions and the
 divergence advice. (Lesson texts live with their settings in ``lessons.py``; what each gate
-means, in the gate registry ``gru_core.gates``.)
+means, in the gate registry ``gru_core.model.gates``.)
 
 The symbols match the charts: Z and R are the gates plotted in the gate views, H_tilde the
 candidate state, ||dL/dH_t|| the gradient through time, θ the clip threshold.
@@ -9,7 +9,7 @@ candidate state, ||dL/dH_t|| the gradient through time, θ the clip threshold.
 from __future__ import annotations
 
 from gru_core.config import TrainConfig
-from gru_core.gates import GATES
+from gru_core.model.gates import GATES
 from gru_core.records import Outcome
 from gru_core.verdict import Verdict
 

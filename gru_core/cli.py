@@ -18,11 +18,11 @@ from typing import TextIO
 
 import torch
 
-from .config import CHOICES, INT_FIELDS, OPTIONAL_FIELDS, TrainConfig, field_help
-from .records import EpochRecord, Outcome, StepRecord
-from .sources import load_corpus
-from .telemetry import Telemetry
-from .train import NUM_PREDS, Trainer
+from gru_core.config import CHOICES, INT_FIELDS, OPTIONAL_FIELDS, TrainConfig, field_help
+from gru_core.records import EpochRecord, Outcome, StepRecord
+from gru_core.sources import load_corpus
+from gru_core.telemetry import Telemetry
+from gru_core.train import NUM_PREDS, Trainer
 
 EXIT_DONE, EXIT_BAD_ARGS, EXIT_DIVERGED, EXIT_FAILED = 0, 2, 3, 4
 PRINT_EVERY = 10  # epochs between progress lines (and evaluations), as d2l's train_ch8

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import SAMPLINGS
+from gru_core.config import SAMPLINGS
 
 _NON_LETTERS = re.compile("[^A-Za-z]+")
 # File iteration in text mode (d2l's f.readlines()) splits on universal newlines only.

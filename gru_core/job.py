@@ -40,11 +40,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import TrainConfig, describe_device, resolve_device
-from .data import Corpus
-from .records import EpochRecord, Outcome, StepRecord
-from .telemetry import Telemetry
-from .train import Record, Trainer
+from gru_core.config import TrainConfig, describe_device, resolve_device
+from gru_core.data import Corpus
+from gru_core.records import EpochRecord, Outcome, StepRecord
+from gru_core.telemetry import Telemetry
+from gru_core.train import Record, Trainer
 
 ENDED = frozenset({"done", "stopped", "diverged", "out_of_memory", "error"})
 MAX_JOBS_ENV = "GRU_LAB_MAX_JOBS"

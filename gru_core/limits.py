@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 
-from .config import TrainConfig
+from gru_core.config import TrainConfig
 
 BUDGET_ENV = "GRU_LAB_MEMORY_BUDGET_MB"
 DEFAULT_CPU_BUDGET_MB = 4096

@@ -40,9 +40,9 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from .config import TrainConfig
-from .data import Vocab, preprocess
-from .model import GRUScratch, RecurrentLM, RNNScratch, build_model
+from gru_core.config import TrainConfig
+from gru_core.data import Vocab, preprocess
+from gru_core.model.cells import GRUScratch, RecurrentLM, RNNScratch, build_model
 
 TOP_K = 5  # next-character guesses shown per position
 MAX_PASSAGE = 1000  # characters after preprocessing; the cost of a refresh grows with T

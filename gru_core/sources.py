@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .data import Corpus, build_corpus, corpus_from_text
+from gru_core.data import Corpus, build_corpus, corpus_from_text
 
 D2L_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
 D2L_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"

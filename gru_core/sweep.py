@@ -28,12 +28,12 @@ from typing import TextIO
 
 import torch
 
-from .cli import EXIT_BAD_ARGS, EXIT_DONE, EXIT_FAILED, build_parser
-from .config import TrainConfig
-from .sources import load_corpus
-from .sweep_job import SweepJob
-from .sweep_results import grid_table, results_frame, summarize
-from .sweep_spec import AXES, AXIS_TITLES, BACKENDS, MAX_SEEDS, SweepSpec, parse_values
+from gru_core.cli import EXIT_BAD_ARGS, EXIT_DONE, EXIT_FAILED, build_parser
+from gru_core.config import TrainConfig
+from gru_core.sources import load_corpus
+from gru_core.sweep_job import SweepJob
+from gru_core.sweep_results import grid_table, results_frame, summarize
+from gru_core.sweep_spec import AXES, AXIS_TITLES, BACKENDS, MAX_SEEDS, SweepSpec, parse_values
 
 POLL_S = 0.5  # seconds between progress checks
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT

@@ -32,13 +32,13 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .data import batch_iterator
-from .step import StepCore
-from .step_bptt import Workspace
-from .sweep_eval import validation_perplexities
-from .sweep_results import RUNNING, CellResult
-from .sweep_spec import Cell
-from .verdict import LAST_STEPS, Verdict, judge
+from gru_core.data import batch_iterator
+from gru_core.step.bptt import Workspace
+from gru_core.step.core import StepCore
+from gru_core.step.validation import validation_perplexities
+from gru_core.sweep_results import RUNNING, CellResult
+from gru_core.sweep_spec import Cell
+from gru_core.verdict import LAST_STEPS, Verdict, judge
 
 CURVE_POINTS = 100  # most points in a cell's perplexity curve
 
@@ -256,7 +256,7 @@ def run_chunk_task(
     eval_every: int, threads: int = 1,
 ) -> list[CellResult]:  # fmt: skip
     """``run_chunk`` on a worker (Ray): its own device and torch thread count."""
-    from .config import resolve_device
+    from gru_core.config import resolve_device
 
     torch.set_num_threads(threads)
     device = resolve_device(cells[0].config.device)

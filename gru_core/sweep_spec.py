@@ -31,10 +31,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
-from .config import MODELS, NUMERIC_RANGES, TrainConfig
-from .limits import BUDGET_ENV, budget_bytes, estimate_bytes
-from .step import SHAPE_FIELDS
-from .sweep_eval import val_bytes
+from gru_core.config import MODELS, NUMERIC_RANGES, TrainConfig
+from gru_core.limits import BUDGET_ENV, budget_bytes, estimate_bytes
+from gru_core.step.core import SHAPE_FIELDS
+from gru_core.step.validation import val_bytes
 
 AXES = ("init_std", "clip_threshold", "lr")
 AXIS_TITLES = {"init_std": "init std", "clip_threshold": "clip θ", "lr": "learning rate"}

@@ -39,14 +39,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import TrainConfig, resolve_device
-from .data import Corpus, batch_iterator, check_trainable, preprocess, split_train_val
-from .limits import check_memory
-from .model import RecurrentLM, State
-from .records import EpochRecord, GateStats, Outcome, StepRecord
-from .sampling import generate
-from .step import StepCore
-from .step_stats import FLOWS, GATE_SUFFIXES, GateTable, StatsLayout
+from gru_core.config import TrainConfig, resolve_device
+from gru_core.data import Corpus, batch_iterator, check_trainable, preprocess, split_train_val
+from gru_core.limits import check_memory
+from gru_core.model.cells import RecurrentLM, State
+from gru_core.model.sampling import generate
+from gru_core.records import EpochRecord, GateStats, Outcome, StepRecord
+from gru_core.step.core import StepCore
+from gru_core.step.stats import FLOWS, GATE_SUFFIXES, GateTable, StatsLayout
 
 NUM_PREDS = 50  # characters generated after the prefix, as d2l's predict_ch8
 SAMPLE_TEMPERATURE = 0.8

@@ -16,7 +16,7 @@ from gru_core.config import (
     TrainConfig,
     resolve_device,
 )
-from gru_core.model import build_model
+from gru_core.model.cells import build_model
 
 # d2l section 10.2 / 9.5: GRU, num_hiddens 256, weights N(0, 0.01^2), grad_clipping(theta=1),
 # num_steps 35, batch_size 32, lr 1, num_epochs 500, the first 10,000 character tokens.

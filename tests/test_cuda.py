@@ -14,7 +14,7 @@ import torch
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 from gru_core.records import StepRecord
-from gru_core.step import StepCore
+from gru_core.step.core import StepCore
 from gru_core.train import Trainer
 
 pytestmark = [

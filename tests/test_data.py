@@ -30,13 +30,7 @@ from gru_core.data import (
     seq_data_iter_sequential,
     split_train_val,
 )
-from gru_core.sources import (
-    CORPUS_ENV,
-    corpus_from_upload,
-    load_corpus,
-    network_reason,
-    safe_name,
-)
+from gru_core.sources import CORPUS_ENV, corpus_from_upload, load_corpus, network_reason, safe_name
 
 TIME_MACHINE = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
 needs_time_machine = pytest.mark.skipif(

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gru_core import fused
-from gru_core.model import GRUScratch, RecurrentLM, RNNScratch, State
+from gru_core.model.cells import GRUScratch, RecurrentLM, RNNScratch, State
+from gru_core.step import fused
 
 from helpers import KINDS, reference_model
 

@@ -47,7 +47,7 @@ def test_scanners_detect_what_they_look_for() -> None:
 
 def test_core_has_python_files() -> None:
     files = _python_files(CORE)
-    assert CORE / "model.py" in files and CORE / "train.py" in files
+    assert CORE / "model" / "cells.py" in files and CORE / "step" / "core.py" in files
 
 
 @pytest.mark.parametrize("path", _python_files(CORE), ids=lambda p: p.name)

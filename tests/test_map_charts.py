@@ -9,12 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from dashboard.map_charts import (
-    clicked_cell,
-    map_figure,
-    sparkline_figure,
-    sparkline_text,
-)
+from dashboard.map_charts import clicked_cell, map_figure, sparkline_figure, sparkline_text
 from gru_core.sweep_results import CellResult
 from gru_core.sweep_spec import SweepSpec
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from gru_core import memory, textbook
+from gru_core import memory
 from gru_core.config import TrainConfig
 from gru_core.data import Vocab
 from gru_core.memory import (
@@ -27,7 +27,8 @@ from gru_core.memory import (
     reach,
     top_next,
 )
-from gru_core.model import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch, build_model
+from gru_core.model import textbook
+from gru_core.model.cells import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch, build_model
 
 TEXT = "the time traveller for so it will be convenient to speak of him was expounding"
 VOCAB = Vocab(TEXT)

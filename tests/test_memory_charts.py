@@ -22,7 +22,7 @@ from dashboard.memory_charts import (
 )
 from gru_core.data import Vocab
 from gru_core.memory import analyse, pattern_mask, rank_units
-from gru_core.model import GRUScratch
+from gru_core.model.cells import GRUScratch
 
 TEXT = "the time traveller"
 

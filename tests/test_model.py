@@ -13,14 +13,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from gru_core.config import TrainConfig
-from gru_core.gates import gate as gate_registry
-from gru_core.model import (
-    GRUScratch,
-    LSTMScratch,
-    RecurrentLM,
-    RNNScratch,
-    build_model,
-)
+from gru_core.model.cells import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch, build_model
+from gru_core.model.gates import gate as gate_registry
 
 from helpers import KINDS, reference_model
 

@@ -84,8 +84,8 @@ def test_memory_estimate_refuses_huge_configs_with_numbers(monkeypatch) -> None:
 
 def test_memory_estimate_is_an_upper_bound_of_what_a_step_allocates() -> None:
     """Measured: the tensors a training step keeps alive fit inside the estimate."""
-    from gru_core.fused import loss_and_grads
-    from gru_core.model import build_model
+    from gru_core.model.cells import build_model
+    from gru_core.step.fused import loss_and_grads
 
     cfg = TrainConfig(hidden_size=128, num_steps=50, batch_size=16)
     model = build_model(cfg, 28)

@@ -18,9 +18,9 @@ from gru_core.config import TrainConfig
 from gru_core.data import Corpus, split_train_val
 from gru_core.job import SlotPool
 from gru_core.records import EpochRecord, Outcome, StepRecord
-from gru_core.step import StepCore
-from gru_core.step_bptt import Workspace
-from gru_core.sweep_eval import validation_perplexities
+from gru_core.step.bptt import Workspace
+from gru_core.step.core import StepCore
+from gru_core.step.validation import validation_perplexities
 from gru_core.sweep_job import SweepJob
 from gru_core.sweep_results import CSV_COLUMNS, CellResult, cell_text, summarize
 from gru_core.sweep_run import Curve, run_chunk

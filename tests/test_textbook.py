@@ -1,6 +1,6 @@
 """The fast path against the textbook: same seed, data and initial weights -> same numbers.
 
-``gru_core.textbook`` is d2l's GRU as the book writes it (one-hot inputs, a matmul per gate,
+``gru_core.model.textbook`` is d2l's GRU as the book writes it (one-hot inputs, a matmul per gate,
 autograd, d2l's clipping and SGD); ``Trainer.train_step`` runs the hand-written BPTT of
 ``fused.py``. Started from copied weights on the same minibatches, the two must give the same
 losses step after step and the same gradients.
@@ -15,12 +15,12 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from gru_core import textbook
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, batch_iterator
-from gru_core.fused import loss_and_grads
+from gru_core.model import textbook
+from gru_core.model.textbook import TextbookGRU
 from gru_core.records import EpochRecord, Outcome, StepRecord
-from gru_core.textbook import TextbookGRU
+from gru_core.step.fused import loss_and_grads
 from gru_core.train import Trainer
 
 SMALL = {"hidden_size": 32, "batch_size": 4, "num_steps": 10}
@@ -171,7 +171,7 @@ def test_gru_shapes_and_get_params_seeded() -> None:
 
 
 def test_load_from_rejects_the_cudnn_variant() -> None:
-    from gru_core.model import GRUScratch
+    from gru_core.model.cells import GRUScratch
 
     with pytest.raises(TypeError, match="d2l"):
         TextbookGRU(7, 5).load_from(GRUScratch(7, 5, variant="cudnn"))

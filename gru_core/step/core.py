@@ -52,12 +52,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import TrainConfig
-from .fused import validation_perplexity
-from .model import RecurrentLM, build_model
-from .step_bptt import Workspace, loss_and_grads, model_kind
-from .step_lstm import lstm_loss_and_grads
-from .step_stats import GATE_SUFFIXES, HEAD, GateTable, StatsLayout
+from gru_core.config import TrainConfig
+from gru_core.model.cells import RecurrentLM, build_model
+from gru_core.step.bptt import Workspace, loss_and_grads, model_kind
+from gru_core.step.fused import validation_perplexity
+from gru_core.step.lstm import lstm_loss_and_grads
+from gru_core.step.stats import GATE_SUFFIXES, HEAD, GateTable, StatsLayout
 
 SHAPE_FIELDS = ("model", "gru_variant", "hidden_size", "num_steps", "batch_size")
 WARMUP_STEPS = 3  # eager steps of each program before it is captured in a CUDA graph

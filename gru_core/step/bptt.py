@@ -248,7 +248,7 @@ def loss_and_grads(
     """Mean cross-entropy of predicting Y (B, T) from X (B, T) per member, and its gradients.
     ``kind`` is 'gru-d2l', 'gru-cudnn' or 'rnn' (``lstm_loss_and_grads`` for the LSTM).
     ``want_flow``: also ||dL/dH_t||, and with ``probes`` the one-position flows (step_backward)."""
-    from .step_backward import backward, local_derivatives, with_probes  # builds on this
+    from gru_core.step.backward import backward, local_derivatives, with_probes
 
     with torch.no_grad():
         steps = X.T.contiguous()  # (T, B)

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .gates import GATES
-from .records import PERCENTILES
+from gru_core.model.gates import GATES
+from gru_core.records import PERCENTILES
 
 SAMPLE_VALUES = 36_000  # at most this many values per gate feed the statistics
 HIST_BINS = 1000  # resolution of the gate percentiles: 0.001 (sigmoid) / 0.002 (tanh)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .step_bptt import LATE, Grads, _rows
+from gru_core.step.bptt import LATE, Grads, _rows
 
 
 def lstm_loss_and_grads(

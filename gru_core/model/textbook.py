@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .model import GRUScratch
+from gru_core.model.cells import GRUScratch
 
 Params = dict[str, Tensor]
 State = tuple[Tensor, ...]

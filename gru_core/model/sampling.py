@@ -13,8 +13,8 @@ import math
 
 import torch
 
-from .data import Vocab, preprocess
-from .model import RecurrentLM
+from gru_core.data import Vocab, preprocess
+from gru_core.model.cells import RecurrentLM
 
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.1, 2.0  # the dashboard slider's range
 

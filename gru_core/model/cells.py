@@ -46,8 +46,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .config import TrainConfig
-from .gates import MODEL_GATES
+from gru_core.config import TrainConfig
+from gru_core.model.gates import MODEL_GATES
 
 State = tuple[Tensor, ...]
 

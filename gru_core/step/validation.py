@@ -21,10 +21,10 @@ import math
 import torch
 from torch import Tensor
 
-from .config import TrainConfig
-from .limits import BYTES, FWD_PER_UNIT
-from .step import StepCore
-from .step_bptt import Workspace, gru_forward, rnn_forward
+from gru_core.config import TrainConfig
+from gru_core.limits import BYTES, FWD_PER_UNIT
+from gru_core.step.bptt import Workspace, gru_forward, rnn_forward
+from gru_core.step.core import StepCore
 
 VAL_MEMBERS = 16  # members validated together in one forward pass
 

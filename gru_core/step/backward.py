@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .step_bptt import LATE, ForwardCache, Workspace, _rows, _tmm, _w
+from gru_core.step.bptt import LATE, ForwardCache, Workspace, _rows, _tmm, _w
 
 
 def local_derivatives(c: ForwardCache, ws: Workspace) -> tuple[Tensor, ...]:

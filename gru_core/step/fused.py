@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import step_bptt
-from .model import GRUScratch, RecurrentLM, RNNScratch, State
-from .step_bptt import Workspace
+from gru_core.model.cells import GRUScratch, RecurrentLM, RNNScratch, State
+from gru_core.step import bptt as step_bptt
+from gru_core.step.bptt import Workspace
 
 
 class LossAndGrads(NamedTuple):
