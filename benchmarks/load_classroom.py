@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 TEACHER = "hidden=32&epochs=2000&speed=20"  # 8 steps an epoch: runs far longer than a window
 FAST_TEACHER = "hidden=64&epochs=100000&speed=max"
 STEP_POLL_S = 0.25  # how often watchers-cost reads a Chromium teacher's Step (it changes ~1/s)
-# The job picks its torch threads from the 1-minute load average (gru_core.job.fair_threads):
+# The job picks its torch threads from the 1-minute load average (gru_core.run.job.fair_threads):
 # watchers-cost lets that settle before its first phase, so that every phase trains on the
 # same count (2 threads against a busy browser run at about half the speed of 1).
 SETTLE_S = 40.0

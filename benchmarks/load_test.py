@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gru_core.verdict import VERDICTS
+from gru_core.run.verdict import VERDICTS
 
 if TYPE_CHECKING:
     from st_client import ProtocolClient

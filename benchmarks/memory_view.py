@@ -8,7 +8,7 @@
     thread, which other programs on a shared machine disturb less than wall time. Target:
     median wall time <= 200 ms.
 (2) Interference: a d2l-config GRU (hidden 256, batch 32, 35 steps) trains with
-    ``gru_core.train.Trainer`` in a thread for ``--seconds``, alone and then while the main
+    ``gru_core.run.trainer.Trainer`` in a thread for ``--seconds``, alone and then while the main
     thread copies a snapshot and refreshes once a second, alternated ``--rounds`` times so
     that load from other programs hits both. Reports steps/s and the slowdown.
     Target: slowdown <= 10%.
@@ -29,9 +29,9 @@ import torch
 
 from gru_core.config import TrainConfig
 from gru_core.memory import analyse, model_from_weights
-from gru_core.records import StepRecord
+from gru_core.run.records import StepRecord
+from gru_core.run.trainer import Trainer
 from gru_core.sources import load_corpus
-from gru_core.train import Trainer
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
 TARGET_MS, TARGET_SLOWDOWN = 200.0, 0.10

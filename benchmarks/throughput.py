@@ -69,12 +69,12 @@ from gru_core.config import TrainConfig, resolve_device
 from gru_core.data import Corpus, batch_iterator, split_train_val
 from gru_core.model import textbook
 from gru_core.model.cells import GRUScratch, State, build_model
-from gru_core.records import EpochRecord, StepRecord
+from gru_core.run.records import EpochRecord, StepRecord
+from gru_core.run.trainer import Trainer
 from gru_core.sources import load_corpus
 from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore
 from gru_core.step.fused import loss_and_grads
-from gru_core.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from dashboard import cell_charts
 from dashboard.display import chart, chart_columns, snapshot_figure
 from dashboard.teaching import CAPTIONS
 from gru_core.model.gates import GATES, MODEL_GATES
-from gru_core.telemetry import Snapshot, gate_names
+from gru_core.run.telemetry import Snapshot, gate_names
 
 
 def gates(snap: Snapshot, model: str | None) -> None:

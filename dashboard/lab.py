@@ -15,10 +15,10 @@ from typing import Protocol
 from dashboard.saved_runs import SavedRun, SavedRuns, worth_keeping
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.job import ENDED, TrainingJob
+from gru_core.run.job import ENDED, TrainingJob
+from gru_core.run.telemetry import Snapshot, Telemetry
+from gru_core.run.verdict import Verdict, judge
 from gru_core.sources import corpus_from_upload
-from gru_core.telemetry import Snapshot, Telemetry
-from gru_core.verdict import Verdict, judge
 
 
 class JobRunner(Protocol):
@@ -176,7 +176,7 @@ class Lab:
 
     # -- outcome and saved runs ------------------------------------------------------------
     def verdict(self) -> Verdict | None:
-        """How the current job went, once it has ended (see ``gru_core.verdict``)."""
+        """How the current job went, once it has ended (see ``gru_core.run.verdict``)."""
         job, corpus = self.job, self.job_corpus
         if job is None or corpus is None:
             return None

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from gru_core.records import Outcome
+from gru_core.run.records import Outcome
 
 PER_TOKEN = 8  # default bound: saved runs per browser token
 TOTAL = 2000  # default bound: saved runs in a whole store

@@ -26,8 +26,8 @@ from dashboard.run_records import PER_TOKEN, StoredRun, new_run_id, outcome_to_d
 from dashboard.run_store import RunStore
 from gru_core.config import TrainConfig
 from gru_core.data import Vocab
-from gru_core.records import Outcome
-from gru_core.verdict import Verdict
+from gru_core.run.records import Outcome
+from gru_core.run.verdict import Verdict
 
 MAX_SAVED_RUNS = PER_TOKEN  # per session (browser token), in memory and in the store
 MIN_STEPS_KEPT = 5  # shorter runs (a Restart a moment after Start) are not kept unless asked

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from gru_core.config import TrainConfig
 from gru_core.model.gates import GATES
-from gru_core.records import Outcome
-from gru_core.verdict import Verdict
+from gru_core.run.records import Outcome
+from gru_core.run.verdict import Verdict
 
 _GATES = r"""
 \begin{aligned}

@@ -20,13 +20,13 @@ from dashboard.lab import Lab
 from dashboard.memory_view import memory_view, sources
 from dashboard.teaching import CAPTIONS, outcome_advice
 from gru_core.config import TrainConfig
-from gru_core.job import JobStatus
 from gru_core.memory import model_from_weights
 from gru_core.model.gates import GATES, MODEL_GATES
 from gru_core.model.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE, generate
-from gru_core.records import Outcome
-from gru_core.telemetry import Snapshot, gate_names
-from gru_core.verdict import Verdict
+from gru_core.run.job import JobStatus
+from gru_core.run.records import Outcome
+from gru_core.run.telemetry import Snapshot, gate_names
+from gru_core.run.verdict import Verdict
 
 VIEWS = ("Overview", "Gradients", "Gates", "Through time", "Memory", "Text")
 

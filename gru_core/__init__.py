@@ -7,9 +7,9 @@ Layers, one way: config -> data (text from sources) -> model -> fused/train -> t
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 from gru_core.model.cells import ForwardOutput, GRUScratch, LSTMScratch, RNNScratch, build_model
-from gru_core.records import EpochRecord, GateStats, Outcome, StepRecord
+from gru_core.run.records import EpochRecord, GateStats, Outcome, StepRecord
+from gru_core.run.trainer import Trainer
 from gru_core.sources import load_corpus
-from gru_core.train import Trainer
 
 __all__ = [
     "Corpus",

@@ -19,10 +19,10 @@ from typing import TextIO
 import torch
 
 from gru_core.config import CHOICES, INT_FIELDS, OPTIONAL_FIELDS, TrainConfig, field_help
-from gru_core.records import EpochRecord, Outcome, StepRecord
+from gru_core.run.records import EpochRecord, Outcome, StepRecord
+from gru_core.run.telemetry import Telemetry
+from gru_core.run.trainer import NUM_PREDS, Trainer
 from gru_core.sources import load_corpus
-from gru_core.telemetry import Telemetry
-from gru_core.train import NUM_PREDS, Trainer
 
 EXIT_DONE, EXIT_BAD_ARGS, EXIT_DIVERGED, EXIT_FAILED = 0, 2, 3, 4
 PRINT_EVERY = 10  # epochs between progress lines (and evaluations), as d2l's train_ch8

@@ -33,7 +33,7 @@ import torch
 
 from gru_core.config import resolve_device
 from gru_core.data import Corpus, check_trainable, split_train_val
-from gru_core.job import SlotPool, fair_threads, new_ticket, shared_pool
+from gru_core.run.job import SlotPool, fair_threads, new_ticket, shared_pool
 from gru_core.sweep_results import PENDING, RUNNING, CellResult
 from gru_core.sweep_run import run_chunk
 from gru_core.sweep_spec import Cell, Plan, SweepSpec, plan

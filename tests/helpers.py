@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import torch
 
-from gru_core.job import JobStatus, TrainingJob
 from gru_core.model.cells import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch
+from gru_core.run.job import JobStatus, TrainingJob
 
 KINDS = ("gru-d2l", "gru-cudnn", "rnn", "lstm")  # the models every reference test covers
 

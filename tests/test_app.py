@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import controls as ctl
 from dashboard import lessons
 from dashboard.lab import Lab, SyncRunner
-from gru_core.job import ENDED
+from gru_core.run.job import ENDED
 from gru_core.sources import load_corpus
 
 REPO = Path(__file__).resolve().parents[1]

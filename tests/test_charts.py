@@ -31,8 +31,8 @@ from dashboard.charts import (
     perplexity_figure,
 )
 from dashboard.figure_base import MAX_POINTS, downsample, empty_figure
-from gru_core.records import PARAM_GROUPS, EpochRecord, GateStats, StepRecord
-from gru_core.telemetry import Snapshot, Telemetry, gate_names
+from gru_core.run.records import PARAM_GROUPS, EpochRecord, GateStats, StepRecord
+from gru_core.run.telemetry import Snapshot, Telemetry, gate_names
 
 PROBE = "time traveller "
 PARAMS = dict.fromkeys(("W_xz", "W_hz", "b_z", "W_xr", "W_hr", "b_r", "W_xh", "W_hh", "b_h"), 0.1)

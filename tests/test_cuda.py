@@ -13,9 +13,9 @@ import torch
 
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.records import StepRecord
+from gru_core.run.records import StepRecord
+from gru_core.run.trainer import Trainer
 from gru_core.step.core import StepCore
-from gru_core.train import Trainer
 
 pytestmark = [
     pytest.mark.cuda,

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 
-from gru_core import job as job_module
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.job import ENDED, SlotPool, TrainingJob, _cpu_name, fair_threads
+from gru_core.run import job as job_module
+from gru_core.run.job import ENDED, SlotPool, TrainingJob, _cpu_name, fair_threads
 from gru_core.step import bptt as step_bptt
 from gru_core.step import core as step_mod
 

@@ -12,10 +12,10 @@ import pytest
 
 from dashboard.lab import Lab, SyncRunner
 from dashboard.saved_runs import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
-from gru_core import job as job_module
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.job import ENDED, SlotPool
+from gru_core.run import job as job_module
+from gru_core.run.job import ENDED, SlotPool
 
 from helpers import CHAOTIC, TINY_RUN, wait_for
 

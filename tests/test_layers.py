@@ -68,7 +68,7 @@ def test_no_print_outside_cli(path: Path) -> None:
 
 
 def test_importing_core_does_not_load_streamlit() -> None:
-    code = "import gru_core, gru_core.job, gru_core.cli, sys; print('streamlit' in sys.modules)"
+    code = "import gru_core, gru_core.run.job, gru_core.cli, sys; print('streamlit' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
     )

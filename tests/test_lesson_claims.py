@@ -12,10 +12,10 @@ import numpy as np
 from dashboard import controls as ctl
 from dashboard import lessons
 from gru_core.data import Corpus
-from gru_core.records import EpochRecord, StepRecord
-from gru_core.telemetry import Telemetry
-from gru_core.train import Trainer
-from gru_core.verdict import judge
+from gru_core.run.records import EpochRecord, StepRecord
+from gru_core.run.telemetry import Telemetry
+from gru_core.run.trainer import Trainer
+from gru_core.run.verdict import judge
 
 
 def run_lesson(name: str, corpus: Corpus) -> tuple[Telemetry, str]:

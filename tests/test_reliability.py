@@ -14,8 +14,8 @@ from dashboard.lab import CloseOnRelease, Lab, SyncRunner
 from dashboard.saved_runs import MIN_STEPS_KEPT
 from gru_core.config import TrainConfig
 from gru_core.data import corpus_from_text
-from gru_core.job import SlotPool, TrainingJob
 from gru_core.limits import BUDGET_ENV, check_memory, estimate_bytes
+from gru_core.run.job import SlotPool, TrainingJob
 from gru_core.sources import load_corpus
 
 REPO = Path(__file__).resolve().parents[1]

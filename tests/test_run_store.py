@@ -32,8 +32,8 @@ from dashboard.run_store import (
     valid_token,
 )
 from gru_core.config import TrainConfig
-from gru_core.records import EpochRecord, GateStats, Outcome, StepRecord
-from gru_core.telemetry import Telemetry
+from gru_core.run.records import EpochRecord, GateStats, Outcome, StepRecord
+from gru_core.run.telemetry import Telemetry
 
 A, B, C = new_token(), new_token(), new_token()
 

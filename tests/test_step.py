@@ -20,12 +20,12 @@ from gru_core.config import TrainConfig
 from gru_core.data import Corpus, batch_iterator, split_train_val
 from gru_core.model.cells import RecurrentLM, build_model
 from gru_core.model.gates import GATES
-from gru_core.records import PERCENTILES, StepRecord
+from gru_core.run.records import PERCENTILES, StepRecord
+from gru_core.run.trainer import Trainer
 from gru_core.step import bptt as step_bptt
 from gru_core.step import fused
 from gru_core.step import lstm as step_lstm
 from gru_core.step.core import StepCore
-from gru_core.train import Trainer
 
 from helpers import reference_model
 

@@ -16,8 +16,9 @@ import torch
 from gru_core import sweep, sweep_job
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, split_train_val
-from gru_core.job import SlotPool
-from gru_core.records import EpochRecord, Outcome, StepRecord
+from gru_core.run.job import SlotPool
+from gru_core.run.records import EpochRecord, Outcome, StepRecord
+from gru_core.run.trainer import Trainer
 from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore
 from gru_core.step.validation import validation_perplexities
@@ -25,7 +26,6 @@ from gru_core.sweep_job import SweepJob
 from gru_core.sweep_results import CSV_COLUMNS, CellResult, cell_text, summarize
 from gru_core.sweep_run import Curve, run_chunk
 from gru_core.sweep_spec import SweepSpec, default_values, plan
-from gru_core.train import Trainer
 
 from helpers import CHAOTIC
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gru_core import telemetry
-from gru_core.records import PARAM_GROUPS, EpochRecord, GateStats, StepRecord
-from gru_core.telemetry import BASE_COLUMNS, Snapshot, Telemetry, gate_names
+from gru_core.run import telemetry
+from gru_core.run.records import PARAM_GROUPS, EpochRecord, GateStats, StepRecord
+from gru_core.run.telemetry import BASE_COLUMNS, Snapshot, Telemetry, gate_names
 
 GATES = {g: GateStats(0.5, (0.05, 0.25, 0.5, 0.75, 0.95), 0.1) for g in ("Z", "R", "H_tilde")}
 PARAMS = dict.fromkeys(("W_xz", "W_hz", "b_z", "W_xr", "W_hr", "b_r", "W_xh", "W_hh", "b_h"), 0.1)
@@ -175,7 +175,7 @@ def test_a_watcher_may_take_a_recent_snapshot_while_the_run_moves_on(
     """snapshot(max_age) returns the last one built if it is young enough, even after new
     writes; a snapshot is kept even when writes came while it was being built."""
     clock = [100.0]
-    monkeypatch.setattr("gru_core.telemetry.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("gru_core.run.telemetry.time.monotonic", lambda: clock[0])
     tel = Telemetry()
     tel.add_step(make_step(1))
     owner = tel.snapshot()
@@ -273,7 +273,7 @@ def imported_modules(path: str) -> set[str]:
 
 
 def test_gru_core_telemetry_never_imports_streamlit() -> None:
-    import gru_core.telemetry as module
+    import gru_core.run.telemetry as module
 
     imported = imported_modules(module.__file__)
     assert "streamlit" not in imported and "dashboard" not in imported

@@ -19,9 +19,9 @@ from gru_core.config import TrainConfig
 from gru_core.data import Corpus, batch_iterator
 from gru_core.model import textbook
 from gru_core.model.textbook import TextbookGRU
-from gru_core.records import EpochRecord, Outcome, StepRecord
+from gru_core.run.records import EpochRecord, Outcome, StepRecord
+from gru_core.run.trainer import Trainer
 from gru_core.step.fused import loss_and_grads
-from gru_core.train import Trainer
 
 SMALL = {"hidden_size": 32, "batch_size": 4, "num_steps": 10}
 

@@ -13,12 +13,12 @@ from torch import Tensor
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, corpus_from_text
 from gru_core.model.cells import GRUScratch
-from gru_core.records import PERCENTILES, EpochRecord, GateStats, Outcome, StepRecord
+from gru_core.run.records import PERCENTILES, EpochRecord, GateStats, Outcome, StepRecord
+from gru_core.run.trainer import NUM_PREDS, Record, Trainer, gate_stats
 from gru_core.sources import D2L_PREFIX as PREFIX
 from gru_core.step import bptt as step_bptt
 from gru_core.step import core as step_mod
 from gru_core.step import fused
-from gru_core.train import NUM_PREDS, Record, Trainer, gate_stats
 
 from helpers import CHAOTIC, TINY_RUN
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gru_core.verdict import (
+from gru_core.run.verdict import (
     BLOW_UP_NORM,
     BLOW_UP_PERPLEXITY,
     BLOW_UP_STEPS,

@@ -38,7 +38,6 @@ import torch
 from torch import Tensor
 
 from gru_core.model.gates import GATES
-from gru_core.records import PERCENTILES
 
 SAMPLE_VALUES = 36_000  # at most this many values per gate feed the statistics
 HIST_BINS = 1000  # resolution of the gate percentiles: 0.001 (sigmoid) / 0.002 (tanh)
@@ -52,6 +51,8 @@ HEAD = (
     "weight_norm",
     "diverged",
 )
+# Percentiles reported for every gate (in percent).
+PERCENTILES = (5, 25, 50, 75, 95)
 GATE_SUFFIXES = ("mean", *(f"p{p}" for p in PERCENTILES), "sat")
 FLOWS = ("flow", "flow_last", "flow_late")
 

@@ -42,9 +42,9 @@ import torch
 
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus
-from gru_core.records import EpochRecord, Outcome, StepRecord
-from gru_core.telemetry import Telemetry
-from gru_core.train import Record, Trainer
+from gru_core.run.records import EpochRecord, Outcome, StepRecord
+from gru_core.run.telemetry import Telemetry
+from gru_core.run.trainer import Record, Trainer
 
 ENDED = frozenset({"done", "stopped", "diverged", "out_of_memory", "error"})
 MAX_JOBS_ENV = "GRU_LAB_MAX_JOBS"

@@ -44,7 +44,7 @@ from gru_core.data import Corpus, batch_iterator, check_trainable, preprocess, s
 from gru_core.limits import check_memory
 from gru_core.model.cells import RecurrentLM, State
 from gru_core.model.sampling import generate
-from gru_core.records import EpochRecord, GateStats, Outcome, StepRecord
+from gru_core.run.records import EpochRecord, GateStats, Outcome, StepRecord
 from gru_core.step.core import StepCore
 from gru_core.step.stats import FLOWS, GATE_SUFFIXES, GateTable, StatsLayout
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gru_core.records import PARAM_GROUPS, PERCENTILES, EpochRecord, StepRecord, param_group
+from gru_core.run.records import PARAM_GROUPS, PERCENTILES, EpochRecord, StepRecord, param_group
 
 Row = dict[str, Any]
 

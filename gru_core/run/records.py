@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Percentiles reported for every gate (in percent).
-PERCENTILES = (5, 25, 50, 75, 95)
+from gru_core.step.stats import PERCENTILES
+
+__all__ = [
+    "PARAM_GROUPS",
+    "PERCENTILES",
+    "EpochRecord",
+    "GateStats",
+    "Outcome",
+    "StepRecord",
+    "param_group",
+]
 
 
 @dataclass(frozen=True)
