@@ -43,9 +43,9 @@ from gru_core.config import TrainConfig
 from gru_core.data import split_train_val
 from gru_core.run.trainer import Trainer
 from gru_core.sources import load_corpus
-from gru_core.sweep_job import SweepJob
-from gru_core.sweep_run import run_chunk
-from gru_core.sweep_spec import SweepSpec, default_values
+from gru_core.sweep.chunk import run_chunk
+from gru_core.sweep.job import SweepJob
+from gru_core.sweep.spec import SweepSpec, default_values
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "timemachine.txt"

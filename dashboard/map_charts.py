@@ -1,4 +1,4 @@
-"""Figures of a trainability map (``gru_core.sweep_job``): the heatmap of one model's map and
+"""Figures of a trainability map (``gru_core.sweep.job``): the heatmap of one model's map and
 a sparkline of one cell's perplexity curve. Pure: results in, plotly figures out.
 
 The map's axes are categorical (the sweep's values, 'off' for clipping off), drawn at integer
@@ -28,8 +28,8 @@ import plotly.graph_objects as go
 
 from dashboard.figure_base import BLUE, GREY, HEIGHT, INK, RED, apply_layout, empty_figure
 from dashboard.ticks import log_ticks
-from gru_core.sweep_results import CellResult, CellSummary, summarize
-from gru_core.sweep_spec import AXIS_TITLES, SweepSpec, Value, axis_label
+from gru_core.sweep.results import CellResult, CellSummary, summarize
+from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, Value, axis_label
 
 COLORSCALE = "Viridis"  # low perplexity dark, high bright
 # The cells drawn apart, by code: colour and legend label.

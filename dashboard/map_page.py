@@ -2,7 +2,7 @@
 
 Choose two axes (init std, clip threshold θ, learning rate) and their values, the model(s),
 the size and length; Start trains every cell at once through the K-axis step core
-(``gru_core.sweep_job``), and the heatmaps fill in live. A click on a cell opens the lab with
+(``gru_core.sweep.job``), and the heatmaps fill in live. A click on a cell opens the lab with
 that cell's settings, as a lesson does. The URL holds the sweep's settings (``map_*``).
 Script thread only; the job never calls ``st.*``; figures from ``map_charts.py``.
 """
@@ -19,9 +19,9 @@ from dashboard.display import chart_columns, page_style
 from dashboard.resources import default_corpus, sweep_guard
 from dashboard.teaching import CAPTIONS
 from gru_core.config import TrainConfig
-from gru_core.sweep_job import ENDED, SweepJob
-from gru_core.sweep_results import results_frame
-from gru_core.sweep_spec import AXES, AXIS_TITLES, SweepSpec, axis_label, default_values
+from gru_core.sweep.job import ENDED, SweepJob
+from gru_core.sweep.results import results_frame
+from gru_core.sweep.spec import AXES, AXIS_TITLES, SweepSpec, axis_label, default_values
 
 REFRESH_S = 1.0
 MODEL_NAMES = {"GRU": "gru", "RNN": "rnn", "LSTM": "lstm"}

@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import pytest
 
 from dashboard.map_charts import clicked_cell, map_figure, sparkline_figure, sparkline_text
-from gru_core.sweep_results import CellResult
-from gru_core.sweep_spec import SweepSpec
+from gru_core.sweep.results import CellResult
+from gru_core.sweep.spec import SweepSpec
 
 SPEC = SweepSpec("init_std", (0.01, 0.1, 1.0), "clip_threshold", (1.0, None))
 

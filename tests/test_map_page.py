@@ -11,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from gru_core.sweep_job import SweepJob
+from gru_core.sweep.job import SweepJob
 
 
 def _page() -> None:

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 import torch
 
-from gru_core import sweep, sweep_job
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, split_train_val
 from gru_core.run.job import SlotPool
@@ -22,10 +21,12 @@ from gru_core.run.trainer import Trainer
 from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore
 from gru_core.step.validation import validation_perplexities
-from gru_core.sweep_job import SweepJob
-from gru_core.sweep_results import CSV_COLUMNS, CellResult, cell_text, summarize
-from gru_core.sweep_run import Curve, run_chunk
-from gru_core.sweep_spec import SweepSpec, default_values, plan
+from gru_core.sweep import cli as sweep
+from gru_core.sweep import job as sweep_job
+from gru_core.sweep.chunk import Curve, run_chunk
+from gru_core.sweep.job import SweepJob
+from gru_core.sweep.results import CSV_COLUMNS, CellResult, cell_text, summarize
+from gru_core.sweep.spec import SweepSpec, default_values, plan
 
 from helpers import CHAOTIC
 

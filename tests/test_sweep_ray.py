@@ -13,9 +13,9 @@ import pytest
 
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.sweep_job import SweepJob
-from gru_core.sweep_results import CellResult
-from gru_core.sweep_spec import SweepSpec
+from gru_core.sweep.job import SweepJob
+from gru_core.sweep.results import CellResult
+from gru_core.sweep.spec import SweepSpec
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
 

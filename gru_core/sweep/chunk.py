@@ -37,8 +37,8 @@ from gru_core.run.verdict import LAST_STEPS, Verdict, judge
 from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore
 from gru_core.step.validation import validation_perplexities
-from gru_core.sweep_results import RUNNING, CellResult
-from gru_core.sweep_spec import Cell
+from gru_core.sweep.results import RUNNING, CellResult
+from gru_core.sweep.spec import Cell
 
 CURVE_POINTS = 100  # most points in a cell's perplexity curve
 

@@ -31,9 +31,9 @@ import torch
 from gru_core.cli import EXIT_BAD_ARGS, EXIT_DONE, EXIT_FAILED, build_parser
 from gru_core.config import TrainConfig
 from gru_core.sources import load_corpus
-from gru_core.sweep_job import SweepJob
-from gru_core.sweep_results import grid_table, results_frame, summarize
-from gru_core.sweep_spec import AXES, AXIS_TITLES, BACKENDS, MAX_SEEDS, SweepSpec, parse_values
+from gru_core.sweep.job import SweepJob
+from gru_core.sweep.results import grid_table, results_frame, summarize
+from gru_core.sweep.spec import AXES, AXIS_TITLES, BACKENDS, MAX_SEEDS, SweepSpec, parse_values
 
 POLL_S = 0.5  # seconds between progress checks
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
@@ -168,7 +168,3 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print(f"error: {snap.message}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_INTERRUPTED if snap.state == "stopped" else EXIT_DONE
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from gru_core.sweep_spec import Value, axis_label
+from gru_core.sweep.spec import Value, axis_label
 
 # Run states: waiting, training, or how it ended.
 PENDING, RUNNING = "pending", "running"

@@ -34,9 +34,9 @@ import torch
 from gru_core.config import resolve_device
 from gru_core.data import Corpus, check_trainable, split_train_val
 from gru_core.run.job import SlotPool, fair_threads, new_ticket, shared_pool
-from gru_core.sweep_results import PENDING, RUNNING, CellResult
-from gru_core.sweep_run import run_chunk
-from gru_core.sweep_spec import Cell, Plan, SweepSpec, plan
+from gru_core.sweep.chunk import run_chunk
+from gru_core.sweep.results import PENDING, RUNNING, CellResult
+from gru_core.sweep.spec import Cell, Plan, SweepSpec, plan
 
 ENDED = frozenset({"done", "stopped", "error"})
 
@@ -87,7 +87,7 @@ class SweepJob:
         self.plan: Plan = plan(spec, self.vocab_size, self.device)  # refuses what can't fit
         self.cluster_cpus: int | None = None
         if spec.backend == "ray":
-            from gru_core.sweep_ray import connect
+            from gru_core.sweep.ray_backend import connect
 
             self.cluster_cpus = cpus = connect(address, num_cpus)
             largest = max(len(g) for g in spec.groups())  # about one chunk per CPU
@@ -205,7 +205,7 @@ class SweepJob:
 
     def _run(self) -> None:
         if self.spec.backend == "ray":
-            from gru_core.sweep_ray import run_on_ray
+            from gru_core.sweep.ray_backend import run_on_ray
 
             run_on_ray(self)
         else:

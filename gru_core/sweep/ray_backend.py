@@ -22,12 +22,12 @@ from collections import deque
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from gru_core.sweep_job import pending_result
-from gru_core.sweep_results import RUNNING
-from gru_core.sweep_run import run_chunk_task
+from gru_core.sweep.chunk import run_chunk_task
+from gru_core.sweep.job import pending_result
+from gru_core.sweep.results import RUNNING
 
 if TYPE_CHECKING:
-    from gru_core.sweep_job import SweepJob
+    from gru_core.sweep.job import SweepJob
 
 INSTALL_HINT = "pip install -r requirements-ray.txt"
 ADDRESS_ENV = "RAY_ADDRESS"
