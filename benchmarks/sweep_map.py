@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from dashboard.map_charts import map_figure, sparkline_figure
+from dashboard.charts.map import map_figure, sparkline_figure
 from gru_core.config import TrainConfig
 from gru_core.data import split_train_val
 from gru_core.run.trainer import Trainer

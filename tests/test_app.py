@@ -19,9 +19,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import controls as ctl
-from dashboard import lessons
-from dashboard.lab import Lab, SyncRunner
+from dashboard.session.lab import Lab, SyncRunner
+from dashboard.sidebar import controls as ctl
+from dashboard.sidebar import lessons
 from gru_core.run.job import ENDED
 from gru_core.sources import load_corpus
 
@@ -467,7 +467,7 @@ def test_projector_mode_from_the_url(make_app: Callable[..., AppTest]) -> None:
 def test_a_watch_link_shows_the_run_without_controls(
     make_app: Callable[..., AppTest], corpus_path: str
 ) -> None:
-    from dashboard.room import share_registry
+    from dashboard.sidebar.room import share_registry
 
     owner = make_app(**SMALL)
     owner.run()
@@ -535,7 +535,7 @@ def _sidebar_that_loses_a_widget_state() -> None:
     state (what Streamlit's clean-up of a widget a run did not draw leaves behind)."""
     import streamlit as st
 
-    from dashboard import sidebar
+    from dashboard.sidebar import panel as sidebar
     from gru_core.data import corpus_from_text
 
     sidebar.init_widget_state()

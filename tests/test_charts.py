@@ -13,8 +13,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from dashboard import cell_charts, charts, figure_base
-from dashboard.cell_charts import (
+from dashboard.charts import base as figure_base
+from dashboard.charts import cells as cell_charts
+from dashboard.charts import training as charts
+from dashboard.charts.base import MAX_POINTS, downsample, empty_figure
+from dashboard.charts.cells import (
     flow_reach_figure,
     gate_bands_figure,
     gate_heatmap_figure,
@@ -23,14 +26,13 @@ from dashboard.cell_charts import (
     normalise_at_end,
     probe_text_html,
 )
-from dashboard.charts import (
+from dashboard.charts.training import (
     clipped_share,
     compare_figure,
     grad_norm_figure,
     param_group_figure,
     perplexity_figure,
 )
-from dashboard.figure_base import MAX_POINTS, downsample, empty_figure
 from gru_core.run.records import PARAM_GROUPS, EpochRecord, GateStats, StepRecord
 from gru_core.run.telemetry import Snapshot, Telemetry, gate_names
 
@@ -396,8 +398,8 @@ def test_one_losss_reach_is_normalised_to_one_at_the_end() -> None:
 
 def test_a_snapshots_figures_are_built_once_for_every_session(snap: Snapshot) -> None:
     """The owner of a shared run and its watchers read one snapshot: one build per change."""
-    from dashboard.display import snapshot_figure
-    from dashboard.figure_base import for_projector
+    from dashboard.charts.base import for_projector
+    from dashboard.views.display import snapshot_figure
 
     builds: list[int] = []
 
@@ -419,8 +421,8 @@ def test_sessions_asking_at_once_share_one_build_and_one_dict(snap: Snapshot) ->
     dict (what Streamlit serialises) is made once and a projector copy leaves it as it was."""
     import threading
 
-    from dashboard.display import snapshot_figure
-    from dashboard.figure_base import for_projector
+    from dashboard.charts.base import for_projector
+    from dashboard.views.display import snapshot_figure
 
     started, release, builds = threading.Event(), threading.Event(), []
 
@@ -455,7 +457,7 @@ def test_sessions_asking_at_once_share_one_build_and_one_dict(snap: Snapshot) ->
 def test_narrow_halves_the_bytes_and_keeps_the_values() -> None:
     """Steps go as int32, values as float32 (7 significant digits); NaN and inf stay, and a
     series float32 would flatten (1e+40, 1e-40) keeps float64."""
-    from dashboard.figure_base import narrow
+    from dashboard.charts.base import narrow
 
     steps = np.arange(1.0, 1001.0)
     assert narrow(steps).dtype == np.int32 and np.array_equal(narrow(steps), steps)
@@ -476,8 +478,8 @@ def test_narrow_halves_the_bytes_and_keeps_the_values() -> None:
 def test_a_shared_figure_is_sent_in_half_the_bytes(snap: Snapshot) -> None:
     """What snapshot_figure caches (and every watcher is sent) has narrowed arrays; drawn
     in the browser it shows the same points."""
-    from dashboard.display import snapshot_figure
-    from dashboard.figure_base import wire_arrays
+    from dashboard.charts.base import wire_arrays
+    from dashboard.views.display import snapshot_figure
 
     wide = grad_norm_figure(snap.steps, snap.events)
     fig = snapshot_figure(snap, "test-wire", lambda: grad_norm_figure(snap.steps, snap.events))

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from dashboard import controls as ctl
-from dashboard import lessons
+from dashboard.sidebar import controls as ctl
+from dashboard.sidebar import lessons
 from gru_core.config import CHOICES, NUMERIC_RANGES, TrainConfig
 
 

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import pandas as pd
 import pytest
 
-from dashboard.lab import Lab, SyncRunner
-from dashboard.saved_runs import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
+from dashboard.runs.saved import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
+from dashboard.session.lab import Lab, SyncRunner
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 from gru_core.run import job as job_module

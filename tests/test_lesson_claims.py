@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard import controls as ctl
-from dashboard import lessons
+from dashboard.sidebar import controls as ctl
+from dashboard.sidebar import lessons
 from gru_core.data import Corpus
 from gru_core.run.records import EpochRecord, StepRecord
 from gru_core.run.telemetry import Telemetry

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from dashboard.map_charts import clicked_cell, map_figure, sparkline_figure, sparkline_text
+from dashboard.charts.map import clicked_cell, map_figure, sparkline_figure, sparkline_text
 from gru_core.sweep.results import CellResult
 from gru_core.sweep.spec import SweepSpec
 

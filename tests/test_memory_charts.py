@@ -11,8 +11,8 @@ import plotly.io as pio
 import pytest
 import torch
 
-from dashboard.figure_base import MAX_POINTS
-from dashboard.memory_charts import (
+from dashboard.charts.base import MAX_POINTS
+from dashboard.charts.memory import (
     connectivity_compare_figure,
     connectivity_figure,
     diverging_colour,

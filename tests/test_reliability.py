@@ -10,8 +10,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dashboard.lab import CloseOnRelease, Lab, SyncRunner
-from dashboard.saved_runs import MIN_STEPS_KEPT
+from dashboard.runs.saved import MIN_STEPS_KEPT
+from dashboard.session.lab import CloseOnRelease, Lab, SyncRunner
 from gru_core.config import TrainConfig
 from gru_core.data import corpus_from_text
 from gru_core.limits import BUDGET_ENV, check_memory, estimate_bytes

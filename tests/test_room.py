@@ -6,11 +6,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from dashboard import controls as ctl
-from dashboard import lessons, room
-from dashboard.lab import Lab, SyncRunner
-from dashboard.room import parse_keys, student_link
-from dashboard.sharing import ShareRegistry, WatchError
+from dashboard.session.lab import Lab, SyncRunner
+from dashboard.session.sharing import ShareRegistry, WatchError
+from dashboard.sidebar import controls as ctl
+from dashboard.sidebar import lessons, room
+from dashboard.sidebar.room import parse_keys, student_link
 from gru_core.data import Corpus
 
 
@@ -84,7 +84,7 @@ def test_the_watcher_cap_comes_from_the_environment(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_crowd_of_watchers_redraws_less_often() -> None:
-    from dashboard.room import WATCH_REDRAWS_PER_S, watch_interval
+    from dashboard.sidebar.room import WATCH_REDRAWS_PER_S, watch_interval
 
     few = int(2.0 * WATCH_REDRAWS_PER_S)  # as many as 2 s redraws keep within the budget
     assert watch_interval(1) == watch_interval(few) == 2.0 < watch_interval(few + 1)

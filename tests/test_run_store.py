@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import run_codec, run_sqlite
-from dashboard.run_codec import decode_frame, encode_frame
-from dashboard.run_records import evictions, outcome_to_dict
-from dashboard.run_store import (
+from dashboard.runs import codec as run_codec
+from dashboard.runs import sqlite as run_sqlite
+from dashboard.runs.codec import decode_frame, encode_frame
+from dashboard.runs.records import evictions, outcome_to_dict
+from dashboard.runs.store import (
     FallbackRunStore,
     MemoryRunStore,
     RunStore,

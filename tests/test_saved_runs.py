@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.lab import Lab, SyncRunner
-from dashboard.run_records import new_token
-from dashboard.run_store import open_run_store
-from dashboard.saved_runs import (
+from dashboard.runs.records import new_token
+from dashboard.runs.saved import (
     MAX_SAVED_RUNS,
     MIN_STEPS_KEPT,
     SavedRuns,
@@ -17,6 +15,8 @@ from dashboard.saved_runs import (
     run_name,
     to_stored,
 )
+from dashboard.runs.store import open_run_store
+from dashboard.session.lab import Lab, SyncRunner
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.charts import grad_norm_figure
-from dashboard.ticks import MOST, finite_positive_range, log_ticks
+from dashboard.charts.ticks import MOST, finite_positive_range, log_ticks
+from dashboard.charts.training import grad_norm_figure
 
 
 @pytest.mark.parametrize(

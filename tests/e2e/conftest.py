@@ -27,8 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from dashboard.controls import to_query
-from dashboard.lessons import lesson_values
+from dashboard.sidebar.controls import to_query
+from dashboard.sidebar.lessons import lesson_values
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"

@@ -10,8 +10,8 @@ import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from dashboard.controls import to_query
-from dashboard.lessons import lesson_values
+from dashboard.sidebar.controls import to_query
+from dashboard.sidebar.lessons import lesson_values
 
 pytestmark = pytest.mark.e2e
 

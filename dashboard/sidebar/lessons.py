@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dashboard.controls import BY_KEY, defaults
+from dashboard.sidebar.controls import BY_KEY, defaults
 
 
 @dataclass(frozen=True)

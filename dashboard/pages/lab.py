@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import controls as ctl
-from dashboard import views
-from dashboard.compare import compare_section
-from dashboard.display import PROJECTOR_KEY, page_style, projector_on
-from dashboard.lab import Lab
-from dashboard.resources import TOKEN_PARAM, browser_token, default_corpus, run_store, session_guard
-from dashboard.room import WATCH, room_section, share_registry, watch_page
-from dashboard.saved_runs import SavedRuns
-from dashboard.sidebar import corpus_picker, init_widget_state, set_values, sidebar, widget_values
-from dashboard.teaching import CLIPPING, equation_legend, equations
+from dashboard.runs.saved import SavedRuns
+from dashboard.session.lab import Lab
+from dashboard.session.resources import (
+    TOKEN_PARAM,
+    browser_token,
+    default_corpus,
+    run_store,
+    session_guard,
+)
+from dashboard.sidebar import controls as ctl
+from dashboard.sidebar.panel import (
+    corpus_picker,
+    init_widget_state,
+    set_values,
+    sidebar,
+    widget_values,
+)
+from dashboard.sidebar.room import WATCH, room_section, share_registry, watch_page
+from dashboard.views import training as views
+from dashboard.views.compare import compare_section
+from dashboard.views.display import PROJECTOR_KEY, page_style, projector_on
+from dashboard.views.teaching import CLIPPING, equation_legend, equations
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
 from gru_core.run.job import shared_pool

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from dashboard.lab import Lab
+from dashboard.session.lab import Lab
 
 MAX_WATCHERS_ENV = "GRU_LAB_MAX_WATCHERS"
 DEFAULT_MAX_WATCHERS = 60

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from dashboard.ticks import finite_positive_range, log_ticks
+from dashboard.charts.ticks import finite_positive_range, log_ticks
 
 # Most points in one line trace: 500 min/max pairs, finer than a chart is wide in pixels (a
 # third of a 2560 px projector, or most of a 1400 px screen). Each point more is serialised

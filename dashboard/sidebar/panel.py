@@ -13,12 +13,12 @@ from typing import Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from dashboard import controls as ctl
-from dashboard import lessons
-from dashboard.controls import Control
-from dashboard.display import PROJECTOR_KEY
-from dashboard.lab import Lab
-from dashboard.room import hidden_controls, locked_controls, read_room_params
+from dashboard.session.lab import Lab
+from dashboard.sidebar import controls as ctl
+from dashboard.sidebar import lessons
+from dashboard.sidebar.controls import Control
+from dashboard.sidebar.room import hidden_controls, locked_controls, read_room_params
+from dashboard.views.display import PROJECTOR_KEY
 from gru_core.config import available_devices
 from gru_core.data import Corpus, max_num_steps, split_sizes
 from gru_core.sources import MAX_UPLOAD_BYTES

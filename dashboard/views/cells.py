@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import cell_charts
-from dashboard.display import chart, chart_columns, snapshot_figure
-from dashboard.teaching import CAPTIONS
+from dashboard.charts import cells as cell_charts
+from dashboard.views.display import chart, chart_columns, snapshot_figure
+from dashboard.views.teaching import CAPTIONS
 from gru_core.model.gates import GATES, MODEL_GATES
 from gru_core.run.telemetry import Snapshot, gate_names
 

@@ -17,10 +17,10 @@ from typing import Any
 import streamlit as st
 import torch
 
-from dashboard import memory_charts
-from dashboard.display import chart, chart_columns
-from dashboard.lab import Lab
-from dashboard.teaching import CAPTIONS
+from dashboard.charts import memory as memory_charts
+from dashboard.session.lab import Lab
+from dashboard.views.display import chart, chart_columns
+from dashboard.views.teaching import CAPTIONS
 from gru_core import memory
 from gru_core.config import TrainConfig
 from gru_core.data import Vocab, split_train_val

@@ -15,9 +15,9 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.lab import CloseOnRelease, Lab
-from dashboard.run_records import new_token, valid_token
-from dashboard.run_store import RUNS_DB_ENV, RunStore, open_run_store
+from dashboard.runs.records import new_token, valid_token
+from dashboard.runs.store import RUNS_DB_ENV, RunStore, open_run_store
+from dashboard.session.lab import CloseOnRelease, Lab
 from gru_core.data import Corpus
 from gru_core.sources import CACHE_ENV, load_corpus
 

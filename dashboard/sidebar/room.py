@@ -19,11 +19,12 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
 
-from dashboard import controls as ctl
-from dashboard import lessons, views
-from dashboard.display import PROJECTOR_KEY, projector_on
-from dashboard.lab import Lab
-from dashboard.sharing import ShareRegistry, WatchError
+from dashboard.session.lab import Lab
+from dashboard.session.sharing import ShareRegistry, WatchError
+from dashboard.sidebar import controls as ctl
+from dashboard.sidebar import lessons
+from dashboard.views import training as views
+from dashboard.views.display import PROJECTOR_KEY, projector_on
 
 HIDE, LOCK, WATCH = "hide", "lock", "watch"  # URL parameters
 # All watchers of one shared run together. Each watcher redraw costs the server ~5 ms of

@@ -27,7 +27,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from dashboard.run_records import (
+from dashboard.runs.records import (
     PER_TOKEN,
     TOTAL,
     CorruptStoreError,
@@ -41,7 +41,7 @@ from dashboard.run_records import (
     new_token,
     valid_token,
 )
-from dashboard.run_sqlite import SQLiteRunStore
+from dashboard.runs.sqlite import SQLiteRunStore
 from gru_core.sources import default_cache_dir
 
 __all__ = [

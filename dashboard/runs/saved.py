@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 import torch
 
-from dashboard.run_records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict
-from dashboard.run_store import RunStore
+from dashboard.runs.records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict
+from dashboard.runs.store import RunStore
 from gru_core.config import TrainConfig
 from gru_core.data import Vocab
 from gru_core.run.records import Outcome

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.figure_base import for_projector, wire_arrays
+from dashboard.charts.base import for_projector, wire_arrays
 
 PLOT_CONFIG = {"displaylogo": False}
 PROJECTOR_KEY = "projector"

@@ -13,12 +13,14 @@ import math
 import streamlit as st
 import torch
 
-from dashboard import cell_charts, cell_views, charts
-from dashboard.display import chart, chart_columns, snapshot_figure
-from dashboard.figure_base import empty_figure
-from dashboard.lab import Lab
-from dashboard.memory_view import memory_view, sources
-from dashboard.teaching import CAPTIONS, outcome_advice
+from dashboard.charts import cells as cell_charts
+from dashboard.charts import training as charts
+from dashboard.charts.base import empty_figure
+from dashboard.session.lab import Lab
+from dashboard.views import cells as cell_views
+from dashboard.views.display import chart, chart_columns, snapshot_figure
+from dashboard.views.memory import memory_view, sources
+from dashboard.views.teaching import CAPTIONS, outcome_advice
 from gru_core.config import TrainConfig
 from gru_core.memory import model_from_weights
 from gru_core.model.gates import GATES, MODEL_GATES

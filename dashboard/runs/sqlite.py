@@ -21,8 +21,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from dashboard.run_codec import decode_frame, encode_frame
-from dashboard.run_records import (
+from dashboard.runs.codec import decode_frame, encode_frame
+from dashboard.runs.records import (
     PER_TOKEN,
     TOTAL,
     CorruptStoreError,

@@ -13,11 +13,11 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import controls as ctl
-from dashboard import map_charts
-from dashboard.display import chart_columns, page_style
-from dashboard.resources import default_corpus, sweep_guard
-from dashboard.teaching import CAPTIONS
+from dashboard.charts import map as map_charts
+from dashboard.session.resources import default_corpus, sweep_guard
+from dashboard.sidebar import controls as ctl
+from dashboard.views.display import chart_columns, page_style
+from dashboard.views.teaching import CAPTIONS
 from gru_core.config import TrainConfig
 from gru_core.sweep.job import ENDED, SweepJob
 from gru_core.sweep.results import results_frame

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figure_base import (
+from dashboard.charts.base import (
     BLUE,
     GREEN,
     ORANGE,

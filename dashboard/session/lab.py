@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dashboard.saved_runs import SavedRun, SavedRuns, worth_keeping
+from dashboard.runs.saved import SavedRun, SavedRuns, worth_keeping
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 from gru_core.run.job import ENDED, TrainingJob

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figure_base import BLUE, GREY, HEIGHT, INK, RED, apply_layout, empty_figure
-from dashboard.ticks import log_ticks
+from dashboard.charts.base import BLUE, GREY, HEIGHT, INK, RED, apply_layout, empty_figure
+from dashboard.charts.ticks import log_ticks
 from gru_core.sweep.results import CellResult, CellSummary, summarize
 from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, Value, axis_label
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.cell_charts import _char_label
-from dashboard.figure_base import BLUE, GREY, ORANGE, RED, apply_layout, empty_figure
+from dashboard.charts.base import BLUE, GREY, ORANGE, RED, apply_layout, empty_figure
+from dashboard.charts.cells import _char_label
 
 NEGATIVE, POSITIVE = (33, 102, 172), (178, 24, 43)  # the ends of plotly's 'RdBu'
 MAX_TICKS = 80  # character labels on a connectivity axis

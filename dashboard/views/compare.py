@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts
-from dashboard.display import chart, chart_columns
-from dashboard.lab import Lab
-from dashboard.saved_runs import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
-from dashboard.teaching import CAPTIONS
+from dashboard.charts import training as charts
+from dashboard.runs.saved import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
+from dashboard.session.lab import Lab
+from dashboard.views.display import chart, chart_columns
+from dashboard.views.teaching import CAPTIONS
 
 
 @dataclass(frozen=True)
