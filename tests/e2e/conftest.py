@@ -151,6 +151,8 @@ def serve(corpus_path: Path, runs_db: Path, log_name: str) -> Iterator[str]:
         **os.environ,
         "GRU_LAB_CORPUS": str(corpus_path),
         "GRU_LAB_RUNS_DB": str(runs_db),
+        # the checkout under test, whatever the editable install points at
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
     }
     with stderr_log.open("wb") as err:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
