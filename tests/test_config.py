@@ -1,4 +1,7 @@
-"""TrainConfig: d2l's defaults, frozen, and every field validated at the boundary (STYLE rule 1)."""
+"""TrainConfig: d2l's defaults, frozen, every field validated at the boundary.
+
+ARCHITECTURE.md, rule 1.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one-way layering (STYLE): gru_core never imports streamlit; only its CLI prints."""
+"""The one-way layering (ARCHITECTURE.md): gru_core never imports streamlit; only its CLI prints."""
 
 from __future__ import annotations
 

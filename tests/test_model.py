@@ -1,5 +1,6 @@
-"""The from-scratch models against references (STYLE rule 8): gradcheck in float64, the cudnn
-GRU against torch.nn.GRU with copied weights, the d2l GRU against a transcription of d2l's code.
+"""The from-scratch models against references (ARCHITECTURE.md, rule 8): gradcheck in float64,
+the cudnn GRU against torch.nn.GRU with copied weights, the d2l GRU against a transcription
+of d2l's code.
 """
 
 from __future__ import annotations
