@@ -20,6 +20,7 @@ import pytest
 from dashboard.runs import codec as run_codec
 from dashboard.runs import sqlite as run_sqlite
 from dashboard.runs.codec import decode_frame, encode_frame
+from dashboard.runs.legacy import decode_glf1
 from dashboard.runs.records import evictions, outcome_to_dict
 from dashboard.runs.store import (
     FallbackRunStore,
@@ -88,7 +89,9 @@ AWKWARD = pd.DataFrame(
         "Z:p5": [1e300, 0.1 + 0.2, -1e-300],
         "clipped": [True, False, True],
         "greedy_text": pd.Series(["tïme", None, '🙂 "quoted" \\ \n'], dtype="str"),
-        "kind": pd.Series(["a", None, 1.5], dtype=object),
+        "kind": pd.Series(["a", None, "é"], dtype=object),
+        "i32": np.array([-1, 0, 2**31 - 1], dtype=np.int32),
+        "f32": np.array([np.nan, -np.inf, 1.5], dtype=np.float32),
     }
 )
 
@@ -102,13 +105,33 @@ AWKWARD = pd.DataFrame(
         Telemetry().snapshot().steps,  # empty, typed
         Telemetry().snapshot().epochs,
         pd.DataFrame(index=pd.RangeIndex(2)),  # rows, no columns
+        AWKWARD.set_index(pd.RangeIndex(10, 16, 2)),  # a RangeIndex kept as metadata
+        AWKWARD.set_index(pd.Index([7, 3, 5], name="row")),  # any other index as a column
     ],
-    ids=["awkward", "steps", "epochs", "empty-steps", "empty-epochs", "no-columns"],
-)
+    ids=[
+        "awkward", "steps", "epochs", "empty-steps", "empty-epochs", "no-columns",
+        "range-index", "index",
+    ],
+)  # fmt: skip
 def test_frames_round_trip_exactly(frame: pd.DataFrame) -> None:
-    back = decode_frame(encode_frame(frame))
+    blob = encode_frame(frame)
+    assert blob.startswith(b"ARROW1") and b"pickle" not in blob  # an Arrow IPC file
+    back = decode_frame(blob)
     pd.testing.assert_frame_equal(back, frame, check_exact=True)
-    assert np.signbit(decode_frame(encode_frame(AWKWARD))["group:recurrent weights"][0])
+    for name in frame.columns:  # bit for bit: NaN, -0.0, subnormals; None stays None
+        if frame[name].dtype.kind == "f":
+            assert frame[name].to_numpy().tobytes() == back[name].to_numpy().tobytes()
+        elif frame[name].dtype == object:
+            assert back[name].tolist() == frame[name].tolist()
+
+
+def test_any_arrow_reader_opens_a_stored_frame() -> None:
+    """The bytes are a plain Arrow IPC file: pyarrow alone (no pandas metadata) reads it."""
+    import pyarrow as pa
+
+    table = pa.ipc.open_file(pa.py_buffer(encode_frame(AWKWARD))).read_all()
+    assert table.column("step").to_pylist() == [1, 2, 3]
+    assert table.schema.field("greedy_text").type in (pa.string(), pa.large_string())
 
 
 def _glf(header: object, tail: bytes = b"") -> bytes:
@@ -142,15 +165,56 @@ def _one(column: list[object], tail: bytes = b"", rows: int = 1) -> bytes:
         _one([1, "object", ["x"]]),
     ],
 )
-def test_damaged_frame_bytes_raise_value_error(blob: bytes) -> None:
+def test_damaged_glf1_bytes_raise_value_error(blob: bytes) -> None:
+    """Old rows (GLF1) go through the legacy decoder, which refuses damage as before."""
+    with pytest.raises(ValueError, match="stored frame|stored column"):
+        decode_glf1(blob)
     with pytest.raises(ValueError, match="stored frame|stored column"):
         decode_frame(blob)
 
 
-def test_inflating_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run_codec, "MAX_FRAME_BYTES", 1000)
+def test_legacy_inflating_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard.runs import legacy
+
+    blob = _one(["a", "float64", None], tail=b"\x00" * 8000, rows=1000)
+    pd.testing.assert_frame_equal(decode_frame(blob), pd.DataFrame({"a": np.zeros(1000)}))
+    monkeypatch.setattr(legacy, "MAX_FRAME_BYTES", 1000)
     with pytest.raises(ValueError, match="inflates beyond 1,000 bytes"):
-        decode_frame(encode_frame(pd.DataFrame({"x": np.zeros(1000)})))
+        decode_frame(blob)
+
+
+def _arrow_file(table: object) -> bytes:
+    import pyarrow as pa
+
+    assert isinstance(table, pa.Table)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_damaged_or_foreign_arrow_bytes_raise_value_error() -> None:
+    import pyarrow as pa
+
+    good = encode_frame(AWKWARD)
+    for blob in (good[:40], good[:-20], b"ARROW1" + b"\x00" * 64, 7):
+        with pytest.raises(ValueError, match="stored frame"):
+            decode_frame(blob)  # type: ignore[arg-type]
+    # Types the codec never writes are refused before pandas sees them (a binary column
+    # could hold a pickle; a timestamp is not a saved-run column).
+    for column in (pa.array([b"\x80\x04K\x01."]), pa.array([1], pa.timestamp("s"))):
+        with pytest.raises(ValueError, match="unstorable type"):
+            decode_frame(_arrow_file(pa.table({"x": column})))
+
+
+def test_decoding_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    blob = encode_frame(pd.DataFrame({"x": np.zeros(100_000)}))  # 800 kB of zeros, compressed
+    monkeypatch.setattr(run_codec, "MAX_FRAME_BYTES", 20_000)
+    assert len(blob) < 20_000
+    with pytest.raises(ValueError, match="inflates beyond 20,000 bytes"):
+        decode_frame(blob)
+    with pytest.raises(ValueError, match="larger than 20,000 bytes"):
+        decode_frame(blob + b"\x00" * 20_000)
 
 
 def test_unstorable_frames_are_refused() -> None:
@@ -158,6 +222,31 @@ def test_unstorable_frames_are_refused() -> None:
         encode_frame(pd.DataFrame({"t": pd.to_datetime(["2024-01-01"])}))
     with pytest.raises(ValueError, match="holds a list"):
         encode_frame(pd.DataFrame({"x": pd.Series([[1]], dtype=object)}))
+    with pytest.raises(ValueError, match="holds a float"):  # Arrow keeps one type a column
+        encode_frame(pd.DataFrame({"x": pd.Series(["a", 1.5], dtype=object)}))
+    with pytest.raises(ValueError, match="names must be strings"):
+        encode_frame(pd.DataFrame({1: [1.0]}))
+
+
+def test_a_database_written_in_the_old_format_still_opens(tmp_path: Path) -> None:
+    """``tests/data/runs_glf1.sqlite3`` was written by the GLF1 encoder before Arrow: its
+    run reads back exactly, and saving it again (a pin) writes Arrow that reads back too."""
+    from legacy_frames import LEGACY_RUN, LEGACY_TOKEN
+
+    path = tmp_path / "old.sqlite3"
+    path.write_bytes((Path(__file__).parent / "data" / "runs_glf1.sqlite3").read_bytes())
+    with sqlite3.connect(path) as conn:
+        (old,) = conn.execute("SELECT steps FROM runs").fetchone()
+    assert not bytes(old).startswith(b"ARROW1")  # the fixture really is the old format
+    store = SQLiteRunStore(path)
+    (run,) = store.list_runs(LEGACY_TOKEN)
+    _same(run, LEGACY_RUN)
+    assert store.status_message is None
+    store.save(LEGACY_TOKEN, dataclasses.replace(run, pinned=False))
+    with sqlite3.connect(path) as conn:
+        (new,) = conn.execute("SELECT steps FROM runs").fetchone()
+    assert bytes(new).startswith(b"ARROW1")
+    _same(store.get(LEGACY_TOKEN, run.run_id), dataclasses.replace(LEGACY_RUN, pinned=False))
 
 
 # -- tokens ------------------------------------------------------------------------------

@@ -1,148 +1,107 @@
-"""An exact, pickle-free encoding of a DataFrame, for saved runs kept in a database.
+"""A saved run's DataFrames as bytes for a database: Arrow IPC, through ``pyarrow``.
 
-Layout, then zlib-compressed::
+``encode_frame`` writes one Arrow IPC file (the ``ARROW1`` format any Arrow reader opens:
+pyarrow, polars, DuckDB, R's arrow) with zstd-compressed buffers and pandas' schema
+metadata, so the round trip is exact: dtypes (int64, int32, float64, float32, bool, pandas
+3's ``str``, ``object`` holding text), NaN, +-inf, -0.0 and subnormals bit for bit, missing
+text, and the index (a RangeIndex as metadata, any other as a column). Nothing is pickled:
+Arrow buffers are typed arrays, and ``decode_frame`` refuses any column type outside the
+list above before pandas sees it, so a tampered database row can at worst raise ValueError.
 
-    b"GLF1" | header length (uint32, little-endian) | header (UTF-8 JSON) | number buffers
-
-The header is ``{"rows": n, "columns": [[name, dtype, cells], ...]}`` in column order. A text
-column (``object``, or pandas 3's ``str``) carries its cells there as a JSON list; a numeric
-column (int64, int32, float64, float32, bool) carries ``null``, and its values follow the
-header as little-endian bytes, column after column. Numbers are kept as their raw bytes, so
-NaN, +-inf, -0.0 and 1e300 come back bit for bit, and quickly (a long run has ~200,000 floats).
-
-Decoding only parses JSON and copies bytes into arrays: nothing is unpickled or evaluated,
-so a tampered database row can at worst raise ValueError. The index is not stored: a decoded
-frame has a fresh RangeIndex, as the telemetry frames do.
+Rows written before Arrow hold the GLF1 format; ``decode_frame`` reads them through
+``legacy.decode_glf1`` (old databases still open; nothing writes GLF1 any more).
 """
 
 from __future__ import annotations
 
-import json
-import struct
-import zlib
-from typing import Any
-
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-MAGIC = b"GLF1"
-MAX_FRAME_BYTES = 256 * 1024 * 1024  # refuse to inflate a stored frame beyond this
-NUMERIC = {"int64": "<i8", "int32": "<i4", "float64": "<f8", "float32": "<f4", "bool": "|u1"}
-TEXT_DTYPES = ("object", "str")  # 'str': pandas 3's default string dtype (missing = NaN)
-DTYPES = (*NUMERIC, *TEXT_DTYPES)
-_SCALARS = (str, bool, int, float)  # what an object column's cells may be (or None)
+from dashboard.runs.legacy import decode_glf1
+
+ARROW_MAGIC = b"ARROW1"  # the first bytes of an Arrow IPC file
+MAX_FRAME_BYTES = 256 * 1024 * 1024  # refuse a stored frame larger than this, read or decoded
+COMPRESSION = "zstd"
+STORABLE = ("int64", "int32", "float64", "float32", "bool", "str", "object")
+_ARROW_TYPES = (  # what a stored column may be in Arrow (null: an all-missing text column)
+    pa.int64(),
+    pa.int32(),
+    pa.float64(),
+    pa.float32(),
+    pa.bool_(),
+    pa.string(),
+    pa.large_string(),
+    pa.null(),
+)
 
 
 def encode_frame(frame: pd.DataFrame) -> bytes:
-    """A DataFrame -> bytes (ValueError for a column name, dtype or cell it cannot keep)."""
-    columns: list[list[Any]] = []
-    buffers: list[bytes] = []
-    for i, name in enumerate(frame.columns):
+    """A DataFrame -> Arrow IPC bytes (ValueError for a column name, dtype or cell it cannot
+    keep exactly: names are strings, dtypes in STORABLE, an object column holds text)."""
+    for name in frame.columns:
         if not isinstance(name, str):
             raise ValueError(f"column names must be strings; got {name!r}")
-        series = frame.iloc[:, i]
-        dtype = str(series.dtype)
-        if dtype not in DTYPES:
-            raise ValueError(f"column {name!r} has dtype {dtype}; storable: {', '.join(DTYPES)}")
-        cells = None
-        if dtype in NUMERIC:
-            buffers.append(series.to_numpy().astype(NUMERIC[dtype]).tobytes())
-        elif dtype == "str":
-            cells = [v if isinstance(v, str) else None for v in series.tolist()]
-        else:
-            cells = [_plain(name, v) for v in series.tolist()]
-        columns.append([name, dtype, cells])
-    header = {"rows": len(frame), "columns": columns}
-    text = json.dumps(header, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
-    head = text.encode("utf-8")
-    return zlib.compress(MAGIC + struct.pack("<I", len(head)) + head + b"".join(buffers), 6)
+        dtype = str(frame[name].dtype)
+        if dtype not in STORABLE:
+            raise ValueError(f"column {name!r} has dtype {dtype}; storable: {', '.join(STORABLE)}")
+        if dtype == "object":
+            _check_text(name, frame[name])
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=None)
+    except (pa.ArrowException, ValueError, TypeError) as err:
+        raise ValueError(f"frame cannot be stored: {err}") from err
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
+    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def decode_frame(blob: bytes) -> pd.DataFrame:
-    """Bytes from encode_frame -> the DataFrame (ValueError if they are not such bytes)."""
-    raw = _inflate(blob)
-    if len(raw) < 8 or raw[:4] != MAGIC:
-        raise ValueError("stored frame is not in the GLF1 format")
-    (size,) = struct.unpack_from("<I", raw, 4)
-    header = _parse(raw[8 : 8 + size])
-    rows, columns = header.get("rows"), header.get("columns")
-    if not isinstance(rows, int) or rows < 0 or not isinstance(columns, list):
-        raise ValueError("stored frame has no valid 'rows' and 'columns'")
-    offset = 8 + size
-    names: list[str] = []
-    series: list[pd.Series] = []
-    for entry in columns:
-        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)):
-            raise ValueError("stored frame column is not a [name, dtype, cells] triple")
-        name, dtype, cells = entry
-        if dtype not in DTYPES:
-            raise ValueError(f"stored column {name!r} has an unknown dtype {dtype!r}")
-        if dtype in NUMERIC:
-            width = rows * np.dtype(NUMERIC[dtype]).itemsize
-            chunk = raw[offset : offset + width]
-            if cells is not None or len(chunk) != width:
-                raise ValueError(f"stored column {name!r} is truncated or misplaced")
-            offset += width
-            series.append(_numbers(name, dtype, chunk))
-        else:
-            series.append(_texts(name, dtype, cells, rows))
-        names.append(name)
-    if offset != len(raw):
-        raise ValueError("stored frame has bytes left over after its columns")
-    if not series:
-        return pd.DataFrame(index=pd.RangeIndex(rows))
-    frame = pd.concat(series, axis=1, ignore_index=True)
-    frame.columns = pd.Index(names)
+    """Bytes from encode_frame (or the old GLF1 encoder) -> the DataFrame; ValueError if
+    they are neither."""
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise ValueError(f"stored frame is not bytes but {type(blob).__name__}")
+    if len(blob) > MAX_FRAME_BYTES:
+        raise ValueError(f"stored frame is larger than {MAX_FRAME_BYTES:,} bytes")
+    if bytes(blob[: len(ARROW_MAGIC)]) != ARROW_MAGIC:
+        return decode_glf1(bytes(blob))
+    try:
+        table = pa.ipc.open_file(pa.py_buffer(bytes(blob))).read_all()
+        table.validate(full=True)
+    except (pa.ArrowException, OSError) as err:
+        raise ValueError(f"stored frame is damaged: {err}") from err
+    for field in table.schema:
+        if field.type not in _ARROW_TYPES:
+            raise ValueError(f"stored column {field.name!r} has an unstorable type {field.type}")
+    if table.nbytes > MAX_FRAME_BYTES:
+        raise ValueError(f"stored frame inflates beyond {MAX_FRAME_BYTES:,} bytes")
+    try:
+        frame = table.to_pandas()
+    except (pa.ArrowException, ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"stored frame has damaged pandas metadata: {err}") from err
+    texts = _object_columns(table.schema)
+    for name in frame.columns:
+        dtype = str(frame[name].dtype)
+        if dtype not in STORABLE:
+            raise ValueError(f"stored column {name!r} decodes to dtype {dtype}")
+        if name in texts:  # pandas 3 reads Arrow text as 'str'; the frame held objects
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     return frame
 
 
-def _plain(column: str, value: Any) -> Any:
-    """An object column's cell as a JSON scalar (None, str, bool, int, float)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, _SCALARS):
-        return value
-    raise ValueError(f"column {column!r} holds a {type(value).__name__}; storable: str, number")
-
-
-def _numbers(name: str, dtype: str, chunk: bytes) -> pd.Series:
-    """A numeric column from its little-endian bytes (a writable, native-order copy)."""
-    values = np.frombuffer(chunk, dtype=NUMERIC[dtype])
-    if dtype == "bool" and values.size and values.max() > 1:
-        raise ValueError(f"stored column {name!r} holds bytes that are not booleans")
-    return pd.Series(values.astype(dtype), dtype=dtype)
-
-
-def _texts(name: str, dtype: str, cells: Any, rows: int) -> pd.Series:
-    """A text column from its JSON cells, each checked against the dtype."""
-    allowed = (str,) if dtype == "str" else _SCALARS
-    if not isinstance(cells, list) or len(cells) != rows:
-        raise ValueError(f"stored column {name!r} has the wrong number of cells")
-    if not all(v is None or isinstance(v, allowed) for v in cells):
-        raise ValueError(f"stored column {name!r} holds cells that are not {dtype}")
-    return pd.Series(cells, dtype=dtype)
-
-
-def _inflate(blob: bytes) -> bytes:
-    """zlib-decompress at most MAX_FRAME_BYTES; any damage becomes ValueError."""
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise ValueError(f"stored frame is not bytes but {type(blob).__name__}")
+def _object_columns(schema: pa.Schema) -> set[str]:
+    """Columns that were ``object`` in the encoded frame (pandas' schema metadata)."""
     try:
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(blob, MAX_FRAME_BYTES)
-    except zlib.error as err:
-        raise ValueError(f"stored frame is damaged: {err}") from err
-    if inflater.unconsumed_tail:
-        raise ValueError(f"stored frame inflates beyond {MAX_FRAME_BYTES:,} bytes")
-    return raw
+        columns = (schema.pandas_metadata or {}).get("columns", [])
+        return {c["name"] for c in columns if c.get("numpy_type") == "object"}
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"stored frame has damaged pandas metadata: {err}") from err
 
 
-def _parse(head: bytes) -> dict[str, Any]:
-    """The JSON header as a dict; any damage becomes ValueError."""
-    try:
-        header = json.loads(head.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise ValueError(f"stored frame header is damaged: {err}") from err
-    if not isinstance(header, dict):
-        raise ValueError("stored frame header is not a JSON object")
-    return header
+def _check_text(name: str, series: pd.Series) -> None:
+    """An object column is stored as Arrow text: every cell a str or None."""
+    for value in series.tolist():
+        if value is None or isinstance(value, str):
+            continue
+        raise ValueError(f"column {name!r} holds a {type(value).__name__}; storable: str")

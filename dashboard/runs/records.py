@@ -7,7 +7,7 @@ outcome, and two DataFrames for the metrics.
 Browser tokens and run ids are URL-safe base64 (``secrets.token_urlsafe``); anything else from
 a URL or cookie is refused with ValueError before it reaches a database.
 
-A store keeps a run's frames with ``run_codec.encode_frame``.
+A store keeps a run's frames with ``codec.encode_frame`` (Arrow IPC).
 """
 
 from __future__ import annotations

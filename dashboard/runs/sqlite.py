@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS runs (
     start_config TEXT NOT NULL,             -- JSON object
     end_config TEXT NOT NULL,               -- JSON object
     outcome TEXT NOT NULL,                  -- JSON object
-    steps BLOB NOT NULL,                    -- run_codec.encode_frame
+    steps BLOB NOT NULL,                    -- codec.encode_frame (Arrow IPC; old rows GLF1)
     epochs BLOB NOT NULL,
     UNIQUE (token, run_id)
 );
