@@ -79,3 +79,16 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting; last status {status}")
         time.sleep(0.01)
+
+
+class SyncRunner:
+    """A ``Lab`` runner for tests: no thread; Step trains one minibatch in the caller's
+    thread, and a started job waits for the test to drive it (``job.run_sync(n)``)."""
+
+    def launch(self, job: TrainingJob, step_only: bool) -> None:
+        if step_only:
+            self.step(job)
+
+    def step(self, job: TrainingJob) -> None:
+        job.step_once()
+        job.run_sync(1)

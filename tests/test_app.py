@@ -19,11 +19,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard.session.lab import Lab, SyncRunner
+from dashboard.session.lab import Lab
 from dashboard.sidebar import controls as ctl
 from dashboard.sidebar import lessons
 from gru_core.run.job import ENDED
 from gru_core.sources import load_corpus
+
+from helpers import SyncRunner
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from dashboard.runs.saved import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
-from dashboard.session.lab import Lab, SyncRunner
+from dashboard.session.lab import Lab
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 from gru_core.run import job as job_module
 from gru_core.run.job import ENDED, SlotPool
 
-from helpers import CHAOTIC, TINY_RUN, wait_for
+from helpers import CHAOTIC, TINY_RUN, SyncRunner, wait_for
 
 TINY = TrainConfig(**TINY_RUN, num_epochs=1000, device="cpu")
 

@@ -11,12 +11,14 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from dashboard.runs.saved import MIN_STEPS_KEPT
-from dashboard.session.lab import CloseOnRelease, Lab, SyncRunner
+from dashboard.session.lab import CloseOnRelease, Lab
 from gru_core.config import TrainConfig
 from gru_core.data import corpus_from_text
 from gru_core.limits import BUDGET_ENV, check_memory, estimate_bytes
 from gru_core.run.job import SlotPool, TrainingJob
 from gru_core.sources import load_corpus
+
+from helpers import SyncRunner
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(

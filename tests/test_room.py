@@ -6,12 +6,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from dashboard.session.lab import Lab, SyncRunner
+from dashboard.session.lab import Lab
 from dashboard.session.sharing import ShareRegistry, WatchError
 from dashboard.sidebar import controls as ctl
 from dashboard.sidebar import lessons, room
 from dashboard.sidebar.room import parse_keys, student_link
 from gru_core.data import Corpus
+
+from helpers import SyncRunner
 
 
 def test_hide_and_lock_name_controls_and_warn_about_others() -> None:

@@ -16,9 +16,11 @@ from dashboard.runs.saved import (
     to_stored,
 )
 from dashboard.runs.store import open_run_store
-from dashboard.session.lab import Lab, SyncRunner
+from dashboard.session.lab import Lab
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
+
+from helpers import SyncRunner
 
 TINY = TrainConfig(
     hidden_size=16, num_steps=8, batch_size=4, max_tokens=2000, val_tokens=500, num_epochs=50,

@@ -8,13 +8,16 @@ tab stops that session's job.
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from dashboard.runs.saved import SavedRun, SavedRuns, worth_keeping
+from dashboard.session.reading import Reader, Source, find_sources
 from gru_core.config import TrainConfig
-from gru_core.data import Corpus
+from gru_core.data import Corpus, split_train_val
+from gru_core.memory import MemoryAnalysis
 from gru_core.run.job import ENDED, TrainingJob
 from gru_core.run.telemetry import Snapshot, Telemetry
 from gru_core.run.verdict import Verdict, judge
@@ -23,7 +26,7 @@ from gru_core.sources import corpus_from_upload
 
 class JobRunner(Protocol):
     """How a Lab's jobs are driven: in a background thread (the app) or in the caller's
-    thread, step by step (tests: AppTest never fires the page's timer)."""
+    thread, step by step (the tests' ``SyncRunner``: AppTest never fires the page's timer)."""
 
     def launch(self, job: TrainingJob, step_only: bool) -> None: ...
 
@@ -40,19 +43,6 @@ class ThreadRunner:
 
     def step(self, job: TrainingJob) -> None:
         job.step_once()
-
-
-class SyncRunner:
-    """A runner for tests: no thread; Step trains one minibatch in the caller's thread, and
-    a started job waits for the test to drive it (``job.run_sync(n)``)."""
-
-    def launch(self, job: TrainingJob, step_only: bool) -> None:
-        if step_only:
-            self.step(job)
-
-    def step(self, job: TrainingJob) -> None:
-        job.step_once()
-        job.run_sync(1)
 
 
 SETTLE_S = 30.0  # the longest a page run waits for a Start still building its job
@@ -72,6 +62,7 @@ class Lab:
     rejected: tuple[str, str] | None = None  # (identity, message) of the last refused upload
     close_timer: threading.Timer | None = None  # pending close after the tab went away
     closed: bool = False  # the session is gone; a shared watch link to it has ended
+    reader: Reader = field(default_factory=Reader)  # cached reads of its models' weights
     _saved_job: TrainingJob | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # Held while a job is being replaced. Streamlit may begin the next run of the page (a
@@ -173,6 +164,30 @@ class Lab:
         """Switch back to a shared corpus (e.g. The Time Machine)."""
         if self.corpus is not corpus:
             self.corpus, self.upload_key = corpus, None
+
+    # -- reading its models (the Text and Memory views draw what these return) ------------
+    def sources(self) -> dict[str, Source]:
+        """Weights to read: the job's latest snapshot, then saved runs that kept theirs."""
+        return find_sources(self.job, self.job_corpus, self.run_counter, self.runs)
+
+    def analysis(self, source: Source, text: str, target: int | None) -> MemoryAnalysis:
+        """What the hidden state carries on ``text`` (``gru_core.memory.analyse``), cached
+        until the weights, passage or position change; ValueError for an unreadable text."""
+        return self.reader.analysis(source, text, target)
+
+    def sample(self, source: Source, temperature: float, seed: int) -> str:
+        """Text sampled from ``source`` after the bench's prefix, the same for the same seed."""
+        prefix = (self.job_corpus or self.corpus).prefix
+        return self.reader.sample(source, prefix, temperature, seed)
+
+    def random_passage(self, rng: random.Random, length: int = 300) -> str:
+        """A random stretch of the validation text (what the model never trained on)."""
+        corpus = self.job_corpus or self.corpus
+        config = self.job.config if self.job is not None else TrainConfig()
+        _, val = split_train_val(corpus.tokens, config.max_tokens, config.val_tokens)
+        tokens = val if len(val) > 50 else corpus.tokens
+        start = rng.randrange(max(1, len(tokens) - length))
+        return corpus.vocab.decode(tokens[start : start + length])
 
     # -- outcome and saved runs ------------------------------------------------------------
     def verdict(self) -> Verdict | None:

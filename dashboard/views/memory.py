@@ -5,80 +5,31 @@ saved run's final weights), builds a private copy, and shows: the passage colour
 hidden unit with the model's top-5 guesses on hover; the unit finder (units whose activation
 follows a pattern of the text); and connectivity (how much the prediction at one position
 depends on each earlier character), with a GRU-vs-RNN comparison over saved runs. Script
-thread only; the maths is ``gru_core.memory``, the pictures ``memory_charts.py``.
+thread only, and it only draws: the reading is the session's ``Lab`` (``Lab.sources``,
+``Lab.analysis``: ``session/reading.py``), the maths ``gru_core.memory``, the pictures
+``charts/memory.py``.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
-import torch
 
 from dashboard.charts import memory as memory_charts
 from dashboard.session.lab import Lab
+from dashboard.session.reading import Source, compare_defaults
 from dashboard.views.display import chart, chart_columns
 from dashboard.views.teaching import CAPTIONS
 from gru_core import memory
-from gru_core.config import TrainConfig
-from gru_core.data import Vocab, split_train_val
 
 MAX_CHARS = 500  # the passage box
 CUSTOM = "your own pattern (regex)…"
 
 
-@dataclass(frozen=True)
-class Source:
-    """A model to read: its settings, vocabulary and a weights snapshot."""
-
-    label: str
-    key: str  # changes when the weights do (job step, saved run id)
-    config: TrainConfig
-    vocab: Vocab
-    weights: dict[str, torch.Tensor]
-
-
-def sources(lab: Lab) -> dict[str, Source]:
-    """The running (or last) job's latest weights, then every saved run that kept its own."""
-    found: dict[str, Source] = {}
-    job, corpus = lab.job, lab.job_corpus
-    snapshot = job.weights() if job is not None else None
-    if job is not None and corpus is not None and snapshot is not None:
-        step, weights = snapshot
-        label = f"this run (weights at step {step:,})"
-        found[label] = Source(label, f"job{id(job)}:{step}", job.config, corpus.vocab, weights)
-    for run in reversed(list(lab.runs)):
-        if run.weights is not None and run.vocab is not None:
-            found[run.name] = Source(run.name, run.run_id, run.config, run.vocab, run.weights)
-    return found
-
-
-CACHE_SIZE = 4  # analyses kept per session (the shown model and a few to compare)
-
-
-def _analysis(source: Source, text: str, target: int | None) -> memory.MemoryAnalysis:
-    """One refresh, cached until the weights, the passage or the position change (the live
-    fragment redraws every second; a model that has not moved is not read again)."""
-    key = (source.key, text, target)
-    cache: dict[tuple, memory.MemoryAnalysis] = st.session_state.setdefault("_memory_cache", {})
-    if key not in cache:
-        model = memory.model_from_weights(source.config, len(source.vocab), source.weights)
-        cache[key] = memory.analyse(model, source.vocab, text, target)
-        while len(cache) > CACHE_SIZE:
-            cache.pop(next(iter(cache)))
-    return cache[key]
-
-
 def _random_passage(lab: Lab) -> None:
-    """A random stretch of the validation text (what the model never trained on)."""
-    corpus = lab.job_corpus or lab.corpus
-    config = lab.job.config if lab.job is not None else TrainConfig()
-    _, val = split_train_val(corpus.tokens, config.max_tokens, config.val_tokens)
-    tokens = val if len(val) > 50 else corpus.tokens
-    start = random.randrange(max(1, len(tokens) - 300))
-    _set_passage(corpus.vocab.decode(tokens[start : start + 300]))
+    _set_passage(lab.random_passage(random.Random()))
 
 
 def _set_passage(text: str) -> None:
@@ -92,7 +43,7 @@ def _typed(box: str) -> None:
 
 
 def memory_view(lab: Lab) -> None:
-    found = sources(lab)
+    found = lab.sources()
     if not found:
         st.info(CAPTIONS["memory_empty"])
         return
@@ -113,13 +64,13 @@ def memory_view(lab: Lab) -> None:
             "Position t whose prediction to explain", 0, max(len(seen) - 1, 1), len(seen) - 1,
             key=f"memory_target_{len(seen)}",
         )  # fmt: skip
-        result = _analysis(source, text, min(target, len(seen) - 1))
+        result = lab.analysis(source, text, min(target, len(seen) - 1))
     except ValueError as exc:
         st.warning(f"Can't read this passage: {exc}")
         return
     _unit_and_connectivity(result)
     _unit_finder(result)
-    _compare(found, text, result.target)
+    _compare(lab, found, text, result.target)
 
 
 def _unit_and_connectivity(result: memory.MemoryAnalysis) -> None:
@@ -176,19 +127,19 @@ def _unit_finder(result: memory.MemoryAnalysis) -> None:
     st.caption(CAPTIONS["unit_finder"])
 
 
-def _compare(found: dict[str, Source], text: str, target: int) -> None:
-    """Connectivity of several models (e.g. a GRU and an RNN saved run) at one position."""
+def _compare(lab: Lab, found: dict[str, Source], text: str, target: int) -> None:
+    """Connectivity of several models (e.g. a GRU and an RNN saved run) at one position;
+    preselected: the two most recent runs of different models (``compare_defaults``)."""
     names = list(found)
-    if len(names) < 2:
+    default = compare_defaults(found)
+    if len(default) < 2:  # one run (perhaps beside its own saved copy): nothing to compare
         st.caption(CAPTIONS["memory_compare_empty"])
         return
-    chosen = st.multiselect(
-        "Compare connectivity of", names, default=names[:2], key="memory_compare"
-    )
+    chosen = st.multiselect("Compare connectivity of", names, default=default, key="memory_compare")
     curves = {}
     for name in chosen:
         try:
-            curves[name] = _analysis(found[name], text, target).connectivity
+            curves[name] = lab.analysis(found[name], text, target).connectivity
         except ValueError as exc:
             st.warning(f"{name}: {exc}")
     if curves:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import streamlit as st
-import torch
 
 from dashboard.charts import cells as cell_charts
 from dashboard.charts import training as charts
@@ -19,12 +18,11 @@ from dashboard.charts.base import empty_figure
 from dashboard.session.lab import Lab
 from dashboard.views import cells as cell_views
 from dashboard.views.display import chart, chart_columns, snapshot_figure
-from dashboard.views.memory import memory_view, sources
+from dashboard.views.memory import memory_view
 from dashboard.views.teaching import CAPTIONS, outcome_advice
 from gru_core.config import TrainConfig
-from gru_core.memory import model_from_weights
 from gru_core.model.gates import GATES, MODEL_GATES
-from gru_core.model.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE, generate
+from gru_core.model.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE
 from gru_core.run.job import JobStatus
 from gru_core.run.records import Outcome
 from gru_core.run.telemetry import Snapshot, gate_names
@@ -206,8 +204,9 @@ def _ppl(value: float | None) -> str:
 
 
 def _sample_at_temperature(lab: Lab) -> None:
-    """Sample from the latest weights at a temperature the class chooses."""
-    found = sources(lab)
+    """Sample from the latest weights at a temperature the class chooses (``Lab.sample``:
+    sampled again only when the weights, the temperature or the draw change)."""
+    found = lab.sources()
     if not found:
         return
     source = next(iter(found.values()))
@@ -220,18 +219,7 @@ def _sample_at_temperature(lab: Lab) -> None:
         draw = st.button("Sample again", key="resample")
     if draw:
         st.session_state.sample_seed = st.session_state.get("sample_seed", 0) + 1
-    prefix = lab.job_corpus.prefix if lab.job_corpus is not None else lab.corpus.prefix
-    seed = st.session_state.get("sample_seed", 0)
-    # Sampled again only when the weights, the temperature or the draw change, not on every
-    # live redraw (the model is rebuilt from the snapshot for each sample).
-    key = (source.key, prefix, temperature, seed)
-    cached = st.session_state.get("_sample")
-    if cached is None or cached[0] != key:
-        model = model_from_weights(source.config, len(source.vocab), source.weights)
-        generator = torch.Generator().manual_seed(seed)
-        cached = (key, generate(model, source.vocab, prefix, 100, temperature, generator))
-        st.session_state._sample = cached
-    sample = cached[1]
+    sample = lab.sample(source, temperature, st.session_state.get("sample_seed", 0))
     with right:
         st.markdown(f"**Sampled at temperature {temperature:g}** from {source.label}")
         st.code(sample, language=None, wrap_lines=True)
