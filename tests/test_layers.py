@@ -1,4 +1,6 @@
-"""The one-way layering (ARCHITECTURE.md): gru_core never imports streamlit; only its CLI prints."""
+"""The one-way layering (ARCHITECTURE.md): gru_core never imports streamlit; only its CLI
+prints; in the dashboard only the Streamlit layer calls ``st.*``, and every chart is drawn by
+one function."""
 
 from __future__ import annotations
 
@@ -13,6 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "gru_core"
 DASHBOARD = REPO / "dashboard"
 PRINT_ALLOWED = {CORE / "cli.py", CORE / "sweep" / "cli.py"}  # the two command-line entry points
+# The dashboard's Streamlit layer: the entry point, the pages, the sidebar (it draws the
+# controls) and the views. charts/ (data -> figure), runs/ (saved runs, stores) and session/
+# (a session's Lab, sharing, guards) are plain Python, testable without Streamlit; the
+# ``st.cache_resource`` wrappers that hold their objects live in pages/resources.py.
+STREAMLIT_LAYER = (
+    DASHBOARD / "app.py",
+    DASHBOARD / "pages",
+    DASHBOARD / "sidebar",
+    DASHBOARD / "views",
+)
+CHART_DRAWER = DASHBOARD / "views" / "display.py"  # display.chart: the room's look, once
 
 
 def _python_files(*roots: Path) -> list[Path]:
@@ -39,10 +52,29 @@ def _print_calls(tree: ast.AST) -> list[int]:
     ]
 
 
+def _attribute_uses(tree: ast.AST, name: str) -> list[int]:
+    """Lines that name ``name`` as an attribute (``st.plotly_chart``, ``x.plotly_chart``) or
+    import it (``from streamlit import plotly_chart``)."""
+    lines = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == name]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(a.name == name for a in node.names):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def _in_streamlit_layer(path: Path) -> bool:
+    return any(path == p or p in path.parents for p in STREAMLIT_LAYER)
+
+
 def test_scanners_detect_what_they_look_for() -> None:
     tree = ast.parse("import streamlit as st\nfrom streamlit.x import y\nprint(1)\n")
     assert {"streamlit", "streamlit.x"} <= _imported_modules(tree)
     assert _print_calls(tree) == [3]
+    drawn = ast.parse("st.plotly_chart(f)\nfrom streamlit import plotly_chart\nc.plotly_chart\n")
+    assert _attribute_uses(drawn, "plotly_chart") == [1, 2, 3]
+    assert _in_streamlit_layer(DASHBOARD / "views" / "memory.py")
+    assert not _in_streamlit_layer(DASHBOARD / "charts" / "training.py")
+    assert not _in_streamlit_layer(DASHBOARD / "session" / "lab.py")
 
 
 def test_core_has_python_files() -> None:
@@ -55,6 +87,36 @@ def test_core_does_not_import_streamlit(path: Path) -> None:
     modules = _imported_modules(ast.parse(path.read_text(encoding="utf-8")))
     bad = sorted(m for m in modules if m == "streamlit" or m.startswith("streamlit."))
     assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _python_files(DASHBOARD) if not _in_streamlit_layer(p)],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_only_the_streamlit_layer_uses_streamlit(path: Path) -> None:
+    """Only app.py, pages/, sidebar/ and views/ import streamlit (and so call ``st.*``);
+    charts/, runs/ and session/ take and return plain objects (STYLE rules 6 and 7)."""
+    modules = _imported_modules(ast.parse(path.read_text(encoding="utf-8")))
+    bad = sorted(m for m in modules if m == "streamlit" or m.startswith("streamlit."))
+    assert not bad, f"{path.relative_to(REPO)} imports {bad}: move it to pages/ or views/"
+
+
+def test_the_plain_dashboard_layers_exist() -> None:
+    plain = [p for p in _python_files(DASHBOARD) if not _in_streamlit_layer(p)]
+    folders = {p.parent.name for p in plain}
+    assert {"charts", "runs", "session"} <= folders  # a move cannot make the scan vacuous
+
+
+def test_every_chart_is_drawn_by_display_chart() -> None:
+    """``st.plotly_chart`` appears in views/display.py only (``display.chart``: one look,
+    projector mode included, for every figure)."""
+    found = {
+        str(path.relative_to(REPO)): lines
+        for path in _python_files(DASHBOARD)
+        if (lines := _attribute_uses(ast.parse(path.read_text(encoding="utf-8")), "plotly_chart"))
+    }
+    assert list(found) == [str(CHART_DRAWER.relative_to(REPO))], found
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from dashboard.pages import watch
 from dashboard.session.lab import Lab
 from dashboard.session.sharing import ShareRegistry, WatchError
 from dashboard.sidebar import controls as ctl
-from dashboard.sidebar import lessons, room
+from dashboard.sidebar import lessons
 from dashboard.sidebar.room import parse_keys, student_link
 from gru_core.data import Corpus
 
@@ -86,7 +87,7 @@ def test_the_watcher_cap_comes_from_the_environment(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_crowd_of_watchers_redraws_less_often() -> None:
-    from dashboard.sidebar.room import WATCH_REDRAWS_PER_S, watch_interval
+    from dashboard.pages.watch import WATCH_REDRAWS_PER_S, watch_interval
 
     few = int(2.0 * WATCH_REDRAWS_PER_S)  # as many as 2 s redraws keep within the budget
     assert watch_interval(1) == watch_interval(few) == 2.0 < watch_interval(few + 1)
@@ -97,7 +98,7 @@ def test_a_crowd_of_watchers_redraws_less_often() -> None:
 def test_a_watcher_gets_a_new_interval_once_the_room_changed_enough() -> None:
     """The interval a watcher was given when it joined is renewed when the crowd has grown
     or shrunk by more than the slack (30 joining at once: the first ones were told 2 s)."""
-    assert room.interval_is_stale(2.0, 30)  # 6 s now
-    assert not room.interval_is_stale(room.watch_interval(26), 30)  # within the slack
-    assert room.interval_is_stale(room.watch_interval(40), 3)  # the room emptied
-    assert not room.interval_is_stale(2.0, 1)
+    assert watch.interval_is_stale(2.0, 30)  # 6 s now
+    assert not watch.interval_is_stale(watch.watch_interval(26), 30)  # within the slack
+    assert watch.interval_is_stale(watch.watch_interval(40), 3)  # the room emptied
+    assert not watch.interval_is_stale(2.0, 1)

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.runs.saved import SavedRuns
-from dashboard.session.lab import Lab
-from dashboard.session.resources import (
+from dashboard.pages.resources import (
     TOKEN_PARAM,
     browser_token,
     default_corpus,
     run_store,
     session_guard,
+    share_registry,
 )
+from dashboard.pages.watch import watch_page
+from dashboard.runs.saved import SavedRuns
+from dashboard.session.lab import Lab
 from dashboard.sidebar import controls as ctl
 from dashboard.sidebar.panel import (
     corpus_picker,
@@ -27,7 +29,7 @@ from dashboard.sidebar.panel import (
     sidebar,
     widget_values,
 )
-from dashboard.sidebar.room import WATCH, room_section, share_registry, watch_page
+from dashboard.sidebar.room import WATCH, room_section
 from dashboard.views import training as views
 from dashboard.views.compare import compare_section
 from dashboard.views.display import PROJECTOR_KEY, page_style, projector_on

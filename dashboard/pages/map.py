@@ -14,9 +14,9 @@ from typing import Any
 import streamlit as st
 
 from dashboard.charts import map as map_charts
-from dashboard.session.resources import default_corpus, sweep_guard
+from dashboard.pages.resources import default_corpus, sweep_guard
 from dashboard.sidebar import controls as ctl
-from dashboard.views.display import chart_columns, page_style
+from dashboard.views.display import chart, chart_columns, page_style
 from dashboard.views.teaching import CAPTIONS
 from gru_core.config import TrainConfig
 from gru_core.sweep.job import ENDED, SweepJob
@@ -192,10 +192,9 @@ def map_page() -> None:
         cols = chart_columns(len(current.spec.models), "map")
         for col, model in zip(cols, current.spec.models, strict=True):
             with col:
-                event = st.plotly_chart(
-                    map_charts.map_figure(snap.results, current.spec, model),
-                    key=f"map-{model}", on_select="rerun", selection_mode="points",
-                    config={"displaylogo": False},
+                event = chart(
+                    map_charts.map_figure(snap.results, current.spec, model), f"map-{model}",
+                    select="points",
                 )  # fmt: skip
                 points = (event or {}).get("selection", {}).get("points", [])
                 if points:

@@ -10,7 +10,7 @@ that changes it; only the owner's session holds the ``owner`` key that can stop 
 At most ``max_watchers`` sessions watch one token at once (a watcher counts while it
 refreshed within ``WATCHER_TTL_S``); the next one is told the room is full. A token ends
 when the owner stops sharing or their lab closes (the tab went away). Plain Python, no ``st.*``:
-the registry is one per server process (``st.cache_resource`` in the app).
+the registry is one per server process (``pages/resources.share_registry``).
 """
 
 from __future__ import annotations
@@ -85,12 +85,6 @@ class ShareRegistry:
                 return False
             del self._shares[token]
             return True
-
-    def forget_lab(self, lab: Lab) -> None:
-        """The lab closed (its tab went away): its share ends."""
-        with self._lock:
-            for token in [t for t, e in self._shares.items() if e.lab is lab]:
-                del self._shares[token]
 
     def watch(self, token: str, watcher: str) -> Lab:
         """The shared lab for ``watcher`` (and count them); WatchError when the token is

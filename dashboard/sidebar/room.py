@@ -1,12 +1,11 @@
-"""The room: teacher links that hide or lock controls, and one shared run the class watches.
+"""The sidebar's Room section: teacher links that hide or lock controls, and sharing a run.
 
 - ``?hide=clip_on,clip`` leaves those controls out of a student's sidebar; ``?lock=lr`` shows
   them greyed out at the link's value (TensorFlow Playground's ``<control>_hide`` trick). The
   rest of the URL still sets the other controls. "Link for students" builds such a URL from the
   current settings; a lesson can suggest what to hide and lock.
-- "Share this run" gives a read-only ``?watch=<token>`` link to this bench (``sharing.py``);
-  ``watch_page`` is what a watcher sees: status, charts and text, no run controls, and "Fork"
-  to copy the settings into their own lab.
+- "Share this run" gives a read-only ``?watch=<token>`` link to this bench
+  (``session/sharing.py``); what a watcher sees is ``pages/watch.py``.
 Script thread only.
 """
 
@@ -20,27 +19,14 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import streamlit as st
 
 from dashboard.session.lab import Lab
-from dashboard.session.sharing import ShareRegistry, WatchError
+from dashboard.session.sharing import ShareRegistry
 from dashboard.sidebar import controls as ctl
 from dashboard.sidebar import lessons
-from dashboard.views import training as views
 from dashboard.views.display import PROJECTOR_KEY, projector_on
 
 HIDE, LOCK, WATCH = "hide", "lock", "watch"  # URL parameters
-# All watchers of one shared run together. Each watcher redraw costs the server ~5 ms of
-# script CPU plus sending, and a training job on the same cores several times that in GIL
-# hand-offs: at 5 a second, 40 watchers slowed a run by 8-10%, at 4 by 5-6% (watchers-cost).
-WATCH_REDRAWS_PER_S = 4.0
-WATCH_SNAPSHOT_AGE_S = 2.0  # how old a watcher's charts may be (the owner's redraw every 0.75 s)
-INTERVAL_SLACK = 1.25  # a watcher's redraw interval is renewed once off by more than this
 WATCH_COUNT_S = 5.0  # how often the owner's sidebar recounts its watchers
 ROOM_KEYS = (HIDE, LOCK, WATCH)
-
-
-@st.cache_resource(show_spinner=False)
-def share_registry() -> ShareRegistry:
-    """The server's shared runs: one registry for every session, so watchers find them."""
-    return ShareRegistry()
 
 
 def parse_keys(raw: str | None, what: str) -> tuple[frozenset[str], list[str]]:
@@ -138,63 +124,3 @@ def _share_controls(lab: Lab, registry: ShareRegistry, sb: Any) -> None:
     if sb.button("Stop sharing"):
         registry.stop(token, _owner_secret())
         st.rerun()
-
-
-def watch_page(registry: ShareRegistry, token: str) -> None:
-    """What a watcher sees: the shared bench's run, read-only, refreshed live."""
-    st.title("GRU Lab · watching")
-    watcher = st.session_state.setdefault("_watcher_id", secrets.token_urlsafe(12))
-    try:
-        shared = registry.watch(token, watcher)
-    except WatchError as exc:
-        st.error(str(exc))
-        st.button("Open my own lab", on_click=_leave_watch)
-        return
-    st.caption("A read-only view of a run someone is sharing; it refreshes by itself.")
-    st.button("Fork: copy its settings into my own lab", on_click=_fork, args=(shared,))
-
-    interval = watch_interval(registry.watchers(token))
-
-    @st.fragment(run_every=interval)
-    def live() -> None:
-        try:
-            registry.watch(token, watcher)  # still shared? (counts as this watcher's heartbeat)
-        except WatchError as exc:
-            st.error(str(exc))
-            return
-        if interval_is_stale(interval, registry.watchers(token)):
-            st.rerun()  # the room grew or shrank: a full run gives the fragment a new timer
-        views.live_views(shared, WATCH_SNAPSHOT_AGE_S)
-
-    live()
-
-
-def watch_interval(watchers: int) -> float:
-    """Seconds between a watcher's redraws: 2 s for a few, slower for a crowd, so that the
-    whole room asks the server for at most about WATCH_REDRAWS_PER_S redraws a second (each
-    one serialises the charts for that watcher's browser; the training job needs the rest).
-    The interval is decided when a watcher's page runs in full; its live fragment asks for a
-    full run when the room has changed enough (INTERVAL_SLACK) that the old one is wrong.
-    The charts themselves are shared: every watcher draws a snapshot at most
-    WATCH_SNAPSHOT_AGE_S old (usually the one the owner's page drew last) and the figures
-    built for it (``display.snapshot_figure``)."""
-    return max(2.0, watchers / WATCH_REDRAWS_PER_S)
-
-
-def interval_is_stale(interval: float, watchers: int) -> bool:
-    """Whether a watcher redrawing every ``interval`` s should get a new interval now that
-    ``watchers`` watch (off by more than INTERVAL_SLACK either way)."""
-    ratio = watch_interval(watchers) / interval
-    return not 1 / INTERVAL_SLACK <= ratio <= INTERVAL_SLACK
-
-
-def _leave_watch() -> None:
-    st.query_params.pop(WATCH, None)
-
-
-def _fork(shared: Lab) -> None:
-    """Leave the watch page with the shared run's settings in this session's own controls."""
-    job = shared.job
-    if job is not None:
-        st.session_state._fork_values = ctl.values_from_config(job.config)
-    _leave_watch()

@@ -16,6 +16,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any, Literal
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -72,11 +73,17 @@ def page_style() -> None:
     st.html(_STYLE + (_PROJECTOR_STYLE if projector_on() else ""))
 
 
-def chart(fig: go.Figure, key: str) -> None:
-    """Draw a figure in the room's look (projector mode restyles a copy)."""
+def chart(fig: go.Figure, key: str, select: Literal["points"] | None = None) -> Any:
+    """Draw a figure in the room's look (projector mode restyles a copy); the only caller of
+    ``st.plotly_chart`` (tests/test_layers.py). ``select="points"``: a click on a point
+    reruns the page, and the returned event holds the selection."""
     if projector_on():
         fig = for_projector(go.Figure(fig))
-    st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
+    if select is None:
+        return st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
+    return st.plotly_chart(
+        fig, key=key, config=PLOT_CONFIG, on_select="rerun", selection_mode=select
+    )
 
 
 _FIGURES: OrderedDict[tuple[int, str], tuple[weakref.ref, go.Figure]] = OrderedDict()

@@ -1,4 +1,6 @@
-"""Resources the pages share: the default corpus, the saved-runs store, session guards.
+"""Resources the pages share: the default corpus, the saved-runs store, the registry of
+shared runs, this browser's token, session guards. The Streamlit end of ``session/`` and
+``runs/``: the ``st.cache_resource`` wrappers live here and hand plain objects down.
 
 ``st.cache_resource`` without a scope is shared by every session (read-only things, and
 stores keyed inside by browser token); session-scoped ones are released when the session's
@@ -10,18 +12,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 from typing import Any
 
 import streamlit as st
 
 from dashboard.runs.records import new_token, valid_token
 from dashboard.runs.store import RUNS_DB_ENV, RunStore, open_run_store
+from dashboard.session.guards import StopOnRelease, close_grace_s
 from dashboard.session.lab import CloseOnRelease, Lab
+from dashboard.session.sharing import ShareRegistry
 from gru_core.data import Corpus
 from gru_core.sources import CACHE_ENV, load_corpus
 
-CLOSE_GRACE_ENV = "GRU_LAB_CLOSE_GRACE_S"  # seconds; default 30
 TOKEN_PARAM = "bench"  # the URL parameter holding this browser's saved-runs token
 
 
@@ -48,11 +50,6 @@ def session_guard(_lab: Lab) -> CloseOnRelease:
     return CloseOnRelease(_lab, close_grace_s())
 
 
-def close_grace_s() -> float:
-    """A closed tab's job stops this long after its websocket goes (a reconnect cancels it)."""
-    return float(os.environ.get(CLOSE_GRACE_ENV, "30"))
-
-
 @st.cache_resource(show_spinner=False)
 def _run_store(db_env: str, cache_env: str) -> RunStore:
     """The server's saved-runs store (shared: it is keyed by browser token inside)."""
@@ -73,19 +70,13 @@ def browser_token() -> str:
     return str(token)
 
 
-class StopOnRelease:
-    """A sweep tied to its session: when the tab goes, the sweep stops after the grace."""
-
-    def __init__(self, job: Any) -> None:
-        self.job = job
-
-    def release(self) -> None:
-        timer = threading.Timer(close_grace_s(), self.job.stop, kwargs={"wait": False})
-        timer.daemon = True
-        timer.start()
-
-
 @st.cache_resource(scope="session", on_release=lambda guard: guard.release(), show_spinner=False)
 def sweep_guard(_job: Any) -> StopOnRelease:
     """Session-scoped, keyed by the sweep: released when this session's websocket goes."""
     return StopOnRelease(_job)
+
+
+@st.cache_resource(show_spinner=False)
+def share_registry() -> ShareRegistry:
+    """The server's shared runs: one registry for every session, so watchers find them."""
+    return ShareRegistry()
