@@ -76,6 +76,27 @@ def summary_table(runs: list[SavedRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def gru_rnn_reading(runs: list[SavedRun]) -> str | None:
+    """What the overlaid runs say about "does a GRU need a higher clip threshold than an
+    RNN?": for the newest GRU and the newest RNN run shown, the median gradient norm before
+    clipping and the share of steps clipped, then the study note's explanation to check
+    against them. None unless both models are shown (no explanation before the data)."""
+    newest = {run.config.model: run for run in runs}  # runs come oldest first
+    if "gru" not in newest or "rnn" not in newest:
+        return None
+    parts = []
+    for model in ("gru", "rnn"):
+        steps = newest[model].steps
+        norms = steps["grad_norm"].to_numpy(dtype=float) if "grad_norm" in steps else np.array([])
+        norms = norms[np.isfinite(norms)]
+        median = f"median ‖g‖ {np.median(norms):.3g}" if norms.size else "no finite ‖g‖"
+        share = float(steps["clipped"].astype(float).mean()) if len(steps) else 0.0
+        parts.append(
+            f"{newest[model].name}: {median} before clipping, {share:.0%} of steps clipped"
+        )
+    return "In the runs shown: " + "; ".join(parts) + ". " + CAPTIONS["compare_explain"]
+
+
 def _follow_new_runs(names: list[str]) -> None:
     """A newly saved run joins the overlay and becomes the download choice."""
     seen = st.session_state.get("compare_seen", [])
@@ -117,6 +138,9 @@ def compare_section(lab: Lab) -> None:
         with right:
             _overlay(lab, chosen, "right", "Gradient norm before clipping")
         st.caption(CAPTIONS["compare"])
+        reading = gru_rnn_reading([r for r in map(lab.runs.get, chosen) if r is not None])
+        if reading:
+            st.caption(reading)
     with st.container(horizontal=True):
         pick = st.selectbox("Download a run", names, key="download_run")
         run = lab.runs.get(pick)

@@ -116,10 +116,15 @@ CAPTIONS = {
     "compare": (
         "Does a GRU need a higher clip threshold than an RNN? Overlay a GRU and an RNN run "
         "with the same settings and compare their gradient norms before clipping and the share "
-        "of steps clipped. The study note's answer: ~3x the parameters do not by themselves "
-        "make gradients explode; what matters is how the gradient is carried through time, and "
-        "the GRU's update adds (Z keeps the old state) where the RNN multiplies by W_hh at "
-        "every step."
+        "of steps clipped."
+    ),
+    # Shown only once a GRU and an RNN run are overlaid: an explanation to test against
+    # their numbers, never an answer before the class has data.
+    "compare_explain": (
+        "The study note's explanation, to check against these numbers: ~3x the parameters do "
+        "not by themselves make gradients explode; what matters is how the gradient is carried "
+        "through time, and the GRU's update adds (Z keeps the old state) where the RNN "
+        "multiplies by W_hh at every step."
     ),
     "memory_empty": (
         "The Memory view reads a model's weights: start a run (its weights are read about once "
@@ -216,9 +221,9 @@ def _stall_tips(config: TrainConfig) -> list[str]:
             f"**raise the clip threshold** (θ = {config.clip_threshold:g} makes every step tiny)"
         )
     if config.init_std > 0.1:
-        tips.append(
-            f"**lower the init std** (with {config.init_std:g} the gates saturate; d2l: 0.01)"
-        )
+        # An RNN has no gates: what saturates is its tanh hidden units.
+        what = "the tanh units saturate" if config.model == "rnn" else "the gates saturate"
+        tips.append(f"**lower the init std** (with {config.init_std:g} {what}; d2l: 0.01)")
     if config.init_std < 0.002:
         tips.append(f"**raise the init std** (d2l uses 0.01; you have {config.init_std:g})")
     tips.append("**train for more epochs**")
