@@ -15,8 +15,10 @@ import pytest
 
 from dashboard.charts import base as figure_base
 from dashboard.charts import cells as cell_charts
+from dashboard.charts import events as figure_events
+from dashboard.charts import thinning as figure_thinning
 from dashboard.charts import training as charts
-from dashboard.charts.base import MAX_POINTS, downsample, empty_figure
+from dashboard.charts.base import empty_figure
 from dashboard.charts.cells import (
     flow_reach_figure,
     gate_bands_figure,
@@ -26,6 +28,7 @@ from dashboard.charts.cells import (
     normalise_at_end,
     probe_text_html,
 )
+from dashboard.charts.thinning import MAX_POINTS, downsample
 from dashboard.charts.training import (
     clipped_share,
     compare_figure,
@@ -366,7 +369,11 @@ def test_every_builder_accepts_empty_frames() -> None:
         check_figure(fig)
 
 
-@pytest.mark.parametrize("module", [charts, cell_charts, figure_base], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [charts, cell_charts, figure_base, figure_events, figure_thinning],
+    ids=lambda m: m.__name__,
+)
 def test_charts_never_import_streamlit(module: object) -> None:
     tree = ast.parse(Path(module.__file__).read_text())
     modules = {
@@ -457,7 +464,7 @@ def test_sessions_asking_at_once_share_one_build_and_one_dict(snap: Snapshot) ->
 def test_narrow_halves_the_bytes_and_keeps_the_values() -> None:
     """Steps go as int32, values as float32 (7 significant digits); NaN and inf stay, and a
     series float32 would flatten (1e+40, 1e-40) keeps float64."""
-    from dashboard.charts.base import narrow
+    from dashboard.charts.thinning import narrow
 
     steps = np.arange(1.0, 1001.0)
     assert narrow(steps).dtype == np.int32 and np.array_equal(narrow(steps), steps)
@@ -478,7 +485,7 @@ def test_narrow_halves_the_bytes_and_keeps_the_values() -> None:
 def test_a_shared_figure_is_sent_in_half_the_bytes(snap: Snapshot) -> None:
     """What snapshot_figure caches (and every watcher is sent) has narrowed arrays; drawn
     in the browser it shows the same points."""
-    from dashboard.charts.base import wire_arrays
+    from dashboard.charts.thinning import wire_arrays
     from dashboard.views.display import snapshot_figure
 
     wide = grad_norm_figure(snap.steps, snap.events)

@@ -11,7 +11,6 @@ import plotly.io as pio
 import pytest
 import torch
 
-from dashboard.charts.base import MAX_POINTS
 from dashboard.charts.memory import (
     connectivity_compare_figure,
     connectivity_figure,
@@ -20,6 +19,7 @@ from dashboard.charts.memory import (
     unit_ranking_figure,
     unit_text_html,
 )
+from dashboard.charts.thinning import MAX_POINTS
 from gru_core.data import Vocab
 from gru_core.memory import analyse, pattern_mask, rank_units
 from gru_core.model.cells import GRUScratch

@@ -1,10 +1,10 @@
-"""What every figure shares: thinning, the common look, knob-change marks, placeholders.
+"""What every figure shares: the common look, line traces, placeholders, projector mode.
 
 Every figure has a title, axis titles, the ``plotly_white`` template, a horizontal legend on top
 and a fixed ``uirevision`` (zoom and legend toggles survive the live refresh); the width follows
 the container; a log y axis gets full-number ticks (``ticks.py``). Line traces carry numpy
-arrays of at most MAX_POINTS points, thinned by min/max bucketing so that a gradient spike is
-never averaged away. Pure functions; nothing here calls Streamlit.
+arrays thinned to at most ``thinning.MAX_POINTS`` points; knob-change marks are ``events.py``.
+Pure functions; nothing here calls Streamlit.
 """
 
 from __future__ import annotations
@@ -17,19 +17,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from dashboard.charts.thinning import downsample
 from dashboard.charts.ticks import finite_positive_range, log_ticks
 
-# Most points in one line trace: 500 min/max pairs, finer than a chart is wide in pixels (a
-# third of a 2560 px projector, or most of a 1400 px screen). Each point more is serialised
-# for every page that draws the chart: forty watchers of a shared run pay it forty times.
-MAX_POINTS = 1000
-MAX_EVENT_LINES = 50  # latest knob changes drawn as vertical lines
-EVENT_ROWS = 3  # change labels are staggered over this many rows so they never overlap
 HEIGHT = 380  # px; the width is left to the container
 # The default look: tick labels of 13 px in a dark grey, titles of 17 px.
 INK, TICK_INK = "#222222", "#3d3d3d"
 TICK_PX, AXIS_TITLE_PX, TITLE_PX, LEGEND_PX = 13, 14, 17, 13
-EVENT_LABELS = dict(clip_threshold="clip", lr="lr")
 # The look's base template, as plotly's process-wide default, which a figure takes when it is
 # built (cheap), where update_layout(template=...) on every figure cost ~18 ms each (most of a
 # watcher's refresh in the classroom load test). Importing streamlit sets the default to its
@@ -45,91 +39,6 @@ def _base_template(fig: go.Figure) -> None:
 
 
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
-
-
-def downsample(
-    x: np.ndarray, ys: dict[str, np.ndarray], max_points: int = MAX_POINTS
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Thin series that share ``x`` to at most ``max_points`` points, keeping the extremes.
-
-    x is split into equal buckets; each bucket keeps the index of the minimum and of the
-    maximum of every series (NaN ignored; an all-NaN bucket keeps a NaN so gaps survive),
-    plus the first and last point. The buckets shrink until the union fits. Returns numpy
-    arrays: x[idx] and {name: y[idx]}.
-    """
-    if max_points < 4:
-        raise ValueError(f"downsample max_points={max_points}: expected at least 4")
-    x = np.asarray(x)
-    series = {name: np.asarray(y, dtype=np.float64) for name, y in ys.items()}
-    for name, y in series.items():
-        if y.shape != x.shape:
-            raise ValueError(f"downsample: series {name!r} has shape {y.shape}, x has {x.shape}")
-    n = len(x)
-    if n <= max_points:
-        return x, series
-    values = list(series.values()) or [np.zeros(n)]
-    buckets = (max_points - 2) // 2
-    idx = _bucket_extremes(values, n, buckets)
-    while len(idx) > max_points and buckets > 1:
-        buckets = max(1, min(buckets - 1, buckets * max_points // len(idx)))
-        idx = _bucket_extremes(values, n, buckets)
-    if len(idx) > max_points:  # only with hundreds of series: fall back to even spacing
-        idx = idx[np.linspace(0, len(idx) - 1, max_points).round().astype(np.int64)]
-    return x[idx], {name: y[idx] for name, y in series.items()}
-
-
-def _bucket_extremes(values: list[np.ndarray], n: int, buckets: int) -> np.ndarray:
-    """Sorted unique indices of each bucket's min and max in every series, first and last."""
-    size = -(-n // buckets)
-    rows = -(-n // size)
-    pad = rows * size - n
-    offsets = np.arange(rows) * size
-    keep = [np.array([0, n - 1])]
-    for y in values:
-        missing = np.isnan(y)
-        low = np.pad(np.where(missing, np.inf, y), (0, pad), constant_values=np.inf)
-        high = np.pad(np.where(missing, -np.inf, y), (0, pad), constant_values=-np.inf)
-        keep.append(offsets + low.reshape(rows, size).argmin(axis=1))
-        keep.append(offsets + high.reshape(rows, size).argmax(axis=1))
-    idx = np.unique(np.concatenate(keep))
-    return idx[idx < n]
-
-
-# float32 holds a value within these magnitudes to ~7 significant digits, plenty for a chart
-F32_TINY, F32_HUGE = 1e-37, 3e38
-WIRE_AXES = ("x", "y", "z")
-
-
-def narrow(values: np.ndarray) -> np.ndarray:
-    """The same values in fewer bytes for the browser: whole numbers (steps, epochs, t) as
-    int32, other values as float32 where every finite non-zero magnitude is within float32's
-    normal range (a diverging run's 1e+40 keeps float64); NaN and inf stay as they are.
-    plotly sends numpy arrays as base64 typed arrays, so this halves a chart's bytes."""
-    if values.dtype != np.float64 or values.size == 0:
-        return values
-    finite = values[np.isfinite(values)]
-    if finite.size == values.size and np.all(finite == np.round(finite)):
-        if finite.size == 0 or np.abs(finite).max() < 2**31:
-            return values.astype(np.int32)
-    magnitude = np.abs(finite[finite != 0])
-    if magnitude.size and (magnitude.min() < F32_TINY or magnitude.max() > F32_HUGE):
-        return values
-    return values.astype(np.float32)
-
-
-def wire_arrays(fig: go.Figure) -> go.Figure:
-    """Narrow every trace's float64 x, y and z arrays (``narrow``); what each page that
-    draws the figure is sent, for a figure built once and drawn by many (a shared run's
-    watchers). Lists, dates and other arrays are left alone."""
-    for trace in fig.data:
-        for axis in WIRE_AXES:
-            values = trace[axis] if axis in trace else None
-            if isinstance(values, np.ndarray):
-                narrowed = narrow(values)
-                if narrowed is not values:
-                    trace[axis] = None  # plotly keeps an equal array it is given: unset it
-                    trace[axis] = narrowed
-    return fig
 
 
 def numeric_column(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -260,84 +169,6 @@ def integer_span(arrays: object) -> float | None:
             return None
         lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
     return hi - lo if lo <= hi else None
-
-
-def _fmt(value: float) -> str:
-    return "off" if not math.isfinite(value) else f"{value:g}"
-
-
-def _event_marks(events: pd.DataFrame | None, steps: pd.DataFrame) -> tuple[list, list]:
-    """Dotted vertical lines and labels ("clip 1→0.1") for the latest knob changes.
-
-    The value before a kind's first event is read from the steps column of the same name
-    (clip_threshold, lr) at the last step before the change, when there is one.
-    """
-    if events is None or events.empty or not {"step", "kind", "value"} <= set(events.columns):
-        return [], []
-    ordered = events.sort_values("step", kind="stable")
-    step_x = steps_x(steps)
-    previous: dict[str, float] = {}
-    marks: list[tuple[float, str]] = []
-    for step, kind, value in zip(
-        numeric_column(ordered, "step"),
-        ordered["kind"].astype(str),
-        numeric_column(ordered, "value"),
-        strict=True,
-    ):
-        if not math.isfinite(step):
-            continue
-        if kind not in previous and kind in steps.columns:
-            before = np.flatnonzero(step_x < step)
-            if len(before):
-                previous[kind] = float(numeric_column(steps, kind)[before[-1]])
-        label = EVENT_LABELS.get(kind, kind)
-        text = f"{label} {_fmt(value)}"
-        if kind in previous:
-            text = f"{label} {_fmt(previous[kind])}→{_fmt(value)}"
-        previous[kind] = float(value)
-        marks.append((float(step), text))
-    marks = marks[-MAX_EVENT_LINES:]
-    line = dict(color=GREY, width=1, dash="dot")
-    shapes = [
-        dict(type="line", xref="x", yref="paper", x0=s, x1=s, y0=0, y1=1, line=line)
-        for s, _ in marks
-    ]
-    notes = []
-    xs = [s for s, _ in marks]
-    finite = step_x[np.isfinite(step_x)]
-    span = float(np.ptp(np.concatenate([finite, xs]))) if len(xs) else 0.0
-    for (s, text), row in zip(marks, _label_rows(xs, span), strict=True):
-        note = dict(
-            x=s, xref="x", y=1 - 0.08 * (row or 0), yref="paper", showarrow=False,
-            xanchor="left", yanchor="top", font=dict(size=LEGEND_PX - 1, color=INK),
-            bgcolor="rgba(255,255,255,0.8)", hovertext=text,
-        )  # fmt: skip
-        # A label with no free row is not drawn; its line keeps the change on hover.
-        note["text"] = text if row is not None else ""
-        notes.append(note)
-    return shapes, notes
-
-
-def _label_rows(xs: list[float], span: float, min_gap: float = 0.12) -> list[int | None]:
-    """A row (0 = top) for each label at ``xs`` so that labels closer than ``min_gap`` of the
-    chart's x ``span`` never share a row; None when all EVENT_ROWS rows are taken there."""
-    if not xs:
-        return []
-    span = span or 1.0
-    last: list[float] = [-math.inf] * EVENT_ROWS
-    rows: list[int | None] = []
-    for x in xs:
-        row = next((r for r in range(EVENT_ROWS) if (x - last[r]) / span >= min_gap), None)
-        if row is not None:
-            last[row] = x
-        rows.append(row)
-    return rows
-
-
-def add_events(fig: go.Figure, events: pd.DataFrame | None, steps: pd.DataFrame) -> None:
-    shapes, notes = _event_marks(events, steps)
-    if shapes:
-        relayout(fig, dict(shapes=shapes, annotations=notes))
 
 
 def empty_figure(title: str, message: str) -> go.Figure:

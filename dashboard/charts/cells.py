@@ -14,17 +14,16 @@ import plotly.graph_objects as go
 
 from dashboard.charts.base import (
     BLUE,
-    MAX_POINTS,
     ORANGE,
     RED,
     apply_layout,
-    downsample,
     empty_figure,
     line_trace,
     numeric_column,
     steps_x,
     with_subtitle,
 )
+from dashboard.charts.thinning import MAX_POINTS, downsample
 from gru_core.model.gates import GATES
 from gru_core.model.gates import label as gate_label
 

@@ -14,13 +14,13 @@ from dashboard.charts.base import (
     GREEN,
     ORANGE,
     RED,
-    add_events,
     apply_layout,
-    downsample,
     line_trace,
     numeric_column,
     steps_x,
 )
+from dashboard.charts.events import add_events
+from dashboard.charts.thinning import downsample
 
 
 def perplexity_figure(

@@ -21,7 +21,8 @@ from typing import Any, Literal
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.charts.base import for_projector, wire_arrays
+from dashboard.charts.base import for_projector
+from dashboard.charts.thinning import wire_arrays
 
 PLOT_CONFIG = {"displaylogo": False}
 PROJECTOR_KEY = "projector"
