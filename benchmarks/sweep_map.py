@@ -18,8 +18,8 @@ validation every epoch, seed 0, float32, on the CPU (``--device`` to change).
 - **same work, K = 1**: the sampled cells through the sweep's own loop one at a time
   (``run_chunk`` with K = 1: no texts, no gate statistics), to show what batching alone buys.
 - **redraw**: ``map_charts.map_figure`` on the full 8 x 8 result (hover with every number
-  and a text sparkline per cell) plus one ``sparkline_figure``, and their ``to_json`` (what
-  Streamlit sends), the median of ``--redraws`` builds.
+  and a text sparkline per cell) and its ``to_json`` (what Streamlit sends), the median of
+  ``--redraws`` builds.
 
 Targets: batched under 180 s, batched >= 4x faster than sequential (Trainer runs), redraw
 under 300 ms. Usage: ``python benchmarks/sweep_map.py [--epochs 20] [--sample 8]
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from dashboard.charts.map import map_figure, sparkline_figure
+from dashboard.charts.map import map_figure
 from gru_core.config import TrainConfig
 from gru_core.data import split_train_val
 from gru_core.run.trainer import Trainer
@@ -135,8 +135,7 @@ def main() -> int:
     for _ in range(args.redraws):
         t0 = time.perf_counter()
         fig = map_figure(snap.results, spec, "gru")
-        spark = sparkline_figure(snap.results[0])
-        fig.to_json(), spark.to_json()
+        fig.to_json()
         figs_ms.append((time.perf_counter() - t0) * 1000)
     redraw = statistics.median(figs_ms)
 
@@ -158,7 +157,7 @@ def main() -> int:
     )
     print(
         f"map redraw: {redraw:.0f} ms (target < {TARGET_REDRAW_MS:.0f} ms) "
-        f"{verdict(redraw < TARGET_REDRAW_MS)}  [{n}x{n} heatmap + sparkline, with to_json]"
+        f"{verdict(redraw < TARGET_REDRAW_MS)}  [{n}x{n} heatmap, with to_json]"
     )
     return 0
 

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from dashboard.charts.map import clicked_cell, map_figure, sparkline_figure, sparkline_text
+from dashboard.charts.map import clicked_cell, map_figure, sparkline_text
 from gru_core.sweep.results import CellResult
 from gru_core.sweep.spec import SweepSpec
 
@@ -136,15 +136,7 @@ def test_only_the_asked_models_runs_are_drawn() -> None:
     assert "RNN" in rnn.layout.title.text
 
 
-def test_sparkline_text_and_figure() -> None:
+def test_sparkline_text() -> None:
     assert sparkline_text([100.0, 10.0, 1.0]) == "█▅▁"
     assert sparkline_text([3.0, 3.0]) == "▁▁"
     assert len(sparkline_text([float(v) for v in range(1, 500)], width=24)) == 24
-    empty = sparkline_figure(None)
-    assert not empty.data
-    cell = diverged(1.0, None, step=12)
-    fig = sparkline_figure(learned(0.01, 1.0, 5.0))
-    (line,) = fig.data
-    assert list(line.y) == [27.0, 12.0, 5.0] and fig.layout.yaxis.type == "log"
-    assert fig.layout.height == 160
-    assert sparkline_figure(cell).layout.shapes  # a line where it diverged

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.charts.base import BLUE, GREY, HEIGHT, INK, RED, apply_layout, empty_figure
+from dashboard.charts.base import HEIGHT, INK, RED, apply_layout, empty_figure
 from dashboard.charts.ticks import log_ticks
 from gru_core.sweep.results import CellResult, CellSummary, summarize
 from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, Value, axis_label
@@ -255,28 +255,3 @@ def clicked_cell(customdata: Sequence[object]) -> tuple[Value, Value, str]:
 
 def _value(v: object) -> Value:
     return None if v is None else float(v)  # type: ignore[arg-type]
-
-
-def sparkline_figure(result: CellResult | None, height: int = 160) -> go.Figure:
-    """One run's perplexity curve (bucketed batch perplexity by step, log y), small."""
-    title = "perplexity while training"
-    if result is None or not result.curve_steps:
-        return empty_figure(title, "No steps yet.")
-    x = np.asarray(result.curve_steps, dtype=np.float64)
-    y = np.asarray(result.curve_perplexity, dtype=np.float64)
-    keep = np.isfinite(x) & np.isfinite(y) & (y > 0)
-    if not keep.any():
-        return empty_figure(title, "No finite perplexity to draw.")
-    fig = go.Figure(
-        go.Scatter(
-            x=x[keep], y=y[keep], mode="lines", name="perplexity", line=dict(color=BLUE, width=2)
-        )
-    )
-    if result.diverged_step is not None:
-        fig.add_vline(x=result.diverged_step, line=dict(color=RED, dash="dot", width=1))
-    apply_layout(fig, title, "step", "", uirevision="sparkline", log_y=True, hovermode="x")
-    fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=30), showlegend=False)
-    fig.update_traces(hovertemplate="step %{x:.0f}: perplexity %{y:.3g}<extra></extra>")
-    fig.update_xaxes(title=None, gridcolor="#eeeeee")
-    fig.update_yaxes(gridcolor="#eeeeee", linecolor=GREY)
-    return fig
