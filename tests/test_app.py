@@ -532,6 +532,28 @@ def test_the_memory_view_reads_a_running_job_and_a_saved_run(
     assert "memory-connectivity" in {c.key for c in at.get("plotly_chart")}
 
 
+def test_connectivity_compares_two_models_by_default_never_a_run_with_its_copy(
+    make_app: Callable[..., AppTest],
+) -> None:
+    """Issue 18: a finished run and its own saved copy are one run (nothing to compare); a
+    GRU run then an RNN run: the RNN (this run) and the GRU are preselected."""
+    at = make_app(**SMALL, epochs="1")
+    at.run()
+    button(at, "Start").click().run()
+    finish(at)
+    at.get("button_group")[0].set_value("Memory").run()
+    assert len(at.selectbox(key="memory_source").options) == 2  # this run, #1 GRU (its copy)
+    assert not [m for m in at.multiselect if m.key == "memory_compare"]
+    at.radio(key=wkey(at, "model")).set_value("RNN").run()
+    button(at, "Start").click().run()
+    finish(at)
+    at.get("button_group")[0].set_value("Memory").run()
+    assert not at.exception
+    chosen = at.multiselect(key="memory_compare").value
+    assert chosen[0].startswith("this run") and chosen[1].startswith("#1 GRU")
+    assert len(chosen) == 2 and "memory-compare" in {c.key for c in at.get("plotly_chart")}
+
+
 def _sidebar_that_loses_a_widget_state() -> None:
     """A page with the sidebar, where the second run starts without the Hidden size widget's
     state (what Streamlit's clean-up of a widget a run did not draw leaves behind)."""
