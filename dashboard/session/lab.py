@@ -1,8 +1,10 @@
 """One browser session's lab bench: its corpus, its training job, its saved runs.
 
-Plain Python (no ``st.*``), so it can be tested directly. ``app.py`` keeps one ``Lab`` per
-session in a session-scoped resource whose release hook calls ``Lab.close()``: closing the
-tab stops that session's job.
+Plain Python (no ``st.*``), so it can be tested directly. The lab page (``pages/lab.get_lab``)
+keeps one ``Lab`` per session in ``st.session_state`` and ties it to a session-scoped resource
+(``pages/resources.session_guard``) whose release calls ``Lab.close()``: closing the tab stops
+that session's job. The Text and Memory views draw what ``sources``, ``analysis`` and
+``sample`` return (the reading itself: ``reading.py``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Draw a telemetry snapshot: status line, the chosen view's charts with captions, and text.
 
 Runs in the script thread only (the live fragment or a full rerun): it reads snapshots and
-never touches the job's model. Figures come from the pure builders in ``charts.py``
-(training curves) and ``cell_charts.py`` (gates, gradient flow through time); captions and
-advice from ``teaching.py``. Saved runs are drawn by ``compare.py``.
+never touches the job's model; a sample of text comes from the session's ``Lab``
+(``Lab.sample``). Figures come from the pure builders in ``charts/training.py`` (training
+curves) and ``charts/cells.py`` (gates, gradient flow through time); captions and advice from
+``teaching.py``. Saved runs are drawn by ``compare.py``.
 """
 
 from __future__ import annotations
