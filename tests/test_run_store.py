@@ -115,7 +115,7 @@ AWKWARD = pd.DataFrame(
 )  # fmt: skip
 def test_frames_round_trip_exactly(frame: pd.DataFrame) -> None:
     blob = encode_frame(frame)
-    assert blob.startswith(b"ARROW1") and b"pickle" not in blob  # an Arrow IPC file
+    assert blob.startswith(b"\xff\xff\xff\xff") and b"pickle" not in blob  # an Arrow IPC stream
     back = decode_frame(blob)
     pd.testing.assert_frame_equal(back, frame, check_exact=True)
     for name in frame.columns:  # bit for bit: NaN, -0.0, subnormals; None stays None
@@ -126,10 +126,10 @@ def test_frames_round_trip_exactly(frame: pd.DataFrame) -> None:
 
 
 def test_any_arrow_reader_opens_a_stored_frame() -> None:
-    """The bytes are a plain Arrow IPC file: pyarrow alone (no pandas metadata) reads it."""
+    """The bytes are a plain Arrow IPC stream: pyarrow alone (no pandas metadata) reads it."""
     import pyarrow as pa
 
-    table = pa.ipc.open_file(pa.py_buffer(encode_frame(AWKWARD))).read_all()
+    table = pa.ipc.open_stream(pa.py_buffer(encode_frame(AWKWARD))).read_all()
     assert table.column("step").to_pylist() == [1, 2, 3]
     assert table.schema.field("greedy_text").type in (pa.string(), pa.large_string())
 
@@ -197,7 +197,7 @@ def test_damaged_or_foreign_arrow_bytes_raise_value_error() -> None:
     import pyarrow as pa
 
     good = encode_frame(AWKWARD)
-    for blob in (good[:40], good[:-20], b"ARROW1" + b"\x00" * 64, 7):
+    for blob in (good[:40], good[:-20], b"ARROW1" + b"\x00" * 64, b"\xff" * 4 + b"\x00" * 64, 7):
         with pytest.raises(ValueError, match="stored frame"):
             decode_frame(blob)  # type: ignore[arg-type]
     # Types the codec never writes are refused before pandas sees them (a binary column
@@ -205,6 +205,15 @@ def test_damaged_or_foreign_arrow_bytes_raise_value_error() -> None:
     for column in (pa.array([b"\x80\x04K\x01."]), pa.array([1], pa.timestamp("s"))):
         with pytest.raises(ValueError, match="unstorable type"):
             decode_frame(_arrow_file(pa.table({"x": column})))
+
+
+def test_an_arrow_ipc_file_decodes_too() -> None:
+    """A frame written by another tool as an Arrow IPC file (``ARROW1``) reads back."""
+    import pyarrow as pa
+
+    frame = AWKWARD.drop(columns=["kind"])
+    back = decode_frame(_arrow_file(pa.Table.from_pandas(frame)))
+    pd.testing.assert_frame_equal(back, frame, check_exact=True)
 
 
 def test_decoding_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,7 +246,7 @@ def test_a_database_written_in_the_old_format_still_opens(tmp_path: Path) -> Non
     path.write_bytes((Path(__file__).parent / "data" / "runs_glf1.sqlite3").read_bytes())
     with sqlite3.connect(path) as conn:
         (old,) = conn.execute("SELECT steps FROM runs").fetchone()
-    assert not bytes(old).startswith(b"ARROW1")  # the fixture really is the old format
+    assert bytes(old).startswith(b"x\x9c")  # the fixture really is the old format (zlib)
     store = SQLiteRunStore(path)
     (run,) = store.list_runs(LEGACY_TOKEN)
     _same(run, LEGACY_RUN)
@@ -245,7 +254,7 @@ def test_a_database_written_in_the_old_format_still_opens(tmp_path: Path) -> Non
     store.save(LEGACY_TOKEN, dataclasses.replace(run, pinned=False))
     with sqlite3.connect(path) as conn:
         (new,) = conn.execute("SELECT steps FROM runs").fetchone()
-    assert bytes(new).startswith(b"ARROW1")
+    assert bytes(new).startswith(b"\xff\xff\xff\xff")  # saved again: Arrow
     _same(store.get(LEGACY_TOKEN, run.run_id), dataclasses.replace(LEGACY_RUN, pinned=False))
 
 

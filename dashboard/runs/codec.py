@@ -1,12 +1,15 @@
 """A saved run's DataFrames as bytes for a database: Arrow IPC, through ``pyarrow``.
 
-``encode_frame`` writes one Arrow IPC file (the ``ARROW1`` format any Arrow reader opens:
-pyarrow, polars, DuckDB, R's arrow) with zstd-compressed buffers and pandas' schema
-metadata, so the round trip is exact: dtypes (int64, int32, float64, float32, bool, pandas
-3's ``str``, ``object`` holding text), NaN, +-inf, -0.0 and subnormals bit for bit, missing
-text, and the index (a RangeIndex as metadata, any other as a column). Nothing is pickled:
-Arrow buffers are typed arrays, and ``decode_frame`` refuses any column type outside the
-list above before pandas sees it, so a tampered database row can at worst raise ValueError.
+``encode_frame`` writes one Arrow IPC stream (the format any Arrow reader opens: pyarrow's
+``ipc.open_stream``, polars' ``read_ipc_stream``, DuckDB, R's arrow) with zstd-compressed
+buffers and pandas' schema metadata, so the round trip is exact: dtypes (int64, int32,
+float64, float32, bool, pandas 3's ``str``, ``object`` holding text), NaN, +-inf, -0.0 and
+subnormals bit for bit, missing text, and the index (a RangeIndex as metadata, any other as
+a column). Nothing is pickled: Arrow buffers are typed arrays, and ``decode_frame`` refuses
+any column type outside the list above before pandas sees it, so a tampered database row can
+at worst raise ValueError. MAX_FRAME_BYTES bounds what is read and what it decodes to (the
+decoded size is known only after reading: this database is the server's own file, not input
+from a browser).
 
 Rows written before Arrow hold the GLF1 format; ``decode_frame`` reads them through
 ``legacy.decode_glf1`` (old databases still open; nothing writes GLF1 any more).
@@ -19,7 +22,8 @@ import pyarrow as pa
 
 from dashboard.runs.legacy import decode_glf1
 
-ARROW_MAGIC = b"ARROW1"  # the first bytes of an Arrow IPC file
+ARROW_STREAM = b"\xff\xff\xff\xff"  # an Arrow IPC stream's first message starts so
+ARROW_FILE = b"ARROW1"  # an Arrow IPC file's magic (read too; the stream is smaller)
 MAX_FRAME_BYTES = 256 * 1024 * 1024  # refuse a stored frame larger than this, read or decoded
 COMPRESSION = "zstd"
 STORABLE = ("int64", "int32", "float64", "float32", "bool", "str", "object")
@@ -36,7 +40,7 @@ _ARROW_TYPES = (  # what a stored column may be in Arrow (null: an all-missing t
 
 
 def encode_frame(frame: pd.DataFrame) -> bytes:
-    """A DataFrame -> Arrow IPC bytes (ValueError for a column name, dtype or cell it cannot
+    """A DataFrame -> Arrow IPC stream bytes (ValueError for a column name, dtype or cell it cannot
     keep exactly: names are strings, dtypes in STORABLE, an object column holds text)."""
     for name in frame.columns:
         if not isinstance(name, str):
@@ -52,7 +56,7 @@ def encode_frame(frame: pd.DataFrame) -> bytes:
         raise ValueError(f"frame cannot be stored: {err}") from err
     sink = pa.BufferOutputStream()
     options = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
-    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
@@ -64,10 +68,15 @@ def decode_frame(blob: bytes) -> pd.DataFrame:
         raise ValueError(f"stored frame is not bytes but {type(blob).__name__}")
     if len(blob) > MAX_FRAME_BYTES:
         raise ValueError(f"stored frame is larger than {MAX_FRAME_BYTES:,} bytes")
-    if bytes(blob[: len(ARROW_MAGIC)]) != ARROW_MAGIC:
-        return decode_glf1(bytes(blob))
+    data = bytes(blob)
+    if data.startswith(ARROW_FILE):
+        open_ipc = pa.ipc.open_file
+    elif data.startswith(ARROW_STREAM):
+        open_ipc = pa.ipc.open_stream
+    else:
+        return decode_glf1(data)
     try:
-        table = pa.ipc.open_file(pa.py_buffer(bytes(blob))).read_all()
+        table = open_ipc(pa.py_buffer(data)).read_all()
         table.validate(full=True)
     except (pa.ArrowException, OSError) as err:
         raise ValueError(f"stored frame is damaged: {err}") from err
