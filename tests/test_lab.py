@@ -303,3 +303,21 @@ def test_a_page_run_waits_for_a_start_still_in_progress(small_corpus: Corpus) ->
     assert lab.settled(timeout_s=5) and lab.job is not None  # ...and then sees the job
     starter.join(5)
     lab.close()
+
+
+def test_the_memorised_advice_says_both_numbers_in_a_class_s_words() -> None:
+    from dashboard.views.teaching import outcome_advice
+    from gru_core.run.records import Outcome
+    from gru_core.run.verdict import Evidence, judge
+
+    d2l = TrainConfig()  # hidden 256, 500 epochs, lr 1, 10,000 training characters
+    verdict = judge("done", Evidence.of([27.9, 1.05], None, [1.05], [7.1, 77.39]), 28)
+    text = outcome_advice(verdict, Outcome("done", 4000), d2l)
+    assert "knows the 10,000 training characters by heart" in text
+    assert "worse than guessing: 77 vs 28" in text
+    for tip in ("more text", "fewer epochs", "a smaller model", "the best epoch"):
+        assert tip in text
+    # Under |V| but far above its best: it says it got worse, with both numbers.
+    verdict = judge("done", Evidence.of([27.9, 1.05], None, [1.05], [7.1, 20.0]), 28)
+    text = outcome_advice(verdict, Outcome("done", 4000), d2l)
+    assert "got worse as it trained on: 20 now, 7 at its best" in text

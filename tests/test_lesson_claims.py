@@ -15,7 +15,7 @@ from gru_core.data import Corpus
 from gru_core.run.records import EpochRecord, StepRecord
 from gru_core.run.telemetry import Telemetry
 from gru_core.run.trainer import Trainer
-from gru_core.run.verdict import judge
+from gru_core.run.verdict import Evidence, judge
 
 
 def run_lesson(name: str, corpus: Corpus) -> tuple[Telemetry, str]:
@@ -41,7 +41,7 @@ def test_exploding_gradients_blows_up_around_step_12(time_machine: Corpus) -> No
     speed = ctl.speed_value(lessons.lesson_values("Exploding gradients")["speed"])
     assert speed is not None and 5 <= first / speed <= 20  # the key moment after 5-20 s
     assert snap.total_steps == 32
-    verdict = judge(status, steps, snap.epochs, len(time_machine.vocab))
+    verdict = judge(status, Evidence.from_columns(steps, snap.epochs), len(time_machine.vocab))
     assert verdict.kind == "blew up"
 
 
@@ -52,7 +52,10 @@ def test_clipping_rescues_the_same_run(time_machine: Corpus) -> None:
     assert int(steps.loc[steps["clipped"], "step"].iloc[0]) <= 8  # "from step 7"
     assert (steps["grad_norm_clipped"] <= 1.0 + 1e-6).all()
     assert float(epochs.loc[epochs["epoch"] == 10, "train_perplexity"].iloc[0]) < 10
-    assert judge(status, steps, epochs, len(time_machine.vocab)).kind == "learned"
+    assert (
+        judge(status, Evidence.from_columns(steps, epochs), len(time_machine.vocab)).kind
+        == "learned"
+    )
 
 
 def _reach_at(name: str, model: str, corpus: Corpus, step: int) -> np.ndarray:

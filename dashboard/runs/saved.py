@@ -84,6 +84,9 @@ def to_stored(run: SavedRun) -> StoredRun:
         "headline": run.verdict.headline,
         "start_perplexity": run.verdict.start_perplexity,
         "final_perplexity": run.verdict.final_perplexity,
+        "final_val_perplexity": run.verdict.final_val_perplexity,
+        "best_val_perplexity": run.verdict.best_val_perplexity,
+        "vocab_size": run.verdict.vocab_size,
         "number": run.number,
     }
     return StoredRun(
@@ -115,6 +118,9 @@ def from_stored(stored: StoredRun) -> SavedRun:
         str(o.get("headline", "")),
         o.get("start_perplexity"),
         o.get("final_perplexity"),
+        o.get("final_val_perplexity"),
+        o.get("best_val_perplexity"),
+        o.get("vocab_size"),
     )
     return SavedRun(
         number=int(o.get("number", 0)),

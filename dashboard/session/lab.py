@@ -22,7 +22,7 @@ from gru_core.data import Corpus, split_train_val
 from gru_core.memory import MemoryAnalysis
 from gru_core.run.job import ENDED, TrainingJob
 from gru_core.run.telemetry import Snapshot, Telemetry
-from gru_core.run.verdict import Verdict, judge
+from gru_core.run.verdict import Evidence, Verdict, judge
 from gru_core.sources import corpus_from_upload
 
 
@@ -201,7 +201,9 @@ class Lab:
         if status.state not in ENDED:
             return None
         snap = job.telemetry.snapshot()
-        return judge(status.state, snap.steps, snap.epochs, len(corpus.vocab))
+        return judge(
+            status.state, Evidence.from_columns(snap.steps, snap.epochs), len(corpus.vocab)
+        )
 
     def save_finished(self) -> SavedRun | None:
         """Keep the current job's run once it has ended (at most once per job), if it is

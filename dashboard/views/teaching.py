@@ -244,6 +244,31 @@ def divergence_advice(outcome: Outcome, config: TrainConfig) -> str:
     return where + " Remedy: " + "; ".join(tips) + ". Everything recorded up to that step is kept."
 
 
+def memorised_advice(verdict: Verdict, config: TrainConfig) -> str:
+    """Both numbers in a class's words, and what to try (``verdict.memorised``'s rule)."""
+    final, best = verdict.final_val_perplexity, verdict.best_val_perplexity
+    guess = verdict.vocab_size
+    if final is None or best is None or guess is None:
+        return f"**{verdict.headline}**"
+    by_heart = (
+        f"It knows the {config.max_tokens:,} training characters by heart "
+        f"(training perplexity {verdict.final_perplexity or 0:.2f}); "
+    )
+    if final >= guess:
+        on_new = f"on new text it does worse than guessing: {final:.0f} vs {guess}"
+    else:
+        on_new = (
+            f"on new text it got worse as it trained on: {final:.0f} now, {best:.0f} at its best"
+        )
+    tips = (
+        "**more text** (a larger training slice)",
+        "**fewer epochs**",
+        f"**a smaller model** (hidden {config.hidden_size} is a lot for this text)",
+        f"keep **the best epoch**: held-out perplexity {best:.1f}",
+    )
+    return f"**{by_heart}{on_new}.** Try: " + "; ".join(tips) + "."
+
+
 def outcome_advice(verdict: Verdict, outcome: Outcome, config: TrainConfig) -> str:
     """The verdict's headline and, for a failure, what to try next (Markdown)."""
     if verdict.kind == "diverged":
@@ -257,6 +282,8 @@ def outcome_advice(verdict: Verdict, outcome: Outcome, config: TrainConfig) -> s
         )
     if verdict.kind == "did not learn":
         return f"**{verdict.headline}** Try: " + "; ".join(_stall_tips(config)) + "."
+    if verdict.kind == "memorised":
+        return memorised_advice(verdict, config)
     if verdict.kind == "out of memory":
         return (
             f"**{outcome.message}.** Memory was released; try a smaller hidden size, batch or "

@@ -1,5 +1,5 @@
-"""How a run went, in one honest word: learned, did not learn, blew up, diverged, stopped, out
-of memory, error.
+"""How a run went, in one honest word: learned, memorised, did not learn, blew up, diverged,
+stopped, out of memory, error.
 
 A run that finishes its epochs is not automatically a success. The rule, applied in order:
 
@@ -12,28 +12,42 @@ A run that finishes its epochs is not automatically a success. The rule, applied
 3. **did not learn**: the final perplexity is not below the uniform baseline |V| (guessing
    every character equally likely) or not below where it started (the first step's
    perplexity).
-4. **learned** otherwise.
+4. **memorised**: it learned its training text but not the language. Its final validation
+   perplexity (held-out text) is at or above the uniform guess |V|, or over
+   ``MEMORISED_RATIO`` (2) times its own best validation perplexity. d2l's default run
+   (hidden 256, 500 epochs, lr 1, 10,000 training characters) ends with training perplexity
+   about 1.05 and validation about 77 > |V| = 28 (its best, about 7, came near step 2,000):
+   memorised. A run without a validation slice cannot be judged so.
+5. **learned** otherwise.
 
 "Final perplexity" is the last epoch's training perplexity (d2l's definition) when an epoch
-finished, else the mean batch perplexity of the last steps. Everything is read from the
-telemetry frames, so the status line, the advice, the charts and the saved runs agree.
+finished, else the geometric mean of the last ``LAST_STEPS`` batch perplexities. The rule reads
+an ``Evidence``: a few arrays in step or epoch order, built from records
+(``Evidence.from_records``), from any columns by name (``Evidence.from_columns``: the
+telemetry's, the saved runs') or from the arrays a sweep chunk keeps, so the status line,
+the advice, the charts, the saved runs and the map agree.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from gru_core.run.records import EpochRecord, StepRecord
 
 BLOW_UP_PERPLEXITY = 1e6
 BLOW_UP_NORM = 1e6
 BLOW_UP_STEPS = 5
 LAST_STEPS = 10  # batch perplexities averaged when no epoch has finished
+MEMORISED_RATIO = 2.0  # final validation perplexity over its best that counts as memorised
 
 VERDICTS = (
     "learned",
+    "memorised",
     "did not learn",
     "blew up",
     "diverged",
@@ -42,7 +56,68 @@ VERDICTS = (
     "error",
 )
 _ENDINGS = {"diverged": "diverged", "out_of_memory": "out of memory", "error": "error"}
-FAILURES = frozenset({"did not learn", "blew up", "diverged", "out of memory", "error"})
+FAILURES = frozenset(
+    {"memorised", "did not learn", "blew up", "diverged", "out of memory", "error"}
+)
+
+
+def _array(values: Any) -> np.ndarray:
+    """A float64 array of ``values`` (None -> NaN)."""
+    if values is None:
+        return np.empty(0)
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float64, copy=False)
+    return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the rule reads. Step arrays are in step order: the first element is step 1's
+    (a thinned store keeps it), the last ones the run's last steps; NaN is 'not recorded'."""
+
+    step_perplexity: np.ndarray  # batch perplexity exp(loss) per recorded step
+    grad_norm: np.ndarray  # pre-clip global gradient norm, aligned with step_perplexity
+    train_perplexity: np.ndarray  # per finished epoch (d2l's definition)
+    val_perplexity: np.ndarray  # per finished epoch; NaN where not evaluated
+
+    @classmethod
+    def of(
+        cls,
+        step_perplexity: Any = None,
+        grad_norm: Any = None,
+        train_perplexity: Any = None,
+        val_perplexity: Any = None,
+    ) -> Evidence:
+        """From any sequences of numbers (None entries read as NaN); missing ones empty."""
+        ppl = _array(step_perplexity)
+        norms = _array(grad_norm) if grad_norm is not None else np.full(len(ppl), np.nan)
+        return cls(ppl, norms, _array(train_perplexity), _array(val_perplexity))
+
+    @classmethod
+    def from_records(
+        cls, steps: Sequence[StepRecord], epochs: Sequence[EpochRecord] = ()
+    ) -> Evidence:
+        return cls.of(
+            [s.perplexity for s in steps],
+            [s.grad_norm for s in steps],
+            [e.train_perplexity for e in epochs],
+            [e.val_perplexity for e in epochs],
+        )
+
+    @classmethod
+    def from_columns(cls, steps: Mapping[str, Any], epochs: Mapping[str, Any]) -> Evidence:
+        """From columns by name ('perplexity', 'grad_norm'; 'train_perplexity',
+        'val_perplexity'): a DataFrame or a dict of arrays; a missing column is empty."""
+
+        def col(table: Mapping[str, Any], name: str) -> Any:
+            return np.asarray(table[name], dtype=np.float64) if name in table else None
+
+        return cls.of(
+            col(steps, "perplexity"),
+            col(steps, "grad_norm"),
+            col(epochs, "train_perplexity"),
+            col(epochs, "val_perplexity"),
+        )
 
 
 @dataclass(frozen=True)
@@ -51,36 +126,53 @@ class Verdict:
     headline: str  # one sentence with the numbers behind it
     start_perplexity: float | None  # the first step's batch perplexity
     final_perplexity: float | None  # see the module docstring
+    final_val_perplexity: float | None = None  # the last evaluated validation perplexity
+    best_val_perplexity: float | None = None  # the lowest one
+    vocab_size: int | None = None  # |V|: uniform guessing's perplexity
 
     @property
     def failed(self) -> bool:
         return self.kind in FAILURES
 
 
-def final_perplexity(steps: pd.DataFrame, epochs: pd.DataFrame) -> float | None:
+def final_perplexity(evidence: Evidence) -> float | None:
     """The last epoch's training perplexity, else the mean of the last batch perplexities."""
-    if len(epochs) and "train_perplexity" in epochs:
-        value = float(epochs["train_perplexity"].iloc[-1])
+    if evidence.train_perplexity.size:
+        value = float(evidence.train_perplexity[-1])
         if not math.isnan(value):
             return value
-    if len(steps) and "perplexity" in steps:
-        tail = steps["perplexity"].tail(LAST_STEPS).to_numpy(dtype=np.float64)
-        tail = tail[~np.isnan(tail)]
-        if tail.size:
-            return float(np.exp(np.mean(np.log(np.maximum(tail, 1e-300)))))
+    tail = evidence.step_perplexity[-LAST_STEPS:]
+    tail = tail[~np.isnan(tail)]
+    if tail.size:
+        return float(np.exp(np.mean(np.log(np.maximum(tail, 1e-300)))))
     return None
 
 
-def judge(status: str, steps: pd.DataFrame, epochs: pd.DataFrame, vocab_size: int) -> Verdict:
+def memorised(final_val: float | None, best_val: float | None, vocab_size: int) -> bool:
+    """Rule 4: validation ends at or above |V|, or over MEMORISED_RATIO times its best."""
+    if final_val is None or best_val is None:
+        return False
+    return final_val >= vocab_size or final_val > MEMORISED_RATIO * best_val
+
+
+def judge(status: str, evidence: Evidence, vocab_size: int) -> Verdict:
     """The verdict on a run that ended with job state ``status`` (see the module docstring)."""
-    start = float(steps["perplexity"].iloc[0]) if len(steps) and "perplexity" in steps else None
-    final = final_perplexity(steps, epochs)
+    ppl = evidence.step_perplexity
+    start = float(ppl[0]) if ppl.size and not math.isnan(ppl[0]) else None
+    final = final_perplexity(evidence)
+    vals = evidence.val_perplexity[~np.isnan(evidence.val_perplexity)]
+    final_val = float(vals[-1]) if vals.size else None
+    best_val = float(vals.min()) if vals.size else None
     trip = _fmt_trip(start, final, vocab_size)
+
+    def verdict(kind: str, headline: str) -> Verdict:
+        return Verdict(kind, headline, start, final, final_val, best_val, vocab_size)
+
     if status in _ENDINGS:
-        return Verdict(_ENDINGS[status], f"It {_ENDINGS[status]}.", start, final)
+        return verdict(_ENDINGS[status], f"It {_ENDINGS[status]}.")
     if status == "stopped":
-        return Verdict("stopped", f"Stopped: {trip}." if trip else "Stopped.", start, final)
-    norms = steps["grad_norm"].tail(BLOW_UP_STEPS).to_numpy(dtype=np.float64) if len(steps) else []
+        return verdict("stopped", f"Stopped: {trip}." if trip else "Stopped.")
+    norms = evidence.grad_norm[-BLOW_UP_STEPS:]
     exploding = len(norms) == BLOW_UP_STEPS and bool(np.all(norms > BLOW_UP_NORM))
     if (final is not None and final > BLOW_UP_PERPLEXITY) or exploding:
         why = (
@@ -88,15 +180,19 @@ def judge(status: str, steps: pd.DataFrame, epochs: pd.DataFrame, vocab_size: in
             if exploding
             else f"the final perplexity is over {BLOW_UP_PERPLEXITY:.0e}"
         )
-        return Verdict("blew up", f"It blew up: {why} ({trip}).", start, final)
+        return verdict("blew up", f"It blew up: {why} ({trip}).")
     if final is None or final >= vocab_size or (start is not None and final >= start):
-        return Verdict(
-            "did not learn",
-            f"It did not learn: {trip}." if trip else "It did not learn.",
-            start,
-            final,
+        return verdict(
+            "did not learn", f"It did not learn: {trip}." if trip else "It did not learn."
         )
-    return Verdict("learned", f"It learned: {trip}.", start, final)
+    if memorised(final_val, best_val, vocab_size):
+        assert final_val is not None and best_val is not None
+        return verdict(
+            "memorised",
+            f"It memorised its training text: {trip}; but on held-out text its perplexity "
+            f"ended at {_num(final_val)} (its best was {_num(best_val)}).",
+        )
+    return verdict("learned", f"It learned: {trip}.")
 
 
 def _fmt_trip(start: float | None, final: float | None, vocab_size: int) -> str:

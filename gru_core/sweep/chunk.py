@@ -28,12 +28,11 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
 from gru_core.data import batch_iterator
-from gru_core.run.verdict import LAST_STEPS, Verdict, judge
+from gru_core.run.verdict import LAST_STEPS, Evidence, Verdict, judge
 from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore
 from gru_core.step.validation import validation_perplexities
@@ -149,12 +148,12 @@ class Tracker:
         )  # fmt: skip
 
     def _judge(self, status: str, vocab_size: int) -> Verdict:
-        """verdict.judge on the frames it reads: step 1, the last steps, the epochs."""
+        """verdict.judge on what it keeps: step 1, the last steps, the epochs."""
         rows = list(self.last)
         if self.first and self.steps > len(self.last):
             rows = [self.first, *rows]
-        steps = pd.DataFrame(rows, columns=["perplexity", "grad_norm"])
-        return judge(status, steps, pd.DataFrame({"train_perplexity": self.train}), vocab_size)
+        ppl, norms = [r[0] for r in rows], [r[1] for r in rows]
+        return judge(status, Evidence.of(ppl, norms, self.train, self.val), vocab_size)
 
 
 def _last(values: list[float]) -> float | None:

@@ -8,9 +8,9 @@ epoch); validation perplexity is ``fused.validation_perplexity`` on the held-out
 numbers the dashboard would read (the first step's perplexity, the last steps, the epochs).
 
 A map cell with several seeds (``summarize``) shows the worst verdict among its seeds
-(diverged, then blew up, did not learn, learned: a region that diverges for one seed is not
-safe), the geometric mean of the seeds' final validation perplexities (training perplexity
-where there is no validation slice), and the earliest divergence step.
+(diverged, then blew up, did not learn, memorised, learned: a region that diverges for one
+seed is not safe), the geometric mean of the seeds' final validation perplexities (training
+perplexity where there is no validation slice), and the earliest divergence step.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from gru_core.sweep.spec import Value, axis_label
 PENDING, RUNNING = "pending", "running"
 FINISHED = frozenset({"done", "diverged", "stopped", "error"})
 # Verdicts from worst to best (verdict.VERDICTS); a cell shows its seeds' worst.
-SEVERITY = ("error", "diverged", "blew up", "did not learn", "learned", "stopped")
+SEVERITY = ("error", "diverged", "blew up", "did not learn", "memorised", "learned", "stopped")
 CSV_COLUMNS = (
     "model",
     "init_std",
