@@ -60,6 +60,51 @@ OPTIONAL_FIELDS = {
 
 
 @dataclass(frozen=True)
+class LiveKnob:
+    """A setting that reaches a running job at its next step, without a restart."""
+
+    name: str  # the TrainConfig field
+    label: str  # short label: chart markers and run names ('clip 0.5', 'lr 0.25')
+    title: str  # what the status line calls its value in force
+    off: str | None  # how None reads (None = off), or None where None is not allowed
+
+
+# The live knobs: the job, the sidebar's live controls, the charts' markers and the saved
+# runs' names read this table. Clipping off is None in configs, records, events and CSVs
+# (``format_knob`` writes 'off'); only the device tensor holds +inf (``device_clip``), and
+# a float column holds NaN where a value is None (a table's missing value).
+LIVE_KNOBS: dict[str, LiveKnob] = {
+    k.name: k
+    for k in (
+        LiveKnob("clip_threshold", "clip", "Clip θ in force", "off"),
+        LiveKnob("lr", "lr", "Learning rate in force", None),
+    )
+}
+
+
+def format_knob(name: str, value: float | None) -> str:
+    """How a live knob's value reads everywhere: '0.5', '1e-05', or the knob's 'off' for
+    None (and for NaN, a table's None)."""
+    off = LIVE_KNOBS[name].off
+    if value is None or (off is not None and math.isnan(value)):
+        if off is None:
+            raise ValueError(f"{name} cannot be None")
+        return off
+    return f"{value:g}"
+
+
+def device_clip(clip_threshold: float | None) -> float:
+    """The clip threshold as the step's device tensor holds it: +inf for None (off), so
+    ``min(1, theta / ||g||)`` is 1 and clipping never applies."""
+    return math.inf if clip_threshold is None else float(clip_threshold)
+
+
+def host_clip(theta: float) -> float | None:
+    """The inverse of ``device_clip``: a threshold read back from the device."""
+    return None if math.isinf(theta) else theta
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """What to train and how. Defaults reproduce d2l's from-scratch GRU."""
 

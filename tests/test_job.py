@@ -15,8 +15,10 @@ import torch
 
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.run import job as job_module
-from gru_core.run.job import ENDED, SlotPool, TrainingJob, _cpu_name, fair_threads
+from gru_core.run import scheduling as job_module
+from gru_core.run.job import TrainingJob
+from gru_core.run.lifecycle import ENDED
+from gru_core.run.scheduling import SlotPool, cpu_name, fair_threads
 from gru_core.step import bptt as step_bptt
 from gru_core.step import core as step_mod
 
@@ -648,19 +650,19 @@ def test_a_lone_job_gets_every_core_and_jobs_running_together_share_them(
     first = make_job(pool=pool, num_epochs=1000, max_steps_per_sec=100)
     first.start()
     wait_for(first, lambda s: s.step >= 2)
-    assert first.status().device == _cpu_name(cores)
+    assert first.status().device == cpu_name(cores)
     second = make_job(pool=pool, num_epochs=1000, max_steps_per_sec=100)
     second.start()
-    shared = _cpu_name(max(1, cores // 2))
+    shared = cpu_name(max(1, cores // 2))
     wait_for(second, lambda s: s.step >= 2 and s.device == shared)
     wait_for(first, lambda s: s.device == shared)
     second.stop()
-    wait_for(first, lambda s: s.device == _cpu_name(cores))
+    wait_for(first, lambda s: s.device == cpu_name(cores))
     first.stop()
     assert torch.get_num_threads() == main  # the workers never touched this thread's count
     pinned = make_job(pool=pool, num_threads=1)
     pinned.start()
-    assert wait_for(pinned, lambda s: s.step >= 1).device == _cpu_name(1)
+    assert wait_for(pinned, lambda s: s.step >= 1).device == cpu_name(1)
 
 
 def test_threads_leave_cores_that_other_programs_use(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -676,3 +678,53 @@ def test_threads_leave_cores_that_other_programs_use(monkeypatch: pytest.MonkeyP
     ]:
         monkeypatch.setattr(job_module.os, "getloadavg", lambda load=load: (load, load, load))
         assert fair_threads(running, own) == want, (load, running, own)
+
+
+def test_a_knob_changed_while_paused_says_what_the_next_step_uses_and_the_last_used(
+    make_job: Callable[..., TrainingJob],
+) -> None:
+    job = make_job(num_epochs=1000, clip_threshold=1.0, lr=1.0)
+    job.start()
+    wait_for(job, lambda s: s.step >= 2)
+    job.pause()
+    paused = settle(job)
+    job.set_clip_threshold(0.05)
+    job.set_lr(0.5)
+    status = job.status()
+    assert status.state == "paused" and status.step == paused
+    # In force = what the next step uses; the last step used the old values.
+    assert (status.clip_threshold, status.lr) == (0.05, 0.5)
+    assert status.last_step_knobs == {"clip_threshold": 1.0, "lr": 1.0}
+    assert job.config.clip_threshold == 0.05 and job.start_config.clip_threshold == 1.0
+    job.step_once()
+    wait_for(job, lambda s: s.step == paused + 1)
+    status = job.status()
+    assert status.last_step_knobs == {"clip_threshold": 0.05, "lr": 0.5}
+    last = job.telemetry.snapshot().last_step
+    assert last is not None and (last.step, last.clip_threshold, last.lr) == (paused + 1, 0.05, 0.5)
+    # Off is None everywhere: in force, in the last step, in its record.
+    job.set_clip_threshold(None)
+    assert job.status().clip_threshold is None
+    assert job.status().last_step_knobs == {"clip_threshold": 0.05, "lr": 0.5}
+    job.step_once()
+    wait_for(job, lambda s: s.step == paused + 2)
+    assert job.status().last_step_knobs == {"clip_threshold": None, "lr": 0.5}
+
+
+def test_only_live_knobs_can_change_during_a_run(make_job: Callable[..., TrainingJob]) -> None:
+    job = make_job()
+    with pytest.raises(ValueError, match="not a live knob"):
+        job.set_knob("hidden_size", 8)
+
+
+def test_tokens_per_second_is_a_window_while_running_and_the_mean_once_ended(
+    make_job: Callable[..., TrainingJob],
+) -> None:
+    job = make_job(num_epochs=1000)
+    job.run_sync(3)
+    running = job.status()
+    assert running.tokens_per_sec is not None and running.tokens_per_sec_basis == "last 5 s"
+    job.stop()
+    ended = job.status()
+    assert ended.tokens_per_sec_basis == "mean over the run"
+    assert ended.tokens_per_sec == job.throughput.mean() is not None

@@ -14,8 +14,9 @@ from dashboard.runs.saved import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
 from dashboard.session.lab import Lab
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.run import job as job_module
-from gru_core.run.job import ENDED, SlotPool
+from gru_core.run import scheduling
+from gru_core.run.lifecycle import ENDED
+from gru_core.run.scheduling import SlotPool
 
 from helpers import CHAOTIC, TINY_RUN, SyncRunner, wait_for
 
@@ -25,7 +26,7 @@ TINY = TrainConfig(**TINY_RUN, num_epochs=1000, device="cpu")
 @pytest.fixture(autouse=True)
 def _private_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     """Labs use the process-wide pool; give these tests their own, with room for two jobs."""
-    monkeypatch.setattr(job_module, "_POOL", SlotPool(2))
+    monkeypatch.setattr(scheduling, "_POOL", SlotPool(2))
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from dashboard.session.lab import CloseOnRelease, Lab
 from gru_core.config import TrainConfig
 from gru_core.data import corpus_from_text
 from gru_core.limits import BUDGET_ENV, check_memory, estimate_bytes
-from gru_core.run.job import SlotPool, TrainingJob
+from gru_core.run.job import TrainingJob
+from gru_core.run.scheduling import SlotPool
 from gru_core.sources import load_corpus
 
 from helpers import SyncRunner

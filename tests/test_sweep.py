@@ -15,8 +15,8 @@ import torch
 
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, split_train_val
-from gru_core.run.job import SlotPool
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
+from gru_core.run.scheduling import SlotPool
 from gru_core.run.trainer import Trainer
 from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore

@@ -135,8 +135,7 @@ def test_live_knobs_apply_to_the_next_step(small_corpus: Corpus) -> None:
     trainer = make_trainer(small_corpus, clip_threshold=1.0, lr=1.0)
     X, Y = first_batch(trainer)
     state = trainer.model.init_state(X.shape[0])
-    trainer.set_clip_threshold(1e-4)
-    trainer.set_lr(0.25)
+    trainer.set_config(trainer.config.replace(clip_threshold=1e-4, lr=0.25))
     result = trainer.train_step(X, Y, state)
     assert not isinstance(result, Outcome)
     rec = result[0]
@@ -144,17 +143,17 @@ def test_live_knobs_apply_to_the_next_step(small_corpus: Corpus) -> None:
     assert rec.grad_norm_clipped == pytest.approx(1e-4, rel=1e-6)
     assert rec.update_ratio > 0
 
-    trainer.set_clip_threshold(None)
+    trainer.set_config(trainer.config.replace(clip_threshold=None))
     result = trainer.train_step(X, Y, state)
     assert not isinstance(result, Outcome)
     assert result[0].clip_threshold is None and result[0].clipped is False
 
     for bad_lr in (0.0, -1.0, math.nan, math.inf, 1e9, "0.1", True):
         with pytest.raises(ValueError, match="lr"):
-            trainer.set_lr(bad_lr)  # type: ignore[arg-type]
+            trainer.set_config(trainer.config.replace(lr=bad_lr))  # type: ignore[arg-type]
     for bad_theta in (0.0, -1.0, math.nan, math.inf, 1e9, "1"):
         with pytest.raises(ValueError, match="clip_threshold"):
-            trainer.set_clip_threshold(bad_theta)  # type: ignore[arg-type]
+            trainer.set_config(trainer.config.replace(clip_threshold=bad_theta))  # type: ignore[arg-type]
     # A rejected value leaves the knobs as they were.
     assert trainer.config.lr == 0.25 and trainer.config.clip_threshold is None
     result = trainer.train_step(X, Y, state)
@@ -171,8 +170,8 @@ def test_knob_set_during_run_reaches_the_next_launched_step(small_corpus: Corpus
         if isinstance(record, StepRecord):
             seen.append(record)
             if record.step == 2:
-                trainer.set_lr(0.5)
-                trainer.set_clip_threshold(0.01)
+                trainer.set_config(trainer.config.replace(lr=0.5))
+                trainer.set_config(trainer.config.replace(clip_threshold=0.01))
                 assert trainer.step == 3 and trainer.pending
             if record.step == 5:
                 break
@@ -184,7 +183,7 @@ def test_knob_set_without_lookahead_reaches_the_next_step(small_corpus: Corpus) 
     trainer = make_trainer(small_corpus, num_epochs=1, lr=1.0, clip_threshold=1.0)
     first = trainer.advance(lookahead=False)
     assert [r.step for r in first if isinstance(r, StepRecord)] == [1] and not trainer.pending
-    trainer.set_lr(0.5)
+    trainer.set_config(trainer.config.replace(lr=0.5))
     (record,) = trainer.advance(lookahead=False)
     assert isinstance(record, StepRecord) and (record.step, record.lr) == (2, 0.5)
 

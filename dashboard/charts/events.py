@@ -14,10 +14,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.charts.base import GREY, INK, LEGEND_PX, numeric_column, relayout, steps_x
+from gru_core.config import LIVE_KNOBS
 
 MAX_EVENT_LINES = 50  # latest knob changes drawn as vertical lines
 EVENT_ROWS = 3  # change labels are staggered over this many rows so they never overlap
-EVENT_LABELS = dict(clip_threshold="clip", lr="lr")
+EVENT_LABELS = {name: knob.label for name, knob in LIVE_KNOBS.items()}
 
 
 def _fmt(value: float) -> str:

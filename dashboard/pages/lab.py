@@ -36,7 +36,7 @@ from dashboard.views.display import PROJECTOR_KEY, page_style, projector_on
 from dashboard.views.teaching import CLIPPING, equation_legend, equations
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
-from gru_core.run.job import shared_pool
+from gru_core.run.scheduling import shared_pool
 
 REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
 MAX_REFRESH_S = 3.0  # the slowest polling, with many sessions training on one server

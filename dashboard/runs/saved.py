@@ -24,14 +24,14 @@ import torch
 
 from dashboard.runs.records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict
 from dashboard.runs.store import RunStore
-from gru_core.config import TrainConfig
+from gru_core.config import LIVE_KNOBS, TrainConfig, format_knob
 from gru_core.data import Vocab
 from gru_core.run.records import Outcome
 from gru_core.run.verdict import Verdict
 
 MAX_SAVED_RUNS = PER_TOKEN  # per session (browser token), in memory and in the store
 MIN_STEPS_KEPT = 5  # shorter runs (a Restart a moment after Start) are not kept unless asked
-LIVE_NAMES = {"clip_threshold": "clip", "lr": "lr"}
+LIVE_NAMES = {name: knob.label for name, knob in LIVE_KNOBS.items()}
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,7 @@ def from_stored(stored: StoredRun) -> SavedRun:
 
 
 def _value(name: str, config: TrainConfig) -> str:
-    value = getattr(config, name)
-    return "off" if value is None else f"{value:g}"
+    return format_knob(name, getattr(config, name))
 
 
 def run_name(number: int, start: TrainConfig, end: TrainConfig, verdict: str) -> str:

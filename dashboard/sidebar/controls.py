@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gru_core.config import CHOICES, NUMERIC_RANGES, TrainConfig
+from gru_core.config import CHOICES, LIVE_KNOBS, NUMERIC_RANGES, TrainConfig
 
 # 1-2-5 ladders for the log-scale sliders.
 INIT_STDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0)
@@ -58,7 +58,7 @@ class Control:
     high: float | None = None
     step: int = 1  # int widgets
     help: str = ""
-    live: bool = False  # reaches a running job at its next step (no restart)
+    live: bool = False  # reaches a running job at its next step: a field in LIVE_KNOBS, speed
     enabled_if: Callable[[Mapping[str, Any]], bool] | None = None  # greyed out otherwise
     section: str = "Training"  # the sidebar heading it sits under
     labels: tuple[tuple[Any, str], ...] = ()  # option -> how the widget shows it
@@ -73,6 +73,10 @@ class Control:
 
     def enabled(self, values: Mapping[str, Any]) -> bool:
         return self.enabled_if is None or self.enabled_if(values)
+
+    def __post_init__(self) -> None:
+        if self.field in LIVE_KNOBS:  # gru_core's table says which settings are live
+            object.__setattr__(self, "live", True)
 
 
 def _range(field: str, low: float | None = None, high: float | None = None) -> dict[str, float]:
@@ -110,16 +114,16 @@ CONTROLS: tuple[Control, ...] = (
         help="BPTT window T (d2l: 35)", **_range("num_steps", 5, 500),
     ),
     Control(
-        "clip_on", "Clip gradients", True, "toggle", "clip_threshold", live=True,
+        "clip_on", "Clip gradients", True, "toggle", "clip_threshold",
         help="off: the gradient is used as it is, however long",
     ),
     Control(
-        "clip", "Clip threshold θ (log scale)", 1.0, "ladder", "clip_threshold", live=True,
+        "clip", "Clip threshold θ (log scale)", 1.0, "ladder", "clip_threshold",
         help="global L2 norm cap (d2l: 1); changes reach a running job at its next step",
         enabled_if=lambda v: bool(v.get("clip_on", True)), **_ladder(CLIPS),
     ),
     Control(
-        "lr", "Learning rate (log scale)", 1.0, "ladder", "lr", live=True,
+        "lr", "Learning rate (log scale)", 1.0, "ladder", "lr",
         help="SGD step size (d2l: 1); changes reach a running job at its next step",
         **_ladder(LRS),
     ),
@@ -146,7 +150,7 @@ CONTROLS: tuple[Control, ...] = (
     ),
 )  # fmt: skip
 BY_KEY = {c.key: c for c in CONTROLS}
-LIVE_FIELDS = tuple(dict.fromkeys(c.field for c in CONTROLS if c.live and c.field))
+LIVE_FIELDS = tuple(LIVE_KNOBS)
 
 
 def widget_key(key: str, generation: int) -> str:

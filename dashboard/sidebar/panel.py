@@ -19,7 +19,7 @@ from dashboard.sidebar import lessons
 from dashboard.sidebar.controls import Control
 from dashboard.sidebar.room import hidden_controls, locked_controls, read_room_params
 from dashboard.views.display import PROJECTOR_KEY
-from gru_core.config import available_devices
+from gru_core.config import LIVE_KNOBS, available_devices
 from gru_core.data import Corpus, max_num_steps, split_sizes
 from gru_core.sources import MAX_UPLOAD_BYTES
 
@@ -98,8 +98,8 @@ def push_live_knobs() -> None:
         config = ctl.config_from_values(values)
     except ValueError:
         return  # the page shows the invalid setting; the job keeps its knobs
-    lab.job.set_clip_threshold(config.clip_threshold)
-    lab.job.set_lr(config.lr)
+    for name in LIVE_KNOBS:
+        lab.job.set_knob(name, getattr(config, name))
     lab.job.set_speed(ctl.speed_value(values["speed"]))
 
 

@@ -21,7 +21,7 @@ from dashboard.views import cells as cell_views
 from dashboard.views.display import chart, chart_columns, snapshot_figure
 from dashboard.views.memory import memory_view
 from dashboard.views.teaching import CAPTIONS, outcome_advice
-from gru_core.config import TrainConfig
+from gru_core.config import LIVE_KNOBS, TrainConfig, format_knob
 from gru_core.model.gates import GATES, MODEL_GATES
 from gru_core.model.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE
 from gru_core.run.job import JobStatus
@@ -43,14 +43,20 @@ def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | Non
     state = verdict.kind if verdict is not None else status.state
     if status.state == "queued" and status.queue_position:
         state = f"queued (#{status.queue_position})"
-    clip = "off" if status.clip_threshold is None else f"{status.clip_threshold:g}"
+    clip = format_knob("clip_threshold", status.clip_threshold)
+    pending = _pending_knobs(status)
     share = snap.clipped_steps / snap.total_steps if snap.total_steps else 0.0
     with st.container(horizontal=True, wrap=True, gap="medium", key="metrics"):
         st.metric("State", state, width="content")
         st.metric("Step", f"{status.step:,}", width="content")
         st.metric("Epoch", f"{status.epoch} / {status.num_epochs}", width="content")
-        st.metric("Tokens/s", tps, width="content")
-        st.metric("Clip θ in force", clip, width="content")
+        st.metric("Tokens/s", tps, help=status.tokens_per_sec_basis or None, width="content")
+        st.metric(
+            LIVE_KNOBS["clip_threshold"].title,
+            clip,
+            help="what the next step uses" + (f"; {pending}" if pending else ""),
+            width="content",
+        )
         st.metric(
             "Steps clipped",
             f"{share:.0%}",
@@ -58,8 +64,25 @@ def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | Non
             width="content",
         )
     st.caption(
-        f"step {status.step:,} · epoch {status.epoch} · {tps} tokens/s · {status.device} · "
-        f"lr {status.lr:g} · {state}" + (f" · {status.note}" if status.note else "")
+        f"step {status.step:,} · epoch {status.epoch} · {tps} tokens/s "
+        f"({status.tokens_per_sec_basis}) · {status.device} · lr {status.lr:g} · {state}"
+        + (f" · {pending}" if pending else "")
+        + (f" · {status.note}" if status.note else "")
+    )
+
+
+def _pending_knobs(status: JobStatus) -> str:
+    """'the last step used clip 1, lr 1' when a change waits for the next step, else ''."""
+    used = status.last_step_knobs
+    if used is None:
+        return ""
+    now = {"clip_threshold": status.clip_threshold, "lr": status.lr}
+    changed = [n for n in LIVE_KNOBS if n in used and used[n] != now.get(n)]
+    return (
+        "the last step used "
+        + ", ".join(f"{LIVE_KNOBS[n].label} {format_knob(n, used[n])}" for n in changed)
+        if changed
+        else ""
     )
 
 

@@ -1,15 +1,17 @@
 """A training run in a background thread: start, pause, step, resume, stop, and live knobs.
 
-The worker thread owns the ``Trainer`` (and so the model); other threads talk to it only
-through this object's methods, which take a lock and wake the worker with a condition
-variable. Records go into a thread-safe ``Telemetry`` store; the UI reads snapshots of it.
-Nothing here knows about Streamlit.
+The lifecycle (states, worker thread, pause/resume/stop, the server's slot) is
+``lifecycle.BackgroundJob``'s; scheduling (the slot pool, torch threads) is ``scheduling``'s.
+The worker owns the ``Trainer`` (and so the model); records go into a thread-safe
+``Telemetry`` store, which the UI reads snapshots of. Nothing here knows about Streamlit.
 
-**Knobs.** ``set_clip_threshold`` / ``set_lr`` validate in the caller's thread and replace
-``config`` at once with the config in force (the start config stays in ``start_config``).
-The change is queued; only the worker calls the trainer's setters, between two steps, and
-the new value reaches the next step it launches. The store gets an event at that step, so
-charts can mark it, and every record says which values its step used.
+**Knobs, one truth.** ``set_knob`` (``set_clip_threshold``, ``set_lr``) validates in the
+caller's thread and queues the change; only the worker applies it to the trainer, between
+two steps, so it reaches the next step launched. The job keeps no config of its own:
+``config`` is the trainer's config in force with the queued changes on top, i.e. the one
+the next step uses (the start config stays in ``start_config``); the status says that and,
+apart, what the last recorded step used. The store gets an event at the first step using a
+change, so charts can mark it, and every record says which values its step used.
 
 **Records one step late.** The worker asks the trainer to launch step n+1 before it reads
 step n's record (``Trainer.advance``), unless it is about to wait: while paused, under a
@@ -17,13 +19,8 @@ speed limit, or at the last step ``run_sync`` was asked for, it does not look ah
 pause and stop it flushes the step in flight, so no record is lost. ``run_sync`` drives the
 same loop in the calling thread (tests, single steps before a start).
 
-**Threads.** A process-wide ``SlotPool`` caps how many jobs train at once; a job over the cap
-waits in a FIFO queue in state 'queued' and reports its position. On the CPU a running job
-takes ``cores // (jobs running)`` torch threads (its config's ``num_threads`` when set), and
-no more than the load average leaves free (``fair_threads``), set from its own worker thread
-between steps: with torch's OpenMP backend the intra-op thread count is per OS thread (a
-thread set it for itself; a new thread starts from the last value set anywhere), so a lone
-run on an idle machine gets every core and jobs split them only while several run.
+**Speed.** The status's tokens/s is ``lifecycle.Throughput``'s: over the last 5 s while the
+run trains, the mean over the run once it has ended; ``tokens_per_sec_basis`` says which.
 
 **Weights.** Whenever the gate probe is refreshed (about once a second, and always at the
 end), the job also keeps a CPU copy of the weights for the memory views (``weights()``).
@@ -31,146 +28,42 @@ end), the job also keeps a CPU copy of the weights for the memory views (``weigh
 
 from __future__ import annotations
 
-import os
-import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from gru_core.config import TrainConfig, describe_device, resolve_device
+from gru_core.config import LIVE_KNOBS, TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus
+from gru_core.run.lifecycle import ENDED, BackgroundJob, JobState, Throughput
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
+from gru_core.run.scheduling import SlotPool, cpu_name, fair_threads, share_threads
 from gru_core.run.telemetry import Telemetry
 from gru_core.run.trainer import Record, Trainer
 
-ENDED = frozenset({"done", "stopped", "diverged", "out_of_memory", "error"})
-MAX_JOBS_ENV = "GRU_LAB_MAX_JOBS"
-
-
-def default_max_jobs() -> int:
-    """Concurrent training jobs per server: GRU_LAB_MAX_JOBS, else one per two CPU cores
-    (at least 2), so a 2-core laptop trains two runs while others queue."""
-    env = os.environ.get(MAX_JOBS_ENV)
-    if env:
-        value = int(env)
-        if value < 1:
-            raise ValueError(f"{MAX_JOBS_ENV}={env!r} must be a whole number >= 1")
-        return value
-    return max(2, (os.cpu_count() or 2) // 2)
-
-
-class SlotPool:
-    """A FIFO-fair counting semaphore that can tell a waiter its queue position."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._cond = threading.Condition()
-        self._holders: set[int] = set()
-        self._queue: deque[int] = deque()
-
-    def acquire(self, ticket: int, cancelled: Callable[[], bool]) -> bool:
-        """Block until ``ticket`` holds a slot (True) or ``cancelled()`` turns True (False)."""
-        with self._cond:
-            self._queue.append(ticket)
-            try:
-                while not (self._queue[0] == ticket and len(self._holders) < self.capacity):
-                    if cancelled():
-                        return False
-                    self._cond.wait(timeout=0.2)
-                self._queue.popleft()
-                self._holders.add(ticket)
-                return True
-            finally:
-                if ticket in self._queue:
-                    self._queue.remove(ticket)
-                self._cond.notify_all()
-
-    def release(self, ticket: int) -> None:
-        with self._cond:
-            self._holders.discard(ticket)
-            self._cond.notify_all()
-
-    def position(self, ticket: int) -> int | None:
-        """1-based place in the queue, or None when not waiting."""
-        with self._cond:
-            return self._queue.index(ticket) + 1 if ticket in self._queue else None
-
-    @property
-    def running(self) -> int:
-        with self._cond:
-            return len(self._holders)
-
-    @property
-    def waiting(self) -> int:
-        with self._cond:
-            return len(self._queue)
-
-
-_POOL: SlotPool | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def shared_pool() -> SlotPool:
-    """The server-wide pool (threads are shared out per running job: see the docstring)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = SlotPool(default_max_jobs())
-        return _POOL
-
-
-def fair_threads(running: int, own_threads: int = 0) -> int:
-    """Torch threads for each of ``running`` jobs training at once: ``cores // running``, but
-    no more than the cores the rest of the machine leaves free (the 1-minute load average
-    less ``own_threads``, the training threads this process already runs). Two OpenMP threads
-    on a core another program is using wait on each other: measured here, a hidden-64 GRU
-    ran 108 steps/s on one thread and 0.3 steps/s on two while other work kept the load at 11.
-    """
-    cores = os.cpu_count() or 1
-    share = max(1, cores // max(1, running))
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average on this platform
-        return share
-    free = cores - max(0.0, load - own_threads)
-    return max(1, min(share, int(free + 0.5)))
-
-
-def _cpu_name(threads: int) -> str:
-    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+__all__ = ["ENDED", "JobState", "JobStatus", "TrainingJob"]
+Knobs = dict[str, float | None]  # LIVE_KNOBS name -> value
 
 
 @dataclass(frozen=True)
 class JobStatus:
-    state: str  # 'ready', 'queued', 'running', 'paused', + the ENDED states
+    state: JobState  # 'ready', 'queued', 'running', 'paused', + the ENDED states
     step: int
     epoch: int
     num_epochs: int
-    tokens_per_sec: float | None  # last epoch's training throughput
+    tokens_per_sec: float | None  # see tokens_per_sec_basis
     device: str  # human name, e.g. 'CPU (2 threads)' or 'CUDA: NVIDIA H100'
-    clip_threshold: float | None  # in force now
-    lr: float
+    clip_threshold: float | None  # in force: what the next step uses (None = off)
+    lr: float  # in force: what the next step uses
     queue_position: int | None
     outcome: Outcome | None
     max_steps_per_sec: float | None
     note: str | None = None  # e.g. why a CUDA run trains eagerly instead of in a CUDA graph
+    last_step_knobs: Knobs | None = None  # what the last recorded step used; None before one
+    tokens_per_sec_basis: str = ""  # 'last 5 s' while it trains, 'mean over the run' ended
 
 
-_ticket_lock = threading.Lock()
-_next_ticket = 0
-
-
-def new_ticket() -> int:
-    global _next_ticket
-    with _ticket_lock:
-        _next_ticket += 1
-        return _next_ticket
-
-
-class TrainingJob:
+class TrainingJob(BackgroundJob):
     """One run of one session. Build it (validates and allocates), then ``start()``."""
 
     def __init__(
@@ -188,40 +81,38 @@ class TrainingJob:
         held_bytes: int = 0,
     ) -> None:
         """``held_bytes``: memory the session already holds against the budget (limits)."""
+        super().__init__(pool, start_paused)
         self.start_config = config
-        self._config = config
         self.telemetry = telemetry or Telemetry()
-        self._pool = pool or shared_pool()
         self.device = device or resolve_device(config.device)
         self._cpu = self.device == "cpu"
         self._threads = config.num_threads or fair_threads(self._pool.running + 1)
-        self.device_name = _cpu_name(self._threads) if self._cpu else describe_device(self.device)
+        self.device_name = cpu_name(self._threads) if self._cpu else describe_device(self.device)
         self.corpus_name = corpus.name
         self._trainer: Trainer | None = Trainer(config, corpus, self.device, held_bytes=held_bytes)
+        self._ended_config = config  # the trainer's last config, once the trainer is freed
         self.probe_text = probe_text or corpus.probe or corpus.prefix  # the text's own words
         self.probe_every_s = probe_every_s
-        self._ticket = new_ticket()
-        self._cond = threading.Condition()
-        self._state = "ready"
-        self._paused = start_paused
-        self._stop = False
         self._credits = 0  # single steps granted while paused
-        self._pending: dict[str, float | None] = {}  # knob -> new value, applied by the worker
+        self._pending: Knobs = {}  # knob -> new value, applied by the worker
         self._max_sps = max_steps_per_sec
-        self._step = 0
-        self._epoch = 0
-        self._tps: float | None = None
+        self._step = self._epoch = 0
+        self._used: Knobs | None = None
+        self.throughput = Throughput()
         self._note: str | None = None
         self._outcome: Outcome | None = None
-        self._thread: threading.Thread | None = None
         self._last_probe = 0.0
         self._weights: tuple[int, dict[str, torch.Tensor]] | None = None
 
     @property
     def config(self) -> TrainConfig:
-        """The config in force: the start config with every live knob change applied."""
+        """The config the next step uses: the trainer's, with the queued knob changes."""
         with self._cond:
-            return self._config
+            return self._config_locked()
+
+    def _config_locked(self) -> TrainConfig:
+        base = self._trainer.config if self._trainer is not None else self._ended_config
+        return base.replace(**self._pending) if self._pending else base
 
     def weights(self) -> tuple[int, dict[str, torch.Tensor]] | None:
         """(step, name -> CPU float32 tensor) of the latest weights copy, None before one.
@@ -230,28 +121,9 @@ class TrainingJob:
             return self._weights
 
     # -- control (any thread) -------------------------------------------------------------
-    def start(self) -> None:
-        with self._cond:
-            if self._thread is not None:
-                raise RuntimeError("this job was already started")
-            self._thread = threading.Thread(
-                target=self._work, name=f"gru-job-{self._ticket}", daemon=True
-            )
-            self._state = "queued"
-            self._thread.start()
-
-    def pause(self) -> None:
-        self._set(paused=True)
-
-    def resume(self) -> None:
-        self._set(paused=False)
-
-    def _set(self, *, paused: bool) -> None:
-        with self._cond:
-            self._paused = paused
-            if not paused:
-                self._credits = 0  # resuming drops any single steps not yet taken
-            self._cond.notify_all()
+    def _on_pause_change(self, paused: bool) -> None:
+        if not paused:
+            self._credits = 0  # resuming drops any single steps not yet taken
 
     def step_once(self) -> None:
         """While paused: train exactly one more minibatch."""
@@ -260,38 +132,33 @@ class TrainingJob:
             self._credits += 1
             self._cond.notify_all()
 
-    def stop(self, wait: bool = True, timeout: float = 30.0) -> None:
+    def _end_without_worker(self) -> None:
+        trainer = self._trainer
+        if trainer is not None and trainer.pending:
+            try:
+                if self._deliver(trainer.flush()):
+                    return
+            except Exception as exc:
+                self._finish(Outcome("error", self._step, f"{type(exc).__name__}: {exc}"))
+                return
+        where = f"at step {self._step}" if self._step or self._state != "queued" else None
+        message = f"stopped {where}" if where else "stopped while waiting in the queue"
+        self._finish(Outcome("stopped", self._step, message))
+
+    def set_knob(self, name: str, value: float | None) -> None:
+        """Queue a live knob change (``config.LIVE_KNOBS``); ValueError if it is invalid."""
+        if name not in LIVE_KNOBS:
+            raise ValueError(f"{name!r} is not a live knob: {', '.join(LIVE_KNOBS)}")
         with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-            thread = self._thread
-        if wait and thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        if thread is None or not thread.is_alive():  # never started, or driven by run_sync
-            with self._cond:
-                ended = self._state in ENDED
-            if not ended:
-                trainer = self._trainer
-                if trainer is not None and trainer.pending:
-                    try:
-                        if self._deliver(trainer.flush()):
-                            return
-                    except Exception as exc:
-                        self._finish(Outcome("error", self._step, f"{type(exc).__name__}: {exc}"))
-                        return
-                self._finish(Outcome("stopped", self._step, f"stopped at step {self._step}"))
-
-    def set_clip_threshold(self, value: float | None) -> None:
-        self._queue_knob("clip_threshold", value)
-
-    def set_lr(self, value: float) -> None:
-        self._queue_knob("lr", value)
-
-    def _queue_knob(self, name: str, value: float | None) -> None:
-        with self._cond:
-            self._config = self._config.replace(**{name: value})  # validates; raises
+            self._config_locked().replace(**{name: value})  # validates; raises
             self._pending[name] = value
             self._cond.notify_all()
+
+    def set_clip_threshold(self, value: float | None) -> None:
+        self.set_knob("clip_threshold", value)
+
+    def set_lr(self, value: float) -> None:
+        self.set_knob("lr", value)
 
     def set_speed(self, max_steps_per_sec: float | None) -> None:
         if max_steps_per_sec is not None and not max_steps_per_sec > 0:
@@ -302,31 +169,15 @@ class TrainingJob:
 
     def status(self) -> JobStatus:
         with self._cond:
-            state = self._state
-            if state in ("running",) and self._paused:
-                state = "paused"
+            state, config = self._visible_state(), self._config_locked()
+            ended = state in ENDED
+            tps = self.throughput.mean() if ended else self.throughput.recent()
+            basis = "mean over the run" if ended else f"last {self.throughput.window_s:g} s"
             return JobStatus(
-                state=state,
-                step=self._step,
-                epoch=self._epoch,
-                num_epochs=self._config.num_epochs,
-                tokens_per_sec=self._tps,
-                device=self.device_name,
-                clip_threshold=self._config.clip_threshold,
-                lr=self._config.lr,
-                queue_position=self._pool.position(self._ticket) if state == "queued" else None,
-                outcome=self._outcome,
-                max_steps_per_sec=self._max_sps,
-                note=self._note,
-            )
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+                state, self._step, self._epoch, config.num_epochs, tps, self.device_name,
+                config.clip_threshold, config.lr, self._queue_position(state), self._outcome,
+                self._max_sps, self._note, self._used, basis,
+            )  # fmt: skip
 
     # -- the worker -----------------------------------------------------------------------
     def run_sync(self, max_steps: int | None = None) -> JobStatus:
@@ -335,27 +186,17 @@ class TrainingJob:
         if self._trainer is None:
             return self.status()
         with self._cond:
-            self._state = "running"
+            self._state = JobState.RUNNING
         self._loop(max_steps, wait=False)
         return self.status()
 
-    def _work(self) -> None:
-        if not self._pool.acquire(self._ticket, lambda: self._stop):
-            self._finish(Outcome("stopped", 0, "stopped while waiting in the queue"))
-            return
-        try:
-            with self._cond:
-                if self._state == "queued":
-                    self._state = "running"
-            self._loop(None, wait=True)
-        finally:
-            self._pool.release(self._ticket)
+    def _run(self) -> None:
+        self._loop(None, wait=True)
 
     def _loop(self, max_steps: int | None, wait: bool) -> None:
         trainer = self._trainer
         assert trainer is not None
-        taken = 0
-        last_step_at = 0.0
+        taken, last_step_at = 0, 0.0
         try:
             while True:
                 go = self._wait_turn(last_step_at, trainer) if wait else not self._stop
@@ -365,14 +206,16 @@ class TrainingJob:
                     continue
                 if not go:
                     if not self._deliver(trainer.flush()):
-                        step = self._step
-                        self._finish(Outcome("stopped", step, f"stopped at step {step}"))
+                        self._finish(
+                            Outcome("stopped", self._step, f"stopped at step {self._step}")
+                        )
                     return
                 self._apply_knobs(trainer)
                 self._share_threads(wait)
                 with self._cond:
                     last = max_steps is not None and taken + 1 >= max_steps
                     lookahead = not (self._paused or self._max_sps or last)
+                self.throughput.begin()
                 records = trainer.advance(lookahead)
                 steps = sum(isinstance(r, StepRecord) for r in records)
                 if steps:
@@ -396,14 +239,13 @@ class TrainingJob:
                 self.telemetry.add_step(record)
                 with self._cond:
                     self._step, self._epoch = record.step, record.epoch
+                    self._used = {name: getattr(record, name) for name in LIVE_KNOBS}
+                    self.throughput.add(record.tokens)
+                    self._note, paused = (trainer.note if trainer else None), self._paused
                 if trainer is not None:
-                    with self._cond:
-                        self._note, paused = trainer.note, self._paused
                     self._maybe_probe(trainer, force=paused)
             elif isinstance(record, EpochRecord):
                 self.telemetry.add_epoch(record)
-                with self._cond:
-                    self._tps = record.tokens_per_sec
                 if trainer is not None:
                     self._maybe_probe(trainer, force=True)
             else:
@@ -421,6 +263,7 @@ class TrainingJob:
                 if self._paused and self._credits == 0:
                     if trainer.pending:
                         return "flush"
+                    self.throughput.pause()
                     self._cond.wait(0.5)
                     continue
                 if self._max_sps and not (self._paused and self._credits):
@@ -433,30 +276,21 @@ class TrainingJob:
                 return True
 
     def _share_threads(self, pooled: bool) -> None:
-        """On the CPU: this worker's torch threads, from the jobs running now (module doc)."""
-        if not self._cpu:
-            return
-        running = self._pool.running if pooled else self._pool.running + 1
-        want = self._config.num_threads or fair_threads(running, running * self._threads)
-        if want != self._threads or torch.get_num_threads() != want:
-            torch.set_num_threads(want)  # this OS thread's OpenMP team size
+        """On the CPU: this worker's torch threads, from the jobs running now (scheduling)."""
+        if self._cpu:
+            running = self._pool.running if pooled else self._pool.running + 1
+            want = share_threads(running, running * self._threads, self.config.num_threads)
             with self._cond:
-                self._threads = want
-                self.device_name = _cpu_name(want)
+                self._threads, self.device_name = want, cpu_name(want)
 
     def _apply_knobs(self, trainer: Trainer) -> None:
+        at_step = trainer.step + 1  # the next step launched is the first to use them
         with self._cond:
             pending, self._pending = self._pending, {}
-        at_step = trainer.step + 1  # the next step launched is the first to use them
-        for name, value in pending.items():
-            if name == "clip_threshold":
-                if value == trainer.config.clip_threshold:
-                    continue
-                trainer.set_clip_threshold(value)
-            else:
-                if value == trainer.config.lr:
-                    continue
-                trainer.set_lr(float(value))  # type: ignore[arg-type]
+            changed = {n: v for n, v in pending.items() if v != getattr(trainer.config, n)}
+            if changed:
+                trainer.set_config(trainer.config.replace(**changed))
+        for name, value in changed.items():
             self.telemetry.add_event(at_step, name, value)
 
     def _maybe_probe(self, trainer: Trainer, force: bool = False) -> None:
@@ -479,6 +313,8 @@ class TrainingJob:
                 pass
         with self._cond:
             self._outcome = outcome
-            self._state = outcome.status
+            self._state = JobState(outcome.status)
+            if trainer is not None:
+                self._ended_config = trainer.config
             self._trainer = None  # free the model and its buffers
             self._cond.notify_all()

@@ -16,11 +16,11 @@ the device (and every later one, so the step already in flight changes nothing),
 with Outcome 'diverged' carrying the last finite values, and the model keeps the last finite
 weights. No exception escapes for it, nor for running out of memory.
 
-**Live knobs, one truth.** ``set_clip_threshold`` / ``set_lr`` replace ``config`` with a new
-validated config and write the value into the device tensor that the next *launched* step
-reads (a step already in flight keeps the old value; its record says which it used). They
-are called by the thread that drives the trainer: a ``TrainingJob`` queues changes from
-other threads and applies them in its worker between steps.
+**Live knobs, one truth.** ``set_config`` replaces ``config`` with a new validated config
+(``config.LIVE_KNOBS`` changed) and writes the values into the device tensors that the next
+*launched* step reads (a step already in flight keeps the old value; its record says which
+it used). It is called by the thread that drives the trainer: a ``TrainingJob`` queues
+changes from other threads and applies them in its worker between steps.
 
 ``Trainer.run()`` is a generator over ``advance()``: a ``StepRecord`` per step, an
 ``EpochRecord`` per epoch, then one ``Outcome`` ('done', 'diverged' or 'out_of_memory').
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gru_core.config import TrainConfig, resolve_device
+from gru_core.config import TrainConfig, host_clip, resolve_device
 from gru_core.data import Corpus, batch_iterator, check_trainable, preprocess, split_train_val
 from gru_core.limits import check_memory
 from gru_core.model.cells import RecurrentLM, State
@@ -132,11 +132,10 @@ class Trainer:
         return bool(self._pending)
 
     # -- live knobs ------------------------------------------------------------------------
-    def set_clip_threshold(self, value: float | None) -> None:
-        self.core.set_config(0, self.config.replace(clip_threshold=value))  # validates
-
-    def set_lr(self, value: float) -> None:
-        self.core.set_config(0, self.config.replace(lr=value))
+    def set_config(self, config: TrainConfig) -> None:
+        """Make ``config`` (this run's config with live knobs changed) the one in force: the
+        next step launched uses it (``StepCore.set_config``)."""
+        self.core.set_config(0, config)
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> Iterator[Record]:
@@ -358,7 +357,7 @@ def build_record(
         grad_norm=col("grad_norm"),
         grad_norm_clipped=after,
         clipped=bool(col("clipped")),
-        clip_threshold=None if math.isinf(theta) else theta,
+        clip_threshold=host_clip(theta),
         lr=lr,
         param_grad_norms={n: col(f"gnorm:{n}") for n in layout.params},
         update_ratio=lr * after / max(weight_norm, 1e-12),

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gru_core.config import TrainConfig
+from gru_core.config import TrainConfig, device_clip
 from gru_core.model.cells import RecurrentLM, build_model
 from gru_core.step.bptt import Workspace, loss_and_grads, model_kind
 from gru_core.step.fused import validation_perplexity
@@ -65,7 +65,7 @@ HOST_SLOTS = 3  # host copies of the stats buffer in flight (a step and the one 
 
 
 def _theta(config: TrainConfig) -> float:
-    return math.inf if config.clip_threshold is None else config.clip_threshold
+    return device_clip(config.clip_threshold)
 
 
 class StepCore:

@@ -37,7 +37,7 @@ from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore
 from gru_core.step.validation import validation_perplexities
 from gru_core.sweep.results import RUNNING, CellResult
-from gru_core.sweep.spec import Cell
+from gru_core.sweep.spec import Cell, Plan, SweepSpec
 
 CURVE_POINTS = 100  # most points in a cell's perplexity curve
 
@@ -50,6 +50,23 @@ class Control(Protocol):
     def wait(self) -> bool:
         """Block while paused; False when the job was asked to stop."""
         ...
+
+
+class SweepControl(Control, Protocol):
+    """What a backend that runs the chunks itself (``ray_backend``) reads of the job."""
+
+    spec: SweepSpec
+    plan: Plan
+    train: Tensor
+    val: Tensor
+    vocab_size: int
+    cluster_cpus: int | None
+
+    def stopping(self) -> bool: ...
+
+    def store(self, results: list[CellResult]) -> None: ...
+
+    def fail(self, cells: tuple[Cell, ...], exc: BaseException) -> None: ...
 
 
 class Curve:

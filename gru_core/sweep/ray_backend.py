@@ -20,14 +20,9 @@ from __future__ import annotations
 import os
 from collections import deque
 from types import ModuleType
-from typing import TYPE_CHECKING
 
-from gru_core.sweep.chunk import run_chunk_task
-from gru_core.sweep.job import pending_result
-from gru_core.sweep.results import RUNNING
-
-if TYPE_CHECKING:
-    from gru_core.sweep.job import SweepJob
+from gru_core.sweep.chunk import SweepControl, run_chunk_task
+from gru_core.sweep.results import RUNNING, pending_result
 
 INSTALL_HINT = "pip install -r requirements-ray.txt"
 ADDRESS_ENV = "RAY_ADDRESS"
@@ -61,7 +56,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def run_on_ray(job: SweepJob) -> None:
+def run_on_ray(job: SweepControl) -> None:
     """Run ``job``'s chunks as Ray tasks, at most one per cluster CPU in flight, storing each
     chunk's results as it returns."""
     ray = ray_module()

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from gru_core.sweep.spec import Value, axis_label
+from gru_core.run.lifecycle import ENDED
+from gru_core.sweep.spec import Cell, Value, axis_label
 
-# Run states: waiting, training, or how it ended.
+# Run states: waiting, training, or how it ended (the lifecycle's ENDED words).
 PENDING, RUNNING = "pending", "running"
-FINISHED = frozenset({"done", "diverged", "stopped", "error"})
+FINISHED = ENDED
 # Verdicts from worst to best (verdict.VERDICTS); a cell shows its seeds' worst.
 SEVERITY = ("error", "diverged", "blew up", "did not learn", "memorised", "learned", "stopped")
 CSV_COLUMNS = (
@@ -185,3 +186,12 @@ def grid_table(
         )
         for r in rows
     )
+
+
+def pending_result(cell: Cell, status: str = PENDING, headline: str = "") -> CellResult:
+    """A run not trained yet (or not any more): ``status`` and why, no numbers."""
+    c = cell.config
+    return CellResult(
+        cell.model, cell.x, cell.y, cell.seed, c.init_std, c.clip_threshold, c.lr,
+        status=status, headline=headline,
+    )  # fmt: skip
