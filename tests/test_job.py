@@ -118,7 +118,7 @@ def test_run_sync_takes_exactly_the_steps_asked_and_traces_the_probe(
     probe = snap.probe
     assert probe is not None
     text = probe["text"]
-    assert text == job.probe_text  # the corpus's own opening words, read as training reads
+    assert text == job.probe.text  # the corpus's own opening words, read as training reads
     assert text.startswith("the quick brown fox jumps")
     assert set(probe["gates"]) == {"Z", "R", "H_tilde"}
     Z = probe["gates"]["Z"]

@@ -1,7 +1,8 @@
 """A training run in a background thread: start, pause, step, resume, stop, and live knobs.
 
-The lifecycle (states, worker thread, pause/resume/stop, the server's slot) is
-``lifecycle.BackgroundJob``'s; scheduling (the slot pool, torch threads) is ``scheduling``'s.
+The lifecycle (states, worker thread, pause/resume/stop, the server's slot, single steps, the
+speed limit) is ``lifecycle.SteppedJob``'s; scheduling (the slot pool, torch threads) is
+``scheduling``'s.
 The worker owns the ``Trainer`` (and so the model); records go into a thread-safe
 ``Telemetry`` store, which the UI reads snapshots of. Nothing here knows about Streamlit.
 
@@ -28,6 +29,7 @@ end), the job also keeps a CPU copy of the weights for the memory views (``weigh
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -35,9 +37,9 @@ import torch
 
 from gru_core.config import LIVE_KNOBS, TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus
-from gru_core.run.lifecycle import ENDED, BackgroundJob, JobState, Throughput
+from gru_core.run.lifecycle import ENDED, JobState, SteppedJob
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
-from gru_core.run.scheduling import SlotPool, cpu_name, fair_threads, share_threads
+from gru_core.run.scheduling import CpuThreads, SlotPool
 from gru_core.run.telemetry import Telemetry
 from gru_core.run.trainer import Record, Trainer
 
@@ -63,7 +65,34 @@ class JobStatus:
     tokens_per_sec_basis: str = ""  # 'last 5 s' while it trains, 'mean over the run' ended
 
 
-class TrainingJob(BackgroundJob):
+class Probe:
+    """The gates on the probe text and a CPU copy of the weights, taken from the worker at
+    most every ``every_s`` seconds (always when forced: at an epoch's end, while paused, at
+    the end of the run); ``weights()`` may be read from any thread."""
+
+    def __init__(self, text: str, every_s: float, telemetry: Telemetry) -> None:
+        self.text, self.every_s, self.telemetry = text, every_s, telemetry
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._weights: tuple[int, dict[str, torch.Tensor]] | None = None
+
+    def refresh(self, trainer: Trainer, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self._last < self.every_s:
+            return
+        self._last = now
+        text, gates = trainer.trace_probe(self.text)
+        self.telemetry.set_probe(trainer.weights_step, text, gates)
+        weights = (trainer.weights_step, trainer.weights())
+        with self._lock:
+            self._weights = weights
+
+    def weights(self) -> tuple[int, dict[str, torch.Tensor]] | None:
+        with self._lock:
+            return self._weights
+
+
+class TrainingJob(SteppedJob):
     """One run of one session. Build it (validates and allocates), then ``start()``."""
 
     def __init__(
@@ -81,28 +110,27 @@ class TrainingJob(BackgroundJob):
         held_bytes: int = 0,
     ) -> None:
         """``held_bytes``: memory the session already holds against the budget (limits)."""
-        super().__init__(pool, start_paused)
+        super().__init__(pool, start_paused, max_steps_per_sec)
         self.start_config = config
         self.telemetry = telemetry or Telemetry()
         self.device = device or resolve_device(config.device)
-        self._cpu = self.device == "cpu"
-        self._threads = config.num_threads or fair_threads(self._pool.running + 1)
-        self.device_name = cpu_name(self._threads) if self._cpu else describe_device(self.device)
+        self._threads = CpuThreads(self._pool, config.num_threads) if self.device == "cpu" else None
+        self._device_label = describe_device(self.device)
         self.corpus_name = corpus.name
         self._trainer: Trainer | None = Trainer(config, corpus, self.device, held_bytes=held_bytes)
         self._ended_config = config  # the trainer's last config, once the trainer is freed
-        self.probe_text = probe_text or corpus.probe or corpus.prefix  # the text's own words
-        self.probe_every_s = probe_every_s
-        self._credits = 0  # single steps granted while paused
+        text = probe_text or corpus.probe or corpus.prefix  # the text's own words
+        self.probe = Probe(text, probe_every_s, self.telemetry)
         self._pending: Knobs = {}  # knob -> new value, applied by the worker
-        self._max_sps = max_steps_per_sec
         self._step = self._epoch = 0
         self._used: Knobs | None = None
-        self.throughput = Throughput()
         self._note: str | None = None
         self._outcome: Outcome | None = None
-        self._last_probe = 0.0
-        self._weights: tuple[int, dict[str, torch.Tensor]] | None = None
+
+    @property
+    def device_name(self) -> str:
+        """e.g. 'CPU (2 threads)' or 'CUDA: NVIDIA H100'."""
+        return self._threads.name if self._threads is not None else self._device_label
 
     @property
     def config(self) -> TrainConfig:
@@ -117,32 +145,20 @@ class TrainingJob(BackgroundJob):
     def weights(self) -> tuple[int, dict[str, torch.Tensor]] | None:
         """(step, name -> CPU float32 tensor) of the latest weights copy, None before one.
         Refreshed with the gate probe (about once a second) and at the end of the run."""
-        with self._cond:
-            return self._weights
+        return self.probe.weights()
 
     # -- control (any thread) -------------------------------------------------------------
-    def _on_pause_change(self, paused: bool) -> None:
-        if not paused:
-            self._credits = 0  # resuming drops any single steps not yet taken
-
-    def step_once(self) -> None:
-        """While paused: train exactly one more minibatch."""
-        with self._cond:
-            self._paused = True
-            self._credits += 1
-            self._cond.notify_all()
-
     def _end_without_worker(self) -> None:
-        trainer = self._trainer
-        if trainer is not None and trainer.pending:
-            try:
-                if self._deliver(trainer.flush()):
-                    return
-            except Exception as exc:
-                self._finish(Outcome("error", self._step, f"{type(exc).__name__}: {exc}"))
+        queued, trainer = self._state == JobState.QUEUED, self._trainer
+        try:
+            if trainer is not None and trainer.pending and self._deliver(trainer.flush()):
                 return
-        where = f"at step {self._step}" if self._step or self._state != "queued" else None
-        message = f"stopped {where}" if where else "stopped while waiting in the queue"
+        except Exception as exc:
+            self._finish(Outcome("error", self._step, f"{type(exc).__name__}: {exc}"))
+            return
+        message = (
+            "stopped while waiting in the queue" if queued else f"stopped at step {self._step}"
+        )
         self._finish(Outcome("stopped", self._step, message))
 
     def set_knob(self, name: str, value: float | None) -> None:
@@ -160,19 +176,10 @@ class TrainingJob(BackgroundJob):
     def set_lr(self, value: float) -> None:
         self.set_knob("lr", value)
 
-    def set_speed(self, max_steps_per_sec: float | None) -> None:
-        if max_steps_per_sec is not None and not max_steps_per_sec > 0:
-            raise ValueError(f"max_steps_per_sec={max_steps_per_sec!r} must be > 0 or None")
-        with self._cond:
-            self._max_sps = max_steps_per_sec
-            self._cond.notify_all()
-
     def status(self) -> JobStatus:
         with self._cond:
             state, config = self._visible_state(), self._config_locked()
-            ended = state in ENDED
-            tps = self.throughput.mean() if ended else self.throughput.recent()
-            basis = "mean over the run" if ended else f"last {self.throughput.window_s:g} s"
+            tps, basis = self.throughput.report(ended=state in ENDED)
             return JobStatus(
                 state, self._step, self._epoch, config.num_epochs, tps, self.device_name,
                 config.clip_threshold, config.lr, self._queue_position(state), self._outcome,
@@ -199,19 +206,17 @@ class TrainingJob(BackgroundJob):
         taken, last_step_at = 0, 0.0
         try:
             while True:
-                go = self._wait_turn(last_step_at, trainer) if wait else not self._stop
+                go = self._wait_turn(last_step_at, trainer.pending) if wait else not self._stop
                 if go == "flush":  # about to wait (paused): show the step in flight first
                     if self._deliver(trainer.flush()):
                         return
                     continue
                 if not go:
-                    if not self._deliver(trainer.flush()):
-                        self._finish(
-                            Outcome("stopped", self._step, f"stopped at step {self._step}")
-                        )
+                    self._end_without_worker()  # stopped: flush, then end
                     return
                 self._apply_knobs(trainer)
-                self._share_threads(wait)
+                if self._threads is not None:  # on the CPU: its share of the cores now
+                    self._threads.update(pooled=wait)
                 with self._cond:
                     last = max_steps is not None and taken + 1 >= max_steps
                     lookahead = not (self._paused or self._max_sps or last)
@@ -219,10 +224,7 @@ class TrainingJob(BackgroundJob):
                 records = trainer.advance(lookahead)
                 steps = sum(isinstance(r, StepRecord) for r in records)
                 if steps:
-                    last_step_at = time.perf_counter()
-                    with self._cond:
-                        if self._paused and self._credits > 0:
-                            self._credits -= 1
+                    last_step_at = self._took_step()
                 if self._deliver(records):
                     return
                 taken += steps
@@ -243,45 +245,15 @@ class TrainingJob(BackgroundJob):
                     self.throughput.add(record.tokens)
                     self._note, paused = (trainer.note if trainer else None), self._paused
                 if trainer is not None:
-                    self._maybe_probe(trainer, force=paused)
+                    self.probe.refresh(trainer, force=paused)
             elif isinstance(record, EpochRecord):
                 self.telemetry.add_epoch(record)
                 if trainer is not None:
-                    self._maybe_probe(trainer, force=True)
+                    self.probe.refresh(trainer, force=True)
             else:
                 self._finish(record)
                 return True
         return False
-
-    def _wait_turn(self, last_step_at: float, trainer: Trainer) -> str | bool:
-        """Block while paused (without credits) or throttled. False when asked to stop,
-        'flush' when about to wait with a step in flight, else True."""
-        with self._cond:
-            while True:
-                if self._stop:
-                    return False
-                if self._paused and self._credits == 0:
-                    if trainer.pending:
-                        return "flush"
-                    self.throughput.pause()
-                    self._cond.wait(0.5)
-                    continue
-                if self._max_sps and not (self._paused and self._credits):
-                    wait = last_step_at + 1.0 / self._max_sps - time.perf_counter()
-                    if wait > 0:
-                        if trainer.pending:
-                            return "flush"
-                        self._cond.wait(min(wait, 0.5))
-                        continue
-                return True
-
-    def _share_threads(self, pooled: bool) -> None:
-        """On the CPU: this worker's torch threads, from the jobs running now (scheduling)."""
-        if self._cpu:
-            running = self._pool.running if pooled else self._pool.running + 1
-            want = share_threads(running, running * self._threads, self.config.num_threads)
-            with self._cond:
-                self._threads, self.device_name = want, cpu_name(want)
 
     def _apply_knobs(self, trainer: Trainer) -> None:
         at_step = trainer.step + 1  # the next step launched is the first to use them
@@ -293,22 +265,11 @@ class TrainingJob(BackgroundJob):
         for name, value in changed.items():
             self.telemetry.add_event(at_step, name, value)
 
-    def _maybe_probe(self, trainer: Trainer, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not force and now - self._last_probe < self.probe_every_s:
-            return
-        self._last_probe = now
-        text, gates = trainer.trace_probe(self.probe_text)
-        self.telemetry.set_probe(trainer.weights_step, text, gates)
-        weights = (trainer.weights_step, trainer.weights())
-        with self._cond:
-            self._weights = weights
-
     def _finish(self, outcome: Outcome) -> None:
         trainer = self._trainer
         if trainer is not None:
             try:
-                self._maybe_probe(trainer, force=True)  # the final gates and weights
+                self.probe.refresh(trainer, force=True)  # the final gates and weights
             except Exception:  # the run is over either way; keep its outcome
                 pass
         with self._cond:

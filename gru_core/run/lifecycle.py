@@ -158,6 +158,67 @@ class BackgroundJob:
         """Called with the lock held when pause or resume is asked."""
 
 
+class SteppedJob(BackgroundJob):
+    """A job that advances in steps: single steps while paused (``step_once``), a speed
+    limit (``set_speed``) and its speed (``throughput``). The worker calls ``_wait_turn``
+    before each step and ``_took_step`` after one."""
+
+    def __init__(
+        self, pool: SlotPool | None, start_paused: bool, max_steps_per_sec: float | None
+    ) -> None:
+        super().__init__(pool, start_paused)
+        self._credits = 0  # single steps granted while paused
+        self._max_sps = max_steps_per_sec
+        self.throughput = Throughput()
+
+    def _on_pause_change(self, paused: bool) -> None:
+        if not paused:
+            self._credits = 0  # resuming drops any single steps not yet taken
+
+    def step_once(self) -> None:
+        """While paused: take exactly one more step."""
+        with self._cond:
+            self._paused = True
+            self._credits += 1
+            self._cond.notify_all()
+
+    def set_speed(self, max_steps_per_sec: float | None) -> None:
+        if max_steps_per_sec is not None and not max_steps_per_sec > 0:
+            raise ValueError(f"max_steps_per_sec={max_steps_per_sec!r} must be > 0 or None")
+        with self._cond:
+            self._max_sps = max_steps_per_sec
+            self._cond.notify_all()
+
+    def _wait_turn(self, last_step_at: float, in_flight: bool) -> str | bool:
+        """Block while paused (without credits) or throttled. False when asked to stop,
+        'flush' when about to wait with a step ``in_flight``, else True."""
+        with self._cond:
+            while True:
+                if self._stop:
+                    return False
+                if self._paused and self._credits == 0:
+                    if in_flight:
+                        return "flush"
+                    self.throughput.pause()
+                    self._cond.wait(0.5)
+                    continue
+                if self._max_sps and not (self._paused and self._credits):
+                    wait = last_step_at + 1.0 / self._max_sps - time.perf_counter()
+                    if wait > 0:
+                        if in_flight:
+                            return "flush"
+                        self._cond.wait(min(wait, 0.5))
+                        continue
+                return True
+
+    def _took_step(self) -> float:
+        """A step was recorded: spend a single step's credit; when it was (perf_counter)."""
+        with self._cond:
+            if self._paused and self._credits > 0:
+                self._credits -= 1
+        return time.perf_counter()
+
+
 class Throughput:
     """A run's speed in tokens per second, honest about what it measures.
 
@@ -216,6 +277,12 @@ class Throughput:
         start = max(at - self.window_s, self._since)
         tokens = sum(n for t, n in self._recent if t > start)
         return tokens / (at - start) if at > start and tokens else None
+
+    def report(self, ended: bool) -> tuple[float | None, str]:
+        """(tokens/s, what it is over): the window while the run trains, else the mean."""
+        if ended:
+            return self.mean(), "mean over the run"
+        return self.recent(), f"last {self.window_s:g} s"
 
     def mean(self) -> float | None:
         """Tokens/s over the whole run: all tokens over the seconds spent training."""

@@ -6,7 +6,7 @@ Each job holds a ``ticket`` (``new_ticket``) for its place.
 
 **Threads.** On the CPU a running job takes ``cores // (jobs running)`` torch threads (its
 config's ``num_threads`` when set), and no more than the load average leaves free
-(``fair_threads``), set from its own worker thread between steps (``share_threads``): with
+(``fair_threads``), set from its own worker thread between steps (``CpuThreads``): with
 torch's OpenMP backend the intra-op thread count is per OS thread (a thread sets it for
 itself; a new thread starts from the last value set anywhere), so a lone run on an idle
 machine gets every core and jobs split them only while several run.
@@ -129,10 +129,23 @@ def cpu_name(threads: int) -> str:
     return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
-def share_threads(running: int, own_threads: int, pinned: int | None) -> int:
-    """Set this OS thread's torch threads for one of ``running`` jobs (``pinned``: the
-    config's ``num_threads``, else ``fair_threads``); returns the count now in force."""
-    want = pinned or fair_threads(running, own_threads)
-    if torch.get_num_threads() != want:
-        torch.set_num_threads(want)  # this OS thread's OpenMP team size
-    return want
+class CpuThreads:
+    """A CPU job's torch threads: its config's ``num_threads`` when set (``pinned``), else
+    its fair share of the cores (``fair_threads``), updated from its worker between steps."""
+
+    def __init__(self, pool: SlotPool, pinned: int | None) -> None:
+        self.pool, self.pinned = pool, pinned
+        self.count = pinned or fair_threads(pool.running + 1)
+
+    @property
+    def name(self) -> str:
+        return cpu_name(self.count)
+
+    def update(self, pooled: bool) -> None:
+        """Set this OS thread's torch threads for the jobs running now (``pooled``: this job
+        holds a slot of the pool, else it runs beside them)."""
+        running = self.pool.running if pooled else self.pool.running + 1
+        want = self.pinned or fair_threads(running, running * self.count)
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)  # this OS thread's OpenMP team size
+        self.count = want
