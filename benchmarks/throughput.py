@@ -145,7 +145,7 @@ def prepare_textbook(s: Setup) -> Job:
 
 
 def prepare_fast(s: Setup) -> Job:
-    """Trainer.train_step's maths without the record: loss and grads, clip, SGD."""
+    """The step core's maths without the record: loss and grads, clip, SGD."""
     cfg = s.config
     model = fresh_model(s)
     params = dict(model.named_parameters())
@@ -155,7 +155,7 @@ def prepare_fast(s: Setup) -> Job:
     def step(X: Tensor, Y: Tensor, state: State) -> tuple[float, State]:
         res = loss_and_grads(model, X, Y, state, want_flow=False, workspace=workspace)
         with torch.no_grad():
-            # float64 norms, as Trainer.train_step takes them (so a huge gradient stays finite)
+            # float64 norms, as the step core takes them (so a huge gradient stays finite)
             norms = torch.stack([g.norm(dtype=torch.float64) for g in res.grads.values()])
             grad_norm = float(norms.square().sum().sqrt())
             scale = theta / grad_norm if theta is not None and grad_norm > theta else 1.0

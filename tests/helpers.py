@@ -7,8 +7,10 @@ from collections.abc import Callable
 
 import torch
 
-from gru_core.model.cells import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch
+from gru_core.model.cells import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch, State
 from gru_core.run.job import JobStatus, TrainingJob
+from gru_core.run.records import Outcome, StepRecord
+from gru_core.run.trainer import Trainer
 
 KINDS = ("gru-d2l", "gru-cudnn", "rnn", "lstm")  # the models every reference test covers
 
@@ -92,3 +94,20 @@ class SyncRunner:
     def step(self, job: TrainingJob) -> None:
         job.step_once()
         job.run_sync(1)
+
+
+def one_step(
+    trainer: Trainer, X: torch.Tensor, Y: torch.Tensor, state: State | None = None
+) -> tuple[StepRecord, State] | Outcome:
+    """One minibatch outside the epoch loop, read at once, from ``state`` (else the core's):
+    its record and the state after it, or the Outcome it diverged with. For tests that hold
+    single steps against a reference."""
+    if state is not None:
+        for mine, given in zip(trainer.core.state, state, strict=True):
+            mine[0].copy_(given)
+    trainer.loop.launch_batch(X.to(trainer.device), Y.to(trainer.device))
+    (result,) = trainer.read_step()
+    if isinstance(result, Outcome):
+        return result
+    assert isinstance(result, StepRecord)
+    return result, tuple(s[0].clone() for s in trainer.core.state)

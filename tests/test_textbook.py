@@ -1,7 +1,7 @@
 """The fast path against the textbook: same seed, data and initial weights -> same numbers.
 
 ``gru_core.model.textbook`` is d2l's GRU as the book writes it (one-hot inputs, a matmul per gate,
-autograd, d2l's clipping and SGD); ``Trainer.train_step`` runs the hand-written BPTT of
+autograd, d2l's clipping and SGD); ``one_step`` (tests/helpers.py) runs the hand-written BPTT of
 ``fused.py``. Started from copied weights on the same minibatches, the two must give the same
 losses step after step and the same gradients.
 """
@@ -22,6 +22,8 @@ from gru_core.model.textbook import TextbookGRU
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
 from gru_core.run.trainer import Trainer
 from gru_core.step.fused import loss_and_grads
+
+from helpers import one_step
 
 SMALL = {"hidden_size": 32, "batch_size": 4, "num_steps": 10}
 
@@ -51,7 +53,7 @@ def _lockstep(trainer: Trainer, net: TextbookGRU, steps: int) -> tuple[list[floa
         book_state = tuple(s.detach() for s in book_state)  # as train_epoch does
         loss, _, book_state = textbook.train_step(net, X, Y, book_state, lr, theta)
         book.append(loss)
-        result = trainer.train_step(X, Y, state)
+        result = one_step(trainer, X, Y, state)
         assert not isinstance(result, Outcome), result
         record, state = result
         ours.append(record.loss)
@@ -85,7 +87,7 @@ def test_gradients_match_at_step_1(time_machine: Corpus, fields: dict) -> None:
         torch.testing.assert_close(fast.grads[name], param.grad, atol=1e-5, rtol=0, msg=name)
     # The record's pre-clipping norm is d2l's global norm.
     book_norm = textbook.grad_clipping(net.params, theta=1.0)
-    record, _ = trainer.train_step(X, Y, state)
+    record, _ = one_step(trainer, X, Y, state)
     assert record.grad_norm == pytest.approx(book_norm, rel=1e-5)
 
 

@@ -14,13 +14,14 @@ from gru_core.config import TrainConfig
 from gru_core.data import Corpus, corpus_from_text
 from gru_core.model.cells import GRUScratch
 from gru_core.run.records import PERCENTILES, EpochRecord, GateStats, Outcome, StepRecord
-from gru_core.run.trainer import NUM_PREDS, Record, Trainer, gate_stats
+from gru_core.run.trainer import NUM_PREDS, Record, Trainer
 from gru_core.sources import D2L_PREFIX as PREFIX
 from gru_core.step import bptt as step_bptt
 from gru_core.step import core as step_mod
 from gru_core.step import fused
+from gru_core.step.stats import GATE_SUFFIXES, GateTable
 
-from helpers import CHAOTIC, TINY_RUN
+from helpers import CHAOTIC, TINY_RUN, one_step
 
 SMALL = {**TINY_RUN, "num_epochs": 2, "init_std": 0.1}
 
@@ -74,7 +75,7 @@ def test_clipping_tiny_threshold_rescales_the_global_norm(
     X, Y = first_batch(trainer)
     grads, g_norm = reference_step(trainer, X, Y)
     before = params_of(trainer)
-    result = trainer.train_step(X, Y, trainer.model.init_state(X.shape[0]))
+    result = one_step(trainer, X, Y, trainer.model.init_state(X.shape[0]))
     assert not isinstance(result, Outcome)
     record, _ = result
     assert record.clipped is True
@@ -102,7 +103,7 @@ def test_no_clipping_when_threshold_huge_or_off(
     X, Y = first_batch(trainer)
     grads, g_norm = reference_step(trainer, X, Y)
     before = params_of(trainer)
-    result = trainer.train_step(X, Y, trainer.model.init_state(X.shape[0]))
+    result = one_step(trainer, X, Y, trainer.model.init_state(X.shape[0]))
     assert not isinstance(result, Outcome)
     record, _ = result
     assert record.clipped is False
@@ -121,8 +122,8 @@ def test_threshold_just_around_the_norm(small_corpus: Corpus) -> None:
     _, g_norm = reference_step(probe, X, Y)
     below = make_trainer(small_corpus, clip_threshold=0.9 * g_norm)
     above = make_trainer(small_corpus, clip_threshold=1.1 * g_norm)
-    rec_below = below.train_step(X, Y, below.model.init_state(X.shape[0]))
-    rec_above = above.train_step(X, Y, above.model.init_state(X.shape[0]))
+    rec_below = one_step(below, X, Y, below.model.init_state(X.shape[0]))
+    rec_above = one_step(above, X, Y, above.model.init_state(X.shape[0]))
     assert not isinstance(rec_below, Outcome) and not isinstance(rec_above, Outcome)
     assert rec_below[0].clipped and not rec_above[0].clipped
     assert rec_below[0].grad_norm_clipped == pytest.approx(0.9 * g_norm, rel=1e-5)
@@ -136,7 +137,7 @@ def test_live_knobs_apply_to_the_next_step(small_corpus: Corpus) -> None:
     X, Y = first_batch(trainer)
     state = trainer.model.init_state(X.shape[0])
     trainer.set_config(trainer.config.replace(clip_threshold=1e-4, lr=0.25))
-    result = trainer.train_step(X, Y, state)
+    result = one_step(trainer, X, Y, state)
     assert not isinstance(result, Outcome)
     rec = result[0]
     assert (rec.clip_threshold, rec.lr, rec.clipped) == (1e-4, 0.25, True)
@@ -144,7 +145,7 @@ def test_live_knobs_apply_to_the_next_step(small_corpus: Corpus) -> None:
     assert rec.update_ratio > 0
 
     trainer.set_config(trainer.config.replace(clip_threshold=None))
-    result = trainer.train_step(X, Y, state)
+    result = one_step(trainer, X, Y, state)
     assert not isinstance(result, Outcome)
     assert result[0].clip_threshold is None and result[0].clipped is False
 
@@ -156,7 +157,7 @@ def test_live_knobs_apply_to_the_next_step(small_corpus: Corpus) -> None:
             trainer.set_config(trainer.config.replace(clip_threshold=bad_theta))  # type: ignore[arg-type]
     # A rejected value leaves the knobs as they were.
     assert trainer.config.lr == 0.25 and trainer.config.clip_threshold is None
-    result = trainer.train_step(X, Y, state)
+    result = one_step(trainer, X, Y, state)
     assert not isinstance(result, Outcome)
     assert (result[0].lr, result[0].clip_threshold) == (0.25, None)
 
@@ -290,7 +291,7 @@ def test_tiny_model_overfits_one_batch(small_corpus: Corpus) -> None:
     X, Y = first_batch(trainer)
     losses = []
     for _ in range(150):
-        result = trainer.train_step(X, Y, trainer.model.init_state(X.shape[0]))
+        result = one_step(trainer, X, Y, trainer.model.init_state(X.shape[0]))
         assert not isinstance(result, Outcome)
         losses.append(result[0].loss)
     assert losses[-1] < 0.25 * losses[0], (losses[0], losses[-1])
@@ -373,6 +374,22 @@ def test_eval_every_evaluates_every_kth_and_the_last_epoch(small_corpus: Corpus)
             assert (thin.val_perplexity, thin.greedy_text, thin.sampled_text) == (None, "", "")
     with pytest.raises(ValueError, match="eval_every"):
         Trainer(config, small_corpus, "cpu", eval_every=0)
+
+
+def gate_stats(gates: dict[str, torch.Tensor]) -> dict[str, GateStats]:
+    """Each gate's (T, B, H) values through the step's own statistics (``GateTable``: every
+    k-th sequence, at most 36,000 values per gate; percentiles from a 1000-bin histogram)."""
+    if not gates:
+        return {}
+    names = tuple(gates)
+    table = GateTable(names, "cpu", torch.float64)
+    values = table.stats({n: g[:, None] for n, g in gates.items()}, torch.float64)[0].tolist()
+    width = len(GATE_SUFFIXES)
+    out = {}
+    for i, name in enumerate(names):
+        stats = values[i * width : (i + 1) * width]
+        out[name] = GateStats(stats[0], tuple(stats[1:-1]), stats[-1])
+    return out
 
 
 def test_gate_stats_match_numpy_percentile() -> None:

@@ -29,38 +29,27 @@ changes from other threads and applies them in its worker between steps.
 from __future__ import annotations
 
 import math
-import random
 import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from gru_core.config import TrainConfig, host_clip, resolve_device
-from gru_core.data import Corpus, batch_iterator, check_trainable, preprocess, split_train_val
+from gru_core.data import Corpus, check_trainable, preprocess, split_train_val
 from gru_core.limits import check_memory
-from gru_core.model.cells import RecurrentLM, State
+from gru_core.model.cells import RecurrentLM
 from gru_core.model.sampling import generate
+from gru_core.run.loop import EpochLoop, Launched
 from gru_core.run.records import EpochRecord, GateStats, Outcome, StepRecord
 from gru_core.step.core import StepCore
-from gru_core.step.stats import FLOWS, GATE_SUFFIXES, GateTable, StatsLayout
+from gru_core.step.stats import FLOWS, GATE_SUFFIXES, StatsLayout
 
 NUM_PREDS = 50  # characters generated after the prefix, as d2l's predict_ch8
 SAMPLE_TEMPERATURE = 0.8
 
 Record = StepRecord | EpochRecord | Outcome
-
-
-@dataclass(frozen=True)
-class _Launched:
-    step: int
-    epoch: int
-    slot: int  # host slot of its stats
-    want_flow: bool
-    tokens: int
 
 
 class Trainer:
@@ -89,7 +78,6 @@ class Trainer:
         self.corpus = corpus
         self.vocab = corpus.vocab
         self.device = device or resolve_device(config.device)
-        self.rng = random.Random(config.seed)  # drives the iterators' offsets and shuffles
         self.sample_gen = torch.Generator().manual_seed(config.seed)  # temperature sampling
         train, val = split_train_val(corpus.tokens, config.max_tokens, config.val_tokens)
         check_trainable(len(train), config.batch_size, config.num_steps)
@@ -98,13 +86,8 @@ class Trainer:
         self.train_tokens, self.val_tokens = train.to(self.device), val.to(self.device)
         self.core = StepCore([config], len(self.vocab), self.device, dtype, probes=probes)
         self.model: RecurrentLM = self.core.member_model(0)  # views of the core's weights
-        self.step = 0  # steps launched
-        self.epoch = 0
+        self.loop = EpochLoop(self.core, self.train_tokens, config.flow_every)
         self.last_finite: tuple[float, float] | None = None  # (loss, grad norm)
-        self._pending: deque[_Launched] = deque()
-        self._batches: Iterator[tuple[Tensor, Tensor]] | None = None
-        self._next: tuple[Tensor, Tensor] | None = None  # the epoch's next minibatch
-        self._first_of_epoch = True
         self._epoch_sums = [0.0, 0, 0.0]  # loss * tokens, tokens, seconds of training
         self._ended: Outcome | None = None
         self._error: BaseException | None = None
@@ -121,6 +104,15 @@ class Trainer:
         return self.core.note
 
     @property
+    def step(self) -> int:
+        """Steps launched."""
+        return self.loop.step
+
+    @property
+    def epoch(self) -> int:
+        return self.loop.epoch
+
+    @property
     def weights_step(self) -> int:
         """Updates applied to the weights so far (a diverged step applies none)."""
         diverged = self._ended is not None and self._ended.status == "diverged"
@@ -129,7 +121,7 @@ class Trainer:
     @property
     def pending(self) -> bool:
         """Whether a launched step's record is still to come."""
-        return bool(self._pending)
+        return bool(self.loop.pending)
 
     # -- live knobs ------------------------------------------------------------------------
     def set_config(self, config: TrainConfig) -> None:
@@ -158,13 +150,13 @@ class Trainer:
         out: list[Record] = []
         t0 = time.perf_counter()
         try:
-            if not self._pending and self._next is None:
+            if self.loop.epoch_over:
                 self._start_epoch()
-            if not self._pending:
-                self._launch()
+            if not self.loop.pending:
+                self.loop.launch()
             if lookahead:
-                self._launch()
-            out += self._collect()
+                self.loop.launch()
+            out += self.read_step()
         except torch.OutOfMemoryError as exc:
             out += self.flush()
             if self._ended is None:
@@ -182,44 +174,20 @@ class Trainer:
     def flush(self) -> list[Record]:
         """The records of every step in flight (and an epoch's end, if reached)."""
         out: list[Record] = []
-        while self._pending and self._ended is None:
-            out += self._collect()
+        while self.loop.pending and self._ended is None:
+            out += self.read_step()
         return out + self._epoch_end()
 
     def _start_epoch(self) -> None:
-        cfg = self.config
-        self.epoch += 1
         self._epoch_sums = [0.0, 0, 0.0]
-        self._batches = batch_iterator(
-            self.train_tokens, cfg.batch_size, cfg.num_steps, cfg.sampling, self.rng
-        )
-        self._next = next(self._batches, None)
-        self._first_of_epoch = True
+        self.loop.start_epoch()
 
-    def _launch(self) -> None:
-        """Start the epoch's next minibatch on the device (no-op at the epoch's end)."""
-        if self._next is None or self._batches is None:
-            return
-        X, Y = self._next
-        self._next = next(self._batches, None)
-        cfg = self.config
-        if self._first_of_epoch or cfg.sampling == "random":
-            self.core.reset_state()  # d2l: a fresh state per epoch (per batch when random)
-            self._first_of_epoch = False
-        self.step += 1
-        want_flow = (self.step - 1) % cfg.flow_every == 0  # steps 1, 1+k, 1+2k, ...
-        self.core.load_batch(X, Y)
-        slot = self.core.run(want_flow)
-        self._pending.append(_Launched(self.step, self.epoch, slot, want_flow, Y.numel()))
-
-    def _collect(self) -> list[Record]:
+    def read_step(self) -> list[Record]:
         """Read the oldest step in flight: its StepRecord, or the diverged Outcome."""
-        launched = self._pending.popleft()
-        row = self.core.read(launched.slot)[0]
-        layout = self.core.layout
+        launched, rows = self.loop.collect()
+        row, layout = rows[0], self.core.layout
         if row[layout.index["diverged"]]:
-            self._pending.clear()  # masked on the device: nothing of them was applied
-            self.step = launched.step
+            self.loop.drop_pending(launched.step)  # masked on the device: none was applied
             return [self._end(self._diverged(row, launched))]
         record = build_record(
             layout, row, launched.step, launched.epoch, launched.tokens, launched.want_flow
@@ -231,7 +199,7 @@ class Trainer:
 
     def _epoch_end(self) -> list[Record]:
         """The EpochRecord (and 'done') once the epoch's last step has been read."""
-        if self._pending or self._next is not None or self._ended is not None or not self.epoch:
+        if not self.loop.epoch_over or self._ended is not None or not self.epoch:
             return []
         if self._epoch_sums[1] == 0:
             return []
@@ -246,26 +214,6 @@ class Trainer:
     def _end(self, outcome: Outcome) -> Outcome:
         self._ended = outcome
         return outcome
-
-    def train_step(
-        self, X: Tensor, Y: Tensor, state: State | None = None
-    ) -> tuple[StepRecord, State] | Outcome:
-        """One minibatch outside the epoch loop, read at once: forward, loss, backward, clip,
-        update. From ``state`` (else the core's current state). Outcome if it diverged."""
-        if state is not None:
-            for mine, given in zip(self.core.state, state, strict=True):
-                mine[0].copy_(given)
-        self.step += 1
-        want_flow = (self.step - 1) % self.config.flow_every == 0
-        self.core.load_batch(X.to(self.device), Y.to(self.device))
-        self._pending.append(
-            _Launched(self.step, self.epoch, self.core.run(want_flow), want_flow, Y.numel())
-        )
-        (result,) = self._collect()
-        if isinstance(result, Outcome):
-            return result
-        assert isinstance(result, StepRecord)
-        return result, tuple(s[0].clone() for s in self.core.state)
 
     def epoch_record(self, mean_loss: float, tokens_per_sec: float) -> EpochRecord:
         evaluate = self.epoch % self.eval_every == 0 or self.epoch >= self.config.num_epochs
@@ -307,7 +255,7 @@ class Trainer:
         return self.vocab.decode(ids), gates
 
     # -- endings ---------------------------------------------------------------------------
-    def _diverged(self, row: np.ndarray, launched: _Launched) -> Outcome:
+    def _diverged(self, row: np.ndarray, launched: Launched) -> Outcome:
         index = self.core.layout.index
         loss, grad_norm = float(row[index["loss"]]), float(row[index["grad_norm"]])
         bad = "loss" if not math.isfinite(loss) else "gradient norm"
@@ -319,7 +267,7 @@ class Trainer:
         return Outcome("diverged", launched.step, msg, last_loss, last_norm)
 
     def _out_of_memory(self, exc: BaseException) -> Outcome:
-        self._pending.clear()
+        self.loop.drop_pending(self.step)
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -367,22 +315,3 @@ def build_record(
         grad_flow_last=flows["flow_last"],
         grad_flow_late=flows["flow_late"],
     )
-
-
-def gate_stats(gates: dict[str, Tensor]) -> dict[str, GateStats]:
-    """Mean, percentiles and saturated fraction of each gate's (T, B, H) values, as the step
-    computes them on the device (``step_stats.GateTable``: every k-th sequence, at most
-    36,000 values per gate; percentiles from a 1000-bin histogram; the registry's rule)."""
-    if not gates:
-        return {}
-    names = tuple(gates)
-    first = next(iter(gates.values()))
-    table = GateTable(names, str(first.device), torch.float64)
-    row = table.stats({n: g.detach()[:, None] for n, g in gates.items()}, torch.float64)
-    values = row[0].tolist()
-    width = len(GATE_SUFFIXES)
-    out = {}
-    for i, name in enumerate(names):
-        stats = values[i * width : (i + 1) * width]
-        out[name] = GateStats(stats[0], tuple(stats[1:-1]), stats[-1])
-    return out

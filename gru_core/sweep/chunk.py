@@ -1,10 +1,9 @@
 """Train one chunk of a sweep: K cells of one shape and seed on one K-axis ``StepCore``.
 
-The loop is ``Trainer``'s, for K members at once: each epoch draws its minibatches from
-``batch_iterator(train, B, T, sampling, rng)`` with ``rng = random.Random(seed)`` (the order a
-single run of that seed draws), resets the state at the epoch's start (every minibatch with
-random sampling), steps every member, and reads the (K, S) stats one step late (the next step
-is launched before the last one is read). A member whose loss or gradient norm is not finite
+The loop is ``run.loop.EpochLoop``, the ``Trainer``'s, for K members at once: the minibatches
+a single run of that seed draws, the state reset where d2l resets it, every member stepped,
+and the (K, S) stats read one step late (the next step is launched before the last one is
+read). A member whose loss or gradient norm is not finite
 is masked by the core's guard from then on; its ``diverged_step`` is that step, as the
 single run's Outcome says, and it is no longer tracked, while the others go on. Validation
 perplexity per member every ``eval_every`` epochs and at the last. No gradient flows are
@@ -22,7 +21,6 @@ and Ray ships it to a worker as it is.
 from __future__ import annotations
 
 import math
-import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -31,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gru_core.data import batch_iterator
+from gru_core.run.loop import EpochLoop
 from gru_core.run.verdict import LAST_STEPS, Evidence, Verdict, judge
 from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore
@@ -200,52 +198,41 @@ def run_chunk(
     cfg = configs[0]
     assert all(c.seed == cfg.seed for c in configs), "a chunk shares one seed (data order)"
     core = StepCore(configs, vocab_size, device, gate_stats=False)  # the map shows none
+    loop = EpochLoop(core, train, flow_every=None)  # no gradient flows: the map shows none
     val_ws = Workspace()
     ix = core.layout.index
     cols = [ix["loss"], ix["grad_norm"], ix["clipped"], ix["diverged"]]
     trackers = [Tracker(c, target) for c in cells]
-    rng = random.Random(cfg.seed)  # the data order of a single run with this seed
-    step, stopped = 0, False
-    pending: tuple[int, int, int] | None = None  # (slot, step, epoch) launched, not read
+    stopped = False
 
-    def read(launched: tuple[int, int, int]) -> None:
-        slot, at, epoch = launched
-        rows = core.read(slot)
+    def read() -> None:
+        launched, rows = loop.collect()
         if on_rows is not None:
-            on_rows(at, epoch, rows, core)
+            on_rows(launched.step, launched.epoch, rows, core)
         for t, (loss, norm, clipped, diverged) in zip(
             trackers, rows[:, cols].tolist(), strict=True
         ):
             if not t.alive:
                 continue
             if diverged:
-                t.diverged_step = at
+                t.diverged_step = launched.step
             else:
-                t.add_step(at, loss, norm, bool(clipped))
+                t.add_step(launched.step, loss, norm, bool(clipped))
 
     for epoch in range(1, cfg.num_epochs + 1):
-        first = True
-        for X, Y in batch_iterator(train, cfg.batch_size, cfg.num_steps, cfg.sampling, rng):
-            if control is not None and control.paused():
-                if pending:
-                    read(pending)
-                    pending = None
-                    _update(on_update, trackers, vocab_size)
+        loop.start_epoch()
+        while loop.has_next:
+            if control is not None and control.paused() and loop.pending:
+                read()  # about to wait: show the step in flight first
+                _update(on_update, trackers, vocab_size)
             if control is not None and not control.wait():
                 stopped = True
                 break
-            if first or cfg.sampling == "random":
-                core.reset_state()  # d2l: a fresh state per epoch (per batch when random)
-                first = False
-            step += 1
-            core.load_batch(X.to(device), Y.to(device))
-            launched = (core.run(False), step, epoch)
-            if pending:
-                read(pending)
-            pending = launched
-        if pending:
-            read(pending)
-            pending = None
+            loop.launch()
+            if len(loop.pending) > 1:  # read step n once step n+1 is on its way
+                read()
+        while loop.pending:
+            read()
         if stopped or not any(t.alive for t in trackers):
             break
         evaluate = epoch % eval_every == 0 or epoch == cfg.num_epochs
