@@ -220,7 +220,7 @@ class TrainingJob(SteppedJob):
                 with self._cond:
                     last = max_steps is not None and taken + 1 >= max_steps
                     lookahead = not (self._paused or self._max_sps or last)
-                self.throughput.begin()
+                    self.throughput.begin()
                 records = trainer.advance(lookahead)
                 steps = sum(isinstance(r, StepRecord) for r in records)
                 if steps:

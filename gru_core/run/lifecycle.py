@@ -227,7 +227,8 @@ class Throughput:
     the last record while paused). Once it has ended or stopped: the mean over the run, every
     token over the seconds it spent training (from its first step's start to its last
     record, less the time it was paused; waits of a speed limit count, they are its pace).
-    Times are ``clock()`` seconds (``time.perf_counter``; tests pass a fake clock)."""
+    Times are ``clock()`` seconds (``time.perf_counter``; tests pass a fake clock). Not
+    thread-safe: a job calls it under its lock."""
 
     def __init__(
         self, window_s: float = 5.0, clock: Callable[[], float] = time.perf_counter
