@@ -364,3 +364,16 @@ def test_torch_threads_are_left_as_they_were(small_corpus: Corpus) -> None:
     before = torch.get_num_threads()
     SweepJob(small_spec(x_values=(0.01,), y_values=(1.0,)), small_corpus, device="cpu").run_sync()
     assert torch.get_num_threads() == before
+
+
+def test_the_ray_backend_does_not_import_the_sweep_job() -> None:
+    """sweep/job.py imports ray_backend; ray_backend reads the job through chunk.SweepControl,
+    so the two form no import cycle (not even under TYPE_CHECKING)."""
+    import ast
+
+    from gru_core.sweep import ray_backend
+
+    tree = ast.parse(Path(ray_backend.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "gru_core.sweep.job" not in imported
+    assert "gru_core.sweep.chunk" in imported and "gru_core.sweep.results" in imported
