@@ -322,3 +322,22 @@ def test_the_memorised_advice_says_both_numbers_in_a_class_s_words() -> None:
     verdict = judge("done", Evidence.of([27.9, 1.05], None, [1.05], [7.1, 20.0]), 28)
     text = outcome_advice(verdict, Outcome("done", 4000), d2l)
     assert "got worse as it trained on: 20 now, 7 at its best" in text
+
+
+def test_the_status_line_says_when_the_next_step_uses_other_knobs_than_the_last() -> None:
+    from dashboard.views.training import _pending_knobs
+    from gru_core.run.job import JobState, JobStatus
+
+    def status(clip: float | None, lr: float, used: dict | None) -> JobStatus:
+        return JobStatus(
+            JobState.PAUSED, 5, 1, 10, None, "CPU (1 thread)", clip, lr, None, None, None,
+            last_step_knobs=used,
+        )  # fmt: skip
+
+    assert _pending_knobs(status(1.0, 1.0, None)) == ""  # no step yet
+    assert _pending_knobs(status(1.0, 1.0, {"clip_threshold": 1.0, "lr": 1.0})) == ""
+    changed = status(None, 0.5, {"clip_threshold": 1.0, "lr": 1.0})
+    assert _pending_knobs(changed) == "the last step used clip 1, lr 1"
+    assert _pending_knobs(status(0.1, 1.0, {"clip_threshold": None, "lr": 1.0})) == (
+        "the last step used clip off"
+    )
