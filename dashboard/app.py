@@ -10,8 +10,8 @@ import sys
 
 import streamlit as st
 
-from dashboard.pages.lab import lab_page
-from dashboard.pages.map import map_page
+from dashboard.screens.lab import lab_page
+from dashboard.screens.map import map_page
 
 # One process serves every page and trains every job. A training thread holds the GIL for
 # most of a small step; with CPython's default 5 ms switch interval a page's rerun, which

@@ -469,7 +469,7 @@ def test_projector_mode_from_the_url(make_app: Callable[..., AppTest]) -> None:
 def test_a_watch_link_shows_the_run_without_controls(
     make_app: Callable[..., AppTest], corpus_path: str
 ) -> None:
-    from dashboard.pages.resources import share_registry
+    from dashboard.screens.resources import share_registry
 
     owner = make_app(**SMALL)
     owner.run()

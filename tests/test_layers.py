@@ -18,10 +18,10 @@ PRINT_ALLOWED = {CORE / "cli.py", CORE / "sweep" / "cli.py"}  # the two command-
 # The dashboard's Streamlit layer: the entry point, the pages, the sidebar (it draws the
 # controls) and the views. charts/ (data -> figure), runs/ (saved runs, stores) and session/
 # (a session's Lab, sharing, guards) are plain Python, testable without Streamlit; the
-# ``st.cache_resource`` wrappers that hold their objects live in pages/resources.py.
+# ``st.cache_resource`` wrappers that hold their objects live in screens/resources.py.
 STREAMLIT_LAYER = (
     DASHBOARD / "app.py",
-    DASHBOARD / "pages",
+    DASHBOARD / "screens",
     DASHBOARD / "sidebar",
     DASHBOARD / "views",
 )
@@ -95,11 +95,11 @@ def test_core_does_not_import_streamlit(path: Path) -> None:
     ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_only_the_streamlit_layer_uses_streamlit(path: Path) -> None:
-    """Only app.py, pages/, sidebar/ and views/ import streamlit (and so call ``st.*``);
+    """Only app.py, screens/, sidebar/ and views/ import streamlit (and so call ``st.*``);
     charts/, runs/ and session/ take and return plain objects (STYLE rules 6 and 7)."""
     modules = _imported_modules(ast.parse(path.read_text(encoding="utf-8")))
     bad = sorted(m for m in modules if m == "streamlit" or m.startswith("streamlit."))
-    assert not bad, f"{path.relative_to(REPO)} imports {bad}: move it to pages/ or views/"
+    assert not bad, f"{path.relative_to(REPO)} imports {bad}: move it to screens/ or views/"
 
 
 def test_the_plain_dashboard_layers_exist() -> None:

@@ -17,7 +17,7 @@ from gru_core.sweep.job import SweepJob
 def _page() -> None:
     import streamlit as st
 
-    from dashboard.pages.map import map_page
+    from dashboard.screens.map import map_page
 
     st.session_state["_pages"] = {}
     map_page()

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from dashboard.pages import watch
+from dashboard.screens import watch
 from dashboard.session.lab import Lab
 from dashboard.session.sharing import ShareRegistry, WatchError
 from dashboard.sidebar import controls as ctl
@@ -87,7 +87,7 @@ def test_the_watcher_cap_comes_from_the_environment(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_crowd_of_watchers_redraws_less_often() -> None:
-    from dashboard.pages.watch import WATCH_REDRAWS_PER_S, watch_interval
+    from dashboard.screens.watch import WATCH_REDRAWS_PER_S, watch_interval
 
     few = int(2.0 * WATCH_REDRAWS_PER_S)  # as many as 2 s redraws keep within the budget
     assert watch_interval(1) == watch_interval(few) == 2.0 < watch_interval(few + 1)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.pages.resources import (
+from dashboard.runs.saved import SavedRuns
+from dashboard.screens.resources import (
     TOKEN_PARAM,
     browser_token,
     default_corpus,
@@ -18,8 +19,7 @@ from dashboard.pages.resources import (
     session_guard,
     share_registry,
 )
-from dashboard.pages.watch import watch_page
-from dashboard.runs.saved import SavedRuns
+from dashboard.screens.watch import watch_page
 from dashboard.session.lab import Lab
 from dashboard.sidebar import controls as ctl
 from dashboard.sidebar.panel import (

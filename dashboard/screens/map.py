@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.charts import map as map_charts
-from dashboard.pages.resources import default_corpus, sweep_guard
+from dashboard.screens.resources import default_corpus, sweep_guard
 from dashboard.sidebar import controls as ctl
 from dashboard.views.display import chart, chart_columns, page_style
 from dashboard.views.teaching import CAPTIONS
