@@ -72,8 +72,8 @@ from gru_core.model.cells import GRUScratch, State, build_model
 from gru_core.run.records import EpochRecord, StepRecord
 from gru_core.run.trainer import Trainer
 from gru_core.sources import load_corpus
-from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore
+from gru_core.step.forward import Workspace
 from gru_core.step.fused import loss_and_grads
 
 REPO = Path(__file__).resolve().parents[1]

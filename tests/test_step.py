@@ -22,10 +22,12 @@ from gru_core.model.cells import RecurrentLM, build_model
 from gru_core.model.gates import GATES
 from gru_core.run.records import PERCENTILES, StepRecord
 from gru_core.run.trainer import Trainer
+from gru_core.step import backward as step_backward
 from gru_core.step import bptt as step_bptt
 from gru_core.step import fused
 from gru_core.step import lstm as step_lstm
 from gru_core.step.core import StepCore
+from gru_core.step.forward import Workspace
 
 from helpers import reference_model
 
@@ -204,7 +206,7 @@ def flow_reference(model: RecurrentLM, X: Tensor, Y: Tensor, state: tuple) -> tu
     out = model(X, state, h_probe=probe)
     ce = F.cross_entropy(out.logits.reshape(T * B, -1), Y.T.reshape(-1), reduction="none")
     ce = ce.view(T, B)
-    n = min(step_bptt.LATE, T)
+    n = min(step_backward.LATE, T)
     norms = []
     for loss in (ce.mean(), ce[-1].mean(), ce[T - n :].mean()):
         (g,) = torch.autograd.grad(loss, probe, retain_graph=True)
@@ -231,7 +233,7 @@ def test_one_position_flows_equal_autograd(kind: str, T: int) -> None:
         C0 = torch.stack([s[1] for s in states])
         got, _ = step_lstm.lstm_loss_and_grads(P, X, Y, (H0, C0), want_flow=True)
     else:
-        got = step_bptt.loss_and_grads(kind, P, X, Y, H0, step_bptt.Workspace(), True)
+        got = step_bptt.loss_and_grads(kind, P, X, Y, H0, Workspace(), True)
     for k, model in enumerate(models):
         state = states[k][: model.state_size]
         expected = flow_reference(model, X, Y, state)

@@ -18,8 +18,8 @@ from gru_core.data import Corpus, split_train_val
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
 from gru_core.run.scheduling import SlotPool
 from gru_core.run.trainer import Trainer
-from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore
+from gru_core.step.forward import Workspace
 from gru_core.step.validation import validation_perplexities
 from gru_core.sweep import cli as sweep
 from gru_core.sweep import job as sweep_job

@@ -1,5 +1,5 @@
 r"""The hand-written backward through time, and the one-position probes it carries on flow
-steps. The maths and conventions are in ``step_bptt``'s docstring; this module is its
+steps. The maths and conventions are in ``step/bptt.py``'s docstring; this module is its
 reverse loop (``backward``) over the forward's cache and local derivatives.
 
 **One position's loss flowing back through time.**
@@ -12,7 +12,7 @@ never shows vanishing. Two more gradients through time show it, of
 
 Since the mean loss is ``L = (1/T) sum_s l_s``, their output-path gradients are
 ``T * dL/dH_T`` (at t = T only) and ``(T / LATE) * dL/dH_s`` (at the last LATE positions s).
-Both follow the main backward's recursion (step_bptt's docstring), e.g. for the d2l GRU
+Both follow the main backward's recursion (step/bptt.py's docstring), e.g. for the d2l GRU
 ``d_{t-1} = d_t * Z + (d_t gH W_hh^T) * R + [d_t gZ | (d_t gH W_hh^T) gR] [W_hz | W_hr]^T``,
 with the same local derivatives and no weight gradients. So on a flow step the backward
 carries them as two more row blocks of its running gradient, (T, K, 3, B, H): every op of
@@ -25,7 +25,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gru_core.step.bptt import LATE, ForwardCache, Workspace, _rows, _tmm, _w
+from gru_core.step.forward import ForwardCache, Workspace, loop_matrix, member_rows, tmm
+
+LATE = 5  # positions averaged in l_late
 
 
 def local_derivatives(c: ForwardCache, ws: Workspace) -> tuple[Tensor, ...]:
@@ -140,8 +142,8 @@ def _gru_backward(
     dA = v.outputs("dA_probes", dA_kept)
     dAh = v.outputs("dAh_probes", dAh_kept) if cudnn else dA[..., 2 * Hn :]
     # Transposed weights made contiguous once: a strided W.T in every step's matmul is slower.
-    W_hh_T = _w(P["W_hh"].transpose(1, 2).contiguous())
-    W_rec_T = _w(c.W_rec.transpose(1, 2).contiguous())
+    W_hh_T = loop_matrix(P["W_hh"].transpose(1, 2).contiguous())
+    W_rec_T = loop_matrix(c.W_rec.transpose(1, 2).contiguous())
     mm0, mm_ = (torch.mm, torch.Tensor.addmm_) if K == 1 else (torch.bmm, torch.Tensor.baddbmm_)
     D_t, D_r = v.shaped(D), v.rows(D)
     Z_t, R_t, gZ_t, gH_t, gR_t = (v.local(x) for x in (Z, R, *local))
@@ -168,11 +170,11 @@ def _gru_backward(
         if not cudnn:
             D_t[t - 1].addcmul_(dRH_t, R_t[t])
         mm_(D_r[t - 1], dA_r[t] if cudnn else dAzr_r[t], W_rec_T)
-    dA2 = _rows(dA_kept[:, :, 0], ws, "dA_rows")  # (K, T*B, 3H): the loss's own gradient
-    dAh2 = _rows(dAh_kept[:, :, 0], ws, "dAh_rows") if cudnn else dA2[..., 2 * Hn :]
+    dA2 = member_rows(dA_kept[:, :, 0], ws, "dA_rows")  # (K, T*B, 3H): the loss's own gradient
+    dAh2 = member_rows(dAh_kept[:, :, 0], ws, "dAh_rows") if cudnn else dA2[..., 2 * Hn :]
     dX = torch.cat([dA2[..., : 2 * Hn], dAh2], dim=2) if cudnn else dA2
     gW_x = _scatter_rows(P["W_xz"], steps, dX)  # (K, V, 3H)
-    gW_h = _tmm(Hp, dA2 if cudnn else dA2[..., : 2 * Hn])  # (K, H, 3H or 2H): one matmul
+    gW_h = tmm(Hp, dA2 if cudnn else dA2[..., : 2 * Hn])  # (K, H, 3H or 2H): one matmul
     grads = {
         "W_xz": gW_x[..., :Hn].contiguous(),
         "W_xr": gW_x[..., Hn : 2 * Hn].contiguous(),
@@ -189,7 +191,7 @@ def _gru_backward(
             "b_xh": dAh2.sum(1),
         }
     assert c.RH is not None
-    return grads | {"W_hh": _tmm(_rows(c.RH, ws, "RH_rows"), dAh2), "b_h": dAh2.sum(1)}
+    return grads | {"W_hh": tmm(member_rows(c.RH, ws, "RH_rows"), dAh2), "b_h": dAh2.sum(1)}
 
 
 def _rnn_backward(
@@ -205,7 +207,7 @@ def _rnn_backward(
     v = _Loop(K, Q, ws)
     dA_kept = ws.get("dA", (T, K, 1, B, Hn), D)
     dA = v.outputs("dA_probes", dA_kept)
-    W_hh_T = _w(P["W_hh"].transpose(1, 2).contiguous())
+    W_hh_T = loop_matrix(P["W_hh"].transpose(1, 2).contiguous())
     mm_ = torch.Tensor.addmm_ if K == 1 else torch.Tensor.baddbmm_
     D_t, D_r, dA_t, dA_r = v.shaped(D), v.rows(D), v.shaped(dA), v.rows(dA)
     (gA_t,) = (v.local(local[0]),)
@@ -214,13 +216,13 @@ def _rnn_backward(
         v.keep(dA_kept, dA, t)
         if t > 0:
             mm_(D_r[t - 1], dA_r[t], W_hh_T)  # dL/dH_{t-1} += dA W_hh^T
-    dA2 = _rows(dA_kept[:, :, 0], ws, "dA_rows")
+    dA2 = member_rows(dA_kept[:, :, 0], ws, "dA_rows")
     gW_xh = _scatter_rows(P["W_xh"], steps, dA2)
-    return {"W_xh": gW_xh, "W_hh": _tmm(Hp, dA2), "b_h": dA2.sum(1)}
+    return {"W_xh": gW_xh, "W_hh": tmm(Hp, dA2), "b_h": dA2.sum(1)}
 
 
 def _scatter_rows(W_x: Tensor, steps: Tensor, rows: Tensor) -> Tensor:
-    """The gather's backward: add member-major row gradients (K, T*B, n) (``_rows``'s
+    """The gather's backward: add member-major row gradients (K, T*B, n) (``member_rows``'s
     layout) back into (K, V, n) input-weight rows."""
     K, V, _ = W_x.shape
     n = rows.shape[-1]

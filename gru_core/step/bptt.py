@@ -1,6 +1,6 @@
 r"""Loss and gradients of K configurations at once, by a hand-written backprop through time.
 
-The maths of ``model.py`` (tests hold it to autograd) over parameter tensors with a leading
+The maths of ``model/cells.py`` (tests hold it to autograd) over parameter tensors with a leading
 configuration axis K: ``W_xz`` is (K, V, H), ``W_hz`` (K, H, H), ``b_z`` (K, H), and so on
 (K = 1 for an ordinary run). All K members read the same minibatch; each has its own state.
 Everything here is device work only: no host reads, no syncs, no branch on a value.
@@ -41,10 +41,11 @@ cudnn variant (G_h = H_{t-1} W_hh + b_hh)::
 
 RNN: ``dA = dH * (1 - H_t^2)``, ``dL/dH_{t-1} = dA W_hh^T``.
 
-The backward itself is in ``step_backward.py``; on flow steps it also carries one position's
-gradient through time (``||d l_T/dH_t||``, ``||d l_late/dH_t||``) as extra rows. The LSTM
-has no hand-written backward: ``step_lstm.py`` runs it by autograd through the same
-interface.
+The forward and the workspace are in ``step/forward.py``, the backward in
+``step/backward.py`` (on flow steps it also carries one position's gradient through time,
+``||d l_T/dH_t||`` and ``||d l_late/dH_t||``, as extra rows); this module joins them with the
+output layer and the loss. The LSTM has no hand-written backward: ``step/lstm.py`` runs it
+by autograd through the same interface.
 """
 
 from __future__ import annotations
@@ -54,37 +55,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-LATE = 5  # positions averaged in l_late
-
-
-class Workspace:
-    """Buffers kept between calls, keyed by (name, shape, dtype, device): a step does not map
-    fresh memory for its intermediates (each fresh page costs a fault on first write, ~25% of
-    a CPU step at d2l's size). Owned by whoever runs the steps; gates returned by a step are
-    views of these buffers, valid until the next call with the same workspace."""
-
-    def __init__(self) -> None:
-        self._buffers: dict[tuple, Tensor] = {}
-
-    def get(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        key = (name, tuple(shape), like.dtype, like.device)
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = like.new_empty(shape)
-        return buf
-
-
-class ForwardCache(NamedTuple):
-    """What the forward keeps for the backward. (T, K, B, .) tensors; None where the model
-    has no such quantity (the RNN has no gates)."""
-
-    Hs: Tensor  # (T+1, K, B, H): H_0..H_T
-    Z: Tensor | None  # update gate
-    R: Tensor | None  # reset gate
-    H_tilde: Tensor | None  # candidate state
-    G_h: Tensor | None  # cudnn: H_{t-1} W_hh + b_hh
-    RH: Tensor | None  # d2l: R * H_{t-1}, for dW_hh
-    W_rec: Tensor | None  # (K, H, 2H or 3H): the recurrent matrices side by side
+from gru_core.step.backward import backward, local_derivatives, with_probes
+from gru_core.step.forward import Workspace, gru_forward, member_rows, rnn_forward, tmm
 
 
 class Grads(NamedTuple):
@@ -109,115 +81,6 @@ def _addbmm(bias: Tensor, A: Tensor, W: Tensor, out: Tensor) -> Tensor:
     else:
         torch.baddbmm(bias, A, W, out=out)
     return out
-
-
-def _bmm(A: Tensor, W: Tensor, out: Tensor) -> Tensor:
-    """out = A @ W per member; mm when K = 1."""
-    if A.shape[0] == 1:
-        torch.mm(A[0], W[0], out=out[0])
-    else:
-        torch.bmm(A, W, out=out)
-    return out
-
-
-def _per_t(x: Tensor) -> tuple[Tensor, ...]:
-    """Per-step views of a (T, K, B, n) tensor, made once before a loop: (B, n) each when
-    K = 1 (for plain mm), else (K, B, n). Indexing inside the loop costs a dispatch each."""
-    return (x[:, 0] if x.shape[1] == 1 else x).unbind(0)
-
-
-def _w(W: Tensor) -> Tensor:
-    """A (K, m, n) matrix as the loops' matmuls take it: (m, n) when K = 1."""
-    return W[0] if W.shape[0] == 1 else W
-
-
-def _tmm(A: Tensor, B: Tensor) -> Tensor:
-    """A^T B per member, (K, N, m), (K, N, n) -> (K, m, n); one mm when K = 1."""
-    if A.shape[0] == 1:
-        return (A[0].T @ B[0])[None]
-    return A.transpose(1, 2) @ B
-
-
-def _rows(x: Tensor, ws: Workspace | None = None, name: str = "") -> Tensor:
-    """(T, K, B, n) -> (K, T*B, n), rows time-major: a view when K = 1 and ``x`` is
-    contiguous, else a copy (into the workspace buffer ``name`` when given: no fresh memory)."""
-    T, K, B, n = x.shape
-    if ws is None or (K == 1 and x.is_contiguous()):
-        return x.transpose(0, 1).reshape(K, T * B, n)
-    out = ws.get(name, (K, T, B, n), x)
-    return out.copy_(x.transpose(0, 1)).view(K, T * B, n)
-
-
-def _gather_inputs(
-    ws: Workspace, weights: list[Tensor], biases: list[Tensor], steps: Tensor
-) -> tuple[Tensor, Tensor]:
-    """X_t [W_x1 | ...] + [b_1 | ...] for all t and members as one row gather: (T, K, B, n).
-    Also returns the flat row index (T*K*B,) into the (K*V, n) stacked input weights."""
-    W_x = torch.cat(weights, dim=2)  # (K, V, n)
-    K, V, n = W_x.shape
-    T, B = steps.shape
-    offsets = torch.arange(K, device=steps.device) * V
-    index = (steps[:, None, :] + offsets[None, :, None]).reshape(-1)  # (T*K*B,)
-    out = ws.get("XP", (T * K * B, n), W_x)
-    torch.index_select(W_x.reshape(K * V, n), 0, index, out=out)
-    return out.view(T, K, B, n).add_(torch.cat(biases, dim=1)[None, :, None]), index
-
-
-def gru_forward(P: dict[str, Tensor], steps: Tensor, H0: Tensor, ws: Workspace) -> ForwardCache:
-    """GRU over ``steps`` (T, B) from H0 (K, B, H); variant from the parameter names."""
-    T, B = steps.shape
-    K, _, Hn = H0.shape
-    cudnn = "b_hh" in P
-    b_h = P["b_xh"] if cudnn else P["b_h"]
-    XP, _ = _gather_inputs(ws, [P["W_xz"], P["W_xr"], P["W_xh"]], [P["b_z"], P["b_r"], b_h], steps)
-    Hs = ws.get("Hs", (T + 1, K, B, Hn), H0)
-    ZR = ws.get("ZR", (T, K, B, 2 * Hn), H0)
-    H_tilde = ws.get("H_tilde", (T, K, B, Hn), H0)
-    Hs[0] = H0
-    mm = torch.addmm if K == 1 else torch.baddbmm
-    Hs_t, H_tilde_t = _per_t(Hs), _per_t(H_tilde)
-    ZR_t, Z_t, R_t = _per_t(ZR), _per_t(ZR[..., :Hn]), _per_t(ZR[..., Hn:])
-    XPzr_t, XPh_t = _per_t(XP[..., : 2 * Hn]), _per_t(XP[..., 2 * Hn :])
-    if cudnn:
-        W_h = torch.cat([P["W_hz"], P["W_hr"], P["W_hh"]], dim=2)  # (K, H, 3H)
-        b_hcat = torch.cat([torch.zeros_like(P["b_hh"]).repeat(1, 2), P["b_hh"]], dim=1)[:, None]
-        G = ws.get("G", (T, K, B, 3 * Hn), H0)  # H_{t-1} [W_hz | W_hr | W_hh] + [0 | 0 | b_hh]
-        G_t, Gzr_t, Gh_t = _per_t(G), _per_t(G[..., : 2 * Hn]), _per_t(G[..., 2 * Hn :])
-        W_h_, b_hcat_ = _w(W_h), _w(b_hcat)
-        for t in range(T):
-            H = Hs_t[t]
-            mm(b_hcat_, H, W_h_, out=G_t[t])
-            torch.add(XPzr_t[t], Gzr_t[t], out=ZR_t[t]).sigmoid_()  # [Z | R]
-            # H_tilde = tanh(X W_xh + b_xh + R * (H W_hh + b_hh))
-            torch.addcmul(XPh_t[t], R_t[t], Gh_t[t], out=H_tilde_t[t]).tanh_()
-            torch.lerp(H_tilde_t[t], H, Z_t[t], out=Hs_t[t + 1])  # Z * H + (1 - Z) * H_tilde
-        return ForwardCache(Hs, ZR[..., :Hn], ZR[..., Hn:], H_tilde, G[..., 2 * Hn :], None, W_h)
-    W_hzr = torch.cat([P["W_hz"], P["W_hr"]], dim=2)  # (K, H, 2H)
-    RH = ws.get("RH", (T, K, B, Hn), H0)  # R * H_{t-1}, kept for dW_hh
-    RH_t, W_hzr_, W_hh_ = _per_t(RH), _w(W_hzr), _w(P["W_hh"])
-    minus_one = torch.tensor(-1.0, dtype=H0.dtype)  # a CPU scalar: any device takes it
-    for t in range(T):
-        H = Hs_t[t]
-        mm(XPzr_t[t], H, W_hzr_, out=ZR_t[t]).sigmoid_()  # [Z | R]
-        torch.mul(R_t[t], H, out=RH_t[t])
-        # H_tilde = tanh(X W_xh + (R * H) W_hh + b_h), as 2 sigmoid(2 a) - 1 (module doc)
-        mm(XPh_t[t], RH_t[t], W_hh_, beta=2, alpha=2, out=H_tilde_t[t]).sigmoid_()
-        torch.add(minus_one, H_tilde_t[t], alpha=2, out=H_tilde_t[t])
-        torch.lerp(H_tilde_t[t], H, Z_t[t], out=Hs_t[t + 1])  # Z * H + (1 - Z) * H_tilde
-    return ForwardCache(Hs, ZR[..., :Hn], ZR[..., Hn:], H_tilde, None, RH, W_hzr)
-
-
-def rnn_forward(P: dict[str, Tensor], steps: Tensor, H0: Tensor, ws: Workspace) -> ForwardCache:
-    T, B = steps.shape
-    XP, _ = _gather_inputs(ws, [P["W_xh"]], [P["b_h"]], steps)
-    Hs = ws.get("Hs", (T + 1, *H0.shape), H0)
-    Hs[0] = H0
-    mm = torch.addmm if H0.shape[0] == 1 else torch.baddbmm
-    Hs_t, XP_t, W_hh_ = _per_t(Hs), _per_t(XP), _w(P["W_hh"])
-    for t in range(T):
-        # H_t = tanh(X_t W_xh + b_h + H_{t-1} W_hh)
-        mm(XP_t[t], Hs_t[t], W_hh_, out=Hs_t[t + 1]).tanh_()
-    return ForwardCache(Hs, None, None, None, None, None, None)
 
 
 def cross_entropy_and_grad(
@@ -247,9 +110,7 @@ def loss_and_grads(
 ) -> Grads:
     """Mean cross-entropy of predicting Y (B, T) from X (B, T) per member, and its gradients.
     ``kind`` is 'gru-d2l', 'gru-cudnn' or 'rnn' (``lstm_loss_and_grads`` for the LSTM).
-    ``want_flow``: also ||dL/dH_t||, and with ``probes`` the one-position flows (step_backward)."""
-    from gru_core.step.backward import backward, local_derivatives, with_probes
-
+    ``want_flow``: also ||dL/dH_t||, with ``probes`` the one-position flows (step/backward.py)."""
     with torch.no_grad():
         steps = X.T.contiguous()  # (T, B)
         targets = Y.T.reshape(-1)  # time-major, like d2l's Y.T.reshape(-1)
@@ -259,11 +120,11 @@ def loss_and_grads(
         T, K, B, Hn = H_out.shape
         V = P["b_q"].shape[1]
         # Member-major rows (K, T*B, H) of H_0..H_T: H_1..H_T and H_0..H_{T-1} are views.
-        Hs_rows = _rows(cache.Hs, ws, "Hs_rows").view(K, T + 1, B, Hn)
+        Hs_rows = member_rows(cache.Hs, ws, "Hs_rows").view(K, T + 1, B, Hn)
         H_rows, Hp_rows = (Hs_rows[:, s : s + T].reshape(K, T * B, Hn) for s in (1, 0))
         logits = _addbmm(P["b_q"][:, None], H_rows, P["W_hq"], ws.get("O", (K, T * B, V), H0))
         loss, dlogits = cross_entropy_and_grad(logits, targets, ws)  # O = H W_hq + b_q
-        grads = {"W_hq": _tmm(H_rows, dlogits), "b_q": dlogits.sum(1)}
+        grads = {"W_hq": tmm(H_rows, dlogits), "b_q": dlogits.sum(1)}
         dH = ws.get("dH", (T, K, B, Hn), H0)  # dL/dH_t from the output layer, then in total
         W_hq_T = P["W_hq"].transpose(1, 2)
         if K == 1:
@@ -272,7 +133,7 @@ def loss_and_grads(
             dH_rows = torch.bmm(dlogits, W_hq_T, out=ws.get("dH_rows", (K, T * B, Hn), H0))
             dH.copy_(dH_rows.view(K, T, B, Hn).transpose(0, 1))
         # The running gradient, (T, K, Q, B, H): Q = 1, or 3 on flow steps (the two
-        # one-position probes of step_backward.py ride along as extra rows of every matmul).
+        # one-position probes of step/backward.py ride along as extra rows of every matmul).
         D = with_probes(dH, ws) if want_flow and probes else dH[:, :, None]
         local = local_derivatives(cache, ws)
         grads |= backward(P, steps, cache, local, D, Hp_rows, ws)

@@ -7,7 +7,7 @@ with a leading configuration axis (``W_xz``: (K, V, H), ...). K = 1 is an ordina
 
 One step, for every member k at once (``StepCore.step``)::
 
-    L_k, g_k  = loss and gradients (hand-written BPTT, step_bptt.py; autograd for the LSTM)
+    L_k, g_k  = loss and gradients (hand-written BPTT, step/bptt.py; autograd for the LSTM)
     n_k       = ||g_k||_2 over all parameters (global norm, accumulated in float64)
     s_k       = theta_k / n_k  if n_k > theta_k  else 1          (theta_k = +inf: clipping off)
     ok_k      = isfinite(L_k) and isfinite(n_k) and alive_k
@@ -20,7 +20,7 @@ where ``s_k`` is d2l's ``grad_clipping`` (``g <- g * theta / ||g||``), ``lr`` an
 whose loss or norm is not finite keeps its weights bit for bit from then on (adding a signed
 zero changes only a weight of -0.0, which no update makes) and is flagged; the others go on.
 The step writes every statistic of the records into ``stats``, one (K, S) buffer
-(``step_stats.StatsLayout``).
+(``step/stats.StatsLayout``).
 Inside the step nothing is read back to the host (no item, tolist or Python number from a
 tensor) and no Python branch depends on a device value,
 so on CUDA the whole step is captured once per shape in a CUDA graph and replayed (``run``).
@@ -38,7 +38,7 @@ API (for a run, a sweep or a test)::
     core.member_model(k)                              # a RecurrentLM viewing member k's weights
 
 Randomness: each member draws its initial weights from its own ``torch.Generator`` seeded
-with its config's seed, in the order and scale ``model.py`` draws them
+with its config's seed, in the order and scale ``model/cells.py`` draws them
 (``W ~ N(0, init_std^2)``, biases 0), never from the process-wide generator: two sessions
 starting at once get what each would get alone.
 """
@@ -54,7 +54,8 @@ from torch import Tensor
 
 from gru_core.config import TrainConfig, device_clip
 from gru_core.model.cells import RecurrentLM, build_model
-from gru_core.step.bptt import Workspace, loss_and_grads, model_kind
+from gru_core.step.bptt import loss_and_grads, model_kind
+from gru_core.step.forward import Workspace
 from gru_core.step.fused import validation_perplexity
 from gru_core.step.lstm import lstm_loss_and_grads
 from gru_core.step.stats import GATE_SUFFIXES, HEAD, GateTable, StatsLayout
@@ -84,7 +85,7 @@ class StepCore:
         """``graphs``: capture the step in CUDA graphs (default: on CUDA only).
         ``gate_stats``: compute the gates' statistics (else their columns hold NaN: a sweep
         shows none and saves about a tenth of a small step). ``probes``: on flow steps, also
-        the one-position flows ``||d l_T/dH_t||`` and ``||d l_late/dH_t||`` (step_backward.py;
+        the one-position flows ``||d l_T/dH_t||`` and ``||d l_late/dH_t||`` (step/backward.py;
         else NaN): two more row blocks in the backward, about 35% of a flow step at d2l's
         size, which only the dashboard's Through time view shows."""
         if not configs:
@@ -139,7 +140,7 @@ class StepCore:
         self.note: str | None = None  # why the step runs eagerly on CUDA, if it does
 
     def _init_params(self, skeleton: RecurrentLM) -> dict[str, Tensor]:
-        """W ~ N(0, init_std^2) from each member's generator, in model.py's order; b = 0."""
+        """W ~ N(0, init_std^2) from each member's generator, in model/cells.py's order; b = 0."""
         members = []
         for config, gen in zip(self.configs, self.generators, strict=True):
             members.append(
@@ -305,7 +306,7 @@ class StepCore:
         return model
 
     def weights(self, k: int) -> dict[str, Tensor]:
-        """A CPU float32 copy of member k's parameters, shapes as in model.py."""
+        """A CPU float32 copy of member k's parameters, shapes as in model/cells.py."""
         return {n: W[k].to("cpu", torch.float32, copy=True) for n, W in self.params.items()}
 
     def validation_perplexity(self, k: int, tokens: Tensor) -> float | None:

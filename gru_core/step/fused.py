@@ -1,6 +1,6 @@
 r"""The fast path for one model: loss, gradients and logits of a ``RecurrentLM``.
 
-A K = 1 view of ``step_bptt.py`` (where the fused forward, the hand-written BPTT and its
+A K = 1 view of ``step/bptt.py`` (where the fused forward, the hand-written BPTT and its
 derivation live) for callers that hold a model rather than stacked parameters: tests,
 benchmarks, validation and the CLI. The model's parameters are used in place (as (1, ...)
 views); buffers come from a ``Workspace`` the caller may keep between calls (a fresh one per
@@ -21,7 +21,7 @@ from torch import Tensor
 
 from gru_core.model.cells import GRUScratch, RecurrentLM, RNNScratch, State
 from gru_core.step import bptt as step_bptt
-from gru_core.step.bptt import Workspace
+from gru_core.step.forward import Workspace, gru_forward, rnn_forward
 
 
 class LossAndGrads(NamedTuple):
@@ -30,7 +30,7 @@ class LossAndGrads(NamedTuple):
     grads: dict[str, Tensor]  # parameter name -> dL/dparam
     gates: dict[str, Tensor]  # gate name -> (T, B, H); views of workspace buffers
     grad_flow: Tensor | None  # (T,) ||dL/dH_t||, when asked
-    grad_flow_last: Tensor | None = None  # (T,) ||d l_T / dH_t|| (step_bptt.py), when asked
+    grad_flow_last: Tensor | None = None  # (T,) ||d l_T / dH_t|| (step/bptt.py), when asked
     grad_flow_late: Tensor | None = None  # (T,) ||d l_late / dH_t||, when asked
 
 
@@ -43,7 +43,7 @@ def _kind(model: RecurrentLM) -> str:
 
 
 def _stacked(model: RecurrentLM) -> dict[str, Tensor]:
-    """The model's parameters as (1, ...) views: K = 1 for step_bptt."""
+    """The model's parameters as (1, ...) views: K = 1 for step/bptt.py."""
     return {n: p.detach()[None] for n, p in model.named_parameters()}
 
 
@@ -79,7 +79,7 @@ def forward_logits(
             out = model(X, state)
             return out.logits, out.state
         ws = workspace or Workspace()
-        forward = step_bptt.gru_forward if isinstance(model, GRUScratch) else step_bptt.rnn_forward
+        forward = gru_forward if isinstance(model, GRUScratch) else rnn_forward
         H_out = forward(_stacked(model), X.T.contiguous(), state[0][None], ws).Hs[1:, 0]
         return H_out @ model.W_hq + model.b_q, (H_out[-1].clone(),)
 

@@ -1,11 +1,11 @@
 r"""The LSTM's step by autograd, K members at once, through the same interface as
-``step_bptt.loss_and_grads`` (it has no hand-written backward).
+``step/bptt.loss_and_grads`` (it has no hand-written backward).
 
 ``I, F, O = sigmoid(X W_x{i,f,o} + H W_h{i,f,o} + b_{i,f,o})``,
 ``C_tilde = tanh(X W_xc + H W_hc + b_c)``, ``C_t = F * C_{t-1} + I * C_tilde``,
-``H_t = O * tanh(C_t)`` (model.py), over (K, ...) parameters. The gradient flows come from
+``H_t = O * tanh(C_t)`` (model/cells.py), over (K, ...) parameters. The gradient flows come from
 zero probes added to each H_t: their gradients are ``dL/dH_t``, ``d l_T/dH_t`` and
-``d l_late/dH_t`` (step_backward.py).
+``d l_late/dH_t`` (step/backward.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gru_core.step.bptt import LATE, Grads, _rows
+from gru_core.step.backward import LATE
+from gru_core.step.bptt import Grads
+from gru_core.step.forward import member_rows
 
 
 def lstm_loss_and_grads(
@@ -48,7 +50,7 @@ def lstm_loss_and_grads(
             for name, value in zip(traces, (I, F, O, C_tilde), strict=True):
                 traces[name].append(value.detach())
         H_all = torch.stack(hiddens)  # (T, K, B, H)
-        logits = torch.baddbmm(Q["b_q"][:, None], _rows(H_all), Q["W_hq"])  # (K, T*B, V)
+        logits = torch.baddbmm(Q["b_q"][:, None], member_rows(H_all), Q["W_hq"])  # (K, T*B, V)
         ce = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
             targets.repeat(K),

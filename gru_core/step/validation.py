@@ -8,7 +8,7 @@ windows of T with the state carried, and ::
     ppl_k = exp( sum over windows of CE_k(window) * tokens(window) / (B * L) )
 
 where CE_k is member k's token-mean cross-entropy of ``O = H W_hq + b_q``. The forward is
-``step_bptt``'s (``gru_forward`` / ``rnn_forward``) over the members' parameter views; the
+``step/forward.py``'s (``gru_forward`` / ``rnn_forward``) over the members' parameter views; the
 LSTM, which has none, is validated one member at a time by the core. Members go
 ``VAL_MEMBERS`` at a time, so the extra memory is bounded (``val_bytes``; the sweep's plan
 counts it).
@@ -23,8 +23,8 @@ from torch import Tensor
 
 from gru_core.config import TrainConfig
 from gru_core.limits import BYTES, FWD_PER_UNIT
-from gru_core.step.bptt import Workspace, gru_forward, rnn_forward
 from gru_core.step.core import StepCore
+from gru_core.step.forward import Workspace, gru_forward, rnn_forward
 
 VAL_MEMBERS = 16  # members validated together in one forward pass
 

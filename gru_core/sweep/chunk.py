@@ -31,8 +31,8 @@ from torch import Tensor
 
 from gru_core.run.loop import EpochLoop
 from gru_core.run.verdict import LAST_STEPS, Evidence, Verdict, judge
-from gru_core.step.bptt import Workspace
 from gru_core.step.core import StepCore
+from gru_core.step.forward import Workspace
 from gru_core.step.validation import validation_perplexities
 from gru_core.sweep.results import RUNNING, CellResult
 from gru_core.sweep.spec import Cell, Plan, SweepSpec
