@@ -8,7 +8,8 @@ The estimate counts, in bytes of the parameter dtype (float32):
   projections, the backward's dA and dL/dH and three local-derivative tensors, about
   ``ACT_PER_UNIT[model]`` values per (t, b, hidden unit). Autograd (the LSTM) keeps more;
 - the logits and their gradient, 3 x T x B x V;
-- the validation pass (up to 256 streams of T steps, no gradients) and the probe trace,
+- the validation pass (``perplexity.validation_layout``: up to 256 streams of T steps, no
+  gradients) and the probe trace (B streams),
   which are smaller than the step and counted as one more step's forward buffers.
 
 ``configs`` K > 1 (configurations trained at once by one ``StepCore``) multiplies everything
@@ -25,6 +26,7 @@ from __future__ import annotations
 import os
 
 from gru_core.config import TrainConfig
+from gru_core.perplexity import validation_layout
 
 BUDGET_ENV = "GRU_LAB_MEMORY_BUDGET_MB"
 DEFAULT_CPU_BUDGET_MB = 4096
@@ -48,12 +50,12 @@ def estimate_bytes(config: TrainConfig, vocab_size: int, configs: int = 1) -> di
     T, B, H, V = config.num_steps, config.batch_size, config.hidden_size, vocab_size
     K = configs
     params = parameter_count(config, vocab_size)
-    val_streams = max(B, min(256, max(config.val_tokens, 1) // T))
+    streams = max(B, validation_layout(config.val_tokens, T)[0])  # the probe's, validation's
     return {
         "parameters, gradients, update": 3 * K * params * BYTES,
         "activations kept for backprop": ACT_PER_UNIT[config.model] * K * T * B * H * BYTES,
         "logits": 3 * K * T * B * V * BYTES,
-        "validation and traced gates": FWD_PER_UNIT[config.model] * T * val_streams * H * BYTES,
+        "validation and traced gates": FWD_PER_UNIT[config.model] * T * streams * H * BYTES,
     }
 
 

@@ -20,7 +20,7 @@ from gru_core.run.scheduling import SlotPool
 from gru_core.run.trainer import Trainer
 from gru_core.step.core import StepCore
 from gru_core.step.forward import Workspace
-from gru_core.step.validation import validation_perplexities
+from gru_core.step.validation import validation_losses
 from gru_core.sweep import cli as sweep
 from gru_core.sweep import job as sweep_job
 from gru_core.sweep.chunk import Curve, run_chunk
@@ -167,10 +167,13 @@ def test_batched_validation_equals_the_cores_one_member_validation(small_corpus:
     configs = [SMALL.replace(init_std=s, seed=i) for i, s in enumerate((0.01, 0.3, 1.0))]
     core = StepCore(configs, len(small_corpus.vocab), "cpu")
     _, val = split_train_val(small_corpus.tokens, SMALL.max_tokens, SMALL.val_tokens)
-    got = validation_perplexities(core, [0, 2], val, Workspace())
-    for k in (0, 2):
-        assert got[k] == pytest.approx(core.validation_perplexity(k, val), rel=1e-5)
-    assert validation_perplexities(core, [1], val[:1], Workspace()) == {1: None}
+    got = validation_losses(core, [0, 2], val, Workspace())
+    assert got is not None and got.shape == (2,) and got.device == core.flat.device
+    for i, k in enumerate((0, 2)):
+        one = core.validation_loss(k, val)
+        assert one is not None and one.dim() == 0
+        assert float(got[i]) == pytest.approx(float(one), rel=1e-5)
+    assert validation_losses(core, [1], val[:1], Workspace()) is None
 
 
 # -- chunks and the memory budget ----------------------------------------------------------

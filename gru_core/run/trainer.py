@@ -41,6 +41,7 @@ from gru_core.data import Corpus, check_trainable, preprocess, split_train_val
 from gru_core.limits import check_memory
 from gru_core.model.cells import RecurrentLM
 from gru_core.model.sampling import generate
+from gru_core.perplexity import perplexity
 from gru_core.run.loop import EpochLoop, Launched
 from gru_core.run.records import EpochRecord, GateStats, Outcome, StepRecord
 from gru_core.step.core import StepCore
@@ -220,7 +221,7 @@ class Trainer:
         return EpochRecord(
             epoch=self.epoch,
             step=self.step,
-            train_perplexity=math.exp(min(mean_loss, 700.0)),
+            train_perplexity=perplexity(mean_loss),
             val_perplexity=self.validation_perplexity() if evaluate else None,
             tokens_per_sec=tokens_per_sec,
             greedy_text=self.predict(self.corpus.prefix, NUM_PREDS) if evaluate else "",
@@ -232,8 +233,9 @@ class Trainer:
 
     # -- evaluation ------------------------------------------------------------------------
     def validation_perplexity(self) -> float | None:
-        """exp(token-mean cross-entropy) on the held-out slice (``fused.validation_perplexity``)."""
-        return self.core.validation_perplexity(0, self.val_tokens)
+        """exp(token-mean cross-entropy) on the held-out slice (``fused.validation_loss``)."""
+        loss = self.core.validation_loss(0, self.val_tokens)
+        return None if loss is None else perplexity(float(loss))
 
     def weights(self) -> dict[str, Tensor]:
         """A CPU float32 copy of the parameters (name -> tensor, shapes as in model.py)."""
@@ -301,7 +303,7 @@ def build_record(
         step=step,
         epoch=epoch,
         loss=loss,
-        perplexity=math.exp(min(loss, 700.0)),
+        perplexity=perplexity(loss),
         grad_norm=col("grad_norm"),
         grad_norm_clipped=after,
         clipped=bool(col("clipped")),

@@ -34,7 +34,7 @@ API (for a run, a sweep or a test)::
     rows = core.read(slot)                            # (K, S) float64 numpy, waits for the copy
     rows[k, core.layout.index["loss"]]                # a member's statistic by column name
     core.set_config(k, config.replace(lr=0.5))        # a live knob: no re-capture
-    core.validation_perplexity(k, val_tokens)         # one member, eager, on its own workspace
+    core.validation_loss(k, val_tokens)               # one member's held-out loss (device)
     core.member_model(k)                              # a RecurrentLM viewing member k's weights
 
 Randomness: each member draws its initial weights from its own ``torch.Generator`` seeded
@@ -56,7 +56,7 @@ from gru_core.config import TrainConfig, device_clip
 from gru_core.model.cells import RecurrentLM, build_model
 from gru_core.step.bptt import loss_and_grads, model_kind
 from gru_core.step.forward import Workspace
-from gru_core.step.fused import validation_perplexity
+from gru_core.step.fused import validation_loss
 from gru_core.step.lstm import lstm_loss_and_grads
 from gru_core.step.stats import GATE_SUFFIXES, HEAD, GateTable, StatsLayout
 
@@ -309,8 +309,9 @@ class StepCore:
         """A CPU float32 copy of member k's parameters, shapes as in model/cells.py."""
         return {n: W[k].to("cpu", torch.float32, copy=True) for n, W in self.params.items()}
 
-    def validation_perplexity(self, k: int, tokens: Tensor) -> float | None:
-        """Member k's perplexity on held-out ``tokens`` (``fused.validation_perplexity``)."""
+    def validation_loss(self, k: int, tokens: Tensor) -> Tensor | None:
+        """Member k's token-mean cross-entropy on held-out ``tokens``, a 0-d device tensor
+        (``fused.validation_loss``; eager, on its own workspace); None without any."""
         model = self.member_model(k)
         T = self.configs[k].num_steps
-        return validation_perplexity(model, tokens, T, self._val_workspace, self.acc)
+        return validation_loss(model, tokens, T, self._val_workspace, self.acc)

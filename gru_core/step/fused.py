@@ -12,7 +12,6 @@ call otherwise). The LSTM has no hand-written backward and goes through autograd
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gru_core.model.cells import GRUScratch, RecurrentLM, RNNScratch, State
+from gru_core.perplexity import validation_streams
 from gru_core.step import bptt as step_bptt
 from gru_core.step.forward import Workspace, gru_forward, rnn_forward
 
@@ -85,25 +85,25 @@ def forward_logits(
 
 
 @torch.no_grad()
-def validation_perplexity(
+def validation_loss(
     model: RecurrentLM,
     tokens: Tensor,
     num_steps: int,
     workspace: Workspace | None = None,
     acc: torch.dtype = torch.float64,
-) -> float | None:
-    """exp(token-mean cross-entropy) on held-out ``tokens``; None when there are none.
+) -> Tensor | None:
+    """Token-mean cross-entropy on held-out ``tokens``, a 0-d device tensor of dtype ``acc``
+    (its perplexity is ``perplexity.perplexity`` of it, read by the caller); None when there
+    are no (input, target) pairs.
 
-    The slice is laid out as B parallel streams (as many as fit num_steps each, at most 256)
-    read in windows of num_steps with the state carried, so 5,000 tokens take one wide
-    forward pass instead of several d2l-sized minibatches. One host read at the end."""
-    n = len(tokens) - 1
-    if n < 1:
+    The slice is read in ``perplexity.validation_layout``: B parallel streams (as many as fit
+    num_steps each, at most 256) in windows of num_steps with the state carried, so 5,000
+    tokens take one wide forward pass instead of several d2l-sized minibatches. No host read."""
+    if len(tokens) < 2:
         return None
     T = num_steps
-    B = max(1, min(256, n // T))
-    L = n // B
-    X, Y = tokens[: B * L].view(B, L), tokens[1 : B * L + 1].view(B, L)
+    X, Y = validation_streams(tokens, T)
+    B, L = X.shape
     state = model.init_state(B)
     total = torch.zeros((), dtype=acc, device=tokens.device)
     for start in range(0, L, T):
@@ -111,7 +111,7 @@ def validation_perplexity(
         logits, state = forward_logits(model, x, state, workspace)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.T.reshape(-1))
         total += loss.to(acc) * y.numel()
-    return math.exp(min(float(total) / (B * L), 700.0))
+    return total / (B * L)
 
 
 def autograd_loss_and_grads(

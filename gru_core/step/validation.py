@@ -1,37 +1,32 @@
 """What a sweep asks of the step core beyond a run: validation of many members at once.
 
-**Validation, K members per pass.** ``validation_perplexities`` computes, for members of one
-``StepCore`` together, what ``fused.validation_perplexity`` computes for one: the held-out
-slice laid out as B parallel streams (as many as fit T tokens each, at most 256) read in
-windows of T with the state carried, and ::
+**Validation, K members per pass.** ``validation_losses`` computes, for members of one
+``StepCore`` together, what ``fused.validation_loss`` computes for one: the held-out slice
+read in ``perplexity.validation_layout`` (B parallel streams of L tokens, in windows of T
+with the state carried), and ::
 
-    ppl_k = exp( sum over windows of CE_k(window) * tokens(window) / (B * L) )
+    L_k = sum over windows of CE_k(window) * tokens(window) / (B * L)
 
-where CE_k is member k's token-mean cross-entropy of ``O = H W_hq + b_q``. The forward is
-``step/forward.py``'s (``gru_forward`` / ``rnn_forward``) over the members' parameter views; the
-LSTM, which has none, is validated one member at a time by the core. Members go
+where CE_k is member k's token-mean cross-entropy of ``O = H W_hq + b_q``; member k's
+perplexity is ``perplexity.perplexity(L_k)``, read on the host by the caller. The forward is
+``step/forward.py``'s (``gru_forward`` / ``rnn_forward``) over the members' parameter views;
+the LSTM, which has none, is validated one member at a time by the core. Members go
 ``VAL_MEMBERS`` at a time, so the extra memory is bounded (``val_bytes``; the sweep's plan
 counts it).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from gru_core.config import TrainConfig
 from gru_core.limits import BYTES, FWD_PER_UNIT
+from gru_core.perplexity import validation_layout, validation_streams
 from gru_core.step.core import StepCore
 from gru_core.step.forward import Workspace, gru_forward, rnn_forward
 
 VAL_MEMBERS = 16  # members validated together in one forward pass
-
-
-def val_streams(num_tokens: int, num_steps: int) -> int:
-    """B of the validation layout, as ``fused.validation_perplexity`` chooses it."""
-    return max(1, min(256, (num_tokens - 1) // num_steps))
 
 
 def val_bytes(config: TrainConfig, val_tokens: int, members: int) -> int:
@@ -40,34 +35,35 @@ def val_bytes(config: TrainConfig, val_tokens: int, members: int) -> int:
     extra = min(members, VAL_MEMBERS) - 1
     if extra <= 0 or val_tokens < 2:
         return 0
-    B, T, H = val_streams(val_tokens, config.num_steps), config.num_steps, config.hidden_size
+    T, H = config.num_steps, config.hidden_size
+    B, _ = validation_layout(val_tokens, T)
     return extra * (FWD_PER_UNIT[config.model] * H + 64) * T * B * BYTES  # + logits (V < 64)
 
 
 @torch.no_grad()
-def validation_perplexities(
+def validation_losses(
     core: StepCore, members: list[int], tokens: Tensor, ws: Workspace
-) -> dict[int, float | None]:
-    """Member -> perplexity on held-out ``tokens`` (module docstring); None without any."""
-    n = len(tokens) - 1
-    if n < 1 or not members:
-        return {k: None for k in members}
+) -> Tensor | None:
+    """The members' token-mean cross-entropies on held-out ``tokens`` (module docstring), a
+    (len(members),) device tensor in the core's accumulation dtype; None without any
+    (input, target) pair or without members."""
+    if len(tokens) < 2 or not members:
+        return None
     if core.kind == "lstm":
-        return {k: core.validation_perplexity(k, tokens) for k in members}
-    out: dict[int, float | None] = {}
-    for start in range(0, len(members), VAL_MEMBERS):
-        part = members[start : start + VAL_MEMBERS]
-        out |= dict(zip(part, _perplexities(core, part, tokens, ws), strict=True))
-    return out
+        losses = [core.validation_loss(k, tokens) for k in members]
+        return torch.stack([v for v in losses if v is not None])
+    parts = [
+        _losses(core, members[start : start + VAL_MEMBERS], tokens, ws)
+        for start in range(0, len(members), VAL_MEMBERS)
+    ]
+    return torch.cat(parts)
 
 
-def _perplexities(core: StepCore, members: list[int], tokens: Tensor, ws: Workspace) -> list[float]:
+def _losses(core: StepCore, members: list[int], tokens: Tensor, ws: Workspace) -> Tensor:
     cfg = core.configs[members[0]]
     T, Hn = cfg.num_steps, cfg.hidden_size
-    n = len(tokens) - 1
-    B = val_streams(len(tokens), T)
-    L = n // B
-    X, Y = tokens[: B * L].view(B, L), tokens[1 : B * L + 1].view(B, L)
+    X, Y = validation_streams(tokens, T)
+    B, L = X.shape
     index = torch.tensor(members, device=core.device)
     P = {name: W.index_select(0, index) for name, W in core.params.items()}
     forward = rnn_forward if core.kind == "rnn" else gru_forward
@@ -85,4 +81,4 @@ def _perplexities(core: StepCore, members: list[int], tokens: Tensor, ws: Worksp
         loss = -log_p.gather(2, target).mean(dim=(1, 2))  # (K,) token-mean cross-entropy
         total += loss.to(core.acc) * y.numel()
         H = H_out[-1].clone()
-    return [math.exp(min(v / (B * L), 700.0)) for v in total.tolist()]
+    return total / (B * L)

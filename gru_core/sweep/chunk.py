@@ -29,11 +29,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gru_core.perplexity import perplexity
 from gru_core.run.loop import EpochLoop
 from gru_core.run.verdict import LAST_STEPS, Evidence, Verdict, judge
 from gru_core.step.core import StepCore
 from gru_core.step.forward import Workspace
-from gru_core.step.validation import validation_perplexities
+from gru_core.step.validation import validation_losses
 from gru_core.sweep.results import RUNNING, CellResult
 from gru_core.sweep.spec import Cell, Plan, SweepSpec
 
@@ -95,7 +96,7 @@ class Curve:
         if self._n:  # the bucket being filled
             steps.append(self._steps / self._n)
             logs.append(self._sum / self._n)
-        return tuple(steps), tuple(math.exp(min(v, 700.0)) for v in logs)
+        return tuple(steps), tuple(perplexity(v) for v in logs)
 
 
 class Tracker:
@@ -119,10 +120,10 @@ class Tracker:
         return self.diverged_step is None
 
     def add_step(self, step: int, loss: float, grad_norm: float, clipped: bool) -> None:
-        perplexity = math.exp(min(loss, 700.0))
+        ppl = perplexity(loss)
         self.steps = step
-        self.first = self.first or (perplexity, grad_norm)
-        self.last.append((perplexity, grad_norm))
+        self.first = self.first or (ppl, grad_norm)
+        self.last.append((ppl, grad_norm))
         self.max_grad_norm = max(self.max_grad_norm, grad_norm)
         self.clipped += clipped
         self.epoch_loss += loss
@@ -132,7 +133,7 @@ class Tracker:
     def end_epoch(self, val: float | None) -> None:
         self.epochs += 1
         if self.epoch_steps:
-            ppl = math.exp(min(self.epoch_loss / self.epoch_steps, 700.0))
+            ppl = perplexity(self.epoch_loss / self.epoch_steps)
             self.train.append(ppl)
             if self.steps_to_target is None and ppl <= self.target:
                 self.steps_to_target = self.steps
@@ -237,7 +238,12 @@ def run_chunk(
             break
         evaluate = epoch % eval_every == 0 or epoch == cfg.num_epochs
         alive = [k for k, t in enumerate(trackers) if t.alive]
-        vals = validation_perplexities(core, alive, val, val_ws) if evaluate else {}
+        losses = validation_losses(core, alive, val, val_ws) if evaluate else None
+        vals = (
+            {}
+            if losses is None
+            else dict(zip(alive, map(perplexity, losses.tolist()), strict=True))
+        )
         for k in alive:
             trackers[k].end_epoch(vals.get(k))
         _update(on_update, trackers, vocab_size)

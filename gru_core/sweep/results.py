@@ -3,7 +3,7 @@ and the CSV table.
 
 A ``CellResult`` holds plain numbers (no tensors), so it crosses threads and Ray's object
 store. Perplexities are d2l's: an epoch's training perplexity is exp(mean batch loss over the
-epoch); validation perplexity is ``fused.validation_perplexity`` on the held-out slice, every
+epoch); validation perplexity is exp of ``fused.validation_loss`` on the held-out slice, every
 ``eval_every`` epochs and at the last. The verdict is ``verdict.judge``'s, from the same
 numbers the dashboard would read (the first step's perplexity, the last steps, the epochs).
 
