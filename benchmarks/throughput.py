@@ -120,8 +120,7 @@ Job = Callable[[], Work]  # a prepared run: calling it trains for config.num_epo
 
 
 def fresh_model(s: Setup) -> GRUScratch:
-    """The model every variant starts from: seeded exactly as Trainer seeds it."""
-    torch.manual_seed(s.config.seed)
+    """The model every variant starts from: drawn from the run's generator, as Trainer's."""
     model = build_model(s.config, len(s.corpus.vocab)).to(s.device)
     assert isinstance(model, GRUScratch) and model.variant == "d2l"
     return model

@@ -55,9 +55,12 @@ def model_from_weights(
 
     ``weights`` maps each parameter name to a tensor, e.g. the snapshot a running job
     publishes. The values are copied, so later changes to ``weights`` do not reach the model.
-    ValueError names any missing, unexpected or mis-shaped parameter.
+    ValueError names any missing, unexpected or mis-shaped parameter. Nothing is drawn from
+    any random generator: the model is built on the meta device, then filled.
     """
-    model = build_model(config, vocab_size)
+    with torch.device("meta"):  # names and shapes only
+        skeleton = build_model(config, vocab_size)
+    model = skeleton.to_empty(device="cpu")
     own = dict(model.named_parameters())
     missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
     if missing or extra:

@@ -271,7 +271,9 @@ def test_model_from_weights_is_a_validated_private_copy() -> None:
     cfg = TrainConfig(hidden_size=6)
     live = seeded(build_model(cfg, len(VOCAB)), seed=6)
     weights = {n: p.detach().clone() for n, p in live.named_parameters()}
+    before = torch.get_rng_state()
     copy = model_from_weights(cfg, len(VOCAB), weights)
+    assert torch.equal(torch.get_rng_state(), before)  # built without drawing anything
     tokens = tokens_of(TEXT)
     np.testing.assert_array_equal(
         hidden_activations(copy, tokens), hidden_activations(live, tokens)

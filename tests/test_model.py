@@ -16,6 +16,7 @@ from torch.func import functional_call
 from gru_core.config import TrainConfig
 from gru_core.model.cells import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch, build_model
 from gru_core.model.gates import gate as gate_registry
+from gru_core.model.init import initial_parameters, run_generator
 
 from helpers import KINDS, reference_model
 
@@ -328,3 +329,40 @@ def test_update_gate_one_keeps_the_old_state(kind: str) -> None:
     assert out.gates is not None
     torch.testing.assert_close(out.state[0], out.gates["H_tilde"][-1], rtol=0, atol=1e-10)
     assert (out.state[0] - H0).abs().max() > 1e-2
+
+
+def test_the_init_rule_draws_weights_in_order_from_its_generator() -> None:
+    """W = randn(shape, generator) * std in the order given, b = 0, on the CPU in float32;
+    the process-wide generator is neither read nor advanced."""
+    shapes = [("W_xz", (4, 3)), ("b_z", (3,)), ("W_hq", (3, 4)), ("b_q", (4,))]
+    before = torch.get_rng_state()
+    got = initial_parameters(shapes, 0.25, run_generator(5))
+    assert torch.equal(torch.get_rng_state(), before)
+    g = torch.Generator().manual_seed(5)
+    W_xz, W_hq = torch.randn(4, 3, generator=g) * 0.25, torch.randn(3, 4, generator=g) * 0.25
+    assert list(got) == ["W_xz", "b_z", "W_hq", "b_q"]
+    assert torch.equal(got["W_xz"], W_xz) and torch.equal(got["W_hq"], W_hq)
+    assert torch.equal(got["b_z"], torch.zeros(3)) and torch.equal(got["b_q"], torch.zeros(4))
+    assert all(v.dtype == torch.float32 and v.device.type == "cpu" for v in got.values())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_models_are_initialised_by_the_rule(kind: str) -> None:
+    """Every model's parameters are ``initial_parameters`` of its named shapes: from the
+    generator given, or from the run's own (``run_generator(config.seed)``) in build_model."""
+    model_name, _, variant = kind.partition("-")
+    config = TrainConfig(hidden_size=6, init_std=0.2, seed=3, model=model_name)
+    if variant:
+        config = config.replace(gru_variant=variant)
+    before = torch.get_rng_state()
+    model = build_model(config, V)
+    assert torch.equal(torch.get_rng_state(), before)
+    shapes = [(n, p.shape) for n, p in model.named_parameters()]
+    expected = initial_parameters(shapes, 0.2, run_generator(3))
+    for name, p in model.named_parameters():
+        assert torch.equal(p.detach(), expected[name]), name
+    other = build_model(config, V, generator=run_generator(4))
+    assert not torch.equal(other.W_hq, model.W_hq)
+    with torch.device("meta"):  # a skeleton: names and shapes, no values drawn
+        skeleton = build_model(config, V)
+    assert [n for n, _ in skeleton.named_parameters()] == [n for n, _ in shapes]

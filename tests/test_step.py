@@ -18,7 +18,7 @@ from torch import Tensor
 
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, batch_iterator, split_train_val
-from gru_core.model.cells import RecurrentLM, build_model
+from gru_core.model.cells import GRUScratch, RecurrentLM, build_model
 from gru_core.model.gates import GATES
 from gru_core.run.records import PERCENTILES, StepRecord
 from gru_core.run.trainer import Trainer
@@ -252,15 +252,23 @@ def test_records_carry_the_one_position_flows(small_corpus: Corpus) -> None:
     assert all(v > 0 and math.isfinite(v) for v in rec.grad_flow_last + rec.grad_flow_late)
 
 
-def test_initial_weights_match_the_model_drawn_from_the_seed(small_corpus: Corpus) -> None:
-    """The core draws N(0, std^2) in model.py's order from Generator(seed): the values a
-    model built right after torch.manual_seed(seed) has (the old Trainer's weights)."""
-    config = TrainConfig(**{**SMALL, "seed": 7})
-    core = StepCore([config], len(small_corpus.vocab), "cpu")
-    torch.manual_seed(7)
-    model = build_model(config, len(small_corpus.vocab))
-    for name, p in model.named_parameters():
-        assert torch.equal(core.params[name][0], p.detach()), name
+def test_initial_weights_are_the_models_by_the_one_rule(small_corpus: Corpus) -> None:
+    """Every member starts where ``build_model`` of its config starts (both use
+    ``init.initial_parameters`` with ``run_generator(seed)``), and those are the values a model
+    built right after torch.manual_seed(seed) has (the old Trainer's weights, unchanged)."""
+    V = len(small_corpus.vocab)
+    pairs = ((7, 0.3), (8, 2.0))
+    configs = [TrainConfig(**{**SMALL, "seed": s, "init_std": std}) for s, std in pairs]
+    before = torch.get_rng_state()
+    core = StepCore(configs, V, "cpu")
+    assert torch.equal(torch.get_rng_state(), before)  # the process-wide generator is untouched
+    for k, config in enumerate(configs):
+        model = build_model(config, V)
+        torch.manual_seed(config.seed)
+        old = dict(GRUScratch(V, config.hidden_size, config.init_std).named_parameters())
+        for name, p in model.named_parameters():
+            assert torch.equal(core.params[name][k], p.detach()), (k, name)
+            assert torch.equal(old[name].detach(), p.detach()), name
 
 
 def test_two_threads_starting_at_once_get_what_each_gets_alone(small_corpus: Corpus) -> None:

@@ -2,7 +2,8 @@ r"""Recurrent language models written from scratch: GRU (two conventions), tanh 
 
 Every model maps integer tokens to next-token logits and, when asked, returns its gates so the
 dashboard can plot them. Parameters carry the names of the maths (``W_xz``, ``W_hz``, ``b_z``,
-...), drawn from N(0, init_std^2); biases start at zero, as in d2l.
+...), initialised by the one rule of ``model/init.py`` (weights N(0, init_std^2), biases zero,
+as in d2l) from the generator passed in; ``build_model`` passes the run's own.
 
 GRU, per time step t (d2l section 10.2; Cho et al. 2014)::
 
@@ -48,6 +49,7 @@ from torch import Tensor, nn
 
 from gru_core.config import TrainConfig
 from gru_core.model.gates import MODEL_GATES
+from gru_core.model.init import initial_parameters, run_generator
 
 State = tuple[Tensor, ...]
 
@@ -72,10 +74,24 @@ class RecurrentLM(nn.Module):
         self.b_q = self._bias(vocab_size)
 
     def _weight(self, rows: int, cols: int) -> nn.Parameter:
-        return nn.Parameter(torch.randn(rows, cols) * self.init_std)
+        return nn.Parameter(torch.empty(rows, cols))  # values from reset_parameters
 
     def _bias(self, size: int) -> nn.Parameter:
-        return nn.Parameter(torch.zeros(size))
+        return nn.Parameter(torch.empty(size))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Set every parameter by ``init.initial_parameters`` (weights N(0, init_std^2) in
+        parameter order, biases 0) from ``generator``; None draws from the process-wide
+        generator (tests and notebooks that seed it; the engine always passes its own, see
+        ``build_model``). A model on the meta device (names and shapes only) draws nothing."""
+        params = dict(self.named_parameters())
+        if self.W_hq.is_meta:
+            return
+        shapes = ((n, p.shape) for n, p in params.items())
+        values = initial_parameters(shapes, self.init_std, generator or torch.default_generator)
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(values[name])
 
     def init_state(self, batch_size: int) -> State:
         p = self.W_hq
@@ -125,7 +141,12 @@ class GRUScratch(RecurrentLM):
     gate_names = MODEL_GATES["gru"]
 
     def __init__(
-        self, vocab_size: int, hidden_size: int, init_std: float = 0.01, variant: str = "d2l"
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        init_std: float = 0.01,
+        variant: str = "d2l",
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(vocab_size, hidden_size, init_std)
         if variant not in ("d2l", "cudnn"):
@@ -139,6 +160,7 @@ class GRUScratch(RecurrentLM):
             self.b_h = self._bias(Hn)
         else:
             self.b_xh, self.b_hh = self._bias(Hn), self._bias(Hn)
+        self.reset_parameters(generator)
 
     def _input_projection(self, steps: Tensor) -> dict[str, Tensor]:
         # X_t W_x* as a row gather: the same maths as the one-hot product.
@@ -164,11 +186,18 @@ class RNNScratch(RecurrentLM):
 
     gate_names = MODEL_GATES["rnn"]
 
-    def __init__(self, vocab_size: int, hidden_size: int, init_std: float = 0.01) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        init_std: float = 0.01,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(vocab_size, hidden_size, init_std)
         self.W_xh = self._weight(vocab_size, hidden_size)
         self.W_hh = self._weight(hidden_size, hidden_size)
         self.b_h = self._bias(hidden_size)
+        self.reset_parameters(generator)
 
     def _input_projection(self, steps: Tensor) -> dict[str, Tensor]:
         return {"h": self.W_xh[steps]}
@@ -185,13 +214,20 @@ class LSTMScratch(RecurrentLM):
     gate_names = MODEL_GATES["lstm"]
     state_size = 2
 
-    def __init__(self, vocab_size: int, hidden_size: int, init_std: float = 0.01) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        init_std: float = 0.01,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(vocab_size, hidden_size, init_std)
         V, Hn = vocab_size, hidden_size
         self.W_xi, self.W_hi, self.b_i = self._weight(V, Hn), self._weight(Hn, Hn), self._bias(Hn)
         self.W_xf, self.W_hf, self.b_f = self._weight(V, Hn), self._weight(Hn, Hn), self._bias(Hn)
         self.W_xo, self.W_ho, self.b_o = self._weight(V, Hn), self._weight(Hn, Hn), self._bias(Hn)
         self.W_xc, self.W_hc, self.b_c = self._weight(V, Hn), self._weight(Hn, Hn), self._bias(Hn)
+        self.reset_parameters(generator)
 
     def _input_projection(self, steps: Tensor) -> dict[str, Tensor]:
         return {g: getattr(self, f"W_x{g}")[steps] for g in "ifoc"}
@@ -207,10 +243,16 @@ class LSTMScratch(RecurrentLM):
         return (H, C), {"I": I, "F": F, "O": O, "C_tilde": C_tilde}
 
 
-def build_model(config: TrainConfig, vocab_size: int) -> RecurrentLM:
-    """The model a config asks for, on the CPU in float32 (move it with ``.to``)."""
+def build_model(
+    config: TrainConfig, vocab_size: int, generator: torch.Generator | None = None
+) -> RecurrentLM:
+    """The model a config asks for, on the CPU in float32 (move it with ``.to``), its weights
+    drawn from ``generator`` (default: the run's own, ``init.run_generator(config.seed)``;
+    never the process-wide one). Under ``torch.device("meta")`` it draws nothing."""
+    gen = run_generator(config.seed) if generator is None else generator
+    H, std = config.hidden_size, config.init_std
     if config.model == "gru":
-        return GRUScratch(vocab_size, config.hidden_size, config.init_std, config.gru_variant)
+        return GRUScratch(vocab_size, H, std, config.gru_variant, generator=gen)
     if config.model == "rnn":
-        return RNNScratch(vocab_size, config.hidden_size, config.init_std)
-    return LSTMScratch(vocab_size, config.hidden_size, config.init_std)
+        return RNNScratch(vocab_size, H, std, generator=gen)
+    return LSTMScratch(vocab_size, H, std, generator=gen)

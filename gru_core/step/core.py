@@ -37,10 +37,11 @@ API (for a run, a sweep or a test)::
     core.validation_loss(k, val_tokens)               # one member's held-out loss (device)
     core.member_model(k)                              # a RecurrentLM viewing member k's weights
 
-Randomness: each member draws its initial weights from its own ``torch.Generator`` seeded
-with its config's seed, in the order and scale ``model/cells.py`` draws them
-(``W ~ N(0, init_std^2)``, biases 0), never from the process-wide generator: two sessions
-starting at once get what each would get alone.
+Randomness: each member draws its initial weights by the one rule of ``model/init.py``
+(``W ~ N(0, init_std^2)`` in parameter order, biases 0) from its own ``torch.Generator``
+seeded with its config's seed, never from the process-wide generator: two sessions starting
+at once get what each would get alone, and member k starts where ``build_model(configs[k])``
+does.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from torch import Tensor
 
 from gru_core.config import TrainConfig, device_clip
 from gru_core.model.cells import RecurrentLM, build_model
+from gru_core.model.init import initial_parameters, run_generator
 from gru_core.step.bptt import loss_and_grads, model_kind
 from gru_core.step.forward import Workspace
 from gru_core.step.fused import validation_loss
@@ -107,7 +109,7 @@ class StepCore:
         with torch.device("meta"):  # names, shapes and order only: no values, no RNG
             skeleton = build_model(first, vocab_size)
         self.names = tuple(n for n, _ in skeleton.named_parameters())
-        self.generators = [torch.Generator().manual_seed(c.seed) for c in configs]
+        self.generators = [run_generator(c.seed) for c in configs]
         self.params = self._init_params(skeleton)
         self.lr = torch.tensor([c.lr for c in configs], dtype=acc, device=device)
         self.theta = torch.tensor([_theta(c) for c in configs], dtype=acc, device=device)
@@ -140,17 +142,12 @@ class StepCore:
         self.note: str | None = None  # why the step runs eagerly on CUDA, if it does
 
     def _init_params(self, skeleton: RecurrentLM) -> dict[str, Tensor]:
-        """W ~ N(0, init_std^2) from each member's generator, in model/cells.py's order; b = 0."""
-        members = []
-        for config, gen in zip(self.configs, self.generators, strict=True):
-            members.append(
-                {
-                    n: torch.randn(p.shape, generator=gen) * config.init_std
-                    if n.startswith("W_")
-                    else torch.zeros(p.shape)
-                    for n, p in skeleton.named_parameters()
-                }
-            )
+        """Each member's initial values by ``init.initial_parameters`` from its generator."""
+        shapes = [(n, p.shape) for n, p in skeleton.named_parameters()]
+        members = [
+            initial_parameters(shapes, config.init_std, gen)
+            for config, gen in zip(self.configs, self.generators, strict=True)
+        ]
         # One flat (K, P_total) tensor holds every parameter; the named tensors are views of
         # it, so the guarded update and the weight norm are a few ops over all parameters.
         flat = torch.cat(
