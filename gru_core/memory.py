@@ -21,9 +21,10 @@ character x_{t+1} when the passage has one; at the last position (no x_{t+1}) it
 model's own most likely next character (argmax of O_t). ``reach`` counts how many characters
 back from t (t itself = 1) hold a given share of the total connectivity.
 
-The gradient is computed by a hand-written backward through the GRU's (both variants) and the
-RNN's equations, from the gates one no-grad forward traced (half the cost of autograd, which
-matters to a job training in the same process), and by autograd for the LSTM. Neither writes
+The gradient of the GRU (both variants) and the RNN is the step core's own input-row
+gradient (``step/backward.input_gradients``, the derivative training scatters into ``W_x*``),
+run in float64 from the output path of log p(y_t) alone (half the cost of autograd, which
+matters to a job training in the same process); the LSTM's is autograd's. Neither writes
 a ``.grad``: the model's parameters are only read, so the model may be a private copy made by
 ``model_from_weights`` while a job trains the original.
 """
@@ -43,6 +44,8 @@ from torch.func import functional_call
 from gru_core.config import TrainConfig
 from gru_core.data import Vocab, preprocess
 from gru_core.model.cells import GRUScratch, RecurrentLM, RNNScratch, build_model
+from gru_core.step.backward import input_gradients as step_input_gradients
+from gru_core.step.forward import Workspace, gru_forward, rnn_forward
 
 TOP_K = 5  # next-character guesses shown per position
 MAX_PASSAGE = 1000  # characters after preprocessing; the cost of a refresh grows with T
@@ -105,71 +108,35 @@ def encode_passage(vocab: Vocab, text: str, max_chars: int = MAX_PASSAGE) -> Pas
 
 
 def _run(model: RecurrentLM, tokens: Tensor, target: int) -> tuple[Tensor, Tensor, Tensor]:
-    """One read of ``tokens`` (T,) from a zero state (forward, no graph, gates traced), then
-    the gradient of log p(y_t) w.r.t. every e_s, s <= target: by a hand-written backward for
-    the GRU and the RNN (``_gru_backward``, ``_rnn_backward``), by autograd for the LSTM.
-    Returns hiddens (T, H), logits (T, V) and the gradient (target+1, G*H)."""
+    """One read of ``tokens`` (T,) from a zero state (forward, no graph), then the gradient of
+    log p(y_t) w.r.t. every e_s, s <= target: by the step core's backward
+    (``step/backward.input_gradients``, in float64 on the CPU) for the GRU and the RNN, by
+    autograd for the LSTM. Returns hiddens (T, H), logits (T, V) and the gradient (t+1, G*H)."""
     with torch.no_grad():
-        out = model(tokens[None], trace=True)
+        out = model(tokens[None])
     hiddens, logits = out.hiddens[:, 0], out.logits[:, 0]
     t = target
     y = int(tokens[t + 1]) if t + 1 < len(tokens) else int(logits[t].argmax())
     if not isinstance(model, GRUScratch | RNNScratch):
         return hiddens, logits, _autograd_input_grads(model, tokens[: t + 1], y)
-    w = {n: p.detach().cpu().double().numpy() for n, p in model.named_parameters()}
-    H = hiddens[: t + 1].cpu().double().numpy()
-    H_prev = np.vstack([np.zeros((1, H.shape[1])), H[:-1]])  # H_0 = 0
-    p = torch.softmax(logits[t].double(), dim=0).cpu().numpy()
-    dH = w["W_hq"] @ (np.eye(len(p))[y] - p)  # d log p(y) / d H_t
-    if isinstance(model, RNNScratch):
-        grad = _rnn_backward(w, H, dH)
-    else:
-        gates = {k: v[: t + 1, 0].cpu().double().numpy() for k, v in (out.gates or {}).items()}
-        grad = _gru_backward(w, model.variant, gates, H_prev, dH)
-    return hiddens, logits, torch.from_numpy(grad).to(hiddens.dtype)
+    return hiddens, logits, _step_input_grads(model, tokens[: t + 1], y).to(hiddens.dtype)
 
 
-def _rnn_backward(w: dict[str, np.ndarray], H: np.ndarray, dH: np.ndarray) -> np.ndarray:
-    """RNN, H_s = tanh(A_s), A_s = e_s + H_{s-1} W_hh + b_h: d/de_s = dA_s = dH_s (1 - H_s^2),
-    and dH_{s-1} = W_hh dA_s. ``dH`` is d log p / d H_t. Returns (t+1, H)."""
-    out = np.empty_like(H)
-    for s in range(len(H) - 1, -1, -1):
-        out[s] = dA = dH * (1.0 - H[s] ** 2)
-        dH = w["W_hh"] @ dA
-    return out
-
-
-def _gru_backward(
-    w: dict[str, np.ndarray],
-    variant: str,
-    gates: dict[str, np.ndarray],
-    H_prev: np.ndarray,
-    dH: np.ndarray,
-) -> np.ndarray:
-    """GRU backward through the module equations of ``model.py``, from dH = d log p / d H_t
-    down to s = 0. With A_z, A_r, A_h the pre-activations of Z, R, H_tilde, d/de_s is
-    (dA_z, dA_r, dA_h) at step s. Returns (t+1, 3H) in the order W_xz, W_xr, W_xh."""
-    Z, R, Ht = gates["Z"], gates["R"], gates["H_tilde"]
-    n, Hn = Z.shape
-    out = np.empty((n, 3 * Hn))
-    if variant == "cudnn":
-        U = H_prev @ w["W_hh"] + w["b_hh"]  # H_{s-1} W_hh + b_hh, which R scales
-    for s in range(n - 1, -1, -1):
-        # H = Z * H_prev + (1 - Z) * H_tilde
-        dZ, dA_h = dH * (H_prev[s] - Ht[s]), dH * (1.0 - Z[s]) * (1.0 - Ht[s] ** 2)
-        dH_prev = dH * Z[s]
-        if variant == "d2l":  # A_h = e_h + (R * H_prev) W_hh + b_h
-            dRH = w["W_hh"] @ dA_h
-            dR = dRH * H_prev[s]
-            dH_prev += dRH * R[s]
-        else:  # A_h = e_h + b_xh + R * (H_prev W_hh + b_hh)
-            dR = dA_h * U[s]
-            dH_prev += w["W_hh"] @ (dA_h * R[s])
-        dA_z, dA_r = dZ * Z[s] * (1.0 - Z[s]), dR * R[s] * (1.0 - R[s])
-        dH_prev += w["W_hz"] @ dA_z + w["W_hr"] @ dA_r
-        out[s, :Hn], out[s, Hn : 2 * Hn], out[s, 2 * Hn :] = dA_z, dA_r, dA_h
-        dH = dH_prev
-    return out
+def _step_input_grads(model: GRUScratch | RNNScratch, head: Tensor, y: int) -> Tensor:
+    """d log p(y | head) / d e_s by the step core (K = 1 member, B = 1 sequence, float64):
+    its forward over ``head`` (t+1,), then its backward from the output path
+    d log p(y) / d H_t = W_hq (onehot(y) - softmax(O_t)) at t alone."""
+    P = {n: p.detach().to("cpu", torch.float64)[None] for n, p in model.named_parameters()}
+    steps = head.to("cpu")[:, None]  # (t+1, B = 1)
+    T, Hn = len(head), model.hidden_size
+    ws = Workspace()
+    H0 = torch.zeros(1, 1, Hn, dtype=torch.float64)
+    cache = (gru_forward if isinstance(model, GRUScratch) else rnn_forward)(P, steps, H0, ws)
+    W_hq, b_q = P["W_hq"][0], P["b_q"][0]
+    p = torch.softmax(cache.Hs[T, 0, 0] @ W_hq + b_q, dim=0)  # O_t = H_t W_hq + b_q
+    D = torch.zeros(T, 1, 1, Hn, dtype=torch.float64)  # (T, K, B, H): the output path
+    D[T - 1, 0, 0] = W_hq @ (torch.nn.functional.one_hot(torch.tensor(y), len(p)) - p)
+    return step_input_gradients(P, cache, D, ws)[:, 0, 0]
 
 
 def _autograd_input_grads(model: RecurrentLM, head: Tensor, y: int) -> Tensor:
@@ -328,9 +295,10 @@ class MemoryAnalysis(NamedTuple):
 def analyse(
     model: RecurrentLM, vocab: Vocab, text: str, target: int | None = None
 ) -> MemoryAnalysis:
-    """Everything the memory view draws, from one read of ``text`` (one autograd pass up to
-    ``target``, a no-grad pass after it). ``target`` indexes the preprocessed passage (None =
-    the last character; negative counts from the end)."""
+    """Everything the memory view draws, from one read of ``text`` (a no-grad forward, then
+    the gradient of log p(y_t) back through the positions up to ``target``: the step core's
+    backward for the GRU and the RNN, autograd for the LSTM). ``target`` indexes the
+    preprocessed passage (None = the last character; negative counts from the end)."""
     passage = encode_passage(vocab, text)
     tokens = passage.tokens.to(model.W_hq.device)
     t = _check_target(target, len(tokens))

@@ -30,6 +30,8 @@ from gru_core.memory import (
 from gru_core.model import textbook
 from gru_core.model.cells import GRUScratch, LSTMScratch, RecurrentLM, RNNScratch, build_model
 
+from helpers import reference_model
+
 TEXT = "the time traveller for so it will be convenient to speak of him was expounding"
 VOCAB = Vocab(TEXT)
 
@@ -128,6 +130,71 @@ def test_positions_sum_to_the_parameter_gradient(kind: str) -> None:
     by_autograd = memory._autograd_input_grads(model, tokens[: t + 1], int(tokens[t + 1]))
     torch.testing.assert_close(ours, by_autograd, rtol=0, atol=1e-12)
     assert model.W_hq.grad is None  # the model's own parameters are never touched
+
+
+def _numpy_input_gradients(model: RecurrentLM, tokens: Tensor, t: int) -> np.ndarray:
+    """What memory.py computed before it reused the step core's derivative: its own numpy
+    backward (float64) from the traced gates of one float32-or-64 forward, kept here as a
+    regression reference. Returns (t+1, G*H)."""
+    with torch.no_grad():
+        out = model(tokens[None], trace=True)
+    w = {n: p.detach().double().numpy() for n, p in model.named_parameters()}
+    H = out.hiddens[: t + 1, 0].double().numpy()
+    H_prev = np.vstack([np.zeros((1, H.shape[1])), H[:-1]])
+    p = torch.softmax(out.logits[t, 0].double(), dim=0).numpy()
+    dH = w["W_hq"] @ (np.eye(len(p))[int(tokens[t + 1])] - p)
+    if isinstance(model, RNNScratch):
+        grad = np.empty_like(H)
+        for s in range(len(H) - 1, -1, -1):
+            grad[s] = dA = dH * (1.0 - H[s] ** 2)
+            dH = w["W_hh"] @ dA
+        return grad
+    assert isinstance(model, GRUScratch) and out.gates is not None
+    Z, R, Ht = (out.gates[k][: t + 1, 0].double().numpy() for k in ("Z", "R", "H_tilde"))
+    Hn = Z.shape[1]
+    grad = np.empty((t + 1, 3 * Hn))
+    U = H_prev @ w["W_hh"] + w["b_hh"] if model.variant == "cudnn" else None
+    for s in range(t, -1, -1):
+        dZ, dA_h = dH * (H_prev[s] - Ht[s]), dH * (1.0 - Z[s]) * (1.0 - Ht[s] ** 2)
+        dH_prev = dH * Z[s]
+        if U is None:  # d2l: A_h = e_h + (R * H_prev) W_hh + b_h
+            dRH = w["W_hh"] @ dA_h
+            dR = dRH * H_prev[s]
+            dH_prev += dRH * R[s]
+        else:  # cudnn: A_h = e_h + b_xh + R * (H_prev W_hh + b_hh)
+            dR = dA_h * U[s]
+            dH_prev += w["W_hh"] @ (dA_h * R[s])
+        dA_z, dA_r = dZ * Z[s] * (1.0 - Z[s]), dR * R[s] * (1.0 - R[s])
+        dH_prev += w["W_hz"] @ dA_z + w["W_hr"] @ dA_r
+        grad[s] = np.concatenate([dA_z, dA_r, dA_h])
+        dH = dH_prev
+    return grad
+
+
+@pytest.mark.parametrize("kind", ["gru-d2l", "gru-cudnn", "rnn"])
+def test_connectivity_is_the_step_cores_derivative(kind: str) -> None:
+    """memory's input gradient is ``step/backward.input_gradients``: equal to autograd through
+    the reference model (float64), and to what memory's own numpy backward computed before
+    (float64 to rounding; a float32 model to float32 precision)."""
+    model = reference_model(kind, len(VOCAB), 5, init_std=0.5, seed=4)  # float64
+    tokens, t = tokens_of("the time traveller for so"), 20
+    ours = input_gradients(model, tokens, t)
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    names = [n for n in params if n.startswith("W_x")]
+    rows = {n: params[n][tokens[: t + 1]].clone().requires_grad_(True) for n in names}
+    positions = torch.arange(t + 1)[None]  # row s of each leaf is e_s itself
+    out = functional_call(model, params | rows, (positions,))
+    log_p = torch.log_softmax(out.logits[t, 0], 0)[tokens[t + 1]]
+    by_autograd = torch.cat(torch.autograd.grad(log_p, [rows[n] for n in names]), 1)
+    torch.testing.assert_close(ours, by_autograd, rtol=0, atol=1e-12)
+    before = _numpy_input_gradients(model, tokens, t)
+    np.testing.assert_allclose(ours.numpy(), before, rtol=0, atol=1e-12)
+    small = model.float()
+    ours32 = input_gradients(small, tokens, t)
+    assert ours32.dtype == torch.float32
+    scale = np.abs(before).max()
+    np.testing.assert_allclose(ours32.numpy(), _numpy_input_gradients(small, tokens, t),
+                               rtol=0, atol=1e-5 * scale)  # fmt: skip
 
 
 def test_last_position_targets_the_models_own_guess() -> None:

@@ -48,6 +48,29 @@ def backward(
     return (_gru_backward if c.Z is not None else _rnn_backward)(P, steps, c, local, D, Hp, ws)
 
 
+def input_gradients(P: dict[str, Tensor], c: ForwardCache, D: Tensor, ws: Workspace) -> Tensor:
+    """The gradient with respect to the input rows, ``d/de_s`` at every position s, of a loss
+    whose output-path gradient is ``D`` (T, K, B, H), where e_s is the row that x_s selects,
+    ``X_s [W_xz | W_xr | W_xh]`` (RNN: ``X_s W_xh``): (T, K, B, G*H), G = 3 or 1, in that order,
+    i.e. ``[dA_z | dA_r | dA_h]`` (RNN: ``dA``). It is the derivative the training step
+    scatters into the rows of ``W_x*`` (``backward``), computed by the same reverse loop; the
+    memory view's connectivity is its norm. ``D`` is overwritten with the total dL/dH_t."""
+    local = local_derivatives(c, ws)
+    if c.Z is None:
+        return _rnn_reverse(P, local, D[:, :, None], ws)[:, :, 0]
+    dA, dAh = _gru_reverse(P, c, local, D[:, :, None], ws)
+    return _input_rows(dA[:, :, 0], dAh[:, :, 0], c.G_h is not None)
+
+
+def _input_rows(dA: Tensor, dAh: Tensor, cudnn: bool) -> Tensor:
+    """[dA_z | dA_r | dA_h] from the reverse loop's [dA_z | dA_r | dG_h or dA_h] and dA_h
+    (last axis): the GRU's gradient with respect to its input rows e_s."""
+    if not cudnn:
+        return dA  # d2l: the third block already is dA_h
+    Hn = dAh.shape[-1]
+    return torch.cat([dA[..., : 2 * Hn], dAh], dim=-1)
+
+
 def with_probes(dH_out: Tensor, ws: Workspace) -> Tensor:
     """The running gradient of a flow step, (T, K, 3, B, H): block 0 the output layer's
     dL/dH_t (``dH_out``, (T, K, B, H)), blocks 1 and 2 the output-path gradients of l_T and
@@ -127,10 +150,41 @@ def _gru_backward(
     Hp: Tensor,
     ws: Workspace,
 ) -> dict[str, Tensor]:
+    """Parameter gradients (from block 0 of D only) after ``_gru_reverse``.
+    ``Hp``: H_0..H_{T-1} as member-major rows (K, T*B, H)."""
+    Hn = D.shape[-1]
+    cudnn = c.G_h is not None
+    dA_kept, dAh_kept = _gru_reverse(P, c, local, D, ws)
+    dA2 = member_rows(dA_kept[:, :, 0], ws, "dA_rows")  # (K, T*B, 3H): the loss's own gradient
+    dAh2 = member_rows(dAh_kept[:, :, 0], ws, "dAh_rows") if cudnn else dA2[..., 2 * Hn :]
+    gW_x = _scatter_rows(P["W_xz"], steps, _input_rows(dA2, dAh2, cudnn))  # (K, V, 3H)
+    gW_h = tmm(Hp, dA2 if cudnn else dA2[..., : 2 * Hn])  # (K, H, 3H or 2H): one matmul
+    grads = {
+        "W_xz": gW_x[..., :Hn].contiguous(),
+        "W_xr": gW_x[..., Hn : 2 * Hn].contiguous(),
+        "W_xh": gW_x[..., 2 * Hn :].contiguous(),
+        "W_hz": gW_h[..., :Hn],
+        "W_hr": gW_h[..., Hn : 2 * Hn],
+        "b_z": dA2[..., :Hn].sum(1),
+        "b_r": dA2[..., Hn : 2 * Hn].sum(1),
+    }
+    if cudnn:
+        return grads | {
+            "W_hh": gW_h[..., 2 * Hn :],
+            "b_hh": dA2[..., 2 * Hn :].sum(1),
+            "b_xh": dAh2.sum(1),
+        }
+    assert c.RH is not None
+    return grads | {"W_hh": tmm(member_rows(c.RH, ws, "RH_rows"), dAh2), "b_h": dAh2.sum(1)}
+
+
+def _gru_reverse(
+    P: dict[str, Tensor], c: ForwardCache, local: tuple[Tensor, ...], D: Tensor, ws: Workspace
+) -> tuple[Tensor, Tensor]:
     """Reverse loop over the running gradient D (T, K, Q, B, H); row block q = 0 is dL/dH_t
     (the others, on flow steps, are the one-position probes of ``with_probes``, which share
-    every op). On return D[t] holds the total. Returns parameter gradients (from block 0 only).
-    ``Hp``: H_0..H_{T-1} as member-major rows (K, T*B, H)."""
+    every op). On return D[t] holds the total. Returns block 0's [dA_z | dA_r | dG_h (cudnn)
+    or dA_h (d2l)] (T, K, 1, B, 3H) and dA_h (T, K, 1, B, H) at every t."""
     T, K, Q, B, Hn = D.shape
     Z, R = c.Z, c.R
     assert Z is not None and R is not None and c.W_rec is not None
@@ -170,28 +224,7 @@ def _gru_backward(
         if not cudnn:
             D_t[t - 1].addcmul_(dRH_t, R_t[t])
         mm_(D_r[t - 1], dA_r[t] if cudnn else dAzr_r[t], W_rec_T)
-    dA2 = member_rows(dA_kept[:, :, 0], ws, "dA_rows")  # (K, T*B, 3H): the loss's own gradient
-    dAh2 = member_rows(dAh_kept[:, :, 0], ws, "dAh_rows") if cudnn else dA2[..., 2 * Hn :]
-    dX = torch.cat([dA2[..., : 2 * Hn], dAh2], dim=2) if cudnn else dA2
-    gW_x = _scatter_rows(P["W_xz"], steps, dX)  # (K, V, 3H)
-    gW_h = tmm(Hp, dA2 if cudnn else dA2[..., : 2 * Hn])  # (K, H, 3H or 2H): one matmul
-    grads = {
-        "W_xz": gW_x[..., :Hn].contiguous(),
-        "W_xr": gW_x[..., Hn : 2 * Hn].contiguous(),
-        "W_xh": gW_x[..., 2 * Hn :].contiguous(),
-        "W_hz": gW_h[..., :Hn],
-        "W_hr": gW_h[..., Hn : 2 * Hn],
-        "b_z": dA2[..., :Hn].sum(1),
-        "b_r": dA2[..., Hn : 2 * Hn].sum(1),
-    }
-    if cudnn:
-        return grads | {
-            "W_hh": gW_h[..., 2 * Hn :],
-            "b_hh": dA2[..., 2 * Hn :].sum(1),
-            "b_xh": dAh2.sum(1),
-        }
-    assert c.RH is not None
-    return grads | {"W_hh": tmm(member_rows(c.RH, ws, "RH_rows"), dAh2), "b_h": dAh2.sum(1)}
+    return dA_kept, dAh_kept
 
 
 def _rnn_backward(
@@ -203,6 +236,16 @@ def _rnn_backward(
     Hp: Tensor,
     ws: Workspace,
 ) -> dict[str, Tensor]:
+    dA2 = member_rows(_rnn_reverse(P, local, D, ws)[:, :, 0], ws, "dA_rows")
+    gW_xh = _scatter_rows(P["W_xh"], steps, dA2)
+    return {"W_xh": gW_xh, "W_hh": tmm(Hp, dA2), "b_h": dA2.sum(1)}
+
+
+def _rnn_reverse(
+    P: dict[str, Tensor], local: tuple[Tensor, ...], D: Tensor, ws: Workspace
+) -> Tensor:
+    """The RNN's reverse loop over D (T, K, Q, B, H) (see ``_gru_reverse``); returns block
+    0's dA (T, K, 1, B, H) at every t."""
     T, K, Q, B, Hn = D.shape
     v = _Loop(K, Q, ws)
     dA_kept = ws.get("dA", (T, K, 1, B, Hn), D)
@@ -216,9 +259,7 @@ def _rnn_backward(
         v.keep(dA_kept, dA, t)
         if t > 0:
             mm_(D_r[t - 1], dA_r[t], W_hh_T)  # dL/dH_{t-1} += dA W_hh^T
-    dA2 = member_rows(dA_kept[:, :, 0], ws, "dA_rows")
-    gW_xh = _scatter_rows(P["W_xh"], steps, dA2)
-    return {"W_xh": gW_xh, "W_hh": tmm(Hp, dA2), "b_h": dA2.sum(1)}
+    return dA_kept
 
 
 def _scatter_rows(W_x: Tensor, steps: Tensor, rows: Tensor) -> Tensor:
