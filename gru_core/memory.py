@@ -203,12 +203,6 @@ def top_next(logits: Tensor, vocab: Vocab, k: int = TOP_K) -> tuple[np.ndarray, 
     return probs.cpu().numpy(), names[idx.cpu().numpy()]
 
 
-@torch.no_grad()
-def hidden_activations(model: RecurrentLM, tokens: Tensor) -> np.ndarray:
-    """H_1..H_T of ``tokens`` (T,) read from a zero state: (T, H) float64 (forward's hiddens)."""
-    return model(tokens[None]).hiddens[:, 0].double().cpu().numpy()
-
-
 # -- the unit finder ---------------------------------------------------------------------------
 
 

@@ -19,7 +19,6 @@ from gru_core.memory import (
     analyse,
     connectivity,
     encode_passage,
-    hidden_activations,
     input_gradients,
     model_from_weights,
     pattern_mask,
@@ -44,6 +43,12 @@ def seeded(model: RecurrentLM, seed: int, std: float = 0.5, bias: float = 0.3) -
             scale = bias if name.startswith("b_") else std
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
     return model
+
+
+@torch.no_grad()
+def hidden_activations(model: RecurrentLM, tokens: Tensor) -> np.ndarray:
+    """H_1..H_T of ``tokens`` (T,) read from a zero state: (T, H) float64 (forward's hiddens)."""
+    return model(tokens[None]).hiddens[:, 0].double().cpu().numpy()
 
 
 def tokens_of(text: str) -> Tensor:

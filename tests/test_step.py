@@ -3,6 +3,7 @@ the divergence guard, one-position gradient flows, and generators per configurat
 
 from __future__ import annotations
 
+import ast
 import copy
 import math
 import random
@@ -316,6 +317,39 @@ def test_no_process_wide_seed_and_no_host_reads_in_the_step() -> None:
     for path in step_files:  # every module of the step: validation returns device tensors
         text = path.read_text()
         assert not re.search(r"\.item\(\)|\.tolist\(\)|float\(", text), path.name
+
+
+def test_the_step_modules_import_each_other_without_a_cycle() -> None:
+    """Every import between step modules, function-level ones included, goes one way."""
+    step = GRU_CORE / "step"
+    graph: dict[str, set[str]] = {}
+    for path in step.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        graph[path.stem] = {
+            node.module.rsplit(".", 1)[1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("gru_core.step.")
+        } | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "gru_core.step"
+            for alias in node.names
+        }
+    assert {"bptt", "backward", "forward", "core"} <= set(graph)
+    assert "backward" in graph["bptt"] and "bptt" not in graph["backward"]
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join((*path, name))}"
+        if name not in done:
+            for dep in graph.get(name, ()):
+                visit(dep, (*path, name))
+            done.add(name)
+
+    for name in graph:
+        visit(name, ())
 
 
 def test_configs_stepped_together_must_share_a_shape() -> None:
