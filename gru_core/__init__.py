@@ -1,7 +1,8 @@
 """gru_core: an instrumented GRU training engine (d2l's GRU chapter, from scratch). No UI here.
 
 Layers, bottom to top (ARCHITECTURE.md; tests/test_architecture.py holds them):
-config -> data -> sources -> limits -> model/ (cells, gates, init, sampling, the textbook)
+config -> data -> sources -> perplexity -> limits
+-> model/ (cells, gates, init, sampling, the textbook)
 -> step/ (the K-axis device step: forward, BPTT, statistics, validation) -> theory
 -> memory -> run/ (epoch loop, trainer, records, telemetry, verdict, jobs) -> cli
 -> sweep/ (trainability maps). This file re-exports the names most callers need.
