@@ -103,7 +103,9 @@ def turn(rows: list[Row]) -> dict[str, float | None]:
 def cell(r: CellResult) -> str:
     p = r.final_val_perplexity
     mark = "" if r.verdict == "learned" else f" {r.verdict}"
-    return f"{p:.1f}{mark}" if p is not None and math.isfinite(p) else (r.verdict or r.status)
+    if p is None or not math.isfinite(p):
+        return r.verdict or r.status
+    return f"{p:.1f}{mark}" if p < 1e4 else f"{p:.2g}{mark}"
 
 
 def svg(panels: dict[str, dict[int, list[Row]]], edges: dict, path: Path) -> None:

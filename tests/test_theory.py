@@ -233,6 +233,15 @@ def test_deterministic_given_the_seeds_and_leaves_the_global_generator(
     assert len(set(a.tolist())) == 3  # each seed its own weights, text and tangent
 
 
+def test_a_text_shorter_than_the_probe_is_cycled(small_corpus: Corpus) -> None:
+    V, tokens = len(small_corpus.vocab), small_corpus.tokens
+    short = lyapunov_exponents("rnn", 16, 0.2, tokens[:40], V, steps=100, burn_in=10)
+    cycled = lyapunov_exponents("rnn", 16, 0.2, tokens[:40].repeat(3)[:110], V, steps=100,
+                                burn_in=10)  # fmt: skip
+    assert torch.isfinite(short).all()
+    torch.testing.assert_close(short, cycled)  # offset 0 either way: the same 110 characters
+
+
 def test_weights_are_the_engines_draw_for_each_seed(small_corpus: Corpus) -> None:
     V = len(small_corpus.vocab)
     weights = initial_weights("gru", 16, 0.05, V, seeds=3, seed=4)
