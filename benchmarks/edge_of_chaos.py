@@ -110,8 +110,9 @@ def cell(r: CellResult) -> str:
 
 def svg(panels: dict[str, dict[int, list[Row]]], edges: dict, path: Path) -> None:
     """lambda (left axis) and final validation perplexity, theta = 1 (right axis, log),
-    against c = init std * sqrt(H), one panel per model; dashed verticals: lambda = 0."""
-    W, Hh, pad = 460, 320, 60
+    against c = init std * sqrt(H), one panel per model; dashed verticals: lambda = 0; an x
+    at the top where the unclipped run failed."""
+    W, Hh, pad = 460, 330, 70
     colours = {64: "#1b9e77", 128: "#d95f02", 256: "#7570b3"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W}" height="{Hh}" '
              'font-family="sans-serif" font-size="11">']  # fmt: skip
@@ -126,8 +127,8 @@ def svg(panels: dict[str, dict[int, list[Row]]], edges: dict, path: Path) -> Non
         return Hh - pad - (v - vmin) / (vmax - vmin) * (Hh - 2 * pad)
 
     for i, (model, by_h) in enumerate(panels.items()):
-        parts.append(f'<text x="{i * W + W / 2}" y="16" text-anchor="middle">{model.upper()}: '
-                     'λ (solid), val. perplexity θ=1 (dotted, log 5..50)</text>')  # fmt: skip
+        title = f"{model.upper()}: λ (solid), val. perplexity θ=1 (dotted), × unclipped fails"
+        parts.append(f'<text x="{i * W + W / 2}" y="16" text-anchor="middle">{title}</text>')
         parts.append(f'<line x1="{x(min(cs), i)}" y1="{y(0, -2, 2)}" x2="{x(max(cs), i)}" '
                      f'y2="{y(0, -2, 2)}" stroke="#999"/>')  # fmt: skip
         for c in (0.25, 0.5, 1, 2, 4, 8):
@@ -149,13 +150,18 @@ def svg(panels: dict[str, dict[int, list[Row]]], edges: dict, path: Path) -> Non
                            for c, p in ppl if p is not None and math.isfinite(p))  # fmt: skip
             parts.append(f'<polyline points="{pts}" fill="none" stroke="{col}" '
                          'stroke-dasharray="2,3" stroke-width="2"/>')  # fmt: skip
+            for r in rows:  # x: the unclipped run failed (did not learn, blew up, diverged)
+                if r.off.verdict != "learned":
+                    yx = pad - 8 - 9 * list(by_h).index(h)
+                    parts.append(f'<text x="{x(r.c, i):.1f}" y="{yx}" fill="{col}" '
+                                 'text-anchor="middle">×</text>')  # fmt: skip
             edge = edges[(model, h)]
             if edge is not None:
                 xe = x(edge * math.sqrt(h), i)
                 parts.append(f'<line x1="{xe:.1f}" y1="{pad}" x2="{xe:.1f}" y2="{Hh - pad}" '
                              f'stroke="{col}" stroke-dasharray="6,4"/>')  # fmt: skip
-            ylab = 34 + 14 * list(by_h).index(h)
-            parts.append(f'<text x="{i * W + pad + 8}" y="{ylab}" fill="{col}">H = {h}</text>')
+            xlab = i * W + pad + 70 * list(by_h).index(h)
+            parts.append(f'<text x="{xlab}" y="{Hh - 12}" fill="{col}">— H = {h}</text>')
     parts.append("</svg>")
     path.write_text("\n".join(parts), encoding="utf-8")
 
