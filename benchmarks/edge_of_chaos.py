@@ -15,7 +15,7 @@ For each model (GRU, RNN) and hidden size H (64, 128, 256):
   {1, off}, ``--epochs`` epochs on the first 10,000 characters of The Time Machine (d2l's
   settings otherwise: T 35, batch 32, lr 1, seed 0); where it turns: the init std with the
   lowest final validation perplexity (theta = 1 and off) and the first init std above the
-  best unclipped one whose unclipped run fails (did not learn, blew up or diverged).
+  best unclipped one whose unclipped run fails (any verdict but learned).
 
 The init stds are c / sqrt(H) for c in ``--c`` (default 0.16 .. 8: c = 0.16 is d2l's 0.01 at
 H = 256), so every H spans its crossing. Prints one table per model and H, then the summary
@@ -150,7 +150,7 @@ def svg(panels: dict[str, dict[int, list[Row]]], edges: dict, path: Path) -> Non
                            for c, p in ppl if p is not None and math.isfinite(p))  # fmt: skip
             parts.append(f'<polyline points="{pts}" fill="none" stroke="{col}" '
                          'stroke-dasharray="2,3" stroke-width="2"/>')  # fmt: skip
-            for r in rows:  # x: the unclipped run failed (did not learn, blew up, diverged)
+            for r in rows:  # x: the unclipped run failed (any verdict but learned)
                 if r.off.verdict != "learned":
                     yx = pad - 8 - 9 * list(by_h).index(h)
                     parts.append(f'<text x="{x(r.c, i):.1f}" y="{yx}" fill="{col}" '

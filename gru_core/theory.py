@@ -260,7 +260,7 @@ def lyapunov_exponents(
         model, hidden_size, init_std, vocab_size, seeds=seeds, seed=seed, gru_variant=gru_variant
     )
     parts, L = (2 if model == "lstm" else 1), burn_in + steps
-    inputs, tangent = _probes(tokens, L, range(seed, seed + seeds), (parts, hidden_size))
+    inputs, tangent = _probes(tokens.cpu(), L, range(seed, seed + seeds), (parts, hidden_size))
     state = tuple(torch.zeros(seeds, 1, hidden_size, dtype=DTYPE) for _ in range(parts))
     g = log_growth(tangent_step(model, weights, inputs, gru_variant), L, state, tangent)
     return g[burn_in:].mean(dim=0)
