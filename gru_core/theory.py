@@ -47,9 +47,10 @@ elementwise product, rows are states. ``tests/test_theory.py`` holds them to the
 forward pass (finite differences and ``torch.func.jvp``). A tangent that becomes exactly 0
 (every unit saturated, in float32) gives lambda = -inf.
 
-Weights and randomness: the weights are the engine's own draw (``StepCore`` with the configs'
-seeds ``seed .. seed + seeds - 1``), so the exponent of seed s belongs to the run, or the map
-cell, with that seed; the seeds are one batch (a leading axis K, as in the step). Each seed
+Weights and randomness: the weights are the engine's own draw (``build_model``, by the rule
+of ``model/init.py``, for seeds ``seed .. seed + seeds - 1``), so the exponent of seed s
+belongs to the run, or the map cell, with that seed; the seeds are one batch (a leading axis
+K, as in the step). Each seed
 also reads its own stretch of the text (a random offset, the text cycled if too short) and
 draws its own v_0, from its own ``torch.Generator`` seeded ``seed + PROBE_STREAM`` (never the
 process-wide generator, and not the weights' stream). It runs on the CPU in float32, like the
@@ -66,7 +67,7 @@ import torch
 from torch import Tensor
 
 from gru_core.config import GRU_VARIANTS, TrainConfig
-from gru_core.step.core import StepCore
+from gru_core.model.cells import build_model
 
 LYAPUNOV_MODELS = ("gru", "rnn", "lstm")
 MODEL_KINDS = ("gru/d2l", "gru/cudnn", "rnn", "lstm")  # (model/gru_variant) tangent_step covers
@@ -93,8 +94,8 @@ def initial_weights(
     (``W_xz``: (K, V, H), ``b_z``: (K, H), ...), as a run with that seed starts."""
     base = TrainConfig(model=model, gru_variant=gru_variant, hidden_size=hidden_size)
     configs = [base.replace(init_std=init_std, seed=seed + k) for k in range(seeds)]
-    core = StepCore(configs, vocab_size, "cpu", gate_stats=False, probes=False)
-    return {name: W.to(dtype) for name, W in core.params.items()}
+    members = [dict(build_model(c, vocab_size).named_parameters()) for c in configs]
+    return {n: torch.stack([m[n].detach() for m in members]).to(dtype) for n in members[0]}
 
 
 def tangent_step(
