@@ -93,13 +93,20 @@ def test_group_norms_are_l2_over_parameters() -> None:
     assert all(f"group:{g}" in row.index for g in PARAM_GROUPS)
 
 
-def test_epochs_all_kept_and_val_none_is_nan() -> None:
-    tel = Telemetry()
+def test_epochs_thinned_like_steps_and_val_none_is_nan() -> None:
+    """Epochs were all kept; now (issue 24) a long run keeps ``epochs`` of them: the first
+    tenth, the latest 40% in full, the rest thinned; the count stays fixed once full."""
+    tel = Telemetry(epochs=1000)
     for e in range(1, 3001):
         tel.add_epoch(make_epoch(e, val=None if e % 2 else 9.0))
+        if e == 1000:
+            assert list(tel.snapshot().epochs["epoch"]) == list(range(1, 1001))
     snap = tel.snapshot()
-    assert list(snap.epochs["epoch"]) == list(range(1, 3001))
-    assert snap.epochs["val_perplexity"].isna().sum() == 1500
+    epochs = snap.epochs["epoch"].to_numpy()
+    assert len(epochs) == 1000 and np.all(np.diff(epochs) > 0)
+    assert set(range(1, 101)) | set(range(2601, 3001)) <= set(epochs.tolist())
+    assert list(snap.epochs["val_perplexity"].isna()) == list(epochs % 2 == 1)
+    assert snap.epochs["greedy_text"].iloc[-1] == "time traveller "
     assert snap.last_epoch == make_epoch(3000, val=9.0)
 
 
@@ -188,9 +195,9 @@ def test_a_watcher_may_take_a_recent_snapshot_while_the_run_moves_on(
     # A fast run writes while the frames are built: the snapshot is still kept for others.
     frames = telemetry._steps_frame
 
-    def racing(rows: list) -> object:
-        tel.add_step(make_step(len(rows) + 1))
-        return frames(rows)
+    def racing(columns: dict) -> object:
+        tel.add_step(make_step(len(columns["step"]) + 1))
+        return frames(columns)
 
     tel.add_step(make_step(3))
     monkeypatch.setattr(telemetry, "_steps_frame", racing)
@@ -219,6 +226,33 @@ def test_100k_step_run_stays_bounded_and_keeps_landmarks() -> None:
     assert snap.steps.loc[snap.steps["step"] == spike_step, "grad_norm"].item() == 1e6
     assert len(snap.flow_steps) <= 600 and snap.flow_steps[-1] == n
     assert not snap.steps[[f"group:{g}" for g in PARAM_GROUPS]].isna().any().any()
+
+
+def test_memory_fixed_and_snapshot_size_independent_of_run_length() -> None:
+    """Issue 24: the arrays are sized once; past head + recent + middle steps (and as many
+    spikes thinned out), a snapshot holds the same number of rows at any run length."""
+    tel = Telemetry(flow_rows=400, flow_cap=600)
+    sizes, counts = {}, {}
+    for s in range(1, 20_001):
+        tel.add_step(
+            make_step(s, grad_norm=1.0 + (s % 11) / 10, flow=(1.0,) * 35 if s % 5 == 0 else None)
+        )
+        if s % 2 == 0:
+            tel.add_epoch(make_epoch(s // 2))
+        if s in (100, 4000, 20_000):
+            snap = tel.snapshot()
+            sizes[s] = tel.nbytes()
+            counts[s] = (len(snap.steps), len(snap.flow_steps), len(snap.epochs))
+    assert sizes[100] == sizes[4000] == sizes[20_000]
+    assert counts[100] == (100, 20, 50)
+    assert counts[4000] == counts[20_000] == (500 + 1500 + 1500 + 100, 600, 1000)
+    steps = tel.snapshot().steps["step"].to_numpy()
+    assert steps[0] == 1 and steps[-1] == 20_000 and np.all(np.diff(steps) > 0)
+    # 18,000 steps thinned into 1,500 slots: every 8th or 16th (and spikes between)
+    middle = steps[(steps > 500) & (steps <= 20_000 - 1500)]
+    assert len(middle) == 1500 + 100
+    gaps = np.diff(middle[middle % 8 == 0])
+    assert gaps.min() >= 8 and gaps.max() <= 16
 
 
 def test_concurrent_writer_and_reader() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gru_core.step.stats import PERCENTILES
+from gru_core.step.stats import PARAM_GROUPS, PERCENTILES, param_group
 
 __all__ = [
     "PARAM_GROUPS",
@@ -32,7 +32,8 @@ class GateStats:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """Everything measured in one optimisation step (one minibatch)."""
+    """Everything measured in one optimisation step (one minibatch). The fields are named
+    after the step's statistics (``gru_core.step.stats``: RECORDED, BASE_COLUMNS, FLOWS)."""
 
     step: int  # 1-based global step
     epoch: int  # 1-based epoch this step belongs to
@@ -76,18 +77,3 @@ class Outcome:
     message: str = ""
     last_finite_loss: float | None = None
     last_finite_grad_norm: float | None = None
-
-
-PARAM_GROUPS = ("input weights", "recurrent weights", "biases", "output layer")
-
-
-def param_group(name: str) -> str:
-    """Which of PARAM_GROUPS a parameter belongs to, from its mathematical name:
-    W_hq/b_q -> output layer, b_* -> biases, W_x* -> input weights, W_h* -> recurrent."""
-    if name in ("W_hq", "b_q"):
-        return "output layer"
-    if name.startswith("b_"):
-        return "biases"
-    if name.startswith("W_x"):
-        return "input weights"
-    return "recurrent weights"

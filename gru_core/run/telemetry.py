@@ -1,74 +1,74 @@
 """A bounded, thread-safe store of training records, read by the UI as DataFrame snapshots.
 
 The training thread calls ``add_step``, ``add_epoch``, ``add_event`` and ``set_probe``; the
-UI thread calls ``snapshot()`` a few times a second. Every method takes the same lock, and a
-snapshot holds only copies or values that are never mutated again, so the UI cannot see a
-half-written state.
+UI thread calls ``snapshot()`` a few times a second. Every method takes the same lock; a
+snapshot copies what it shows under it, so the UI cannot see a half-written state.
 
-Memory stays bounded however long the run. Epoch records are all kept (a run has at most a
-few thousand). Step records are flattened to one row dict at add time and kept as:
+Kept columnar, at a fixed size. Each step record is written once, as one row, into
+preallocated numpy arrays (one per column of ``stats.step_columns``), at a slot that
+``columns.Retention`` names: the first ``head`` steps, the latest ``recent`` in full, a
+``middle`` thinned by a doubling stride (``thinning.Thinning``), and the ``spikes`` of largest
+gradient norm among the steps thinned out. Epoch records are kept the same way (``epochs``
+in all, without spikes), and so are gradient-flow rows (``||dL/dH_t||`` for t = 1..T, recorded
+every k-th step, with the one-position flows ``||d l_T / dH_t||`` and ``||d l_late / dH_t||``
+of the same step): the latest ``flow_rows`` in full, ``flow_cap`` in total.
 
-- ``head``: the first steps of the run (the fast early drop of the loss);
-- ``recent``: the latest steps, in full (a deque);
-- ``middle``: steps leaving the recent window, kept when ``step % stride == 0``; when it
-  outgrows its budget the stride doubles and the rows that are no longer multiples go;
-- ``spikes``: the steps with the largest gradient norm among those dropped (a min-heap), so
-  a gradient explosion in the middle of a long run stays visible.
-
-So at most ``head + recent + middle + spikes`` rows are retained. Gradient-flow rows
-(``||dL/dH_t||`` for t = 1..T, recorded every k-th step) are kept the same way: the latest
-``flow_rows`` in full, older ones decimated by a doubling stride, ``flow_cap`` in total; with
-each row go the one-position flows ``||d l_T / dH_t||`` and ``||d l_late / dH_t||`` of the same
-step (``StepRecord.grad_flow_last`` / ``grad_flow_late``).
+So memory is fixed from the first record, and once a run outgrew the sizes the count of rows
+kept stays the same: a snapshot copies the kept rows out of the arrays, in time proportional
+to the rows shown, whether the run is at step 4,000 or 400,000.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gru_core.run.records import PARAM_GROUPS, PERCENTILES, EpochRecord, StepRecord, param_group
+from gru_core.run.columns import Columns, Retention
+from gru_core.run.records import EpochRecord, StepRecord
+from gru_core.step.stats import (
+    BASE_COLUMNS,
+    BOOLEAN_COLUMNS,
+    CLIP_THRESHOLD,
+    CLIPPED,
+    FLOWS,
+    GATE_SUFFIXES,
+    GRAD_NORM,
+    INTEGER_COLUMNS,
+    MEAN,
+    PARAM_GROUPS,
+    STEP,
+    gate_column,
+    gnorm_column,
+    group_column,
+    param_group,
+    step_columns,
+)
+
+__all__ = ["BASE_COLUMNS", "EVENT_COLUMNS", "Snapshot", "Telemetry", "flatten_step", "gate_names"]
 
 Row = dict[str, Any]
-
-# Columns every steps frame has, in this order (then gnorm:*, group:*, then gate columns).
-BASE_COLUMNS = (
-    "step",
-    "epoch",
-    "loss",
-    "perplexity",
-    "grad_norm",
-    "grad_norm_clipped",
-    "clipped",
-    "clip_threshold",
-    "lr",
-    "update_ratio",
-    "tokens",
-)
-GROUP_COLUMNS = tuple(f"group:{g}" for g in PARAM_GROUPS)
-# Suffixes of the per-gate columns: G:mean, G:p5 ... G:p95, G:sat.
-GATE_SUFFIXES = ("mean", *(f"p{p}" for p in PERCENTILES), "sat")
 EVENT_COLUMNS = ("step", "kind", "value")
 MAX_EVENTS = 10_000  # live knob changes are rare; the oldest go beyond this
+FLOW = "flows"  # the flow store's one column: (3, T) per row, in FLOWS order
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """A consistent, read-only view of the store at one moment.
 
-    steps: one row per retained step, sorted by step (columns: BASE_COLUMNS, ``gnorm:<name>``
-        per parameter, GROUP_COLUMNS, ``<gate>:<suffix>`` per gate and GATE_SUFFIXES).
-    epochs: every EpochRecord, one row each, columns named after its fields.
+    steps: one row per retained step, sorted by step; columns ``stats.step_columns``
+        (BASE_COLUMNS, ``gnorm:<name>`` per parameter, ``group:<group>`` per parameter group,
+        ``<gate>:<suffix>`` per gate and GATE_SUFFIXES).
+    epochs: one row per retained EpochRecord (thinned like the steps), columns named after
+        its fields.
     events: live knob changes (step, kind, value); value NaN means "off".
     flow_steps: (K,) steps of the retained gradient-flow rows, ascending.
     flow: (K, T_max) ``||dL/dH_t||``, padded with NaN where a row has fewer time steps.
@@ -93,83 +93,57 @@ class Snapshot:
 
 @lru_cache(maxsize=1024)
 def _param_columns(name: str) -> tuple[str, str]:
-    """Column of a parameter's gradient norm and the group it adds to."""
-    return f"gnorm:{name}", param_group(name)
+    """Column of a parameter's gradient norm and its group's column."""
+    return gnorm_column(name), group_column(param_group(name))
 
 
 @lru_cache(maxsize=256)
 def _gate_columns(gate: str) -> tuple[str, ...]:
     """Columns of one gate: mean, the percentiles, saturated fraction (GATE_SUFFIXES order)."""
-    return tuple(f"{gate}:{suffix}" for suffix in GATE_SUFFIXES)
+    return tuple(gate_column(gate, suffix) for suffix in GATE_SUFFIXES)
+
+
+def _dtype(column: str) -> tuple[type, Any]:
+    """A steps column's dtype and the fill of a row that lacks it."""
+    if column in INTEGER_COLUMNS:
+        return np.int64, 0
+    if column in BOOLEAN_COLUMNS:
+        return np.bool_, False
+    return np.float64, math.nan
 
 
 def flatten_step(record: StepRecord) -> Row:
     """One StepRecord as a flat row of plain numbers (see Snapshot.steps for the columns)."""
+    row: Row = {name: getattr(record, name) for name in BASE_COLUMNS}
+    row[CLIPPED] = bool(record.clipped)
     threshold = record.clip_threshold
-    row: Row = {
-        "step": int(record.step),
-        "epoch": int(record.epoch),
-        "loss": float(record.loss),
-        "perplexity": float(record.perplexity),
-        "grad_norm": float(record.grad_norm),
-        "grad_norm_clipped": float(record.grad_norm_clipped),
-        "clipped": bool(record.clipped),
-        "clip_threshold": math.nan if threshold is None else float(threshold),
-        "lr": float(record.lr),
-        "update_ratio": float(record.update_ratio),
-        "tokens": int(record.tokens),
-    }
-    squares = dict.fromkeys(PARAM_GROUPS, 0.0)
+    row[CLIP_THRESHOLD] = math.nan if threshold is None else float(threshold)
+    squares = dict.fromkeys(map(group_column, PARAM_GROUPS), 0.0)
     for name, norm in record.param_grad_norms.items():
         column, group = _param_columns(name)
         row[column] = norm = float(norm)
         squares[group] += norm * norm
-    for group, column in zip(PARAM_GROUPS, GROUP_COLUMNS, strict=True):
+    for column, square in squares.items():
         # Group norm = sqrt(sum of squared parameter norms): the L2 norm of the group's grads.
-        row[column] = math.sqrt(squares[group])
+        row[column] = math.sqrt(square)
     for gate, stats in record.gates.items():
         values = (stats.mean, *stats.percentiles, stats.saturated)
         if len(values) != len(GATE_SUFFIXES):
-            raise ValueError(f"gate {gate!r}: expected {len(PERCENTILES)} percentiles")
+            raise ValueError(f"gate {gate!r}: expected {len(GATE_SUFFIXES) - 2} percentiles")
         row.update(zip(_gate_columns(gate), map(float, values), strict=True))
     return row
 
 
 def gate_names(snapshot: Snapshot) -> list[str]:
     """Gate names present in ``snapshot.steps`` ('Z', 'R', 'H_tilde', ...), in column order."""
-    return [c[: -len(":mean")] for c in snapshot.steps.columns if c.endswith(":mean")]
+    end = gate_column("", MEAN)
+    return [c[: -len(end)] for c in snapshot.steps.columns if c.endswith(end)]
 
 
-def _spike_key(row: Row) -> float:
-    """Heap key of a row: its gradient norm, with NaN ranked as the largest (a divergence)."""
-    g = row["grad_norm"]
-    return math.inf if math.isnan(g) else g
-
-
-class _Decimator:
-    """Items in step order, keeping those with ``step % stride == 0``; the stride doubles
-    whenever more than ``capacity`` are kept."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.stride = 1
-        self.items: list[tuple[int, Any]] = []
-
-    def add(self, step: int, item: Any) -> list[tuple[int, Any]]:
-        """Offer one item; return the (step, item) pairs dropped, possibly including it."""
-        if self.capacity == 0 or step % self.stride != 0:
-            return [(step, item)]
-        self.items.append((step, item))
-        dropped: list[tuple[int, Any]] = []
-        while len(self.items) > self.capacity and self.stride < 2**62:
-            self.stride *= 2
-            dropped += [(s, it) for s, it in self.items if s % self.stride != 0]
-            self.items = [(s, it) for s, it in self.items if s % self.stride == 0]
-        if len(self.items) > self.capacity:  # only when a step number repeats (e.g. step 0)
-            cut = len(self.items) - self.capacity
-            dropped += self.items[:cut]
-            self.items = self.items[cut:]
-        return dropped
+def _epoch_dtypes() -> dict[str, tuple[type, Any]]:
+    """EpochRecord's fields -> (dtype, fill): int64, object for text, float64 (None -> NaN)."""
+    kinds = {"int": (np.int64, 0), "str": (object, "")}
+    return {f.name: kinds.get(str(f.type), (np.float64, math.nan)) for f in fields(EpochRecord)}
 
 
 class Telemetry:
@@ -179,10 +153,11 @@ class Telemetry:
         self,
         head: int = 500,  # first steps kept in full
         recent: int = 1500,  # latest steps kept in full
-        middle: int = 1500,  # decimated steps in between, at most
-        spikes: int = 100,  # largest-grad-norm steps kept among those dropped
+        middle: int = 1500,  # thinned steps in between
+        spikes: int = 100,  # largest-grad-norm steps kept among those thinned out
         flow_rows: int = 400,  # latest gradient-flow rows kept in full
         flow_cap: int = 600,  # gradient-flow rows kept in total
+        epochs: int = 1000,  # epochs kept: the first tenth, the latest 40% in full, thinned
     ) -> None:
         for name, value, low in (
             ("head", head, 0),
@@ -191,28 +166,34 @@ class Telemetry:
             ("spikes", spikes, 0),
             ("flow_rows", flow_rows, 1),
             ("flow_cap", flow_cap, flow_rows),
+            ("epochs", epochs, 3),
         ):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"Telemetry {name}={value!r}: expected an integer >= {low}")
-        self._sizes = (head, recent, middle, spikes, flow_rows, flow_cap)
+        self._sizes = (head, recent, middle, spikes, flow_rows, flow_cap, epochs)
         self._lock = threading.Lock()
         self.clear()
 
     def clear(self) -> None:
         """Forget everything (a new run)."""
-        _, _, middle, _, flow_rows, flow_cap = self._sizes
+        head, recent, middle, spikes, flow_rows, flow_cap, epochs = self._sizes
+        e_head, e_recent = max(1, epochs // 10), max(1, 2 * epochs // 5)
         with self._lock:
-            self._head: list[Row] = []
-            self._recent: deque[Row] = deque()
-            self._middle = _Decimator(middle)
-            self._spikes: list[tuple[float, int, int, Row]] = []  # min-heap: (|g|, step, seq)
-            self._seq = itertools.count()  # tie-breaker, so rows are never compared
-            self._flow_recent: deque[tuple[int, np.ndarray]] = deque()  # (step, (3, T))
-            self._flow_old = _Decimator(flow_cap - flow_rows)
-            self._epochs: list[EpochRecord] = []
+            self._steps = Retention(head, recent, middle, spikes)
+            self._step_columns = Columns(self._steps.size)
+            for column in step_columns((), ()):
+                self._step_columns.define(column, *_dtype(column))
+            self._epochs = Retention(e_head, e_recent, epochs - e_head - e_recent)
+            self._epoch_columns = Columns(self._epochs.size)
+            for column, (dtype, fill) in _epoch_dtypes().items():
+                self._epoch_columns.define(column, dtype, fill)
+            self._flows = Retention(0, flow_rows, flow_cap - flow_rows)
+            self._flow_columns = Columns(self._flows.size)
+            self._flow_columns.define(FLOW, np.float64, math.nan, (len(FLOWS), 0))
             self._events: deque[tuple[int, str, float]] = deque(maxlen=MAX_EVENTS)
             self._probe: dict[str, Any] | None = None
             self._last_step: StepRecord | None = None
+            self._last_epoch: EpochRecord | None = None
             self._total_steps = 0
             self._clipped_steps = 0
             self._version = 0
@@ -225,47 +206,40 @@ class Telemetry:
         row = flatten_step(record)
         flow = None
         if record.grad_flow is not None:
-            T = len(record.grad_flow)
-            flow = np.full((3, T), np.nan)  # rows: grad_flow, grad_flow_last, grad_flow_late
-            flow[0] = record.grad_flow
-            for i, extra in ((1, record.grad_flow_last), (2, record.grad_flow_late)):
-                if extra is not None:
-                    flow[i, : len(extra)] = extra
-            flow.setflags(write=False)
-        head, recent, _, _, flow_rows, _ = self._sizes
+            flow = [record.grad_flow, record.grad_flow_last, record.grad_flow_late]
         with self._lock:
             self._total_steps += 1
             self._clipped_steps += bool(record.clipped)
             self._last_step = record
             self._version += 1
-            if len(self._head) < head:
-                self._head.append(row)
-            else:
-                self._recent.append(row)
-                if len(self._recent) > recent:
-                    old = self._recent.popleft()
-                    for _, dropped in self._middle.add(old["step"], old):
-                        self._keep_if_spike(dropped)
+            columns = self._step_columns
+            if len(row) != len(columns.arrays) or not row.keys() <= columns.arrays.keys():
+                for name in row.keys() - columns.arrays.keys():  # a parameter or gate
+                    columns.define(name, *_dtype(name))
+                columns.reorder(step_columns(record.param_grad_norms, record.gates))
+            columns.write(self._steps.admit(row[STEP], row[GRAD_NORM]), row)
             if flow is not None:
-                self._flow_recent.append((row["step"], flow))
-                if len(self._flow_recent) > flow_rows:
-                    self._flow_old.add(*self._flow_recent.popleft())
+                self._add_flow(row[STEP], flow)
 
-    def _keep_if_spike(self, row: Row) -> None:
-        """Offer a dropped row to the spike heap (caller holds the lock)."""
-        capacity = self._sizes[3]
-        if capacity == 0:
-            return
-        entry = (_spike_key(row), row["step"], next(self._seq), row)
-        if len(self._spikes) < capacity:
-            heapq.heappush(self._spikes, entry)
-        elif entry[:2] > self._spikes[0][:2]:
-            heapq.heapreplace(self._spikes, entry)
+    def _add_flow(self, step: int, flows: list[tuple[float, ...] | None]) -> None:
+        """Store one step's flows (caller holds the lock), widening the rows to a longer T."""
+        columns = self._flow_columns
+        width = max(len(f) for f in flows if f is not None)
+        if width > columns.arrays[FLOW].shape[2]:
+            columns.define(FLOW, np.float64, math.nan, (len(FLOWS), width))
+        values = np.full(columns.arrays[FLOW].shape[1:], math.nan)
+        for i, f in enumerate(flows):
+            if f is not None:
+                values[i, : len(f)] = f
+        columns.write(self._flows.admit(step), {FLOW: values})
 
     def add_epoch(self, record: EpochRecord) -> None:
-        """Store one epoch summary (all are kept)."""
+        """Store one epoch summary (the epochs are thinned like the steps)."""
+        row = {f.name: getattr(record, f.name) for f in fields(EpochRecord)}
+        row = {k: math.nan if v is None else v for k, v in row.items()}
         with self._lock:
-            self._epochs.append(record)
+            self._epoch_columns.write(self._epochs.admit(record.epoch), row)
+            self._last_epoch = record
             self._version += 1
 
     def add_event(self, step: int, kind: str, value: float | None) -> None:
@@ -290,6 +264,12 @@ class Telemetry:
 
     # ----- reader side (UI thread) ---------------------------------------------------------
 
+    def nbytes(self) -> int:
+        """Bytes of the arrays the records are kept in (fixed but for a new column or T)."""
+        with self._lock:
+            stores = (self._step_columns, self._epoch_columns, self._flow_columns)
+            return sum(a.nbytes for c in stores for a in c.arrays.values())
+
     def snapshot(self, max_age: float = 0.0) -> Snapshot:
         """A consistent view of everything stored (cached until the next write).
 
@@ -298,8 +278,9 @@ class Telemetry:
         page drew last, and the figures built for it, instead of each building its own while
         the run moves on every step).
 
-        Rows and arrays are never mutated once stored, so the lock is held only to collect
-        references; the frames are built outside it. Treat the result as read-only.
+        The kept rows are copied out of the arrays under the lock (in step order: time
+        proportional to the rows kept, which stop growing), the frames built outside it.
+        Treat the result as read-only.
         """
         with self._lock:
             cached = self._cached
@@ -309,25 +290,26 @@ class Telemetry:
             ):
                 return cached[1]
             version = self._version
-            rows = [*self._head, *(row for _, row in self._middle.items), *self._recent]
-            rows += [entry[-1] for entry in self._spikes]
-            flows = [*self._flow_old.items, *self._flow_recent]
-            epochs = list(self._epochs)
+            steps = self._step_columns.take(self._steps.kept())
+            epochs = self._epoch_columns.take(self._epochs.kept())
+            kept = self._flows.kept()
+            flow_steps, flows = self._flows.steps[kept], self._flow_columns.take(kept)[FLOW]
             events = list(self._events)
             probe = None if self._probe is None else dict(self._probe)
             if probe is not None:
                 probe["gates"] = dict(probe["gates"])
             last_step, total, clipped = self._last_step, self._total_steps, self._clipped_steps
-        flow_steps, (flow, flow_last, flow_late) = _flow_arrays(flows)
+            last_epoch = self._last_epoch
+        flow, flow_last, flow_late = np.moveaxis(flows, 1, 0)
         snap = Snapshot(
-            steps=_steps_frame(rows),
-            epochs=_epochs_frame(epochs),
+            steps=_steps_frame(steps),
+            epochs=pd.DataFrame(epochs, copy=False),
             events=_events_frame(events),
             flow_steps=flow_steps,
             flow=flow,
             probe=probe,
             last_step=last_step,
-            last_epoch=epochs[-1] if epochs else None,
+            last_epoch=last_epoch,
             total_steps=total,
             clipped_steps=clipped,
             flow_last=flow_last,
@@ -339,27 +321,9 @@ class Telemetry:
         return snap
 
 
-def _steps_frame(rows: list[Row]) -> pd.DataFrame:
-    """Rows -> DataFrame sorted by step, base columns first, numeric dtypes."""
-    if not rows:
-        frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in BASE_COLUMNS + GROUP_COLUMNS})
-        ints = {"step": "int64", "epoch": "int64", "tokens": "int64", "clipped": "bool"}
-        return frame.astype(ints)
-    frame = pd.DataFrame.from_records(rows)
-    frame = frame.drop_duplicates("step", keep="last").sort_values("step", kind="stable")
-    return frame.reset_index(drop=True)
-
-
-def _epochs_frame(epochs: list[EpochRecord]) -> pd.DataFrame:
-    """EpochRecords -> DataFrame (val_perplexity None -> NaN)."""
-    names = [f.name for f in fields(EpochRecord)]
-    if not epochs:
-        frame = pd.DataFrame({n: pd.Series(dtype="float64") for n in names})
-        texts = {"greedy_text": object, "sampled_text": object}
-        return frame.astype({"epoch": "int64", "step": "int64", **texts})
-    frame = pd.DataFrame([asdict(e) for e in epochs], columns=names)
-    frame["val_perplexity"] = pd.to_numeric(frame["val_perplexity"], errors="coerce")
-    return frame.astype({"val_perplexity": "float64"})
+def _steps_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Kept columns (copies, in step order) -> the steps DataFrame, base columns first."""
+    return pd.DataFrame(columns, copy=False)
 
 
 def _events_frame(events: list[tuple[int, str, float]]) -> pd.DataFrame:
@@ -371,17 +335,3 @@ def _events_frame(events: list[tuple[int, str, float]]) -> pd.DataFrame:
             "value": np.array([e[2] for e in events], dtype=np.float64),
         }
     )
-
-
-def _flow_arrays(flows: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient-flow rows (step, (3, T)) -> steps (K,) and a (3, K, T_max) array, padded with
-    NaN: grad_flow, grad_flow_last, grad_flow_late."""
-    if not flows:
-        return np.zeros(0, dtype=np.int64), np.zeros((3, 0, 0), dtype=np.float64)
-    steps = np.array([s for s, _ in flows], dtype=np.int64)
-    width = max(f.shape[1] for _, f in flows)
-    flow = np.full((3, len(flows), width), np.nan)
-    for i, (_, f) in enumerate(flows):
-        flow[:, i, : f.shape[1]] = f
-    order = np.argsort(steps, kind="stable")
-    return steps[order], flow[:, order]

@@ -45,7 +45,22 @@ from gru_core.perplexity import perplexity
 from gru_core.run.loop import EpochLoop, Launched
 from gru_core.run.records import EpochRecord, GateStats, Outcome, StepRecord
 from gru_core.step.core import StepCore
-from gru_core.step.stats import FLOWS, GATE_SUFFIXES, StatsLayout
+from gru_core.step.stats import (
+    CLIP_THRESHOLD,
+    CLIPPED,
+    FLOWS,
+    GATE_SUFFIXES,
+    GRAD_NORM_CLIPPED,
+    HEAD,
+    LOSS,
+    LR,
+    RECORDED,
+    WEIGHT_NORM,
+    StatsLayout,
+    flow_column,
+    gate_column,
+    gnorm_column,
+)
 
 NUM_PREDS = 50  # characters generated after the prefix, as d2l's predict_ch8
 SAMPLE_TEMPERATURE = 0.8
@@ -281,39 +296,33 @@ class Trainer:
 def build_record(
     layout: StatsLayout, row: np.ndarray, step: int, epoch: int, tokens: int, want_flow: bool
 ) -> StepRecord:
-    """A StepRecord from one member's host stats row (``step_stats.StatsLayout``)."""
+    """A StepRecord from one member's host stats row (``StatsLayout``): every RECORDED head
+    statistic under its own name, what the host derives from the head, the parameters', the
+    gates' and (when ``want_flow``) the flows' columns."""
     index = layout.index
     values = row.tolist()
-
-    def col(name: str) -> float:
-        return values[index[name]]
-
-    loss, theta, lr = col("loss"), col("clip_threshold"), col("lr")
-    after, weight_norm = col("grad_norm_clipped"), col("weight_norm")
+    head = {name: values[index[name]] for name in HEAD}
+    recorded = {name: head[name] for name in RECORDED}
+    recorded[CLIPPED] = bool(head[CLIPPED])
+    theta = head[CLIP_THRESHOLD]
+    recorded[CLIP_THRESHOLD] = host_clip(theta)
     T = layout.num_steps
-    flows = {
-        f: tuple(values[index[f"{f}:1"] : index[f"{f}:1"] + T]) if want_flow else None
-        for f in FLOWS
-    }
+    flows = {}
+    for f in FLOWS:
+        start = index[flow_column(f, 1)]
+        flows[f"grad_{f}"] = tuple(values[start : start + T]) if want_flow else None
     gates = {}
     for g in layout.gates:
-        stats = [col(f"{g}:{s}") for s in GATE_SUFFIXES]
+        stats = [values[index[gate_column(g, s)]] for s in GATE_SUFFIXES]
         gates[g] = GateStats(stats[0], tuple(stats[1:-1]), stats[-1])
     return StepRecord(
         step=step,
         epoch=epoch,
-        loss=loss,
-        perplexity=perplexity(loss),
-        grad_norm=col("grad_norm"),
-        grad_norm_clipped=after,
-        clipped=bool(col("clipped")),
-        clip_threshold=host_clip(theta),
-        lr=lr,
-        param_grad_norms={n: col(f"gnorm:{n}") for n in layout.params},
-        update_ratio=lr * after / max(weight_norm, 1e-12),
-        gates=gates,
-        grad_flow=flows["flow"],
         tokens=tokens,
-        grad_flow_last=flows["flow_last"],
-        grad_flow_late=flows["flow_late"],
+        perplexity=perplexity(head[LOSS]),
+        update_ratio=head[LR] * head[GRAD_NORM_CLIPPED] / max(head[WEIGHT_NORM], 1e-12),
+        param_grad_norms={n: values[index[gnorm_column(n)]] for n in layout.params},
+        gates=gates,
+        **recorded,
+        **flows,
     )

@@ -13,6 +13,10 @@ Columns (``StatsLayout.columns``), per configuration k:
 - ``flow:t``, ``flow_last:t``, ``flow_late:t`` for t = 1..T: ``||dL/dH_t||``,
   ``||d l_T / dH_t||``, ``||d l_late / dH_t||`` (NaN on steps that record no flow).
 
+This layout is the only list of the statistics' names: ``StepRecord``'s fields, the trainer's
+records, the telemetry's columns (``step_columns``) and the dashboard's charts read the names
+defined here.
+
 Gate statistics, sampled: every s-th sequence of the batch, the same sequences for every
 member, with one budget shared by the K members: ``s = ceil(K * T * B * H / SAMPLE_VALUES)``
 (at most B, so each member keeps at least its first sequence). So at most ``SAMPLE_VALUES``
@@ -30,6 +34,7 @@ binned with a few elementwise ops into one histogram of all gates and members
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -41,20 +46,86 @@ from gru_core.model.gates import GATES
 
 SAMPLE_VALUES = 36_000  # at most this many values per gate feed the statistics
 HIST_BINS = 1000  # resolution of the gate percentiles: 0.001 (sigmoid) / 0.002 (tanh)
-HEAD = (
-    "loss",
-    "grad_norm",
-    "grad_norm_clipped",
-    "clipped",
-    "clip_threshold",
-    "lr",
-    "weight_norm",
-    "diverged",
-)
-# Percentiles reported for every gate (in percent).
+
+# The step's statistics, one name each: the head of a row, in buffer order. Each is a
+# StepRecord field and a steps-table column of the same name (``step_columns``), except the
+# ones the host only reads (HOST_ONLY). Adding one here makes it a field, a column and a row
+# value (tests/test_schema.py fails until StepRecord has the field).
+LOSS = "loss"  # mean cross-entropy over the B*T target tokens
+GRAD_NORM = "grad_norm"  # global L2 norm of all gradients before clipping
+GRAD_NORM_CLIPPED = "grad_norm_clipped"  # the same after clipping
+CLIPPED = "clipped"  # 1 when clipping rescaled the gradients, else 0
+CLIP_THRESHOLD = "clip_threshold"  # the threshold in force (+inf = off)
+LR = "lr"  # the learning rate in force
+WEIGHT_NORM = "weight_norm"  # ||W|| after the update
+DIVERGED = "diverged"  # 1 once a loss or norm was not finite (sticky)
+HEAD = (LOSS, GRAD_NORM, GRAD_NORM_CLIPPED, CLIPPED, CLIP_THRESHOLD, LR, WEIGHT_NORM, DIVERGED)
+HOST_ONLY = (WEIGHT_NORM, DIVERGED)  # read for the update ratio and the guard; not recorded
+RECORDED = tuple(name for name in HEAD if name not in HOST_ONLY)
+# What the host adds to each recorded row: where it is in the run, and what it derives.
+STEP, EPOCH, TOKENS = "step", "epoch", "tokens"  # 1-based step and epoch; B*T target tokens
+PERPLEXITY = "perplexity"  # exp(loss)
+UPDATE_RATIO = "update_ratio"  # lr * grad_norm_clipped / weight_norm
+BASE_COLUMNS = (STEP, EPOCH, *RECORDED, PERPLEXITY, UPDATE_RATIO, TOKENS)
+INTEGER_COLUMNS, BOOLEAN_COLUMNS = (STEP, EPOCH, TOKENS), (CLIPPED,)  # the rest are float64
+# Percentiles reported for every gate (in percent), and the suffixes of a gate's columns.
 PERCENTILES = (5, 25, 50, 75, 95)
-GATE_SUFFIXES = ("mean", *(f"p{p}" for p in PERCENTILES), "sat")
-FLOWS = ("flow", "flow_last", "flow_late")
+MEAN, SATURATED = "mean", "sat"
+FLOWS = ("flow", "flow_last", "flow_late")  # StepRecord.grad_<flow>: (T,) per recorded step
+# Parameter groups: each one's gradient norm is the L2 norm of its parameters' (param_group).
+INPUT_WEIGHTS, RECURRENT_WEIGHTS = "input weights", "recurrent weights"
+BIASES, OUTPUT_LAYER = "biases", "output layer"
+PARAM_GROUPS = (INPUT_WEIGHTS, RECURRENT_WEIGHTS, BIASES, OUTPUT_LAYER)
+
+
+def percentile_suffix(p: int) -> str:
+    """The suffix of a gate's p-th percentile column: 'p95'."""
+    return f"p{p}"
+
+
+GATE_SUFFIXES = (MEAN, *map(percentile_suffix, PERCENTILES), SATURATED)
+
+
+def gate_column(gate: str, suffix: str) -> str:
+    """A gate statistic's column: 'Z:mean', 'Z:p95', 'Z:sat'."""
+    return f"{gate}:{suffix}"
+
+
+def gnorm_column(param: str) -> str:
+    """A parameter's gradient-norm column: 'gnorm:W_hz'."""
+    return f"gnorm:{param}"
+
+
+def group_column(group: str) -> str:
+    """A parameter group's gradient-norm column: 'group:recurrent weights'."""
+    return f"group:{group}"
+
+
+def flow_column(flow: str, t: int) -> str:
+    """The stats-buffer column of one flow (FLOWS) at time step t (1-based): 'flow:35'."""
+    return f"{flow}:{t}"
+
+
+def param_group(name: str) -> str:
+    """Which of PARAM_GROUPS a parameter belongs to, from its mathematical name:
+    W_hq/b_q -> output layer, b_* -> biases, W_x* -> input weights, W_h* -> recurrent."""
+    if name in ("W_hq", "b_q"):
+        return OUTPUT_LAYER
+    if name.startswith("b_"):
+        return BIASES
+    if name.startswith("W_x"):
+        return INPUT_WEIGHTS
+    return RECURRENT_WEIGHTS
+
+
+def step_columns(params: Iterable[str], gates: Iterable[str]) -> tuple[str, ...]:
+    """The columns of a table of recorded steps (``Telemetry``'s frame, saved runs), derived
+    from the layout: BASE_COLUMNS, a gradient norm per parameter and per group, and the
+    GATE_SUFFIXES of every gate. The one place these names are made."""
+    cols = [*BASE_COLUMNS, *(gnorm_column(p) for p in params)]
+    cols += [group_column(g) for g in PARAM_GROUPS]
+    cols += [gate_column(g, s) for g in gates for s in GATE_SUFFIXES]
+    return tuple(cols)
 
 
 @dataclass(frozen=True)
@@ -67,14 +138,19 @@ class StatsLayout:
 
     @cached_property
     def columns(self) -> tuple[str, ...]:
-        cols = [*HEAD, *(f"gnorm:{n}" for n in self.params)]
-        cols += [f"{g}:{s}" for g in self.gates for s in GATE_SUFFIXES]
-        cols += [f"{f}:{t}" for f in FLOWS for t in range(1, self.num_steps + 1)]
+        cols = [*HEAD, *(gnorm_column(n) for n in self.params)]
+        cols += [gate_column(g, s) for g in self.gates for s in GATE_SUFFIXES]
+        cols += [flow_column(f, t) for f in FLOWS for t in range(1, self.num_steps + 1)]
         return tuple(cols)
 
     @cached_property
     def index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.columns)}
+
+    @property
+    def step_columns(self) -> tuple[str, ...]:
+        """The columns of the recorded steps table these rows become (``step_columns``)."""
+        return step_columns(self.params, self.gates)
 
     @property
     def width(self) -> int:

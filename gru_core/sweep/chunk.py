@@ -10,9 +10,8 @@ perplexity per member every ``eval_every`` epochs and at the last. No gradient f
 asked for (the map does not show them; the loss, norms and update are the same either way).
 
 Per member, bounded memory: running sums, the first step and the last ``LAST_STEPS``, the
-epochs' perplexities, and a curve of at most ``CURVE_POINTS`` points, each the geometric
-mean of the batch perplexities of ``stride`` consecutive steps (the stride doubles, merging
-pairs, whenever the curve fills up).
+epochs' perplexities, and a curve of ``CURVE_POINTS`` points, each the geometric mean of
+the batch perplexities of consecutive steps (``thinning.Curve``: the stride doubles when full).
 
 ``run_chunk`` is a plain function of plain arguments, so the local job calls it in a thread
 and Ray ships it to a worker as it is.
@@ -31,6 +30,7 @@ from torch import Tensor
 
 from gru_core.perplexity import perplexity
 from gru_core.run.loop import EpochLoop
+from gru_core.run.thinning import Curve
 from gru_core.run.verdict import LAST_STEPS, Evidence, Verdict, judge
 from gru_core.step.core import StepCore
 from gru_core.step.forward import Workspace
@@ -68,37 +68,6 @@ class SweepControl(Control, Protocol):
     def fail(self, cells: tuple[Cell, ...], exc: BaseException) -> None: ...
 
 
-class Curve:
-    """At most ``CURVE_POINTS`` (step, perplexity) points over any number of steps."""
-
-    def __init__(self, points: int = CURVE_POINTS) -> None:
-        self.points, self.stride = points, 1
-        self.steps: list[float] = []  # mean step of each full bucket
-        self.logs: list[float] = []  # mean log perplexity (= loss) of each full bucket
-        self._sum, self._steps, self._n = 0.0, 0.0, 0
-
-    def add(self, step: int, loss: float) -> None:
-        self._sum, self._steps, self._n = self._sum + loss, self._steps + step, self._n + 1
-        if self._n < self.stride:
-            return
-        self.steps.append(self._steps / self._n)
-        self.logs.append(self._sum / self._n)
-        self._sum, self._steps, self._n = 0.0, 0.0, 0
-        if len(self.logs) >= self.points:  # merge neighbours: half the points, twice the stride
-            self.steps = [
-                (a + b) / 2 for a, b in zip(self.steps[::2], self.steps[1::2], strict=True)
-            ]
-            self.logs = [(a + b) / 2 for a, b in zip(self.logs[::2], self.logs[1::2], strict=True)]
-            self.stride *= 2
-
-    def values(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        steps, logs = list(self.steps), list(self.logs)
-        if self._n:  # the bucket being filled
-            steps.append(self._steps / self._n)
-            logs.append(self._sum / self._n)
-        return tuple(steps), tuple(perplexity(v) for v in logs)
-
-
 class Tracker:
     """One member's running account of its run (see the module docstring)."""
 
@@ -113,7 +82,7 @@ class Tracker:
         self.val: list[float] = []  # validation perplexities, where evaluated
         self.diverged_step: int | None = None
         self.steps_to_target: int | None = None
-        self.curve = Curve()
+        self.curve = Curve(CURVE_POINTS)
 
     @property
     def alive(self) -> bool:
