@@ -19,6 +19,7 @@ import plotly.io as pio
 
 from dashboard.charts.thinning import downsample
 from dashboard.charts.ticks import finite_positive_range, log_ticks
+from gru_core.step.stats import STEP
 
 HEIGHT = 380  # px; the width is left to the container
 # The default look: tick labels of 13 px in a dark grey, titles of 17 px.
@@ -64,7 +65,7 @@ def line_trace(x: np.ndarray, y: np.ndarray, name: str, log: bool, **style: obje
 
 
 def steps_x(steps: pd.DataFrame) -> np.ndarray:
-    return numeric_column(steps, "step")
+    return numeric_column(steps, STEP)
 
 
 def apply_layout(

@@ -26,6 +26,7 @@ from dashboard.charts.base import (
 from dashboard.charts.thinning import MAX_POINTS, downsample
 from gru_core.model.gates import GATES
 from gru_core.model.gates import label as gate_label
+from gru_core.step.stats import MEAN, PERCENTILES, SATURATED, gate_column, percentile_suffix
 
 HEATMAP_MAX_UNITS = 256  # hidden units shown in a gate heatmap
 HEATMAP_MAX_ROWS = 400  # training steps shown in the gradient-flow heatmap
@@ -43,32 +44,35 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
     and its saturated fraction on a right-hand axis (0..1)."""
     label = gate_label(gate)
     title = f"{label}: distribution per step"
-    names = ("p5", "p25", "p50", "p75", "p95", "mean", "sat")
+    low, q1, median, q3, high = map(percentile_suffix, PERCENTILES)  # the bands' edges
+    names = (low, q1, median, q3, high, MEAN, SATURATED)
     x = steps_x(steps)
-    cols = {n: numeric_column(steps, f"{gate}:{n}") for n in names}
+    cols = {n: numeric_column(steps, gate_column(gate, n)) for n in names}
     keep = np.isfinite(x)
     for n in names[:-1]:
         keep &= np.isfinite(cols[n])
     x, cols = downsample(x[keep], {n: c[keep] for n, c in cols.items()})
-    cols["sat"] = np.where(np.isfinite(cols["sat"]), cols["sat"], np.nan)
+    cols[SATURATED] = np.where(np.isfinite(cols[SATURATED]), cols[SATURATED], np.nan)
     band = dict(line=dict(width=0), hoverinfo="skip", mode="lines")
     light, dark = "rgba(31,119,180,0.15)", "rgba(31,119,180,0.35)"
     fig = go.Figure(
         [
             # Each band is an invisible upper edge, then a lower edge filled up to it.
-            go.Scatter(x=x, y=cols["p95"], name="p95", showlegend=False, **band),
-            go.Scatter(x=x, y=cols["p5"], name="p5–p95", fill="tonexty", fillcolor=light, **band),
-            go.Scatter(x=x, y=cols["p75"], name="p75", showlegend=False, **band),
-            go.Scatter(x=x, y=cols["p25"], name="p25–p75", fill="tonexty", fillcolor=dark, **band),
+            go.Scatter(x=x, y=cols[high], name=high, showlegend=False, **band),
             go.Scatter(
-                x=x, y=cols["p50"], name="median", mode="lines", line=dict(color=BLUE, width=1.5)
+                x=x, y=cols[low], name=f"{low}–{high}", fill="tonexty", fillcolor=light, **band
+            ),
+            go.Scatter(x=x, y=cols[q3], name=q3, showlegend=False, **band),
+            go.Scatter(x=x, y=cols[q1], name=f"{q1}–{q3}", fill="tonexty", fillcolor=dark, **band),
+            go.Scatter(
+                x=x, y=cols[median], name="median", mode="lines", line=dict(color=BLUE, width=1.5)
             ),
             go.Scatter(
-                x=x, y=cols["mean"], name="mean", mode="lines", line=dict(color=ORANGE, dash="dash")
+                x=x, y=cols[MEAN], name="mean", mode="lines", line=dict(color=ORANGE, dash="dash")
             ),
             go.Scatter(
                 x=x,
-                y=cols["sat"],
+                y=cols[SATURATED],
                 name="saturated",
                 mode="lines",
                 yaxis="y2",

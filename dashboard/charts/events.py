@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 
 from dashboard.charts.base import GREY, INK, LEGEND_PX, numeric_column, relayout, steps_x
 from gru_core.config import LIVE_KNOBS
+from gru_core.run.telemetry import EVENT_COLUMNS
+from gru_core.step.stats import STEP
 
 MAX_EVENT_LINES = 50  # latest knob changes drawn as vertical lines
 EVENT_ROWS = 3  # change labels are staggered over this many rows so they never overlap
@@ -31,14 +33,14 @@ def _event_marks(events: pd.DataFrame | None, steps: pd.DataFrame) -> tuple[list
     The value before a kind's first event is read from the steps column of the same name
     (clip_threshold, lr) at the last step before the change, when there is one.
     """
-    if events is None or events.empty or not {"step", "kind", "value"} <= set(events.columns):
+    if events is None or events.empty or not set(EVENT_COLUMNS) <= set(events.columns):
         return [], []
-    ordered = events.sort_values("step", kind="stable")
+    ordered = events.sort_values(STEP, kind="stable")
     step_x = steps_x(steps)
     previous: dict[str, float] = {}
     marks: list[tuple[float, str]] = []
     for step, kind, value in zip(
-        numeric_column(ordered, "step"),
+        numeric_column(ordered, STEP),
         ordered["kind"].astype(str),
         numeric_column(ordered, "value"),
         strict=True,

@@ -21,6 +21,15 @@ from dashboard.charts.base import (
 )
 from dashboard.charts.events import add_events
 from dashboard.charts.thinning import downsample
+from gru_core.step.stats import (
+    CLIP_THRESHOLD,
+    CLIPPED,
+    GRAD_NORM,
+    GRAD_NORM_CLIPPED,
+    PERPLEXITY,
+    STEP,
+    group_column,
+)
 
 
 def perplexity_figure(
@@ -31,14 +40,14 @@ def perplexity_figure(
     fig.add_trace(
         line_trace(
             steps_x(steps),
-            numeric_column(steps, "perplexity"),
+            numeric_column(steps, PERPLEXITY),
             "batch perplexity",
             log=True,
             line=dict(width=1, color=BLUE),
             opacity=0.3,
         )
     )
-    epoch_x = numeric_column(epochs, "step")
+    epoch_x = numeric_column(epochs, STEP)
     for column, name, color in (
         ("train_perplexity", "train (per epoch)", BLUE),
         ("val_perplexity", "validation (per epoch)", ORANGE),
@@ -54,9 +63,9 @@ def perplexity_figure(
 
 def clipped_share(steps: pd.DataFrame) -> float:
     """Fraction of the rows in ``steps`` whose gradients were clipped (0.0 when empty)."""
-    if steps.empty or "clipped" not in steps.columns:
+    if steps.empty or CLIPPED not in steps.columns:
         return 0.0
-    clipped = steps["clipped"].astype(object).where(steps["clipped"].notna(), False)
+    clipped = steps[CLIPPED].astype(object).where(steps[CLIPPED].notna(), False)
     return float(clipped.astype(bool).mean())
 
 
@@ -77,15 +86,15 @@ def grad_norm_figure(steps: pd.DataFrame, events: pd.DataFrame | None = None) ->
     # 'after' is drawn first, wide and pale, so the thin 'before' line stays visible on top
     # of it where they coincide (every step that was not clipped).
     for column, name, line in (
-        ("grad_norm_clipped", "after clipping", dict(width=4, color=GREEN)),
-        ("grad_norm", "before clipping", dict(width=1.2, color=BLUE)),
+        (GRAD_NORM_CLIPPED, "after clipping", dict(width=4, color=GREEN)),
+        (GRAD_NORM, "before clipping", dict(width=1.2, color=BLUE)),
     ):
-        opacity = 0.45 if column == "grad_norm_clipped" else 1.0
+        opacity = 0.45 if column == GRAD_NORM_CLIPPED else 1.0
         fig.add_trace(
             line_trace(x, numeric_column(steps, column), name, log=True, line=line, opacity=opacity)
         )
     # The threshold: NaN (clipping off) stays in as a gap; non-positive is off too.
-    threshold = numeric_column(steps, "clip_threshold")
+    threshold = numeric_column(steps, CLIP_THRESHOLD)
     threshold = np.where(np.isfinite(threshold) & (threshold > 0), threshold, np.nan)
     keep = np.isfinite(x)
     tx, ty = _change_points(x[keep], threshold[keep])
@@ -112,8 +121,8 @@ def param_group_figure(steps: pd.DataFrame) -> go.Figure:
     """One line per parameter group (``group:*`` columns): its gradient norm; log y."""
     x = steps_x(steps)
     fig = go.Figure()
-    for column in (c for c in steps.columns if str(c).startswith("group:")):
-        name = str(column).removeprefix("group:")
+    for column in (c for c in steps.columns if str(c).startswith(group_column(""))):
+        name = str(column).removeprefix(group_column(""))
         fig.add_trace(
             line_trace(x, numeric_column(steps, column), name, log=True, line=dict(width=1))
         )
@@ -132,7 +141,7 @@ def compare_figure(
     y: str,
     title: str,
     log_y: bool = True,
-    x: str = "step",
+    x: str = STEP,
     x_title: str | None = None,
     y_title: str | None = None,
 ) -> go.Figure:

@@ -18,6 +18,16 @@ from dashboard.runs.saved import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
 from dashboard.session.lab import Lab
 from dashboard.views.display import chart, chart_columns
 from dashboard.views.teaching import CAPTIONS
+from gru_core.step.stats import (
+    CLIPPED,
+    EPOCH,
+    GRAD_NORM,
+    GRAD_NORM_CLIPPED,
+    PERPLEXITY,
+    RECURRENT_WEIGHTS,
+    STEP,
+    group_column,
+)
 
 
 @dataclass(frozen=True)
@@ -31,13 +41,11 @@ class Metric:
 METRICS = {
     "Training perplexity (per epoch)": Metric("epochs", "train_perplexity", "perplexity", True),
     "Validation perplexity (per epoch)": Metric("epochs", "val_perplexity", "perplexity", True),
-    "Perplexity per minibatch": Metric("steps", "perplexity", "perplexity", True),
-    "Gradient norm before clipping": Metric("steps", "grad_norm", "‖g‖ before clipping", True),
-    "Gradient norm after clipping": Metric(
-        "steps", "grad_norm_clipped", "‖g‖ after clipping", True
-    ),
+    "Perplexity per minibatch": Metric("steps", PERPLEXITY, "perplexity", True),
+    "Gradient norm before clipping": Metric("steps", GRAD_NORM, "‖g‖ before clipping", True),
+    "Gradient norm after clipping": Metric("steps", GRAD_NORM_CLIPPED, "‖g‖ after clipping", True),
     "Recurrent-weight gradient norm": Metric(
-        "steps", "group:recurrent weights", "‖∂L/∂W_h·‖", True
+        "steps", group_column(RECURRENT_WEIGHTS), "‖∂L/∂W_h·‖", True
     ),
     "Share of steps clipped (so far)": Metric("steps", "clipped_share", "share clipped", False),
 }
@@ -46,8 +54,8 @@ METRICS = {
 def metric_frame(run: SavedRun, metric: Metric) -> pd.DataFrame:
     """The frame a metric is read from; the running clipped share is derived here."""
     frame = getattr(run, metric.table)
-    if metric.column == "clipped_share" and "clipped" in frame:
-        clipped = frame["clipped"].astype(float).to_numpy()
+    if metric.column == "clipped_share" and CLIPPED in frame:
+        clipped = frame[CLIPPED].astype(float).to_numpy()
         share = np.cumsum(clipped) / np.arange(1, len(clipped) + 1)
         frame = frame.assign(clipped_share=share)
     return frame
@@ -59,17 +67,17 @@ def summary_table(runs: list[SavedRun]) -> pd.DataFrame:
     for run in runs:
         steps, epochs = run.steps, run.epochs
         val = epochs["val_perplexity"].dropna() if "val_perplexity" in epochs else pd.Series()
-        clipped = float(steps["clipped"].astype(float).mean()) if len(steps) else float("nan")
+        clipped = float(steps[CLIPPED].astype(float).mean()) if len(steps) else float("nan")
         rows.append(
             {
                 "pinned": run.pinned,
                 "run": run.name,
                 "outcome": run.verdict.kind,
-                "steps": int(steps["step"].max()) if len(steps) else 0,
+                "steps": int(steps[STEP].max()) if len(steps) else 0,
                 "start perplexity": run.verdict.start_perplexity,
                 "final perplexity": run.verdict.final_perplexity,
                 "validation": float(val.iloc[-1]) if len(val) else None,
-                "max ‖g‖": float(steps["grad_norm"].max()) if len(steps) else None,
+                "max ‖g‖": float(steps[GRAD_NORM].max()) if len(steps) else None,
                 "clipped": clipped,
             }
         )
@@ -87,10 +95,10 @@ def gru_rnn_reading(runs: list[SavedRun]) -> str | None:
     parts = []
     for model in ("gru", "rnn"):
         steps = newest[model].steps
-        norms = steps["grad_norm"].to_numpy(dtype=float) if "grad_norm" in steps else np.array([])
+        norms = steps[GRAD_NORM].to_numpy(dtype=float) if GRAD_NORM in steps else np.array([])
         norms = norms[np.isfinite(norms)]
         median = f"median ‖g‖ {np.median(norms):.3g}" if norms.size else "no finite ‖g‖"
-        share = float(steps["clipped"].astype(float).mean()) if len(steps) else 0.0
+        share = float(steps[CLIPPED].astype(float).mean()) if len(steps) else 0.0
         parts.append(
             f"{newest[model].name}: {median} before clipping, {share:.0%} of steps clipped"
         )
@@ -202,7 +210,7 @@ def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:
     if hide:
         frames, hidden = charts.split_outliers(frames, metric.column)
     x_title = "epoch" if metric.table == "epochs" else "training step"
-    x = "epoch" if metric.table == "epochs" else "step"
+    x = EPOCH if metric.table == "epochs" else STEP
     figure = charts.compare_figure(
         frames, metric.column, metric_name, log_y=log, x=x, x_title=x_title, y_title=metric.axis
     )

@@ -28,6 +28,7 @@ from gru_core.run.job import JobStatus
 from gru_core.run.records import Outcome
 from gru_core.run.telemetry import Snapshot, gate_names
 from gru_core.run.verdict import Verdict
+from gru_core.step.stats import EPOCH
 
 VIEWS = ("Overview", "Gradients", "Gates", "Through time", "Memory", "Text")
 
@@ -208,7 +209,7 @@ def text(snap: Snapshot, lab: Lab) -> None:
     _text_block(snap)
     epochs = snap.epochs
     if len(epochs):
-        table = epochs[["epoch", "train_perplexity", "val_perplexity", "greedy_text"]].tail(10)
+        table = epochs[[EPOCH, "train_perplexity", "val_perplexity", "greedy_text"]].tail(10)
         st.dataframe(table.iloc[::-1], hide_index=True)
 
 

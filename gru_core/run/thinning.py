@@ -47,7 +47,8 @@ class Placement(NamedTuple):
 
 class Thinning:
     """Which points of a stream, offered in position order, to keep in ``capacity`` slots
-    (see the module docstring). Every offer costs O(1), whatever the stream's length."""
+    (see the module docstring). An offer costs a few list operations and a look over at
+    most 65 levels, whatever the stream's length: no array is scanned or moved."""
 
     def __init__(self, capacity: int) -> None:
         if not isinstance(capacity, int) or capacity < 0:
