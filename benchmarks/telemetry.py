@@ -8,7 +8,8 @@ every 8 steps), and at 100, 1,000, 4,000 and 20,000 steps it measures, side by s
 - **add_step**: the mean time of the last ``min(mark, 1000)`` ``add_step`` calls before the
   mark, with the ``add_epoch`` calls among them (the training thread's cost per step);
 - **snapshot**: ``snapshot()`` after a write (so never the cached one), the median of
-  ``--repeats``;
+  ``--repeats`` rounds, each round going over every size (and every revision) in turn, so a
+  change in the machine's load hits them alike;
 - **figures**: the Overview's three figures built from that snapshot through the dashboard's
   own chart builders (perplexity, gradient norm, the Z gate's bands) and narrowed for the
   wire (``wire_arrays``), the median of ``--repeats``; **json**: their ``to_json`` (about
@@ -33,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -85,16 +85,6 @@ def epoch(n: int) -> EpochRecord:
     return EpochRecord(n, n * STEPS_PER_EPOCH, 3.0, 3.5, 5e4, "time traveller", "the", n * 0.1)
 
 
-def median_ms(fn: Callable[[], object], repeats: int, before: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeats):
-        before()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def overview(snap: object) -> list:
     return [
         wire_arrays(perplexity_figure(snap.steps, snap.epochs, snap.events)),
@@ -103,39 +93,54 @@ def overview(snap: object) -> list:
     ]
 
 
-def measure(module: ModuleType, repeats: int) -> dict[int, dict[str, float]]:
-    """Fill one store to each mark in turn; the costs there."""
+def filled(module: ModuleType, mark: int) -> tuple[object, float]:
+    """A store of ``module`` filled to ``mark`` steps, and the mean time of its last
+    ``min(mark, 1000)`` ``add_step`` calls (with the ``add_epoch`` calls among them), in µs."""
     tel = module.Telemetry()
+    records = [record(s) for s in range(1, mark + 1)]  # made before, untimed
+    first = max(0, mark - 1000)  # the adds after this step are timed
+    start = time.perf_counter()
+    for step, rec in enumerate(records, 1):
+        if step == first + 1:
+            start = time.perf_counter()
+        tel.add_step(rec)
+        if step % STEPS_PER_EPOCH == 0:
+            tel.add_epoch(epoch(step // STEPS_PER_EPOCH))
+    return tel, (time.perf_counter() - start) / (mark - first) * 1e6
+
+
+def measure(modules: dict[str, ModuleType], repeats: int) -> dict[str, dict[int, dict]]:
+    """Per module and mark: rows kept, add_step's cost, and the medians of ``repeats`` rounds
+    of snapshot, figures and JSON, the rounds going round every store in turn (so a change
+    in the machine's load hits every size alike)."""
+    stores, out = {}, {}
+    for name, module in modules.items():
+        out[name] = {}
+        for mark in MARKS:
+            tel, add_us = filled(module, mark)
+            stores[name, mark] = tel
+            out[name][mark] = dict(add_us=add_us, snapshot_ms=[], figures_ms=[], json_ms=[])
     probe = {"Z": [[0.5] * 8] * 4}
-    bump = lambda: tel.set_probe(0, "time", probe)  # noqa: E731 - a write: no cached snapshot
-    out: dict[int, dict[str, float]] = {}
-    step = 0
-    for mark in MARKS:
-        first = max(step, mark - 1000)  # the adds after this step are timed
-        records = {s: record(s) for s in range(step + 1, mark + 1)}  # made before, untimed
-        add_start = time.perf_counter()
-        while step < mark:
-            if step == first:
-                add_start = time.perf_counter()
-            step += 1
-            tel.add_step(records[step])
-            if step % STEPS_PER_EPOCH == 0:
-                tel.add_epoch(epoch(step // STEPS_PER_EPOCH))
-        add_us = (time.perf_counter() - add_start) / (mark - first) * 1e6
-        snap_ms = median_ms(tel.snapshot, repeats, bump)
-        snap = tel.snapshot()
-        figs_ms = median_ms(lambda s=snap: overview(s), repeats, lambda: None)
-        figs = overview(snap)
-        json_ms = median_ms(lambda f=figs: [x.to_json() for x in f], repeats, lambda: None)
-        out[mark] = dict(
-            rows=len(snap.steps),
-            epochs=len(snap.epochs),
-            flows=len(snap.flow_steps),
-            add_us=add_us,
-            snapshot_ms=snap_ms,
-            figures_ms=figs_ms,
-            json_ms=json_ms,
-        )
+    for _ in range(repeats):
+        for (name, mark), tel in stores.items():
+            times = out[name][mark]
+            tel.set_probe(0, "time", probe)  # a write: the next snapshot is built afresh
+            start = time.perf_counter()
+            snap = tel.snapshot()
+            built = time.perf_counter()
+            figs = overview(snap)
+            drawn = time.perf_counter()
+            for fig in figs:
+                fig.to_json()
+            end = time.perf_counter()
+            times["snapshot_ms"].append((built - start) * 1e3)
+            times["figures_ms"].append((drawn - built) * 1e3)
+            times["json_ms"].append((end - drawn) * 1e3)
+            times.update(rows=len(snap.steps), epochs=len(snap.epochs), flows=len(snap.flow_steps))
+    for marks in out.values():
+        for times in marks.values():
+            for key in ("snapshot_ms", "figures_ms", "json_ms"):
+                times[key] = statistics.median(times[key])
     return out
 
 
@@ -183,11 +188,11 @@ def main() -> None:
     parser.add_argument("--against", default=None, help="git revision to compare with")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs at the start")
-    runs = [("this checkout", current)]
+    modules = {"this checkout": current}
     if args.against:
-        runs.append((f"telemetry at {args.against}", module_at(args.against)))
-    for name, module in runs:
-        report(name, measure(module, args.repeats))
+        modules[f"telemetry at {args.against}"] = module_at(args.against)
+    for name, results in measure(modules, args.repeats).items():
+        report(name, results)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 
