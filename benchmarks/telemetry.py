@@ -5,8 +5,9 @@ One ``Telemetry`` is filled with synthetic records shaped like the book's run (a
 parameters, gates Z, R and H_tilde; a gradient-flow row of T = 35 every 10th step; an epoch
 every 8 steps), and at 100, 1,000, 4,000 and 20,000 steps it measures, side by side:
 
-- **add_step**: the mean time of the last ``min(mark, 1000)`` ``add_step`` calls before the
-  mark, with the ``add_epoch`` calls among them (the training thread's cost per step);
+- **add_step**: the median time of the last ``min(mark, 1000)`` ``add_step`` calls before
+  the mark, with the ``add_epoch`` call where an epoch ends (the training thread's cost per
+  step);
 - **snapshot**: ``snapshot()`` after a write (so never the cached one), the median of
   ``--repeats`` rounds, each round going over every size (and every revision) in turn, so a
   change in the machine's load hits them alike;
@@ -94,19 +95,21 @@ def overview(snap: object) -> list:
 
 
 def filled(module: ModuleType, mark: int) -> tuple[object, float]:
-    """A store of ``module`` filled to ``mark`` steps, and the mean time of its last
-    ``min(mark, 1000)`` ``add_step`` calls (with the ``add_epoch`` calls among them), in µs."""
+    """A store of ``module`` filled to ``mark`` steps, and the median time of its last
+    ``min(mark, 1000)`` steps' writes (``add_step``, and ``add_epoch`` where an epoch ends),
+    in µs: the median, so a moment of load from elsewhere does not move it."""
     tel = module.Telemetry()
     records = [record(s) for s in range(1, mark + 1)]  # made before, untimed
-    first = max(0, mark - 1000)  # the adds after this step are timed
-    start = time.perf_counter()
+    first = max(0, mark - 1000)  # the steps after this one are timed
+    times = []
     for step, rec in enumerate(records, 1):
-        if step == first + 1:
-            start = time.perf_counter()
+        start = time.perf_counter()
         tel.add_step(rec)
         if step % STEPS_PER_EPOCH == 0:
             tel.add_epoch(epoch(step // STEPS_PER_EPOCH))
-    return tel, (time.perf_counter() - start) / (mark - first) * 1e6
+        if step > first:
+            times.append(time.perf_counter() - start)
+    return tel, statistics.median(times) * 1e6
 
 
 def measure(modules: dict[str, ModuleType], repeats: int) -> dict[str, dict[int, dict]]:
