@@ -41,8 +41,8 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dashboard.charts.base import wire_arrays  # noqa: E402
 from dashboard.charts.cells import gate_bands_figure  # noqa: E402
+from dashboard.charts.thinning import wire_arrays  # noqa: E402
 from dashboard.charts.training import grad_norm_figure, perplexity_figure  # noqa: E402
 from gru_core.run import telemetry as current  # noqa: E402
 from gru_core.run.records import EpochRecord, GateStats, StepRecord  # noqa: E402

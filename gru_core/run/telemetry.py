@@ -303,7 +303,7 @@ class Telemetry:
         flow, flow_last, flow_late = np.moveaxis(flows, 1, 0)
         snap = Snapshot(
             steps=_steps_frame(steps),
-            epochs=pd.DataFrame(epochs, copy=False),
+            epochs=_epochs_frame(epochs),
             events=_events_frame(events),
             flow_steps=flow_steps,
             flow=flow,
@@ -324,6 +324,18 @@ class Telemetry:
 def _steps_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """Kept columns (copies, in step order) -> the steps DataFrame, base columns first."""
     return pd.DataFrame(columns, copy=False)
+
+
+def _epochs_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Kept epoch columns -> the epochs DataFrame; the texts stay ``object`` (pandas 3 would
+    otherwise convert every text to an Arrow string on every snapshot)."""
+    return pd.DataFrame(
+        {
+            name: pd.Series(values, dtype=object, copy=False) if values.dtype == object else values
+            for name, values in columns.items()
+        },
+        copy=False,
+    )
 
 
 def _events_frame(events: list[tuple[int, str, float]]) -> pd.DataFrame:
