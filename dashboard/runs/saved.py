@@ -213,10 +213,14 @@ class SavedRuns:
         return self._runs[-1] if self._runs else None
 
     def add(self, run: SavedRun) -> list[SavedRun]:
-        """Keep ``run``; return the runs dropped to stay within capacity (oldest unpinned)."""
-        if self.store is not None and self.token is not None:
-            self.store.save(self.token, to_stored(run))  # the store evicts by the same rule
+        """Keep ``run``; return the runs dropped to stay within capacity (oldest unpinned).
+        A run whose id is already here is not added again (a job's end saves it once; a
+        second save of the same id, from any thread, changes nothing)."""
         with self._lock:
+            if any(r.run_id == run.run_id for r in self._runs):
+                return []
+            if self.store is not None and self.token is not None:
+                self.store.save(self.token, to_stored(run))  # evicts by the same rule
             self._runs.append(run)
             dropped = []
             while len(self._runs) > self.capacity:

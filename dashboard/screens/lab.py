@@ -203,14 +203,12 @@ def lab_page() -> None:
         restart_notice(lab, config)
     with right, st.container(key="equations"):
         teaching(config)
-    lab.save_finished()  # a run that ended since the last rerun (idempotent)
     was_active = lab.active
 
     @st.fragment(run_every=refresh_interval(lab) if was_active else None)
     def live() -> None:
         views.live_views(lab)
-        if was_active and not lab.active:
-            lab.save_finished()
+        if was_active and not lab.active:  # ended, and saved by the job's end
             st.rerun()  # a full rerun: stop polling, refresh buttons and saved runs
 
     live()

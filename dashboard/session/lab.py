@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from dashboard.runs.records import new_run_id
 from dashboard.runs.saved import SavedRun, SavedRuns, worth_keeping
 from dashboard.session.reading import Reader, Source, find_sources
 from gru_core.config import TrainConfig
@@ -65,7 +67,7 @@ class Lab:
     close_timer: threading.Timer | None = None  # pending close after the tab went away
     closed: bool = False  # the session is gone; a shared watch link to it has ended
     reader: Reader = field(default_factory=Reader)  # cached reads of its models' weights
-    _saved_job: TrainingJob | None = None
+    _settled: weakref.WeakSet[TrainingJob] = field(default_factory=weakref.WeakSet)  # ended, saved
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # Held while a job is being replaced. Streamlit may begin the next run of the page (a
     # second click) while a Start callback is still building the job in the old run's
@@ -78,20 +80,27 @@ class Lab:
         self, config: TrainConfig, max_steps_per_sec: float | None, step_only: bool = False
     ) -> TrainingJob:
         """Replace any current job with a new one, launched by the runner (ValueError on a
-        bad config or text). ``step_only``: train one minibatch, then wait paused."""
+        bad config or text). ``step_only``: train one minibatch, then wait paused.
+
+        The job saves its own run when it ends (``_on_end``, from the job's thread), under a
+        run id and number fixed here, so no page rerun is needed and none can save it twice."""
         with self._starting:
             self.stop()
             telemetry = Telemetry()
+            with self._lock:
+                number = max(self.run_counter + 1, self.runs.next_number)
+            ending = _Ending(number, self.corpus, new_run_id())
             job = TrainingJob(
                 config,
                 self.corpus,
                 telemetry,
                 max_steps_per_sec=max_steps_per_sec,
                 held_bytes=self.runs.weights_bytes(),  # the estimate counts saved weights
+                on_end=lambda ended: self._on_end(ended, ending),
             )
             with self._lock:
                 self.closed = False
-                self.run_counter = max(self.run_counter + 1, self.runs.next_number)
+                self.run_counter = number
                 self.telemetry, self.job, self.job_corpus = telemetry, job, self.corpus
             self.runner.launch(job, step_only)
             return job
@@ -112,10 +121,10 @@ class Lab:
             self.start(config, max_steps_per_sec, step_only=True)
 
     def stop(self) -> None:
+        """Stop the current job (its run is saved by the job's end, once)."""
         job = self.job
         if job is not None:
             job.stop(wait=True)
-        self.save_finished()
 
     def reset(self) -> None:
         """Stop and forget the current run (saved runs stay)."""
@@ -133,8 +142,16 @@ class Lab:
 
     @property
     def active(self) -> bool:
-        """A job exists that has not ended (queued, running or paused)."""
-        return self.job is not None and self.job.status().state not in ENDED | {"ready"}
+        """A job exists that has not ended (queued, running or paused), or has ended a moment
+        ago and is still being saved (the page then reruns once, with the run in Compare)."""
+        job = self.job
+        if job is None:
+            return False
+        state = job.status().state
+        if state in ENDED:
+            with self._lock:
+                return job not in self._settled
+        return state != "ready"
 
     def snapshot(self, max_age: float = 0.0) -> Snapshot:
         """The bench's telemetry snapshot (``Telemetry.snapshot``: ``max_age`` for watchers)."""
@@ -197,33 +214,30 @@ class Lab:
         job, corpus = self.job, self.job_corpus
         if job is None or corpus is None:
             return None
-        status = job.status()
-        if status.state not in ENDED:
-            return None
-        snap = job.telemetry.snapshot()
-        return judge(
-            status.state, Evidence.from_columns(snap.steps, snap.epochs), len(corpus.vocab)
-        )
+        return _judged(job, corpus)
 
-    def save_finished(self) -> SavedRun | None:
-        """Keep the current job's run once it has ended (at most once per job), if it is
-        worth keeping (``saved_runs.worth_keeping``)."""
-        job, corpus = self.job, self.job_corpus
-        if job is None or corpus is None or job is self._saved_job:
+    def _on_end(self, job: TrainingJob, ending: _Ending) -> None:
+        """The job has ended (any thread, never ``st.*``): keep its run if it is worth
+        keeping (``saved.worth_keeping``). Idempotent by run id: ``SavedRuns`` and the
+        store ignore a second save of the same id."""
+        try:
+            run = self._ended_run(job, ending)
+            if run is not None:
+                self.runs.add(run)
+        finally:
+            with self._lock:
+                self._settled.add(job)
+
+    def _ended_run(self, job: TrainingJob, ending: _Ending) -> SavedRun | None:
+        status, verdict = job.status(), _judged(job, ending.corpus)
+        if verdict is None or status.outcome is None:
             return None
-        status = job.status()
-        verdict = self.verdict()
-        if verdict is None:
-            return None
-        with self._lock:
-            self._saved_job = job  # decided once, when the job ends
         if not worth_keeping(status.step, verdict, self.keep_short):
             return None
-        assert status.outcome is not None
         snap = job.telemetry.snapshot()
         weights = job.weights()
-        run = SavedRun(
-            number=self.run_counter,
+        return SavedRun(
+            number=ending.number,
             start_config=job.start_config,
             config=job.config,
             corpus_name=job.corpus_name,
@@ -231,11 +245,28 @@ class Lab:
             verdict=verdict,
             steps=snap.steps,
             epochs=snap.epochs,
-            vocab=corpus.vocab,
+            vocab=ending.corpus.vocab,
             weights=weights[1] if weights is not None else None,
+            run_id=ending.run_id,
         )
-        self.runs.add(run)
-        return run
+
+
+def _judged(job: TrainingJob, corpus: Corpus) -> Verdict | None:
+    """The verdict on ``job`` once it has ended, else None."""
+    state = job.status().state
+    if state not in ENDED:
+        return None
+    snap = job.telemetry.snapshot()
+    return judge(state, Evidence.from_columns(snap.steps, snap.epochs), len(corpus.vocab))
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """What a job's end needs to save its run, fixed when the job is made."""
+
+    number: int  # the session's run counter, '#3'
+    corpus: Corpus  # the text it trained on (its vocabulary)
+    run_id: str  # the store's key: a second save of the same run replaces, never adds
 
 
 class CloseOnRelease:

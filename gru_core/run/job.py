@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -108,9 +109,11 @@ class TrainingJob(SteppedJob):
         pool: SlotPool | None = None,
         start_paused: bool = False,
         held_bytes: int = 0,
+        on_end: Callable[[TrainingJob], None] | None = None,
     ) -> None:
-        """``held_bytes``: memory the session already holds against the budget (limits)."""
-        super().__init__(pool, start_paused, max_steps_per_sec)
+        """``held_bytes``: memory the session already holds against the budget (limits).
+        ``on_end``: called once with this job when it ends (``lifecycle``: The end)."""
+        super().__init__(pool, start_paused, max_steps_per_sec, on_end)
         self.start_config = config
         self.telemetry = telemetry or Telemetry()
         self.device = device or resolve_device(config.device)
@@ -279,3 +282,4 @@ class TrainingJob(SteppedJob):
                 self._ended_config = trainer.config
             self._trainer = None  # free the model and its buffers
             self._cond.notify_all()
+        self._ended()

@@ -13,17 +13,26 @@ the worker. ``start()`` queues the job for a slot; once it holds one, the worker
 subclass's ``_run()``; the slot is released however that ends. A job stopped while its
 worker is not running (stopped in the queue, never started, or driven in the caller's thread
 by ``run_sync``) ends through ``_end_without_worker()``. Nothing here knows about Streamlit.
+
+**The end.** A job's ``on_end`` callback (given at construction) is called once, with the
+job, when it first reaches an ENDED state, from the thread that ended it (the worker, or the
+caller of ``stop``); a subclass calls ``_ended()`` after setting that state. A server saves a
+run there, whether or not any page is looking.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 from gru_core.run.scheduling import SlotPool, new_ticket, shared_pool
+
+_log = logging.getLogger(__name__)
 
 
 class JobState(StrEnum):
@@ -52,8 +61,15 @@ class BackgroundJob:
 
     thread_name = "gru-job"
 
-    def __init__(self, pool: SlotPool | None, start_paused: bool) -> None:
+    def __init__(
+        self,
+        pool: SlotPool | None,
+        start_paused: bool,
+        on_end: Callable[[Any], None] | None = None,  # called with the job itself
+    ) -> None:
         self._pool = pool or shared_pool()
+        self._on_end = on_end
+        self._end_told = False  # on_end has been called (or taken by the thread calling it)
         self._ticket = new_ticket()
         self._cond = threading.Condition()
         self._state = JobState.READY
@@ -145,6 +161,18 @@ class BackgroundJob:
         finally:
             self._pool.release(self._ticket)
 
+    def _ended(self) -> None:
+        """Call (without the lock) after setting an ENDED state: runs ``on_end`` once."""
+        with self._cond:
+            if self._end_told or self._state not in ENDED:
+                return
+            self._end_told = True
+        if self._on_end is not None:
+            try:
+                self._on_end(self)
+            except Exception:  # the job has ended either way; say what the callback hit
+                _log.exception("on_end of %s-%s failed", self.thread_name, self._ticket)
+
     # -- what a job defines ---------------------------------------------------------------
     def _run(self) -> None:
         """The job's work, in the worker thread, holding a slot."""
@@ -164,9 +192,13 @@ class SteppedJob(BackgroundJob):
     before each step and ``_took_step`` after one."""
 
     def __init__(
-        self, pool: SlotPool | None, start_paused: bool, max_steps_per_sec: float | None
+        self,
+        pool: SlotPool | None,
+        start_paused: bool,
+        max_steps_per_sec: float | None,
+        on_end: Callable[[Any], None] | None = None,
     ) -> None:
-        super().__init__(pool, start_paused)
+        super().__init__(pool, start_paused, on_end)
         self._credits = 0  # single steps granted while paused
         self._max_sps = max_steps_per_sec
         self.throughput = Throughput()

@@ -166,3 +166,4 @@ class SweepJob(BackgroundJob):
                 JobState.ERROR if self._errors else JobState.STOPPED if stopped else JobState.DONE
             )
             self._cond.notify_all()
+        self._ended()
