@@ -409,7 +409,8 @@ def test_damaged_file_is_kept_as_backup_and_replaced(tmp_path: Path, kind: str) 
     store = open_run_store(path)
     (backup,) = tmp_path.glob("runs.sqlite3.corrupt-*")
     assert backup.read_bytes() == before
-    assert str(backup) in store.status_message and "new, empty one" in store.status_message
+    assert str(backup) in store.notice and "new, empty one" in store.notice
+    assert store.status_message is None  # told once, at start: nothing is wrong now
     store.save(A, _run("fresh"))
     assert _names(open_run_store(path), A) == ["fresh"]
 

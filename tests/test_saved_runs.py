@@ -103,7 +103,7 @@ def test_a_corrupt_database_is_kept_aside_and_the_lab_still_works(
     db = tmp_path / "runs.sqlite3"
     db.write_bytes(b"this is not a database" * 100)
     lab = lab_with_store(small_corpus, db, new_token())
-    assert lab.runs.status_message and "damaged" in lab.runs.status_message
+    assert lab.runs.notice and "damaged" in lab.runs.notice
     assert list(tmp_path.glob("runs.sqlite3.corrupt-*"))
     train_and_save(lab)
     assert len(lab.runs) == 1

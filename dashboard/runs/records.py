@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
@@ -36,6 +36,25 @@ class StorageError(Exception):
 
 class CorruptStoreError(StorageError):
     """The database file is damaged or not ours; open_run_store moves it aside."""
+
+
+class StoreBusyError(StorageError):
+    """Another connection held the database's write lock past the busy timeout: the file is
+    fine, so the store tries it again at the next call."""
+
+
+@dataclass(frozen=True)
+class StoredShare:
+    """A run shared read-only (``session/sharing``), kept with the runs so that its watch link
+    can tell the truth after a server restart, and follow the owner's bench when it is back."""
+
+    watch: str  # the watch link's token (``?watch=``)
+    bench: str  # the owner's browser token: their bench, when it opens again
+    shared_at: float  # epoch seconds
+
+    def __post_init__(self) -> None:
+        check_token(self.watch)
+        check_token(self.bench)
 
 
 # -- ids ---------------------------------------------------------------------------------
@@ -150,3 +169,44 @@ def outcome_to_dict(outcome: Outcome, verdict: str | None = None) -> dict[str, A
     if verdict is not None:
         body["verdict"] = verdict
     return body
+
+
+class RunStore(Protocol):
+    """Where saved runs live. Every method raises ValueError for an invalid token."""
+
+    @property
+    def status_message(self) -> str | None:
+        """Why the store is not fully working now (runs kept in memory only, a damaged
+        row), else None: the page shows it while it lasts."""
+
+    @property
+    def notice(self) -> str | None:
+        """What was found at start (a damaged file kept as a backup): each session is told
+        once; else None."""
+
+    def list_runs(self, token: str) -> list[StoredRun]:
+        """The token's runs, oldest first."""
+
+    def get(self, token: str, run_id: str) -> StoredRun | None:
+        """One run of the token's, or None."""
+
+    def save(self, token: str, run: StoredRun) -> None:
+        """Add or replace (same run_id) a run, then evict beyond the bounds."""
+
+    def set_pinned(self, token: str, run_id: str, pinned: bool) -> None:
+        """Pin or unpin (no-op for an unknown run; ValueError past the pin limit)."""
+
+    def delete(self, token: str, run_id: str) -> None:
+        """Forget a run (no-op for an unknown run)."""
+
+    def save_share(self, share: StoredShare) -> None:
+        """Keep a watch link (replacing one with the same ``watch`` token)."""
+
+    def get_share(self, watch: str) -> StoredShare | None:
+        """The watch link with this token, or None."""
+
+    def share_of_bench(self, bench: str) -> StoredShare | None:
+        """The newest watch link of the bench with this browser token, or None."""
+
+    def delete_share(self, watch: str) -> None:
+        """Forget a watch link (no-op for an unknown one)."""

@@ -192,7 +192,13 @@ class SavedRuns:
 
     @property
     def status_message(self) -> str | None:
+        """Why runs are not reaching the disk now (shown while it lasts), else None."""
         return self.store.status_message if self.store is not None else None
+
+    @property
+    def notice(self) -> str | None:
+        """What the store found at start (a damaged file kept as a backup): told once."""
+        return self.store.notice if self.store is not None else None
 
     def __len__(self) -> int:
         return len(self._runs)

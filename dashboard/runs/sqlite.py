@@ -5,8 +5,10 @@ call it; a process lock serialises writers, and ``BEGIN IMMEDIATE`` makes a save
 evictions one transaction even across processes sharing the file. Connections after the
 first open use ``mode=rw``: a file deleted mid-session is an error, not a new empty database.
 
-Failures raise ``StorageError``; a damaged or foreign file found when opening raises
-``CorruptStoreError``. ``run_store.open_run_store`` turns both into a message, a backup and
+Failures raise ``StorageError`` (``StoreBusyError`` when another connection held the write
+lock past ``busy_timeout_s``); a damaged, foreign or empty (0-byte) file found when opening
+raises ``CorruptStoreError``. A ``shares`` table beside the runs keeps the watch links
+(``StoredShare``). ``run_store.open_run_store`` turns both into a message, a backup and
 an in-memory fallback, so this class stays a plain adapter that a server database can
 replace (same methods, same errors).
 """
@@ -27,7 +29,9 @@ from dashboard.runs.records import (
     TOTAL,
     CorruptStoreError,
     StorageError,
+    StoreBusyError,
     StoredRun,
+    StoredShare,
     check_bounds,
     check_pin_room,
     check_run_id,
@@ -62,15 +66,31 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_token ON runs (token, created, seq);
 CREATE INDEX IF NOT EXISTS runs_by_age ON runs (created, seq);
 """
+_SHARES = """
+CREATE TABLE IF NOT EXISTS shares (
+    watch TEXT PRIMARY KEY,                 -- the watch link's token
+    bench TEXT NOT NULL,                    -- the owner's browser token
+    shared_at REAL NOT NULL                 -- epoch seconds
+);
+"""
 
 
 class SQLiteRunStore:
     """A RunStore in the SQLite file at ``path`` (created, with its folder, if missing)."""
 
-    def __init__(self, path: str | Path, *, per_token: int = PER_TOKEN, total: int = TOTAL) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        per_token: int = PER_TOKEN,
+        total: int = TOTAL,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+    ) -> None:
         self.path = Path(path).expanduser().absolute()
         self.per_token, self.total = check_bounds(per_token, total)
+        self.busy_timeout_s = busy_timeout_s
         self.status_message: str | None = None  # set when stored rows could not be read
+        self.notice: str | None = None
         self._uri = self.path.as_uri()
         self._write_lock = threading.Lock()
         self._open()
@@ -142,13 +162,44 @@ class SQLiteRunStore:
         with self._transaction() as conn:
             conn.execute("DELETE FROM runs WHERE token = ? AND run_id = ?", (token, run_id))
 
+    # -- shared runs' watch links ---------------------------------------------------------
+    def save_share(self, share: StoredShare) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO shares (watch, bench, shared_at) VALUES (?, ?, ?)",
+                (share.watch, share.bench, float(share.shared_at)),
+            )
+
+    def get_share(self, watch: str) -> StoredShare | None:
+        return self._share("watch", watch)
+
+    def share_of_bench(self, bench: str) -> StoredShare | None:
+        return self._share("bench", bench)
+
+    def delete_share(self, watch: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM shares WHERE watch = ?", (watch,))
+
+    def _share(self, column: str, token: str) -> StoredShare | None:
+        check_token(token)
+        with self._connection() as conn:
+            row = conn.execute(
+                f"SELECT watch, bench, shared_at FROM shares WHERE {column} = ? "
+                "ORDER BY shared_at DESC LIMIT 1",
+                (token,),
+            ).fetchone()
+        return None if row is None else StoredShare(*row)
+
     # -- connections -------------------------------------------------------------------------
     def _open(self) -> None:
-        """Create or check the file: CorruptStoreError if damaged or foreign."""
+        """Create or check the file: CorruptStoreError if damaged, foreign or empty."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            empty = self.path.is_file() and self.path.stat().st_size == 0
         except OSError as err:
             raise StorageError(f"cannot create {self.path.parent}: {err.strerror or err}") from err
+        if empty:  # SQLite would take it for a new database: runs that were there are gone
+            raise CorruptStoreError("the file is empty (0 bytes): it was truncated")
         with self._write_lock, self._connection(create=True) as conn:
             try:
                 check = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
@@ -161,11 +212,13 @@ class SQLiteRunStore:
                 raise CorruptStoreError("integrity check: " + "; ".join(map(str, check[:3])))
             if tables - {"sqlite_sequence"}:
                 self._check_schema(conn, tables)
+                if "shares" not in tables:  # a file from before watch links were kept
+                    conn.executescript(_SHARES)
             else:
                 with suppress(sqlite3.Error):  # WAL is an optimisation, not a requirement
                     conn.execute("PRAGMA journal_mode = WAL")
                 conn.executescript(  # one transaction: a second process may be creating it too
-                    f"BEGIN IMMEDIATE; {_SCHEMA} INSERT INTO schema_version SELECT "
+                    f"BEGIN IMMEDIATE; {_SCHEMA} {_SHARES} INSERT INTO schema_version SELECT "
                     f"{SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM schema_version); COMMIT;"
                 )
 
@@ -189,11 +242,21 @@ class SQLiteRunStore:
         """A short-lived autocommit connection; sqlite3 and OS errors become StorageError."""
         uri = f"{self._uri}?mode={'rwc' if create else 'rw'}"
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout_s, isolation_level=None)
         except (sqlite3.Error, OSError) as err:
             raise StorageError(f"cannot open {self.path}: {err}") from err
         try:
             yield conn
+        except sqlite3.OperationalError as err:
+            if getattr(err, "sqlite_errorcode", None) in (
+                sqlite3.SQLITE_BUSY,
+                sqlite3.SQLITE_LOCKED,
+            ):
+                raise StoreBusyError(
+                    f"{self.path} stayed locked by another program for over "
+                    f"{self.busy_timeout_s:g} s"
+                ) from err
+            raise StorageError(f"{self.path}: {err}") from err
         except (sqlite3.Error, OSError) as err:
             raise StorageError(f"{self.path}: {err}") from err
         finally:
