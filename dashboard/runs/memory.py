@@ -78,7 +78,9 @@ class MemoryRunStore:
             self._runs.pop((token, run_id), None)
 
     def save_share(self, share: StoredShare) -> None:
-        with self._lock:
+        with self._lock:  # a bench has one watch link: its older ones end
+            for watch in [w for w, s in self._shares.items() if s.bench == share.bench]:
+                del self._shares[watch]
             self._shares[share.watch] = share
 
     def get_share(self, watch: str) -> StoredShare | None:

@@ -164,7 +164,9 @@ class SQLiteRunStore:
 
     # -- shared runs' watch links ---------------------------------------------------------
     def save_share(self, share: StoredShare) -> None:
+        """Keep a watch link; a bench has one (its older links end)."""
         with self._transaction() as conn:
+            conn.execute("DELETE FROM shares WHERE bench = ?", (share.bench,))
             conn.execute(
                 "INSERT OR REPLACE INTO shares (watch, bench, shared_at) VALUES (?, ?, ?)",
                 (share.watch, share.bench, float(share.shared_at)),

@@ -15,6 +15,7 @@ from dashboard.screens.resources import (
     TOKEN_PARAM,
     browser_token,
     default_corpus,
+    remembered_token,
     run_store,
     session_guard,
     share_registry,
@@ -187,7 +188,7 @@ def lab_page() -> None:
     controls_box, corpus_box, room_box = (st.sidebar.container() for _ in range(3))
     corpus_picker(lab, default, corpus_box)
     sidebar(lab.corpus, controls_box)
-    room_section(lab, share_registry(), widget_values(), room_box)
+    room_section(lab, share_registry(), widget_values(), room_box, remembered_token())
     for warning in st.session_state.get("url_warnings", []):
         st.warning(warning, icon="🔗")
     st.session_state.url_warnings = []  # shown once, on the run that read the URL

@@ -21,10 +21,9 @@ from dashboard.runs.store import RUNS_DB_ENV, RunStore, open_run_store
 from dashboard.session.guards import StopOnRelease, close_grace_s
 from dashboard.session.lab import CloseOnRelease, Lab
 from dashboard.session.sharing import ShareRegistry
+from dashboard.sidebar.room import TOKEN_COOKIE, TOKEN_PARAM
 from gru_core.data import Corpus
 from gru_core.sources import CACHE_ENV, load_corpus
-
-TOKEN_PARAM = "bench"  # the URL parameter holding this browser's saved-runs token
 
 
 def _cli_corpus_path() -> str | None:
@@ -61,13 +60,27 @@ def run_store() -> RunStore:
 
 
 def browser_token() -> str:
-    """This browser's unguessable token, kept in the URL (``?bench=``) so a reload (F5) finds
-    the same saved runs; a missing or malformed one is replaced by a fresh one."""
-    token = st.query_params.get(TOKEN_PARAM)
-    if not valid_token(token):
-        token = st.session_state.get(TOKEN_PARAM) or new_token()
+    """This browser's unguessable saved-runs token: the URL's ``?bench=`` (a bookmarked or
+    shared bench link wins), else this session's, else the one the browser remembers in its
+    ``gru_lab_bench`` cookie (the plain address, after a restart too), else a fresh one. The
+    page then writes it into the URL (``lab._sync_url``) and the cookie (``room.bench_link``),
+    so a reload (F5), a bookmark and the plain address all find the same saved runs."""
+    for token in (
+        st.query_params.get(TOKEN_PARAM),
+        st.session_state.get(TOKEN_PARAM),
+        remembered_token(),
+    ):
+        if valid_token(token):
+            break
+    else:
+        token = new_token()
     st.session_state[TOKEN_PARAM] = token
     return str(token)
+
+
+def remembered_token() -> str | None:
+    """The token in the browser's cookie (sent with the page's connection), if any."""
+    return st.context.cookies.get(TOKEN_COOKIE)
 
 
 @st.cache_resource(scope="session", on_release=lambda guard: guard.release(), show_spinner=False)
@@ -78,5 +91,6 @@ def sweep_guard(_job: Any) -> StopOnRelease:
 
 @st.cache_resource(show_spinner=False)
 def share_registry() -> ShareRegistry:
-    """The server's shared runs: one registry for every session, so watchers find them."""
-    return ShareRegistry()
+    """The server's shared runs: one registry for every session, so watchers find them; kept
+    in the run store too, so a watch link outlives a restart (``session/sharing.py``)."""
+    return ShareRegistry(store=run_store())

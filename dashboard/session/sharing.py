@@ -9,8 +9,14 @@ that changes it; only the owner's session holds the ``owner`` key that can stop 
 
 At most ``max_watchers`` sessions watch one token at once (a watcher counts while it
 refreshed within ``WATCHER_TTL_S``); the next one is told the room is full. A token ends
-when the owner stops sharing or their lab closes (the tab went away). Plain Python, no ``st.*``:
-the registry is one per server process (``pages/resources.share_registry``).
+when the owner stops sharing. Plain Python, no ``st.*``: the registry is one per server
+process (``pages/resources.share_registry``).
+
+With a run store (``ShareRegistry(store=...)``) each share is also kept on disk with the
+owner's browser token (``StoredShare``). A watch link whose owner's lab is not here (the
+owner's tab closed, or the server restarted since) then says so, with the times, and works
+again as soon as the owner's bench opens (``resume``: the same browser token, after a
+restart too), under the same link.
 """
 
 from __future__ import annotations
@@ -19,13 +25,20 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dashboard.runs.records import RunStore, StorageError, StoredShare
 from dashboard.session.lab import Lab
 
 MAX_WATCHERS_ENV = "GRU_LAB_MAX_WATCHERS"
 DEFAULT_MAX_WATCHERS = 60
 WATCHER_TTL_S = 15.0  # a watcher that has not refreshed for this long no longer counts
+SERVER_STARTED = time.time()  # when this server process loaded the dashboard
+_NOT_VALID = (
+    "This watch link is not valid any more: the run was never shared under it, "
+    "or its owner stopped sharing it."
+)
 
 
 def default_max_watchers() -> int:
@@ -56,8 +69,14 @@ class _Share:
 class ShareRegistry:
     """Token -> shared lab, with a watcher count per token. Thread-safe."""
 
-    def __init__(self, max_watchers: int | None = None) -> None:
+    def __init__(
+        self,
+        max_watchers: int | None = None,
+        store: RunStore | None = None,
+        started: float = SERVER_STARTED,
+    ) -> None:
         self.max_watchers = max_watchers or default_max_watchers()
+        self.store, self.started = store, started
         self._shares: dict[str, _Share] = {}
         self._lock = threading.Lock()
 
@@ -71,7 +90,28 @@ class ShareRegistry:
                     return token
             token = secrets.token_urlsafe(16)
             self._shares[token] = _Share(lab, owner)
-            return token
+        bench = lab.runs.token
+        if self.store is not None and bench is not None:
+            self.store.save_share(StoredShare(token, bench, time.time()))
+        return token
+
+    def resume(self, lab: Lab, owner: str) -> str | None:
+        """The owner's bench is back (the same browser token, in a new session or after a
+        restart): share ``lab`` again under the watch token it had, so old links work.
+        Returns that token, or None when this bench had no share."""
+        bench = lab.runs.token
+        if self.store is None or bench is None:
+            return None
+        stored = self._stored(lambda store: store.share_of_bench(bench))
+        if stored is None:
+            return None
+        with self._lock:
+            entry = self._shares.get(stored.watch)
+            if entry is None or entry.lab.closed:
+                self._shares[stored.watch] = _Share(lab, owner)
+            elif entry.lab is not lab:  # the bench is open in another tab that shares it
+                return None
+        return stored.watch
 
     def token_of(self, lab: Lab) -> str | None:
         with self._lock:
@@ -84,7 +124,9 @@ class ShareRegistry:
             if entry is None or not secrets.compare_digest(entry.owner, owner):
                 return False
             del self._shares[token]
-            return True
+        if self.store is not None:
+            self.store.delete_share(token)
+        return True
 
     def watch(self, token: str, watcher: str) -> Lab:
         """The shared lab for ``watcher`` (and count them); WatchError when the token is
@@ -96,10 +138,7 @@ class ShareRegistry:
                 del self._shares[token]
                 entry = None
             if entry is None:
-                raise WatchError(
-                    "This watch link is not valid any more: the run was never shared under it, "
-                    "or its owner stopped sharing it."
-                )
+                raise WatchError(self._why_not(token))
             live = {w: seen for w, seen in entry.watchers.items() if now - seen < WATCHER_TTL_S}
             if watcher not in live and len(live) >= self.max_watchers:
                 entry.watchers = live
@@ -125,3 +164,41 @@ class ShareRegistry:
             if entry is None:
                 return 0
             return sum(now - seen < WATCHER_TTL_S for seen in entry.watchers.values())
+
+    def _why_not(self, token: object) -> str:
+        """Why a watch link has no lab behind it now, as truthfully as the store knows."""
+        if not isinstance(token, str) or self.store is None:
+            return _NOT_VALID
+        try:
+            stored = self._stored(lambda store: store.get_share(token))
+        except ValueError:  # not a token at all
+            return _NOT_VALID
+        if stored is None:
+            return _NOT_VALID
+        shared = _clock(stored.shared_at)
+        if stored.shared_at < self.started:
+            return (
+                f"This run was shared at {shared}; the server restarted at "
+                f"{_clock(self.started)}, and the teacher has not opened their lab since. "
+                "This link works again as soon as they do (or they can share again)."
+            )
+        return (
+            f"This run was shared at {shared}, and the teacher's lab has been closed since. "
+            "This link works again as soon as they open it (or they can share again)."
+        )
+
+    def _stored(self, read: Callable[[RunStore], StoredShare | None]) -> StoredShare | None:
+        assert self.store is not None
+        try:
+            return read(self.store)
+        except StorageError:  # the store keeps itself; a watch link only loses its history
+            return None
+
+
+def _clock(epoch_s: float) -> str:
+    """'10:42' (server local time), or '5 Dec 10:42' when not today."""
+    then = time.localtime(epoch_s)
+    today = time.localtime()
+    if then[:3] == today[:3]:
+        return time.strftime("%H:%M", then)
+    return time.strftime("%-d %b %H:%M", then)

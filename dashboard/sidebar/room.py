@@ -5,7 +5,11 @@
   rest of the URL still sets the other controls. "Link for students" builds such a URL from the
   current settings; a lesson can suggest what to hide and lock.
 - "Share this run" gives a read-only ``?watch=<token>`` link to this bench
-  (``session/sharing.py``); what a watcher sees is ``pages/watch.py``.
+  (``session/sharing.py``); what a watcher sees is ``pages/watch.py``. A bench that shared
+  before (in another session, or before a restart) shares again under the same link.
+- "Your runs" shows this bench's link (``?bench=<token>``) to bookmark, and has the browser
+  remember the token in a cookie (``resources.TOKEN_COOKIE``), so the plain address finds
+  the same saved runs; it also says when runs are not reaching the disk.
 Script thread only.
 """
 
@@ -17,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from dashboard.session.lab import Lab
 from dashboard.session.sharing import ShareRegistry
@@ -25,8 +30,11 @@ from dashboard.sidebar import lessons
 from dashboard.views.display import PROJECTOR_KEY, projector_on
 
 HIDE, LOCK, WATCH = "hide", "lock", "watch"  # URL parameters
+TOKEN_PARAM = "bench"  # the URL parameter holding this browser's saved-runs token
+TOKEN_COOKIE = "gru_lab_bench"  # the same token, remembered by the browser for the plain address
 WATCH_COUNT_S = 5.0  # how often the owner's sidebar recounts its watchers
 ROOM_KEYS = (HIDE, LOCK, WATCH)
+COOKIE_DAYS = 365  # how long the browser remembers its bench
 
 
 def parse_keys(raw: str | None, what: str) -> tuple[frozenset[str], list[str]]:
@@ -74,8 +82,11 @@ def student_link(
     return urlunsplit((scheme, netloc, path or "/", urlencode(query, safe=","), ""))
 
 
-def room_section(lab: Lab, registry: ShareRegistry, values: dict[str, Any], sb: Any) -> None:
-    """The sidebar's Room section: projector mode, a link for students, sharing this run."""
+def room_section(
+    lab: Lab, registry: ShareRegistry, values: dict[str, Any], sb: Any, remembered: str | None
+) -> None:
+    """The sidebar's Room section: projector mode, a link for students, sharing this run,
+    and this bench's own link (``remembered``: the token the browser's cookie holds)."""
     sb.header("Room")
     sb.toggle(
         "Projector mode",
@@ -97,7 +108,54 @@ def room_section(lab: Lab, registry: ShareRegistry, values: dict[str, Any], sb: 
         url = student_link(str(st.context.url or ""), values, hide, lock, projector_on())
         st.code(url, language=None, wrap_lines=True)
         st.caption("Opens with these settings; hidden controls keep the values above.")
+    if not st.session_state.get("_share_resumed"):  # once a session: a share of this bench
+        st.session_state._share_resumed = True
+        registry.resume(lab, _owner_secret())
     _share_controls(lab, registry, sb)
+    bench_link(lab, sb, remembered)
+
+
+def bench_link(lab: Lab, sb: Any, remembered: str | None) -> None:
+    """'Your runs': this bench's link to bookmark, remembered by the browser too; and what
+    the store has to say (a damaged file kept aside: once; runs not reaching the disk: while
+    it lasts)."""
+    runs = lab.runs
+    notice = runs.notice
+    if notice and not st.session_state.get("_store_notice_shown"):
+        st.session_state._store_notice_shown = True
+        sb.warning(notice, icon="💾")
+    if runs.status_message:
+        sb.warning(runs.status_message, icon="💾")
+    token = runs.token
+    if token is None:
+        return
+    sb.markdown("**Your runs** · bookmark this link")
+    sb.code(bench_url(str(st.context.url or ""), token), language=None, wrap_lines=True)
+    sb.caption(
+        "It brings your saved runs back after a restart, in any browser; this browser also "
+        "remembers it, so the plain address finds them too."
+    )
+    if remembered != token and st.session_state.get("_cookie_set") != token:
+        st.session_state._cookie_set = token
+        with sb:
+            components.html(remember_script(token), height=0)
+
+
+def bench_url(base_url: str, token: str) -> str:
+    """The plain address with only ``?bench=<token>``: this browser's saved runs."""
+    scheme, netloc, path, _, _ = urlsplit(base_url or "http://localhost:8501/")
+    return urlunsplit((scheme, netloc, path or "/", urlencode({TOKEN_PARAM: token}), ""))
+
+
+def remember_script(token: str) -> str:
+    """A script that sets the bench cookie on the page's own origin (the component's frame
+    shares it), sent back with the next visit's connection (``st.context.cookies``)."""
+    cookie = f"{TOKEN_COOKIE}={token}; path=/; max-age={COOKIE_DAYS * 86400}; SameSite=Lax"
+    return (
+        "<script>(function () { const c = " + repr(cookie).replace("'", '"') + ";"
+        " try { window.parent.document.cookie = c; } catch (e) { document.cookie = c; }"
+        " })();</script>"
+    )
 
 
 def _owner_secret() -> str:
