@@ -474,3 +474,88 @@ def test_deleted_file_mid_session_is_not_silently_recreated(tmp_path: Path) -> N
         file.unlink()
     assert _names(store, A) == ["before"] and store.degraded
     assert "Could not read" in store.status_message and not path.exists()
+
+
+# -- issue 20: never silently in memory, never silently empty -------------------------------
+def _on_disk(path: Path, token: str) -> list[str]:
+    """The token's run names as a new process would read them from the file."""
+    return _names(SQLiteRunStore(path), token)
+
+
+def test_a_lock_held_by_another_program_delays_runs_but_they_reach_the_disk(
+    tmp_path: Path,
+) -> None:
+    """Another connection holds the write lock past the busy timeout (0.2 s here for the
+    default 10 s): the save is kept in memory and said so; once the lock is released, the
+    next save writes both to the file, and the message goes away."""
+    path = tmp_path / "runs.sqlite3"
+    store = open_run_store(path, busy_timeout_s=0.2)
+    store.save(A, _run("before", 1.0))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        store.save(A, _run("while locked", 2.0))
+        assert store.degraded and "locked by another program" in store.status_message
+        assert "not reaching the disk" in store.status_message  # what the page shows
+        assert _names(store, A) == ["before", "while locked"]  # this process still sees it
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _on_disk(path, A) == ["before"]  # nothing was written while it was locked
+    store.save(A, _run("after", 3.0))
+    assert _on_disk(path, A) == ["before", "while locked", "after"]
+    assert not store.degraded and store.status_message is None
+
+
+def test_a_pin_missed_by_a_failing_disk_is_replayed_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = open_run_store(path, busy_timeout_s=0.2)
+    run = _run("kept", 1.0)
+    store.save(A, run)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    store.set_pinned(A, run.run_id, True)
+    store.delete(A, "no-such-run")
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert store.list_runs(A)[0].pinned  # the read replays the backlog first
+    assert SQLiteRunStore(path).list_runs(A)[0].pinned and not store.degraded
+
+
+def test_a_file_locked_at_start_is_opened_at_the_next_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "runs.sqlite3"
+    busy = [True]
+    real = run_sqlite.SQLiteRunStore._open
+
+    def locked_once(self: SQLiteRunStore) -> None:
+        if busy.pop() if busy else False:
+            raise run_sqlite.StoreBusyError(f"{path} stayed locked by another program")
+        real(self)
+
+    monkeypatch.setattr(run_sqlite.SQLiteRunStore, "_open", locked_once)
+    store = open_run_store(path)
+    assert isinstance(store, FallbackRunStore) and store.degraded
+    assert "tried again" in store.status_message
+    store.save(A, _run("first", 1.0))
+    assert _on_disk(path, A) == ["first"] and store.status_message is None
+
+
+def test_a_truncated_database_is_kept_as_a_backup_and_replaced(tmp_path: Path) -> None:
+    """A file truncated to 0 bytes while the server ran: SQLite would open it as a new,
+    empty database. At start it is kept aside, said so, and a new store works."""
+    path = tmp_path / "runs.sqlite3"
+    store = open_run_store(path)
+    store.save(A, _run("lost", 1.0))
+    for side in tmp_path.glob("runs.sqlite3-*"):  # a checkpointed file, as at a clean stop
+        side.unlink()
+    path.write_bytes(b"")
+    again = open_run_store(path)  # the next start
+    (backup,) = tmp_path.glob("runs.sqlite3.corrupt-*")
+    assert backup.stat().st_size == 0
+    assert again.notice is not None
+    assert "empty (0 bytes)" in again.notice and str(backup) in again.notice
+    assert again.status_message is None
+    again.save(A, _run("fresh", 2.0))
+    assert _on_disk(path, A) == ["fresh"]

@@ -137,7 +137,10 @@ class FallbackRunStore:
                     self._backlog.popleft()
                 result = call(primary)
             except StorageError as err:
-                self._problem = f"Could not {verb} the saved-runs database ({err}); {PENDING}."
+                self._problem = (
+                    f"Could not {verb} the saved-runs database ({err}): saved runs are not "
+                    f"reaching the disk; {PENDING}."
+                )
                 return None
             self._problem = None
             return result
