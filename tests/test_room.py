@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from dashboard.runs.records import new_token
+from dashboard.runs.saved import SavedRuns
+from dashboard.runs.store import open_run_store
 from dashboard.screens import watch
 from dashboard.session.lab import Lab
 from dashboard.session.sharing import ShareRegistry, WatchError
@@ -102,3 +107,52 @@ def test_a_watcher_gets_a_new_interval_once_the_room_changed_enough() -> None:
     assert not watch.interval_is_stale(watch.watch_interval(26), 30)  # within the slack
     assert watch.interval_is_stale(watch.watch_interval(40), 3)  # the room emptied
     assert not watch.interval_is_stale(2.0, 1)
+
+
+# -- issue 20: watch links outlive a restart ---------------------------------------------------
+def _bench(corpus: Corpus, db: object, token: str) -> Lab:
+    runs = SavedRuns(store=open_run_store(db), token=token)  # type: ignore[arg-type]
+    return Lab(corpus=corpus, runner=SyncRunner(), runs=runs)
+
+
+def test_a_watch_link_tells_the_truth_after_a_restart_and_follows_the_bench_back(
+    small_corpus: Corpus, tmp_path: Path
+) -> None:
+    db, bench = tmp_path / "runs.sqlite3", new_token()
+    before = ShareRegistry(store=open_run_store(db), started=time.time() - 60)
+    link = before.share(_bench(small_corpus, db, bench), owner="teacher")
+    # The server restarts: a new registry and store on the same file, started after the share.
+    after = ShareRegistry(store=open_run_store(db), started=time.time() + 1)
+    with pytest.raises(WatchError, match="the server restarted at .* works again as soon"):
+        after.watch(link, "student")
+    with pytest.raises(WatchError, match="not valid"):
+        after.watch(new_token(), "student")  # never shared: as before
+    # The teacher opens their lab again (the same browser token): the old link works.
+    back = _bench(small_corpus, db, bench)
+    assert after.resume(back, owner="teacher-2") == link
+    assert after.watch(link, "student") is back and after.token_of(back) == link
+    assert after.resume(_bench(small_corpus, db, new_token()), owner="x") is None
+    # The teacher's tab closes: the link says so, and comes back with the lab.
+    back.close()
+    with pytest.raises(WatchError, match="lab has been closed since"):
+        after.watch(link, "student")
+    again = _bench(small_corpus, db, bench)
+    assert after.resume(again, owner="teacher-3") == link
+    assert after.watch(link, "student") is again
+    # Stopping the share ends the link for good, restarts included.
+    assert after.stop(link, owner="teacher-3")
+    restarted = ShareRegistry(store=open_run_store(db), started=time.time() + 2)
+    with pytest.raises(WatchError, match="not valid"):
+        restarted.watch(link, "student")
+    assert restarted.resume(_bench(small_corpus, db, bench), owner="teacher") is None
+
+
+def test_sharing_again_ends_the_benchs_older_link(small_corpus: Corpus, tmp_path: Path) -> None:
+    db, bench = tmp_path / "runs.sqlite3", new_token()
+    first = ShareRegistry(store=open_run_store(db), started=time.time() - 60)
+    old = first.share(_bench(small_corpus, db, bench), owner="teacher")
+    second = ShareRegistry(store=open_run_store(db), started=time.time() + 1)
+    new = second.share(_bench(small_corpus, db, bench), owner="teacher")
+    assert new != old
+    with pytest.raises(WatchError, match="not valid"):
+        second.watch(old, "student")

@@ -1,8 +1,8 @@
 """One browser session's lab bench: its corpus, its training job, its saved runs.
 
-Plain Python (no ``st.*``), so it can be tested directly. The lab page (``pages/lab.get_lab``)
+Plain Python (no ``st.*``), so it can be tested directly. The lab page (``screens/lab.get_lab``)
 keeps one ``Lab`` per session in ``st.session_state`` and ties it to a session-scoped resource
-(``pages/resources.session_guard``) whose release calls ``Lab.close()``: closing the tab stops
+(``screens/resources.session_guard``) whose release calls ``Lab.close()``: closing the tab stops
 that session's job. The Text and Memory views draw what ``sources``, ``analysis`` and
 ``sample`` return (the reading itself: ``reading.py``).
 """

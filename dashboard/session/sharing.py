@@ -10,7 +10,7 @@ that changes it; only the owner's session holds the ``owner`` key that can stop 
 At most ``max_watchers`` sessions watch one token at once (a watcher counts while it
 refreshed within ``WATCHER_TTL_S``); the next one is told the room is full. A token ends
 when the owner stops sharing. Plain Python, no ``st.*``: the registry is one per server
-process (``pages/resources.share_registry``).
+process (``screens/resources.share_registry``).
 
 With a run store (``ShareRegistry(store=...)``) each share is also kept on disk with the
 owner's browser token (``StoredShare``). A watch link whose owner's lab is not here (the
@@ -78,6 +78,7 @@ class ShareRegistry:
         self.max_watchers = max_watchers or default_max_watchers()
         self.store, self.started = store, started
         self._shares: dict[str, _Share] = {}
+        self._here: set[str] = set()  # tokens whose lab was shared in this process
         self._lock = threading.Lock()
 
     def share(self, lab: Lab, owner: str) -> str:
@@ -90,6 +91,7 @@ class ShareRegistry:
                     return token
             token = secrets.token_urlsafe(16)
             self._shares[token] = _Share(lab, owner)
+            self._here.add(token)
         bench = lab.runs.token
         if self.store is not None and bench is not None:
             self.store.save_share(StoredShare(token, bench, time.time()))
@@ -109,6 +111,7 @@ class ShareRegistry:
             entry = self._shares.get(stored.watch)
             if entry is None or entry.lab.closed:
                 self._shares[stored.watch] = _Share(lab, owner)
+                self._here.add(stored.watch)
             elif entry.lab is not lab:  # the bench is open in another tab that shares it
                 return None
         return stored.watch
@@ -176,7 +179,7 @@ class ShareRegistry:
         if stored is None:
             return _NOT_VALID
         shared = _clock(stored.shared_at)
-        if stored.shared_at < self.started:
+        if stored.watch not in self._here and stored.shared_at < self.started:
             return (
                 f"This run was shared at {shared}; the server restarted at "
                 f"{_clock(self.started)}, and the teacher has not opened their lab since. "

@@ -5,7 +5,7 @@
   rest of the URL still sets the other controls. "Link for students" builds such a URL from the
   current settings; a lesson can suggest what to hide and lock.
 - "Share this run" gives a read-only ``?watch=<token>`` link to this bench
-  (``session/sharing.py``); what a watcher sees is ``pages/watch.py``. A bench that shared
+  (``session/sharing.py``); what a watcher sees is ``screens/watch.py``. A bench that shared
   before (in another session, or before a restart) shares again under the same link.
 - "Your runs" shows this bench's link (``?bench=<token>``) to bookmark, and has the browser
   remember the token in a cookie (``resources.TOKEN_COOKIE``), so the plain address finds
@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from dashboard.session.lab import Lab
 from dashboard.session.sharing import ShareRegistry
@@ -137,8 +136,7 @@ def bench_link(lab: Lab, sb: Any, remembered: str | None) -> None:
     )
     if remembered != token and st.session_state.get("_cookie_set") != token:
         st.session_state._cookie_set = token
-        with sb:
-            components.html(remember_script(token), height=0)
+        sb.iframe(remember_script(token), height="content")  # runs on the page's origin
 
 
 def bench_url(base_url: str, token: str) -> str:
