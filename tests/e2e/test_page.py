@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 from playwright.sync_api import expect
 
@@ -33,4 +35,26 @@ def test_shared_link_restores_sliders(lab) -> None:
     lab.open("hidden=64&clip=5")
     expect(lab.slider("Hidden size")).to_have_attribute("aria-valuetext", "64")
     assert float(lab.slider_value("Clip threshold θ (log scale)")) == 5.0
+    assert lab.exceptions() == 0
+
+
+def _bench(url: str) -> str | None:
+    return parse_qs(urlsplit(url).query).get("bench", [None])[-1]
+
+
+def test_the_plain_address_finds_this_browsers_bench(lab) -> None:
+    """The first visit writes its saved-runs token into the URL and, from the sidebar's tiny
+    frame, into a cookie; the plain address in the same browser opens the same bench."""
+    lab.open()
+    token = lab.wait_until(lambda: _bench(lab.page.url), bool, 20, "?bench= in the URL")
+    expect(lab.page.get_by_text("Your runs")).to_be_visible()
+    context = lab.page.context
+    lab.wait_until(
+        lambda: {c["name"]: c["value"] for c in context.cookies()}.get("gru_lab_bench"),
+        lambda value: value == token,
+        20,
+        "the browser to remember the bench in a cookie",
+    )
+    lab.open()  # the plain address again, as the terminal prints it
+    lab.wait_until(lambda: _bench(lab.page.url), lambda t: t == token, 20, "the same bench")
     assert lab.exceptions() == 0
