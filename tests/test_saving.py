@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from dashboard.runs.saved import MIN_STEPS_KEPT, SavedRuns
 from dashboard.runs.store import open_run_store
 from dashboard.screens import lab as lab_page
 from dashboard.screens import resources
+from dashboard.session import sharing
 from dashboard.session.lab import Lab
 from dashboard.sidebar.room import TOKEN_COOKIE, remember_script
 from gru_core.config import TrainConfig
@@ -220,3 +222,27 @@ def test_a_damaged_database_is_told_once_and_a_failing_disk_while_it_lasts(
     store.delete(at.session_state["bench"], "no-such-run")  # the next write gets through
     at.run()
     assert not [w.value for w in at.sidebar.warning if "disk" in w.value]
+
+
+def test_a_watcher_of_a_bench_back_after_a_restart_is_told_its_last_saved_run(
+    make_lab: Callable[..., Lab],
+    make_page: Callable[[str | None], AppTest],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = new_token()
+    before = make_lab(token, runner=SyncRunner())
+    before.start(TINY, None).run_sync(MIN_STEPS_KEPT)
+    before.stop()
+    st.cache_resource.clear()  # this test's server (an earlier test's registry is cached)
+    link = resources.share_registry().share(before, owner="teacher")
+    monkeypatch.setattr(sharing, "SERVER_STARTED", time.time() + 1)
+    watcher = make_page(None)  # the server restarts: the share is known only to the store
+    watcher.query_params["watch"] = link
+    watcher.run()
+    assert any("server restarted" in e.value for e in watcher.error)
+    back = make_lab(token, runner=SyncRunner())  # the teacher opens their lab again
+    assert resources.share_registry().resume(back, owner="teacher") == link
+    watcher.run()
+    assert not watcher.exception and not watcher.error
+    (name,) = back.runs.names()
+    assert any(name in i.value for i in watcher.info)

@@ -51,9 +51,20 @@ def watch_page(registry: ShareRegistry, token: str) -> None:
             return
         if interval_is_stale(interval, registry.watchers(token)):
             st.rerun()  # the room grew or shrank: a full run gives the fragment a new timer
+        last_saved_run(shared)
         views.live_views(shared, WATCH_SNAPSHOT_AGE_S)
 
     live()
+
+
+def last_saved_run(shared: Lab) -> None:
+    """A bench with nothing training (the owner's lab just opened again, after a restart
+    too): say which run it saved last, so the room knows what it is looking at."""
+    newest = shared.runs.newest()
+    if shared.job is None and newest is not None:
+        headline = f": {newest.verdict.headline}" if newest.verdict.headline else ""
+        st.info(f"Nothing is training on this bench now. Its last saved run is {newest.name}"
+                f"{headline}", icon="💾")  # fmt: skip
 
 
 def watch_interval(watchers: int) -> float:

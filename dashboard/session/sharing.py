@@ -73,10 +73,12 @@ class ShareRegistry:
         self,
         max_watchers: int | None = None,
         store: RunStore | None = None,
-        started: float = SERVER_STARTED,
+        started: float | None = None,
     ) -> None:
+        """``started``: when this server started (epoch seconds; default SERVER_STARTED)."""
         self.max_watchers = max_watchers or default_max_watchers()
-        self.store, self.started = store, started
+        self.store = store
+        self.started = SERVER_STARTED if started is None else started
         self._shares: dict[str, _Share] = {}
         self._here: set[str] = set()  # tokens whose lab was shared in this process
         self._lock = threading.Lock()
