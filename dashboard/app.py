@@ -16,8 +16,8 @@ from dashboard.screens.map import map_page
 # One process serves every page and trains every job. A training thread holds the GIL for
 # most of a small step; with CPython's default 5 ms switch interval a page's rerun, which
 # gives the GIL up and asks for it again at each wait, queues behind the jobs for up to 5 ms
-# every time. Measured with the classroom load test (a teacher, 30 watchers and 5 students
-# on 2 cores), one run each: rerun p95 1079 ms at 5 ms, 974 ms at 1 ms (p50 706 / 695 ms).
+# every time. A shorter interval lets it in sooner (benchmarks/README.md: the classroom
+# load test at 5 ms and at 1 ms).
 SWITCH_INTERVAL_S = 0.001
 sys.setswitchinterval(SWITCH_INTERVAL_S)
 st.set_page_config(page_title="GRU Lab", page_icon="🔁", layout="wide")

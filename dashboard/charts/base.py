@@ -26,7 +26,7 @@ HEIGHT = 380  # px; the width is left to the container
 INK, TICK_INK = "#222222", "#3d3d3d"
 TICK_PX, AXIS_TITLE_PX, TITLE_PX, LEGEND_PX = 13, 14, 17, 13
 # The look's base template, as plotly's process-wide default, which a figure takes when it is
-# built (cheap), where update_layout(template=...) on every figure cost ~18 ms each (most of a
+# built (cheap), rather than update_layout(template=...) on every figure (most of a
 # watcher's refresh in the classroom load test). Importing streamlit sets the default to its
 # own theme; ``_base_template`` puts ours back (and fixes, once, a figure built meanwhile).
 TEMPLATE = "plotly_white"
@@ -127,10 +127,10 @@ def apply_layout(
 def relayout(fig: go.Figure, updates: dict) -> go.Figure:
     """``fig.update_layout(updates)``: nested dicts merged key by key into the layout, any
     other value replacing it; made as one new validated Layout. plotly's update_layout walks
-    every path of a built figure through its change machinery, about 17 ms for the common
-    look (most of a chart's build, paid by the owner's page at every redraw of a live run);
-    this takes about 2.5 ms, most of it plotly re-applying the default template, which the
-    figure keeps (every figure here is built with it: ``_base_template``)."""
+    every path of a built figure through its change machinery (most of a chart's build, paid
+    by the owner's page at every redraw of a live run); one new Layout costs a fraction of
+    that (benchmarks/README.md), most of it plotly re-applying the default template, which
+    the figure keeps (every figure here is built with it: ``_base_template``)."""
     current = fig.layout.to_plotly_json()
     current.pop("template", None)
     fig.layout = go.Layout(_merged(current, updates))

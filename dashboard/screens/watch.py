@@ -19,9 +19,9 @@ from dashboard.sidebar import controls as ctl
 from dashboard.sidebar.room import WATCH
 from dashboard.views import training as views
 
-# All watchers of one shared run together. Each watcher redraw costs the server ~5 ms of
-# script CPU plus sending, and a training job on the same cores several times that in GIL
-# hand-offs: at 5 a second, 40 watchers slowed a run by 8-10%, at 4 by 5-6% (watchers-cost).
+# All watchers of one shared run together. Each watcher redraw costs the server script CPU
+# and sending, and a training job on the same cores several times that in GIL hand-offs, so
+# the room's redraws are budgeted (benchmarks/README.md: the watchers-cost scenario).
 WATCH_REDRAWS_PER_S = 4.0
 WATCH_SNAPSHOT_AGE_S = 2.0  # how old a watcher's charts may be (the owner's redraw every 0.75 s)
 INTERVAL_SLACK = 1.25  # a watcher's redraw interval is renewed once off by more than this

@@ -100,8 +100,8 @@ def fair_threads(running: int, own_threads: int = 0) -> int:
     """Torch threads for each of ``running`` jobs training at once: ``cores // running``, but
     no more than the cores the rest of the machine leaves free (the 1-minute load average
     less ``own_threads``, the training threads this process already runs). Two OpenMP threads
-    on a core another program is using wait on each other: measured here, a hidden-64 GRU
-    ran 108 steps/s on one thread and 0.3 steps/s on two while other work kept the load at 11.
+    on a core another program is using wait on each other, so a busy machine can make two
+    threads hundreds of times slower than one (benchmarks/README.md).
     """
     cores = os.cpu_count() or 1
     share = max(1, cores // max(1, running))
