@@ -1,6 +1,6 @@
 """What ties a session's work to its browser tab: the grace after the tab goes, and the guard
 that stops a sweep then (a lab's is ``lab.CloseOnRelease``). Plain Python, no ``st.*``: the
-session-scoped ``st.cache_resource`` that holds a guard is in ``pages/resources.py``.
+session-scoped ``st.cache_resource`` that holds a guard is in ``screens/resources.py``.
 """
 
 from __future__ import annotations
