@@ -44,6 +44,7 @@ from gru_core.model.sampling import generate
 from gru_core.perplexity import perplexity
 from gru_core.run.loop import EpochLoop, Launched
 from gru_core.run.records import EpochRecord, GateStats, Outcome, StepRecord
+from gru_core.step import stats
 from gru_core.step.core import StepCore
 from gru_core.step.stats import (
     CLIP_THRESHOLD,
@@ -202,7 +203,7 @@ class Trainer:
         """Read the oldest step in flight: its StepRecord, or the diverged Outcome."""
         launched, rows = self.loop.collect()
         row, layout = rows[0], self.core.layout
-        if row[layout.index["diverged"]]:
+        if row[layout.index[stats.DIVERGED]]:
             self.loop.drop_pending(launched.step)  # masked on the device: none was applied
             return [self._end(self._diverged(row, launched))]
         record = build_record(
@@ -274,7 +275,7 @@ class Trainer:
     # -- endings ---------------------------------------------------------------------------
     def _diverged(self, row: np.ndarray, launched: Launched) -> Outcome:
         index = self.core.layout.index
-        loss, grad_norm = float(row[index["loss"]]), float(row[index["grad_norm"]])
+        loss, grad_norm = float(row[index[stats.LOSS]]), float(row[index[stats.GRAD_NORM]])
         bad = "loss" if not math.isfinite(loss) else "gradient norm"
         value = loss if bad == "loss" else grad_norm
         last_loss, last_norm = self.last_finite or (None, None)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from gru_core.run.records import EpochRecord, StepRecord
+from gru_core.step import stats
 
 BLOW_UP_PERPLEXITY = 1e6
 BLOW_UP_NORM = 1e6
@@ -113,8 +114,8 @@ class Evidence:
             return np.asarray(table[name], dtype=np.float64) if name in table else None
 
         return cls.of(
-            col(steps, "perplexity"),
-            col(steps, "grad_norm"),
+            col(steps, stats.PERPLEXITY),
+            col(steps, stats.GRAD_NORM),
             col(epochs, "train_perplexity"),
             col(epochs, "val_perplexity"),
         )

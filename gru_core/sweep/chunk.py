@@ -32,6 +32,7 @@ from gru_core.perplexity import perplexity
 from gru_core.run.loop import EpochLoop
 from gru_core.run.thinning import Curve
 from gru_core.run.verdict import LAST_STEPS, Evidence, Verdict, judge
+from gru_core.step import stats
 from gru_core.step.core import StepCore
 from gru_core.step.forward import Workspace
 from gru_core.step.validation import validation_losses
@@ -171,7 +172,7 @@ def run_chunk(
     loop = EpochLoop(core, train, flow_every=None)  # no gradient flows: the map shows none
     val_ws = Workspace()
     ix = core.layout.index
-    cols = [ix["loss"], ix["grad_norm"], ix["clipped"], ix["diverged"]]
+    cols = [ix[stats.LOSS], ix[stats.GRAD_NORM], ix[stats.CLIPPED], ix[stats.DIVERGED]]
     trackers = [Tracker(c, target) for c in cells]
     stopped = False
 
