@@ -17,7 +17,7 @@ SPEC = SweepSpec("init_std", (0.01, 0.1, 1.0), "clip_threshold", (1.0, None))
 
 
 def run(x: float, y: float | None, seed: int = 0, model: str = "gru", **kw: object) -> CellResult:
-    return CellResult(model, x, y, seed, x, y, 1.0, **kw)  # type: ignore[arg-type]
+    return CellResult(model, x, y, seed, x, y, 1.0, 35, 32, **kw)  # type: ignore[arg-type]
 
 
 def learned(x: float, y: float | None, ppl: float, **kw: object) -> CellResult:

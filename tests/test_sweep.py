@@ -25,8 +25,8 @@ from gru_core.sweep import cli as sweep
 from gru_core.sweep import job as sweep_job
 from gru_core.sweep.chunk import Curve, run_chunk
 from gru_core.sweep.job import SweepJob
-from gru_core.sweep.results import CSV_COLUMNS, CellResult, cell_text, summarize
-from gru_core.sweep.spec import SweepSpec, default_values, plan
+from gru_core.sweep.results import CSV_COLUMNS, CellResult, cell_text, results_frame, summarize
+from gru_core.sweep.spec import SweepSpec, axis_value, default_values, parse_values, plan
 
 from helpers import CHAOTIC
 
@@ -45,7 +45,10 @@ def small_spec(**changes: object) -> SweepSpec:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        (dict(x_axis="hidden_size"), "x_axis='hidden_size' is not one of"),
+        (dict(x_axis="depth"), "x_axis='depth' is not one of"),
+        (dict(x_axis="num_steps", x_values=(35, 70.5)), "x_values[1]: num_steps=70.5 must be a"),
+        (dict(y_axis="hidden_size", y_values=(0,)), "y_values[0]: hidden_size=0 must be positive"),
+        (dict(y_axis="hidden_size", y_values=(8, 5000)), "y_values[1]: hidden_size=5000 is out"),
         (dict(y_axis="init_std"), "x_axis and y_axis are both 'init_std'"),
         (dict(x_values=()), "x_values is empty"),
         (dict(x_values=(0.01, -0.1)), "x_values[1]: init_std=-0.1 must be positive"),
@@ -79,6 +82,35 @@ def test_default_values_are_log_ladders_that_validate() -> None:
     SweepSpec(x_values=default_values("init_std", 8), y_values=eight)  # all valid
     with pytest.raises(ValueError, match="axis='depth'"):
         default_values("depth")
+
+
+def test_sequence_length_and_hidden_size_are_integer_axes() -> None:
+    assert default_values("num_steps") == (35, 70, 140, 280)
+    assert default_values("hidden_size") == (32, 64, 128, 256)
+    assert all(type(v) is int for v in default_values("hidden_size", 16))
+    assert len(set(default_values("num_steps", 16))) == 16
+    assert parse_values("num_steps", "35, 70,140.0") == (35, 70, 140)
+    with pytest.raises(ValueError, match="num_steps: '35.5' is not a whole number"):
+        parse_values("num_steps", "35.5")
+    assert axis_value("hidden_size", 64.0) == 64 and axis_value("lr", 1) == 1.0
+    spec = SweepSpec("num_steps", (35.0, 70), "hidden_size", (32, 64))
+    assert spec.x_values == (35, 70) and all(type(v) is int for v in spec.y_values)
+    cell = spec.cells()[3]
+    assert (cell.config.num_steps, cell.config.hidden_size) == (70, 64)
+
+
+def test_groups_split_by_shape_with_their_own_memory_estimate() -> None:
+    spec = SweepSpec("num_steps", (5, 10), "hidden_size", (8, 16), SMALL, 1, ("gru", "rnn"))
+    groups = spec.groups()
+    assert len(groups) == 8 and all(len(g) == 1 for g in groups)
+    shapes = {(g[0].config.model, g[0].config.num_steps, g[0].config.hidden_size) for g in groups}
+    assert len(shapes) == 8
+    by_hidden = SweepSpec("init_std", (0.01, 0.1), "hidden_size", (8, 16), SMALL).groups()
+    assert [[c.config.hidden_size for c in g] for g in by_hidden] == [[8, 8], [16, 16]]
+    p = plan(spec, 28, "cpu")
+    est = dict(zip((c[0].config for c in p.chunks), p.estimates, strict=True))
+    gru = {(c.num_steps, c.hidden_size): e for c, e in est.items() if c.model == "gru"}
+    assert gru[(10, 16)] > gru[(5, 16)] and gru[(5, 16)] > gru[(5, 8)]
 
 
 def test_groups_share_shape_and_seed() -> None:
@@ -161,6 +193,25 @@ def test_diverged_cells_match_the_single_run_and_the_others_go_on(small_corpus: 
     assert {r.status for r in results} == {"diverged", "done"}
     table = {(r.x, r.y): r.diverged_step for r in results}
     assert table[(3.0, 0.5)] == table[(3.0, 10.0)] == 1 and table[(0.1, 0.5)] is None
+
+
+def test_a_sweep_over_t_and_hidden_size_equals_its_single_runs(small_corpus: Corpus) -> None:
+    base = SMALL.replace(num_epochs=1)
+    spec = SweepSpec("num_steps", (5, 10), "hidden_size", (8, 16), base, 1, ("gru", "rnn"))
+    job = SweepJob(spec, small_corpus, device="cpu")
+    assert len(job.plan.chunks) == 8  # one per (model, T, hidden): shapes never share a core
+    snap = job.run_sync()
+    assert snap.state == "done"
+    for cell, result in zip(spec.cells(), snap.results, strict=True):
+        steps, epochs, outcome = single_run(cell.config, small_corpus)
+        assert (result.num_steps, result.hidden_size) == (cell.x, cell.y)
+        assert result.steps == steps[-1].step == outcome.step
+        assert result.max_grad_norm == pytest.approx(max(r.grad_norm for r in steps), rel=1e-5)
+        assert result.final_val_perplexity == pytest.approx(epochs[-1].val_perplexity, rel=1e-5)
+    table = results_frame(snap.results)
+    assert {"num_steps", "hidden_size", "init_std", "clip_threshold", "lr"} <= set(table)
+    rows = table[(table["model"] == "rnn") & (table["num_steps"] == 10)]
+    assert sorted(rows["hidden_size"]) == [8, 16] and (rows["init_std"] == 0.01).all()
 
 
 def test_batched_validation_equals_the_cores_one_member_validation(small_corpus: Corpus) -> None:
@@ -286,7 +337,7 @@ def test_curve_is_bounded_and_keeps_geometric_means() -> None:
 
 def test_a_map_cell_shows_its_worst_seed() -> None:
     def run(seed: int, **kw: object) -> CellResult:
-        return CellResult("gru", 0.1, 1.0, seed, 0.1, 1.0, 1.0, **kw)  # type: ignore[arg-type]
+        return CellResult("gru", 0.1, 1.0, seed, 0.1, 1.0, 1.0, 35, 256, **kw)  # type: ignore[arg-type]
 
     ok = run(0, status="done", verdict="learned", final_val_perplexity=4.0)
     ok2 = run(1, status="done", verdict="learned", final_val_perplexity=9.0)
@@ -327,6 +378,20 @@ def test_cli_prints_the_map_and_writes_one_csv_row_per_cell_and_seed(
     assert (diverged["verdict"] == "diverged").all() and (diverged["diverged_step"] == 1).all()
 
 
+def test_cli_sweeps_sequence_length_with_a_column_per_axis(
+    corpus_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "map.csv"
+    argv = ["--x", "num_steps=5,10", "--y", "init_std=0.01,0.1", "--corpus", corpus_path,
+            "--csv", str(out), *TINY, "--num-epochs", "1"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "init std \\ sequence length T" in text and "4 runs in 2 batch(es)" in text
+    table = pd.read_csv(out)
+    assert list(table["num_steps"]) == [5, 10, 5, 10] and set(table["hidden_size"]) == {16}
+    assert list(table["init_std"]) == [0.01, 0.01, 0.1, 0.1]
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -336,6 +401,7 @@ def test_cli_prints_the_map_and_writes_one_csv_row_per_cell_and_seed(
         ["--x", "init_std=0.01", "--y", "lr=0"],
         ["--x", "init_std=0.01", "--y", "lr=1", "--seeds", "4"],
         ["--x", "init_std=0.01", "--y", "lr=off"],
+        ["--x", "init_std=0.01", "--y", "num_steps=10,12.5"],
         ["--y", "lr=1"],
     ],
 )

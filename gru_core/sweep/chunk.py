@@ -118,7 +118,7 @@ class Tracker:
         curve_steps, curve_ppl = self.curve.values()
         return CellResult(
             c.model, c.x, c.y, c.seed, cfg.init_std, cfg.clip_threshold, cfg.lr,
-            status=status, steps=self.steps, epochs=self.epochs,
+            cfg.num_steps, cfg.hidden_size, status=status, steps=self.steps, epochs=self.epochs,
             final_train_perplexity=verdict.final_perplexity if verdict else _last(self.train),
             best_train_perplexity=min(self.train) if self.train else None,
             final_val_perplexity=_last(self.val),

@@ -77,7 +77,8 @@ class SweepJob(BackgroundJob):
         self.device = device or resolve_device(spec.base.device)
         base = spec.base
         self.train, self.val = split_train_val(corpus.tokens, base.max_tokens, base.val_tokens)
-        check_trainable(len(self.train), base.batch_size, base.num_steps)
+        longest = max(c.config.num_steps for c in spec.cells())  # T may be an axis
+        check_trainable(len(self.train), base.batch_size, longest)
         self.vocab_size = len(corpus.vocab)
         self.plan: Plan = plan(spec, self.vocab_size, self.device)  # refuses what can't fit
         self.cluster_cpus: int | None = None

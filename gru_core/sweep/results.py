@@ -34,6 +34,8 @@ CSV_COLUMNS = (
     "init_std",
     "clip_threshold",
     "lr",
+    "num_steps",
+    "hidden_size",
     "seed",
     "status",
     "verdict",
@@ -61,6 +63,8 @@ class CellResult:
     init_std: float
     clip_threshold: float | None  # None = clipping off
     lr: float
+    num_steps: int  # sequence length T
+    hidden_size: int
     status: str = PENDING  # 'pending', 'running', 'done', 'diverged', 'stopped', 'error'
     steps: int = 0  # steps whose update was applied (a diverged step is not)
     epochs: int = 0  # epochs completed
@@ -193,5 +197,5 @@ def pending_result(cell: Cell, status: str = PENDING, headline: str = "") -> Cel
     c = cell.config
     return CellResult(
         cell.model, cell.x, cell.y, cell.seed, c.init_std, c.clip_threshold, c.lr,
-        status=status, headline=headline,
+        c.num_steps, c.hidden_size, status=status, headline=headline,
     )  # fmt: skip

@@ -1,10 +1,11 @@
 """What a trainability map sweeps: two axes of knobs, seeds, models, and how it is split up.
 
 A ``SweepSpec`` names two axes chosen from ``AXES`` (init std, clip threshold theta, learning
-rate), a list of values for each (log ladders by default: ``default_values``; ``None`` on the
-clip axis means clipping off, shown as 'off'), a ``TrainConfig`` ``base`` that fixes every
-other setting, 1-3 seeds per cell (``base.seed``, ``base.seed + 1``, ...) and the models to
-map side by side. Every cell is the config ``base.replace(model=m, x_axis=x, y_axis=y,
+rate, sequence length T and hidden size), a list of values for each (log ladders by default:
+``default_values``; ``None`` on the clip axis means clipping off, shown as 'off'; T and the
+hidden size take integers), a ``TrainConfig`` ``base`` that fixes every other setting,
+1-3 seeds per cell (``base.seed``, ``base.seed + 1``, ...) and the models to map side by
+side. Every cell is the config ``base.replace(model=m, x_axis=x, y_axis=y,
 seed=s)``: validated as TrainConfig validates it, so the errors name the field.
 
 **Groups: one shape and one seed.** The sweep trains the cells of a group at once as one
@@ -14,8 +15,9 @@ shuffle) from ``random.Random(config.seed)``, so two cells with different seeds 
 see the same minibatches. Grouping by (shape, seed) keeps the promise that *a cell equals the
 single run of its config and seed*: within a group every member's data order is the one its
 own single run would draw, and each member draws its weights from its own generator seeded
-with that same seed. Cells whose shapes differ (``step.SHAPE_FIELDS``: the model here, since
-hidden size, T and B are fixed by ``base``) cannot share a core either.
+with that same seed. Cells whose shapes differ (``step.SHAPE_FIELDS``: the model, and the hidden
+size or T when one is an axis) cannot share a core either: each shape is its own group, with
+its own memory estimate.
 
 **Chunks: what fits.** A group of K cells needs ``limits.estimate_bytes(config, V, K)``;
 ``plan`` splits each group into chunks of at most as many members as fit the memory budget
@@ -36,36 +38,44 @@ from gru_core.limits import BUDGET_ENV, budget_bytes, estimate_bytes
 from gru_core.step.core import SHAPE_FIELDS
 from gru_core.step.validation import val_bytes
 
-AXES = ("init_std", "clip_threshold", "lr")
-AXIS_TITLES = {"init_std": "init std", "clip_threshold": "clip θ", "lr": "learning rate"}
+AXES = ("init_std", "clip_threshold", "lr", "num_steps", "hidden_size")
+AXIS_TITLES = {
+    "init_std": "init std", "clip_threshold": "clip θ", "lr": "learning rate",
+    "num_steps": "sequence length T", "hidden_size": "hidden size",
+}  # fmt: skip
+INT_AXES = frozenset({"num_steps", "hidden_size"})  # shapes: integer values, their own groups
 BACKENDS = ("local", "ray")
 MAX_SEEDS = 3
 MAX_VALUES = 16  # values per axis: a 16 x 16 map is already 256 runs per seed
 # Log ladders the default values are drawn from: (low, high), both included.
-LADDER_SPANS = {"init_std": (1e-3, 1.0), "clip_threshold": (0.1, 10.0), "lr": (0.1, 100.0)}
+LADDER_SPANS = {
+    "init_std": (1e-3, 1.0), "clip_threshold": (0.1, 10.0), "lr": (0.1, 100.0),
+    "num_steps": (35, 280), "hidden_size": (32, 256),
+}  # fmt: skip
 
-Value = float | None  # an axis value; None only on the clip axis (clipping off)
+Value = float | int | None  # an axis value; None only on the clip axis (clipping off)
 
 
-def log_ladder(low: float, high: float, n: int) -> tuple[float, ...]:
-    """n values spaced evenly in log10 from low to high, rounded to 2 significant digits."""
-    if n == 1:
-        return (low,)
-    return tuple(
-        float(f"{10 ** (math.log10(low) + i * math.log10(high / low) / (n - 1)):.2g}")
-        for i in range(n)
-    )
+def log_ladder(low: float, high: float, n: int, integer: bool = False) -> tuple[Value, ...]:
+    """n values spaced evenly in log10 from low to high, rounded to 2 significant digits
+    (to whole numbers, without repeats, when ``integer``: 32, 64, 128, 256)."""
+    step = math.log10(high / low) / (n - 1) if n > 1 else 0.0
+    exact = [10 ** (math.log10(low) + i * step) for i in range(n)]
+    if integer:
+        return tuple(dict.fromkeys(int(round(v)) for v in exact))
+    return tuple(float(f"{v:.2g}") for v in exact)
 
 
 def default_values(axis: str, n: int = 4) -> tuple[Value, ...]:
     """A log ladder of ``n`` values for ``axis`` (``LADDER_SPANS``); the clip axis ends with
-    None (off): 4 values give init std 0.001..1, clip 0.1, 1, 10, off, lr 0.1..100."""
+    None (off): 4 values give init std 0.001..1, clip 0.1, 1, 10, off, lr 0.1..100,
+    T 35, 70, 140, 280 and hidden size 32, 64, 128, 256."""
     check_axis("axis", axis)
     if not 1 <= n <= MAX_VALUES:
         raise ValueError(f"n={n!r} must be an integer in [1, {MAX_VALUES}]")
     if axis == "clip_threshold":
         return (*log_ladder(*LADDER_SPANS[axis], n - 1), None) if n > 1 else (None,)
-    return log_ladder(*LADDER_SPANS[axis], n)
+    return log_ladder(*LADDER_SPANS[axis], n, integer=axis in INT_AXES)
 
 
 def axis_label(value: Value) -> str:
@@ -79,17 +89,36 @@ def check_axis(name: str, axis: object) -> None:
 
 
 def parse_values(axis: str, text: str) -> tuple[Value, ...]:
-    """'0.001,0.01,off' -> (0.001, 0.01, None); 'off'/'none' only on the clip axis."""
+    """'0.001,0.01,off' -> (0.001, 0.01, None); 'off'/'none' only on the clip axis;
+    '35,70' -> (35, 70) on the integer axes (T, hidden size)."""
     values: list[Value] = []
     for part in (p.strip() for p in text.split(",")):
         if axis == "clip_threshold" and part.lower() in ("off", "none"):
             values.append(None)
             continue
         try:
-            values.append(float(part))
-        except ValueError:
-            raise ValueError(f"{axis}: {part!r} is not a number") from None
+            values.append(axis_value(axis, float(part)))
+        except ValueError as exc:
+            raise ValueError(f"{axis}: {part!r} is not {_kind(axis)} ({exc})") from None
     return tuple(values)
+
+
+def _kind(axis: str) -> str:
+    return "a whole number" if axis in INT_AXES else "a number"
+
+
+def axis_value(axis: str, value: object) -> Value:
+    """``value`` as ``axis`` holds it: None (clip off), an int on T and hidden size (35.0 ->
+    35; ValueError for 35.5), else a float. For values read back from a chart or a URL."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{axis}={value!r} must be {_kind(axis)}")
+    if axis in INT_AXES:
+        if not float(value).is_integer():
+            raise ValueError(f"{axis}={value!r} must be a whole number")
+        return int(value)
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -166,16 +195,18 @@ class SweepSpec:
             raise ValueError(f"{name}_values has {len(values)} values; at most {MAX_VALUES}")
         if len(set(values)) != len(values):
             raise ValueError(f"{name}_values={list(values)} repeats a value")
+        out = []
         for i, v in enumerate(values):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-                raise ValueError(f"{name}_values[{i}]: {axis}={v!r} must be a number")
+                raise ValueError(f"{name}_values[{i}]: {axis}={v!r} must be {_kind(axis)}")
             if v is not None and not v > 0:
                 raise ValueError(f"{name}_values[{i}]: {axis}={v!r} must be positive")
             try:
-                self.base.replace(**{axis: v})
+                out.append(axis_value(axis, v))
+                self.base.replace(**{axis: out[-1]})
             except ValueError as exc:
                 raise ValueError(f"{name}_values[{i}]: {exc}") from None
-        return tuple(None if v is None else float(v) for v in values)
+        return tuple(out)
 
     # -- what it runs ----------------------------------------------------------------------
     def seed_values(self) -> tuple[int, ...]:
