@@ -3,10 +3,12 @@ URL, and bad settings."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -77,6 +79,60 @@ def test_bad_map_settings_say_what_is_wrong(page: AppTest) -> None:
     [b for b in page.button if b.label == "Start"][0].click().run()
     assert not page.exception
     assert any("Can't start" in e.value and "x_values" in e.value for e in page.error)
+
+
+def test_gru_and_rnn_maps_share_one_colour_bar(page: AppTest) -> None:
+    """Issue 18: side-by-side maps on one scale: one figure, one coloraxis, one bar."""
+    page.query_params.update(map_hidden="8", map_epochs="1", map_steps="10",
+                             map_models="GRU,RNN", map_xv="0.01,1", map_yv="1")  # fmt: skip
+    page.run()
+    [b for b in page.button if b.label == "Start"][0].click().run()
+    job: SweepJob = page.session_state["sweep"]
+    job.join(120)
+    page.run()
+    assert not page.exception and job.snapshot().state == "done"
+    (chart,) = page.get("plotly_chart")  # both models in one figure
+    spec = json.loads(chart.proto.spec)
+    values = [t for t in spec["data"] if t["type"] == "heatmap" and t["name"] == "perplexity"]
+    assert [t["meta"] for t in values] == ["gru", "rnn"]
+    assert {t["coloraxis"] for t in values} == {"coloraxis"}
+    assert not any(t.get("showscale") for t in spec["data"] if t["type"] == "heatmap")
+    bars = [
+        k for k, v in spec["layout"].items() if k.startswith("coloraxis") and v.get("showscale")
+    ]
+    assert bars == ["coloraxis"]
+    z = np.concatenate([_array(t["z"]).ravel() for t in values])
+    z = z[np.isfinite(z)]
+    assert z.size == 4  # every cell of both maps learned or did not: on the scale
+    axis = spec["layout"]["coloraxis"]
+    assert axis["cmin"] == pytest.approx(z.min()) and axis["cmax"] == pytest.approx(z.max())
+
+
+def _array(value: Any) -> np.ndarray:
+    """A plotly JSON array: a list, or a typed array {'dtype', 'bdata', 'shape'}."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = [int(n) for n in str(value.get("shape", flat.size)).split(",")]
+        return flat.reshape(shape).astype(np.float64)
+    return np.asarray(value, dtype=np.float64)
+
+
+def test_sequence_length_is_an_axis_from_the_url(page: AppTest) -> None:
+    page.query_params.update(map_x="num_steps", map_xv="10,20", map_y="hidden_size",
+                             map_yv="8,16", map_epochs="1")  # fmt: skip
+    page.run()
+    assert not page.exception
+    assert page.multiselect(key="map_xv").value == [10, 20]
+    assert page.multiselect(key="map_yv").value == [8, 16]
+    assert page.number_input(key="map_steps").disabled
+    assert page.number_input(key="map_hidden").disabled
+    assert not page.number_input(key="map_epochs").disabled
+    [b for b in page.button if b.label == "Start"][0].click().run()
+    job: SweepJob = page.session_state["sweep"]
+    assert len(job.plan.chunks) == 4  # one batched group per shape
+    assert {(c.config.num_steps, c.config.hidden_size) for c in job.spec.cells()} == {
+        (10, 8), (20, 8), (10, 16), (20, 16)
+    }  # fmt: skip
 
 
 def test_the_why_001_lesson_maps_gru_and_rnn(page: AppTest) -> None:

@@ -1,16 +1,26 @@
-"""Figures of a trainability map (``gru_core.sweep.job``): the heatmap of one model's map and
-a sparkline of one cell's perplexity curve. Pure: results in, plotly figures out.
+"""Figures of a trainability map (``gru_core.sweep.job``): the models' maps side by side on one
+colour scale, and a sparkline of one cell's perplexity curve. Pure: results in, plotly figures
+out.
 
-The map's axes are categorical (the sweep's values, 'off' for clipping off), drawn at integer
-positions with the values as tick labels. A cell (over its seeds: ``sweep_results.summarize``)
-is one of:
+``maps_figure`` draws one heatmap per model as subplots of one figure. The axes are
+categorical (the sweep's values, 'off' for clipping off), drawn at integer positions with the
+values as tick labels. A cell (over its seeds: ``sweep_results.summarize``) is either
 
-- **finished**: coloured by its final validation perplexity (training perplexity without a
-  validation slice) on a log scale, the colour bar labelled with full numbers
-  (``ticks.log_ticks``), the number written in the cell;
-- **diverged** (a loss or gradient norm became NaN/inf; drawn once any seed has) in dark red,
-  "diverged @ step 12"; **blew up** (finite but exploded, ``verdict``) or error in red;
-- **not finished** in light grey with "…"; stopped before it ran in grey.
+- **a number**: a run that learned or did not learn, coloured by its final validation
+  perplexity (training perplexity without a validation slice) on a log scale. Every model's
+  map reads the same ``coloraxis``, so one colour bar serves them all and the same perplexity
+  has the same colour on every map; the bar is labelled with full numbers
+  (``ticks.log_ticks``) and the number is written in the cell; or
+- **a category**, outside the scale, in its own colour with a legend entry and its word in
+  the cell (never colour alone): diverged (NaN/inf, "diverged @ step 12", drawn once any seed
+  has), blew up or error, memorised, not finished ("…"), stopped. The categories come from the
+  results: a verdict this module has no colour for gets one from ``SPARE_COLOURS``.
+
+With ``lambdas`` and ``edges`` (``gru_core.sweep.edge``: the theory at initialisation), each
+cell's hover gives the largest Lyapunov exponent λ of its (model, hidden size, init std), and
+a map with init std on an axis draws the λ = 0 crossing of each (model, hidden size) as a
+labelled line, "edge of chaos (theory, at initialisation)", placed on the log scale between
+the ladder's cells (a segment per row or column, since the hidden size may be the other axis).
 
 Every cell carries ``customdata = [x value, y value, model]`` (None for clipping off), so a
 click maps back to the cell (``clicked_cell``); its hover lists every number of every seed,
@@ -21,27 +31,36 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from dashboard.charts.base import HEIGHT, INK, RED, apply_layout, empty_figure
 from dashboard.charts.ticks import log_ticks
 from gru_core.sweep.results import CellResult, CellSummary, summarize
-from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, Value, axis_label
+from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, Value, axis_label, axis_value
 
 COLORSCALE = "Viridis"  # low perplexity dark, high bright
-# The cells drawn apart, by code: colour and legend label.
-KINDS = (
-    ("diverged", "#67000d", "diverged (NaN/inf)"),
-    ("blew up", RED, "blew up / error"),
-    ("pending", "#e6e6e6", "not finished"),
-    ("other", "#bdbdbd", "stopped / no number"),
+NUMBERED = frozenset({"learned", "did not learn"})  # verdicts coloured by their perplexity
+# The categories drawn apart, in this order: code, colour, legend label, white text.
+CATEGORIES = (
+    ("diverged", "#67000d", "diverged (NaN/inf)", True),
+    ("blew up", RED, "blew up / error", True),
+    ("memorised", "#e377c2", "memorised (worse on new text)", False),
+    ("pending", "#e6e6e6", "not finished", False),
+    ("other", "#bdbdbd", "stopped / no number", False),
 )
+SPARE_COLOURS = ("#ff7f0e", "#8c564b", "#17becf", "#bcbd22")  # verdicts not listed above
+EDGE_NAME = "edge of chaos (theory, at initialisation)"
 SPARK = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 24  # characters of a hover sparkline
 MAP_HEIGHT = HEIGHT + 60
+CLICK_MARKER_PX = 40  # the click layer's squares: most of a cell at the usual map size
+
+Lambdas = Mapping[tuple[str, int, float], float]  # (model, hidden, init std) -> λ
+Edges = Mapping[tuple[str, int], float | None]  # (model, hidden) -> init std where λ = 0
 
 
 def sparkline_text(values: Sequence[float], width: int = SPARK_WIDTH) -> str:
@@ -81,23 +100,37 @@ def _run_lines(r: CellResult) -> list[str]:
     return lines
 
 
-def _hover(cell: CellSummary, x_name: str, y_name: str) -> str:
+def lambda_line(lam: float | None) -> str:
+    """A cell's λ in words: 'λ = -0.52 per step (theory, at initialisation: signals shrink)'."""
+    if lam is None or not math.isfinite(lam):
+        return ""
+    trend = "signals shrink" if lam < 0 else "signals grow" if lam > 0 else "at the edge"
+    return f"λ = {lam:+.3g} per step (theory, at initialisation: {trend})"
+
+
+def _hover(cell: CellSummary, x_name: str, y_name: str, lam: float | None) -> str:
     head = (
         f"<b>{cell.model}</b> · {x_name} {axis_label(cell.x)} · {y_name} {axis_label(cell.y)}"
         f"<br>{cell.verdict or 'training…'}; {cell.finished}/{len(cell.runs)} seeds finished"
     )
+    theory = lambda_line(lam)
+    head += f"<br>{theory}" if theory else ""
     return head + "".join("<br>" + line for r in cell.runs for line in _run_lines(r))
 
 
-def _kind(cell: CellSummary) -> str:
-    """'value', or one of KINDS' codes (module docstring)."""
+def category(cell: CellSummary) -> str:
+    """'value' for a cell coloured by its number, else its category's code (see above)."""
     if cell.diverged_runs or cell.verdict == "diverged":
         return "diverged"
     if cell.verdict in ("blew up", "error"):
         return "blew up"
     if cell.verdict is None:
         return "pending"
-    return "value" if cell.perplexity is not None else "other"
+    if cell.verdict in NUMBERED:
+        return "value" if cell.perplexity is not None else "other"
+    if cell.verdict == "stopped":
+        return "other"
+    return cell.verdict  # memorised, or a verdict this module does not know yet
 
 
 def _text(cell: CellSummary, kind: str) -> str:
@@ -108,148 +141,232 @@ def _text(cell: CellSummary, kind: str) -> str:
         )
     if kind == "value":
         return f"{cell.perplexity:.3g}"
-    return {"pending": "…", "blew up": cell.verdict or "", "other": cell.verdict or ""}[kind]
+    if kind == "pending":
+        return "…"
+    number = (
+        f"<br>{cell.perplexity:.3g}" if kind not in ("blew up", "other") and cell.perplexity else ""
+    )
+    return (cell.verdict or "") + number
 
 
-CLICK_MARKER_PX = 40  # the click layer's squares: most of a cell at the usual map size
+def _styles(codes: set[str]) -> list[tuple[str, str, str, bool]]:
+    """The categories present, known ones first in CATEGORIES' order, then the others."""
+    known = [c for c in CATEGORIES if c[0] in codes]
+    extra = sorted(codes - {c[0] for c in CATEGORIES})
+    spare = [(c, SPARE_COLOURS[i % len(SPARE_COLOURS)], c, False) for i, c in enumerate(extra)]
+    return known + spare
 
 
-def map_figure(
-    results: Sequence[CellResult], spec: SweepSpec, model: str, title: str | None = None
-) -> go.Figure:
-    """The heatmap of ``model``'s map from the runs in ``results`` (any subset; a run not
-    in it is drawn as not finished). See the module docstring."""
+def _grid(
+    results: Sequence[CellResult], spec: SweepSpec, model: str, lambdas: Lambdas | None
+) -> dict[str, np.ndarray]:
+    """One model's cells as arrays (rows y, columns x): z = log10 perplexity, the category
+    code, text, hover and customdata."""
     xs, ys = list(spec.x_values), list(spec.y_values)
     x_name, y_name = AXIS_TITLES[spec.x_axis], AXIS_TITLES[spec.y_axis]
-    title = title or f"{model.upper()}: final perplexity by {x_name} and {y_name}"
-    mine = [r for r in results if r.model == model]
-    cells = {(c.x, c.y): c for c in summarize(mine)}
-    if not cells:
-        return empty_figure(title, "No runs yet: start the sweep to fill the map.")
+    cells = {(c.x, c.y): c for c in summarize(r for r in results if r.model == model)}
     shape = (len(ys), len(xs))
-    z = np.full(shape, np.nan)
-    codes = np.full(shape, np.nan)
-    text = np.full(shape, "", dtype=object)
-    hover = np.full(shape, "", dtype=object)
-    custom = np.empty((*shape, 3), dtype=object)
-    codes_of = {code: i for i, (code, _, _) in enumerate(KINDS)}
+    grid = dict(
+        z=np.full(shape, np.nan), kind=np.full(shape, "pending", dtype=object),
+        text=np.full(shape, "…", dtype=object), hover=np.full(shape, "", dtype=object),
+        custom=np.empty((*shape, 3), dtype=object),
+    )  # fmt: skip
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
-            custom[i, j] = [x, y, model]
+            grid["custom"][i, j] = [x, y, model]
             cell = cells.get((x, y))
             if cell is None:
-                codes[i, j], text[i, j] = codes_of["pending"], "…"
-                hover[i, j] = f"{x_name} {axis_label(x)} · {y_name} {axis_label(y)}: not started"
+                where = f"{x_name} {axis_label(x)} · {y_name} {axis_label(y)}"
+                grid["hover"][i, j] = f"<b>{model}</b> · {where}: not started"
                 continue
-            kind = _kind(cell)
-            text[i, j], hover[i, j] = _text(cell, kind), _hover(cell, x_name, y_name)
+            run = cell.runs[0]
+            lam = lambdas.get((model, run.hidden_size, run.init_std)) if lambdas else None
+            kind = category(cell)
+            grid["kind"][i, j], grid["text"][i, j] = kind, _text(cell, kind)
+            grid["hover"][i, j] = _hover(cell, x_name, y_name, lam)
             if kind == "value":
-                z[i, j] = math.log10(cell.perplexity)  # type: ignore[arg-type]
-            else:
-                codes[i, j] = codes_of[kind]
-    has_val = any(r.final_val_perplexity is not None for r in mine)
-    bar_title = "validation<br>perplexity" if has_val or not mine else "training<br>perplexity"
-    fig = go.Figure()
+                grid["z"][i, j] = math.log10(cell.perplexity)  # type: ignore[arg-type]
+    return grid
+
+
+def maps_figure(
+    results: Sequence[CellResult],
+    spec: SweepSpec,
+    models: Sequence[str] | None = None,
+    lambdas: Lambdas | None = None,
+    edges: Edges | None = None,
+) -> go.Figure:
+    """Every model's map (default: the spec's models) side by side on one colour scale,
+    from the runs in ``results`` (any subset; a run not in it is drawn as not finished)."""
+    models = list(models or spec.models)
+    xs, ys = list(spec.x_values), list(spec.y_values)
+    x_name, y_name = AXIS_TITLES[spec.x_axis], AXIS_TITLES[spec.y_axis]
+    title = f"Final perplexity by {x_name} and {y_name}"
+    if len(models) > 1:
+        title += ": one colour scale for every map"
+    else:
+        title = f"{models[0].upper()}: final perplexity by {x_name} and {y_name}"
+    mine = [r for r in results if r.model in models]
+    if not mine:
+        return empty_figure(title, "No runs yet: start the sweep to fill the map.")
+    fig = make_subplots(
+        rows=1, cols=len(models), shared_yaxes=True, horizontal_spacing=0.04,
+        subplot_titles=[m.upper() for m in models] if len(models) > 1 else None,
+    )  # fmt: skip
+    grids = [_grid(results, spec, m, lambdas) for m in models]
+    codes = {str(k) for g in grids for k in g["kind"].ravel()} - {"value"}
+    styles = _styles(codes)
     common = dict(
-        x=list(range(len(xs))),
-        y=list(range(len(ys))),
-        xgap=2,
-        ygap=2,
-        customdata=custom,
-        hovertemplate="%{hovertext}<extra></extra>",
-        texttemplate="%{text}",
-        hoverongaps=False,
-    )
-    fig.add_trace(
-        go.Heatmap(
-            z=z,
-            text=text,
-            hovertext=hover,
-            colorscale=COLORSCALE,
-            name="perplexity",
-            colorbar=_colorbar(z, bar_title),
-            **common,
-        )
-    )
-    for i, (code, colour, label) in enumerate(KINDS):  # one flat colour per kind drawn apart
-        mask = np.where(codes == i, 1.0, np.nan)
+        x=list(range(len(xs))), y=list(range(len(ys))), xgap=2, ygap=2,
+        hoverinfo="skip", texttemplate="%{text}", hoverongaps=False,
+    )  # fmt: skip
+    for col, (model, g) in enumerate(zip(models, grids, strict=True), start=1):
         fig.add_trace(
             go.Heatmap(
-                z=mask,
-                text=np.where(codes == i, text, ""),
-                hovertext=hover,
-                colorscale=[[0, colour], [1, colour]],
-                showscale=False,
-                name=label,
-                textfont=dict(color="#ffffff" if code in ("diverged", "blew up") else INK),
-                **common,
-            )
-        )
-    # A click layer: plotly reports no selection for heatmap cells, so one invisible square
-    # marker per cell carries the cell's customdata and hover (and gets the clicks).
-    gx, gy = np.meshgrid(np.arange(len(xs)), np.arange(len(ys)))
-    fig.add_trace(
-        go.Scatter(
-            x=gx.ravel(),
-            y=gy.ravel(),
-            mode="markers",
-            marker=dict(symbol="square", size=CLICK_MARKER_PX, opacity=0),
-            customdata=custom.reshape(-1, 3),
-            hovertext=hover.ravel(),
-            hovertemplate="%{hovertext}<extra></extra>",
-            name="cells",
-            showlegend=False,
-        )
-    )
-    fig.update_traces(hoverinfo="skip", hovertemplate=None, selector=dict(type="heatmap"))
-    for code, colour, label in KINDS:  # a legend for the cells drawn apart
+                z=g["z"], text=g["text"], hovertext=g["hover"], customdata=g["custom"],
+                coloraxis="coloraxis", name="perplexity", meta=model, **common,
+            ),
+            row=1, col=col,
+        )  # fmt: skip
+        for code, colour, label, white in styles:  # one flat colour per category
+            mask = g["kind"] == code
+            if not mask.any():
+                continue
+            fig.add_trace(
+                go.Heatmap(
+                    z=np.where(mask, 1.0, np.nan), text=np.where(mask, g["text"], ""),
+                    hovertext=g["hover"], customdata=g["custom"],
+                    colorscale=[[0, colour], [1, colour]], showscale=False, name=label,
+                    meta=model, textfont=dict(color="#ffffff" if white else INK), **common,
+                ),
+                row=1, col=col,
+            )  # fmt: skip
+        # A click layer: plotly reports no selection for heatmap cells, so one invisible
+        # square marker per cell carries the cell's customdata and hover (and gets clicks).
+        gx, gy = np.meshgrid(np.arange(len(xs)), np.arange(len(ys)))
         fig.add_trace(
             go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                name=label,
-                marker=dict(symbol="square", size=12, color=colour),
-                showlegend=bool(np.any(codes == codes_of[code])),
+                x=gx.ravel(), y=gy.ravel(), mode="markers",
+                marker=dict(symbol="square", size=CLICK_MARKER_PX, opacity=0),
+                customdata=g["custom"].reshape(-1, 3), hovertext=g["hover"].ravel(),
+                hovertemplate="%{hovertext}<extra></extra>", name="cells", meta=model,
+                showlegend=False,
+            ),
+            row=1, col=col,
+        )  # fmt: skip
+        if edges:
+            _edge_line(fig, spec, model, edges, col, first=col == 1)
+    for code, colour, label, _ in styles:  # the legend of the categories
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name=label, legendgroup=code,
+                marker=dict(symbol="square", size=12, color=colour), showlegend=True,
             )
-        )
-    apply_layout(fig, title, x_name, y_name, uirevision=f"map-{model}", hovermode="closest")
+        )  # fmt: skip
+    z = np.concatenate([g["z"].ravel() for g in grids])
+    apply_layout(fig, title, "", "", uirevision="map-" + "-".join(models), hovermode="closest")
+    fig.update_layout(
+        height=MAP_HEIGHT, plot_bgcolor="#ffffff", coloraxis=_coloraxis(z, _bar_title(mine))
+    )
+    labels = dict(tickmode="array", showgrid=False, zeroline=False)
     fig.update_xaxes(
-        tickmode="array",
-        tickvals=list(range(len(xs))),
-        ticktext=[axis_label(x) for x in xs],
-        showgrid=False,
-        zeroline=False,
-    )
-    fig.update_yaxes(
-        tickmode="array",
-        tickvals=list(range(len(ys))),
-        ticktext=[axis_label(y) for y in ys],
-        showgrid=False,
-        zeroline=False,
-    )
-    fig.update_layout(height=MAP_HEIGHT, plot_bgcolor="#ffffff")
+        tickvals=list(range(len(xs))), ticktext=[axis_label(x) for x in xs],
+        title=dict(text=x_name), **labels,
+    )  # fmt: skip
+    fig.update_yaxes(tickvals=list(range(len(ys))), ticktext=[axis_label(y) for y in ys], **labels)
+    fig.update_yaxes(title=dict(text=y_name), row=1, col=1)
     return fig
 
 
-def _colorbar(z: np.ndarray, title: str) -> dict:
-    """A colour bar over log10(perplexity) labelled with full numbers (ticks.log_ticks)."""
-    bar: dict = dict(title=dict(text=title), thickness=14)
+def map_figure(
+    results: Sequence[CellResult], spec: SweepSpec, model: str, **theory: object
+) -> go.Figure:
+    """One model's map (``maps_figure`` of that model alone)."""
+    return maps_figure(results, spec, [model], **theory)  # type: ignore[arg-type]
+
+
+def _bar_title(mine: Sequence[CellResult]) -> str:
+    has_val = any(r.final_val_perplexity is not None for r in mine)
+    return "validation<br>perplexity" if has_val else "training<br>perplexity"
+
+
+def _coloraxis(z: np.ndarray, title: str) -> dict:
+    """One scale over log10(perplexity) of every map, labelled with full numbers."""
+    axis: dict = dict(colorscale=COLORSCALE)
     finite = z[np.isfinite(z)]
-    if finite.size:
-        ticks = log_ticks(10 ** float(finite.min()), 10 ** float(finite.max()))
-        if ticks:
-            bar.update(tickvals=[math.log10(v) for v in ticks[0]], ticktext=ticks[1])
-        else:
-            lo, hi = float(finite.min()), float(finite.max())
-            values = sorted({lo, hi})
-            bar.update(tickvals=values, ticktext=[f"{10**v:.3g}" for v in values])
-    return bar
+    if not finite.size:
+        return {**axis, "showscale": False}
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi - lo < 1e-9:  # one value: a small span around it, so it still has a colour
+        lo, hi = lo - 0.05, hi + 0.05
+    bar: dict = dict(title=dict(text=title), thickness=14)
+    ticks = log_ticks(10**lo, 10**hi)
+    if ticks:
+        bar.update(tickvals=[math.log10(v) for v in ticks[0]], ticktext=ticks[1])
+    else:
+        values = sorted({float(finite.min()), float(finite.max())})
+        bar.update(tickvals=values, ticktext=[f"{10**v:.3g}" for v in values])
+    return {**axis, "cmin": lo, "cmax": hi, "showscale": True, "colorbar": bar}
 
 
-def clicked_cell(customdata: Sequence[object]) -> tuple[Value, Value, str]:
-    """(x value, y value, model) of a clicked map cell, from its ``customdata``."""
+def std_position(values: Sequence[Value], std: float) -> float | None:
+    """Where init std ``std`` falls on a categorical axis of ascending ``values`` (cell i at
+    position i), interpolated in log10; half a cell past either end at most, else None."""
+    logs = [math.log10(v) for v in values if v is not None]  # type: ignore[arg-type]
+    if len(logs) != len(values) or not logs or logs != sorted(logs) or std <= 0:
+        return None
+    s = math.log10(std)
+    if len(logs) == 1:
+        return 0.0 if s == logs[0] else None
+    i = min(max(int(np.searchsorted(logs, s)) - 1, 0), len(logs) - 2)
+    pos = i + (s - logs[i]) / (logs[i + 1] - logs[i])
+    return pos if -0.5 <= pos <= len(logs) - 0.5 else None
+
+
+def _edge_line(
+    fig: go.Figure, spec: SweepSpec, model: str, edges: Edges, col: int, first: bool
+) -> None:
+    """The λ = 0 crossing as a line segment per row (init std on x) or column (on y)."""
+    if "init_std" not in (spec.x_axis, spec.y_axis):
+        return
+    on_x = spec.x_axis == "init_std"
+    stds, others = (spec.x_values, spec.y_values) if on_x else (spec.y_values, spec.x_values)
+    other_axis = spec.y_axis if on_x else spec.x_axis
+    line_x: list[float | None] = []
+    line_y: list[float | None] = []
+    for k, other in enumerate(others):
+        hidden = int(other) if other_axis == "hidden_size" else spec.base.hidden_size  # type: ignore[arg-type]
+        edge = edges.get((model, hidden))
+        pos = std_position(stds, edge) if edge is not None else None
+        if pos is None:
+            continue
+        along, across = [pos, pos, None], [k - 0.5, k + 0.5, None]
+        line_x += along if on_x else across
+        line_y += across if on_x else along
+    if not line_x:
+        return
+    for colour, width, dash, show in (
+        ("#ffffff", 6, "solid", False),
+        ("#000000", 3, "dash", first),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=line_x, y=line_y, mode="lines", name=EDGE_NAME, legendgroup="edge",
+                line=dict(color=colour, width=width, dash=dash), hoverinfo="skip",
+                showlegend=show, meta=model,
+            ),
+            row=1, col=col,
+        )  # fmt: skip
+
+
+def clicked_cell(
+    customdata: Sequence[object], spec: SweepSpec | None = None
+) -> tuple[Value, Value, str]:
+    """(x value, y value, model) of a clicked map cell, from its ``customdata``; with the
+    spec, each value as its axis holds it (an int for T and hidden size)."""
     x, y, model = customdata[:3]
+    if spec is not None:
+        return axis_value(spec.x_axis, x), axis_value(spec.y_axis, y), str(model)
     return _value(x), _value(y), str(model)
 
 

@@ -1,8 +1,9 @@
 """The trainability map page: many configurations trained at once, one heatmap cell each.
 
-Choose two axes (init std, clip threshold θ, learning rate) and their values, the model(s),
-the size and length; Start trains every cell at once through the K-axis step core
-(``gru_core.sweep.job``), and the heatmaps fill in live. A click on a cell opens the lab with
+Choose two axes (init std, clip threshold θ, learning rate, sequence length T, hidden size)
+and their values, the model(s), the size and length; Start trains every cell at once through
+the K-axis step core (``gru_core.sweep.job``), and the maps fill in live, side by side in one
+figure on one colour scale. A click on a cell opens the lab with
 that cell's settings, as a lesson does. The URL holds the sweep's settings (``map_*``).
 Script thread only; the job never calls ``st.*``; figures from ``map_charts.py``.
 """
@@ -16,7 +17,7 @@ import streamlit as st
 from dashboard.charts import map as map_charts
 from dashboard.screens.resources import default_corpus, sweep_guard
 from dashboard.sidebar import controls as ctl
-from dashboard.views.display import chart, chart_columns, page_style
+from dashboard.views.display import chart, page_style
 from dashboard.views.teaching import CAPTIONS
 from gru_core.config import TrainConfig
 from gru_core.sweep.job import ENDED, SweepJob
@@ -33,11 +34,19 @@ DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 WHY_001 = {**DEFAULTS, "map_models": "GRU,RNN"}
 SIZES = {"map_hidden": (8, 256), "map_steps": (5, 100), "map_epochs": (1, 200), "map_seeds": (1, 3)}
+# The shape axes' values on offer (each includes its default ladder, spec.default_values).
+STEPS = (10, 20, 35, 50, 70, 100, 140, 200, 280, 400)
+HIDDEN = (8, 16, 32, 64, 128, 256, 512)
+# The size input an axis takes over (it is disabled while that axis is swept).
+AXIS_INPUTS = {"num_steps": "map_steps", "hidden_size": "map_hidden"}
 
 
 def _options(axis: str) -> list[Any]:
     """The values offered on an axis: the lab's own ladders (and 'off' for clipping)."""
-    ladder = {"init_std": ctl.INIT_STDS, "clip_threshold": ctl.CLIPS, "lr": ctl.LRS}[axis]
+    ladder = {
+        "init_std": ctl.INIT_STDS, "clip_threshold": ctl.CLIPS, "lr": ctl.LRS,
+        "num_steps": STEPS, "hidden_size": HIDDEN,
+    }[axis]  # fmt: skip
     return [*ladder, None] if axis == "clip_threshold" else list(ladder)
 
 
@@ -99,6 +108,7 @@ def _settings() -> None:
                 f"{AXIS_TITLES[axis]} values", _options(axis), key=f"map_{side}v",
                 format_func=axis_label,
             )  # fmt: skip
+    swept = {AXIS_INPUTS.get(st.session_state.map_x), AXIS_INPUTS.get(st.session_state.map_y)}
     with st.container(horizontal=True):
         st.multiselect("Models (one map each)", list(MODEL_NAMES), key="map_models")
         for key, label in (
@@ -106,7 +116,8 @@ def _settings() -> None:
             ("map_epochs", "Epochs"), ("map_seeds", "Seeds per cell"),
         ):  # fmt: skip
             low, high = SIZES[key]
-            st.number_input(label, low, high, key=key, step=1)
+            help_ = "set by the map's axis" if key in swept else None
+            st.number_input(label, low, high, key=key, step=1, disabled=key in swept, help=help_)
 
 
 def spec_from_state() -> SweepSpec:
@@ -150,7 +161,7 @@ def _stop() -> None:
 
 def _open_in_lab(job: SweepJob, point: dict[str, Any]) -> None:
     """A clicked cell's settings in the lab, as a lesson applies them."""
-    x, y, model = map_charts.clicked_cell(point["customdata"])
+    x, y, model = map_charts.clicked_cell(point["customdata"], job.spec)
     config = job.spec.base.replace(**{job.spec.x_axis: x, job.spec.y_axis: y, "model": model})
     values = ctl.values_from_config(config)
     st.session_state._fork_values = values
@@ -189,16 +200,11 @@ def map_page() -> None:
         )
         if snap.message:
             st.error(snap.message)
-        cols = chart_columns(len(current.spec.models), "map")
-        for col, model in zip(cols, current.spec.models, strict=True):
-            with col:
-                event = chart(
-                    map_charts.map_figure(snap.results, current.spec, model), f"map-{model}",
-                    select="points",
-                )  # fmt: skip
-                points = (event or {}).get("selection", {}).get("points", [])
-                if points:
-                    _open_in_lab(current, points[0])
+        figure = map_charts.maps_figure(snap.results, current.spec)  # one colour scale
+        event = chart(figure, "map", select="points")
+        points = (event or {}).get("selection", {}).get("points", [])
+        if points:
+            _open_in_lab(current, points[0])
         st.caption(CAPTIONS["map_read"])
         st.download_button(
             "Download the map (CSV)", results_frame(snap.results).to_csv(index=False),
