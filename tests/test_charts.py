@@ -19,14 +19,12 @@ from dashboard.charts import events as figure_events
 from dashboard.charts import thinning as figure_thinning
 from dashboard.charts import training as charts
 from dashboard.charts.base import empty_figure
-from dashboard.charts.cells import (
+from dashboard.charts.cells import gate_bands_figure, gate_heatmap_figure, probe_text_html
+from dashboard.charts.flow import (
     flow_reach_figure,
-    gate_bands_figure,
-    gate_heatmap_figure,
     grad_flow_heatmap_figure,
     grad_flow_line_figure,
     normalise_at_end,
-    probe_text_html,
 )
 from dashboard.charts.thinning import MAX_POINTS, downsample
 from dashboard.charts.training import (
@@ -316,7 +314,9 @@ def test_grad_flow_line_figure(snap: Snapshot) -> None:
     assert fig.data[0].x[0] == 1 and len(fig.data[0].x) == 35
     fig = grad_flow_line_figure(np.array([1.0, np.nan, 0.0, np.inf, 0.5]), 3)
     check_figure(fig)
-    assert list(fig.data[0].x) == [1, 5]
+    assert list(fig.data[0].x) == [1, 3, 5]  # 0 (underflow) is drawn at the floor, marked
+    assert list(fig.data[1].x) == [3] and list(fig.data[1].y) == [1e-30]
+    assert list(fig.layout.xaxis.range) == [0.5, 5.5]
 
 
 def test_grad_flow_heatmap_figure(snap: Snapshot) -> None:

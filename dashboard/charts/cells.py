@@ -1,6 +1,6 @@
 """Figures of what happens inside the cell: gate distributions over training, gate heatmaps
-and the colour-coded probe text, and the gradient flowing back through time. Pure: arrays and
-DataFrames in, plotly figures (or escaped HTML) out.
+and the colour-coded probe text (the gradient flowing back through time: ``flow.py``). Pure:
+arrays and DataFrames in, plotly figures (or escaped HTML) out.
 """
 
 from __future__ import annotations
@@ -17,19 +17,15 @@ from dashboard.charts.base import (
     ORANGE,
     RED,
     apply_layout,
-    empty_figure,
-    line_trace,
     numeric_column,
     steps_x,
-    with_subtitle,
 )
-from dashboard.charts.thinning import MAX_POINTS, downsample
+from dashboard.charts.thinning import downsample
 from gru_core.model.gates import GATES
 from gru_core.model.gates import label as gate_label
 from gru_core.step.stats import MEAN, PERCENTILES, SATURATED, gate_column, percentile_suffix
 
 HEATMAP_MAX_UNITS = 256  # hidden units shown in a gate heatmap
-HEATMAP_MAX_ROWS = 400  # training steps shown in the gradient-flow heatmap
 DEEP_BLUE = (8, 48, 107)  # the dark end of plotly's 'Blues'
 
 
@@ -205,93 +201,3 @@ def probe_text_html(text: str, z_mean: np.ndarray) -> str:
         'font-size:1.05em;line-height:2;word-break:break-all">'
         f"<div>{''.join(spans)}</div>{legend}</div>"
     )
-
-
-def grad_flow_line_figure(flow: np.ndarray, step: int) -> go.Figure:
-    """||dL/dH_t|| against t = 1..T at one training step; log y."""
-    flow = np.asarray(flow, dtype=np.float64).reshape(-1)
-    t = np.arange(1, len(flow) + 1, dtype=np.float64)
-    trace = line_trace(t, flow, "||dL/dH_t||", log=True, line=dict(color=BLUE))
-    trace.update(mode="lines+markers", marker=dict(size=4))
-    fig = apply_layout(
-        go.Figure(trace),
-        "Total gradient at each H_t",
-        "time step t",
-        "||dL/dH_t|| (log)",
-        "grad_flow_line",
-        log_y=True,
-    )
-    return with_subtitle(fig, f"at training step {step}")
-
-
-def normalise_at_end(flow: np.ndarray) -> np.ndarray:
-    """Each row divided by its value at the last finite t (so t = T reads 1); rows whose
-    end is 0 or missing become NaN."""
-    flow = np.atleast_2d(np.asarray(flow, dtype=np.float64))
-    out = np.full_like(flow, np.nan)
-    for i, row in enumerate(flow):
-        finite = np.flatnonzero(np.isfinite(row))
-        if finite.size and row[finite[-1]] > 0:
-            out[i] = row / row[finite[-1]]
-    return out
-
-
-def flow_reach_figure(flow_last: np.ndarray, flow_late: np.ndarray, step: int) -> go.Figure:
-    """How far back one position's loss reaches: ||∂ℓ_T/∂H_t|| (the last position) and the
-    same for the mean loss of the last positions, each normalised to 1 at t = T; log y."""
-    last = normalise_at_end(flow_last)[0]
-    late = normalise_at_end(flow_late)[0]
-    t = np.arange(1, len(last) + 1, dtype=np.float64)
-    fig = go.Figure(
-        [
-            line_trace(t, last, "last character's loss ℓ_T", log=True, line=dict(color=BLUE)),
-            line_trace(
-                t, late, "mean loss of the last 5", log=True, line=dict(color=ORANGE, dash="dash")
-            ),
-        ]
-    )
-    apply_layout(
-        fig, "How far back one loss reaches", "time step t", "‖∂ℓ/∂H_t‖, 1 at t = T (log)",
-        "flow_reach", log_y=True,
-    )  # fmt: skip
-    return with_subtitle(fig, f"at training step {step}")
-
-
-def grad_flow_heatmap_figure(
-    flow_steps: np.ndarray,
-    flow: np.ndarray,
-    title: str = "Gradient flow through time over training",
-    colour_title: str = "log10 ||dL/dH_t||",
-) -> go.Figure:
-    """log10 of ``flow`` (e.g. ||dL/dH_t||) for every recorded step: x = t, y = step."""
-    flow_steps = np.asarray(flow_steps).reshape(-1)
-    flow = np.asarray(flow, dtype=np.float64)
-    if flow.ndim != 2 or flow.shape[0] != len(flow_steps):
-        raise ValueError(
-            f"grad_flow_heatmap_figure: flow {flow.shape} does not match steps {flow_steps.shape}"
-        )
-    if flow.size == 0:
-        return empty_figure(title, "No gradient-flow rows recorded yet")
-    order = np.argsort(flow_steps, kind="stable")
-    flow_steps, flow = flow_steps[order], flow[order]
-    rows = np.unique(np.linspace(0, len(flow_steps) - 1, HEATMAP_MAX_ROWS).round().astype(int))
-    cols = np.unique(np.linspace(0, flow.shape[1] - 1, MAX_POINTS).round().astype(int))
-    flow = flow[np.ix_(rows, cols)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(np.isfinite(flow) & (flow > 0), np.log10(flow), np.nan)
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=(cols + 1).astype(np.int64),
-            y=flow_steps[rows].astype(np.int64),
-            colorscale="Viridis",
-            hoverongaps=False,
-            colorbar=dict(title=dict(text=colour_title)),
-            hovertemplate="t=%{x}<br>step %{y}<br>log10 norm=%{z:.2f}<extra></extra>",
-        )
-    )
-    apply_layout(
-        fig, title, "time step t", "training step", "grad_flow_heatmap", hovermode="closest"
-    )
-    fig.update_layout(showlegend=False)
-    return fig

@@ -1,6 +1,6 @@
 """The views inside the cell: gate distributions and heatmaps, and the gradient flowing back
-through time. Script thread only; figures from ``cell_charts.py``, captions from
-``teaching.py``.
+through time. Script thread only; figures from ``charts/cells.py`` and ``charts/flow.py``,
+captions from ``teaching.py``.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.charts import cells as cell_charts
+from dashboard.charts import flow as flow_charts
 from dashboard.views.display import chart, chart_columns, snapshot_figure
 from dashboard.views.teaching import CAPTIONS
 from gru_core.model.gates import GATES, MODEL_GATES
@@ -62,13 +63,13 @@ def through_time(snap: Snapshot, flow_every: int) -> None:
     keep = ~np.isnan(last)
     left, right = chart_columns(2, "flow")
     with left:
-        chart(cell_charts.flow_reach_figure(last[keep], late[keep], step), "flow-reach")
+        chart(flow_charts.flow_reach_figure(last[keep], late[keep], step), "flow-reach")
         st.caption(CAPTIONS["flow_reach"] + " " + reach_numbers(last[keep]))
     with right:
         chart(
-            cell_charts.grad_flow_heatmap_figure(
+            flow_charts.grad_flow_heatmap_figure(
                 snap.flow_steps,
-                cell_charts.normalise_at_end(snap.flow_last),
+                flow_charts.normalise_at_end(snap.flow_last),
                 "How far back the last loss reaches, over training",
                 "log10 of 1 at t = T",
             ),
@@ -77,15 +78,19 @@ def through_time(snap: Snapshot, flow_every: int) -> None:
         st.caption(CAPTIONS["flow_heat"])
     total = snap.flow[-1]
     with st.expander("The total gradient at each H_t (every position's loss together)"):
-        chart(cell_charts.grad_flow_line_figure(total[~np.isnan(total)], step), "flow-line")
+        chart(flow_charts.grad_flow_line_figure(total[~np.isnan(total)], step), "flow-line")
         st.caption(CAPTIONS["flow_line"])
 
 
 def reach_numbers(flow_last: np.ndarray) -> str:
-    """'At t = 1 it is 3.2e-05 of its value at t = T (35 steps back).' from the data shown."""
-    normed = cell_charts.normalise_at_end(flow_last)[0]
+    """'Now: at t = 1 it is 3.2e-05 of its value at t = T (34 steps back); it stays above
+    0.001 for 12 of them.' from the data shown; 'below 1e-30' where it underflowed."""
+    normed = flow_charts.normalise_at_end(flow_last)[0]
     if normed.size < 2 or not np.isfinite(normed[0]):
         return ""
+    first = flow_charts.FLOOR_LABEL if normed[0] < flow_charts.FLOOR else f"{normed[0]:.2g}"
+    reach = flow_charts.reach_steps(normed)
     return (
-        f"Now: at t = 1 it is {normed[0]:.2g} of its value at t = T ({normed.size - 1} steps back)."
+        f"Now: at t = 1 it is {first} of its value at t = T ({normed.size - 1} steps back); "
+        f"it stays above {flow_charts.REACH_LEVEL:g} for {reach} of them."
     )
