@@ -388,6 +388,11 @@ def test_a_finished_run_shows_its_verdict_and_joins_compare(
     assert len(names) == 3
     table = at.get("arrow_data_frame") or at.dataframe
     assert table, "the compare table is shown"
+    # Through time, run by run: the overlay on shared axes and the reach of each.
+    shown = {c.key: c for c in at.get("plotly_chart")}
+    assert {"cmp-flow", "cmp-reach"} <= set(shown)
+    reach = json.loads(shown["cmp-reach"].proto.spec)["data"][1]
+    assert reach["y"] == names[-2:]
 
 
 def test_the_view_selector_cannot_be_left_empty(make_app: Callable[..., AppTest]) -> None:

@@ -62,6 +62,8 @@ def test_a_saved_run_round_trips_through_the_store_format(small_corpus: Corpus) 
     assert back.start_config == run.start_config and back.config == run.config
     assert back.verdict == run.verdict and back.outcome == run.outcome
     assert back.steps.equals(run.steps) and list(back.epochs.columns) == list(run.epochs.columns)
+    # The last gradient-flow row travels too (Compare's reach): t = 1..T, no padding.
+    assert len(run.flow_last) == TINY.num_steps and back.flow_last == run.flow_last
 
 
 def test_runs_outlive_a_reload_and_a_server_restart(small_corpus: Corpus, tmp_path: Path) -> None:
@@ -77,6 +79,7 @@ def test_runs_outlive_a_reload_and_a_server_restart(small_corpus: Corpus, tmp_pa
     # A server restart: a new store object on the same file.
     restarted = lab_with_store(small_corpus, db, token)
     assert restarted.runs.names() == names
+    assert [len(r.flow_last) for r in restarted.runs] == [TINY.num_steps] * 2
     # The run counter goes on after the restored runs.
     train_and_save(restarted)
     assert restarted.runs.names()[-1].startswith("#3 ")

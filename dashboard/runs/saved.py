@@ -49,6 +49,7 @@ class SavedRun:
     pinned: bool = False
     vocab: Vocab | None = None  # with weights: what the memory views need, in memory only
     weights: dict[str, torch.Tensor] | None = None  # final parameters (CPU copies)
+    flow_last: tuple[float, ...] = ()  # the last recorded ||∂ℓ_T/∂H_t||, t = 1..T (reach)
     run_id: str = field(default_factory=new_run_id)  # the store's key
     created: float = field(default_factory=time.time)
 
@@ -88,6 +89,7 @@ def to_stored(run: SavedRun) -> StoredRun:
         "best_val_perplexity": run.verdict.best_val_perplexity,
         "vocab_size": run.verdict.vocab_size,
         "number": run.number,
+        "flow_last": list(run.flow_last),
     }
     return StoredRun(
         run_id=run.run_id,
@@ -132,6 +134,7 @@ def from_stored(stored: StoredRun) -> SavedRun:
         steps=stored.steps,
         epochs=stored.epochs,
         pinned=stored.pinned,
+        flow_last=tuple(float(v) for v in o.get("flow_last") or ()),
         run_id=stored.run_id,
         created=stored.created,
     )

@@ -16,6 +16,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from dashboard.runs.records import new_run_id
 from dashboard.runs.saved import SavedRun, SavedRuns, worth_keeping
 from dashboard.session.reading import Reader, Source, find_sources
@@ -248,6 +250,7 @@ class Lab:
             vocab=ending.corpus.vocab,
             weights=weights[1] if weights is not None else None,
             run_id=ending.run_id,
+            flow_last=last_flow(snap.flow_last),
         )
 
 
@@ -267,6 +270,14 @@ class _Ending:
     number: int  # the session's run counter, '#3'
     corpus: Corpus  # the text it trained on (its vocabulary)
     run_id: str  # the store's key: a second save of the same run replaces, never adds
+
+
+def last_flow(flow_last: np.ndarray) -> tuple[float, ...]:
+    """The newest recorded ||∂ℓ_T/∂H_t|| row without its NaN padding (() if none)."""
+    if not len(flow_last):
+        return ()
+    row = np.asarray(flow_last[-1], dtype=np.float64)
+    return tuple(float(v) for v in row[~np.isnan(row)])
 
 
 class CloseOnRelease:

@@ -1,4 +1,5 @@
-"""Compare saved runs: a table of how each went, overlays of their curves, downloads.
+"""Compare saved runs: a table of how each went, overlays of their curves, how far back one
+loss reaches (the runs' through-time curves on shared axes, and the reach of each), downloads.
 
 The overlay follows the lab: a run that finishes joins it (the last two by default) and the
 download box moves to the newest run. Runs can be pinned so they are never dropped.
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard.charts import flow as flow_charts
 from dashboard.charts import training as charts
 from dashboard.runs.saved import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
 from dashboard.session.lab import Lab
@@ -149,6 +151,7 @@ def compare_section(lab: Lab) -> None:
         reading = gru_rnn_reading([r for r in map(lab.runs.get, chosen) if r is not None])
         if reading:
             st.caption(reading)
+        _through_time(lab, chosen)
     with st.container(horizontal=True):
         pick = st.selectbox("Download a run", names, key="download_run")
         run = lab.runs.get(pick)
@@ -186,6 +189,23 @@ def _table(lab: Lab, runs: list[SavedRun]) -> None:
             except ValueError as exc:
                 st.warning(str(exc))
             st.rerun()
+
+
+def _through_time(lab: Lab, chosen: list[str]) -> None:
+    """The chosen runs' last recorded ||∂ℓ_T/∂H_t|| on one chart, and each one's reach."""
+    flows = {}
+    for name in chosen:
+        run = lab.runs.get(name)
+        if run is not None and run.flow_last:
+            flows[name] = np.asarray(run.flow_last, dtype=np.float64)
+    if not flows:
+        return
+    left, right = chart_columns(2, "compare-flow")
+    with left:
+        chart(flow_charts.reach_overlay_figure(flows), "cmp-flow")
+    with right:
+        chart(flow_charts.reach_figure(flows), "cmp-reach")
+    st.caption(CAPTIONS["compare_reach"])
 
 
 def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:

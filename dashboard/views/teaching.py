@@ -109,6 +109,13 @@ CAPTIONS = {
         "even where one loss's reach vanishes. It shows explosions (a rise towards t = 1), "
         "not vanishing."
     ),
+    "compare_reach": (
+        "**How far back one loss reaches, run by run**: each run's last recorded "
+        "‖∂ℓ_T/∂H_t‖, divided by its value at t = T, on one pair of axes (t = 1..T; what "
+        "underflows is drawn at 1e-30, marked 'below 1e-30'). The **reach** is how many steps "
+        "back it stays at least 1e-3 of its size at T: past that, early characters barely "
+        "shape what the model learns."
+    ),
     "compare_empty": (
         "Finished and stopped runs are kept here (up to {n} per session; pin one to keep it). "
         "Run the GRU, then the RNN, or init std 0.01 against 0.1, and overlay them."
