@@ -201,11 +201,9 @@ def test_categories_sit_outside_the_scale_with_a_legend_and_a_word() -> None:
 def test_lambda_in_the_hover_and_the_edge_of_chaos_drawn_per_model() -> None:
     base = TrainConfig(hidden_size=32)  # the runs' hidden size
     spec = SweepSpec("init_std", (0.01, 0.1, 1.0), "lr", (1.0,), base, models=("gru", "rnn"))
-    results = [learned(0.01, 1.0, 5.0), learned(0.1, 1.0, 6.0)]
-    hidden = 32
-    lambdas = {("gru", hidden, 0.01): -4.6, ("gru", hidden, 0.1): 0.25}
-    edges = {("gru", hidden): 0.1 * 10**0.5, ("rnn", hidden): 5.0}  # rnn's is off the map
-    fig = maps_figure(results, spec, lambdas=lambdas, edges=edges)
+    results = [learned(0.01, 1.0, 5.0, lyapunov=-4.6), learned(0.1, 1.0, 6.0, lyapunov=0.25)]
+    edges = {("gru", 32): 0.1 * 10**0.5, ("rnn", 32): 5.0}  # the rnn's is off the map
+    fig = maps_figure(results, spec, edges=edges)
     hover = np.asarray(trace_of(fig, "cells", "gru").hovertext, dtype=object)
     assert "λ = -4.6 per step (theory, at initialisation: signals shrink)" in hover[0]
     assert "λ = +0.25 per step" in hover[1] and "signals grow" in hover[1]

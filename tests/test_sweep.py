@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -212,6 +213,62 @@ def test_a_sweep_over_t_and_hidden_size_equals_its_single_runs(small_corpus: Cor
     assert {"num_steps", "hidden_size", "init_std", "clip_threshold", "lr"} <= set(table)
     rows = table[(table["model"] == "rnn") & (table["num_steps"] == 10)]
     assert sorted(rows["hidden_size"]) == [8, 16] and (rows["init_std"] == 0.01).all()
+
+
+def fake_theory(calls: list[tuple]) -> types.ModuleType:
+    """A stand-in for gru_core.theory with its signatures: λ = log(std √H / c), the edge at
+    c / √H, c = 2 for the GRU and 1 for the RNN (the issue's linearised estimate)."""
+    module = types.ModuleType("gru_core.theory")
+
+    def lyapunov_exponent(model, hidden_size, init_std, tokens, vocab_size, *, steps=300,
+                          burn_in=50, seeds=3):  # noqa: ANN001, ANN202  # fmt: skip
+        calls.append(("lambda", model, hidden_size, init_std, len(tokens), vocab_size))
+        return math.log(init_std * math.sqrt(hidden_size) / (2 if model == "gru" else 1))
+
+    def edge_of_chaos(model, hidden_size, tokens, vocab_size, *, low=1e-3, high=10.0):  # noqa: ANN001, ANN202
+        calls.append(("edge", model, hidden_size))
+        return (2 if model == "gru" else 1) / math.sqrt(hidden_size)
+
+    module.lyapunov_exponent, module.edge_of_chaos = lyapunov_exponent, edge_of_chaos
+    return module
+
+
+def test_each_cell_gets_its_lambda_and_each_shape_its_edge(
+    small_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple] = []
+    monkeypatch.setitem(sys.modules, "gru_core.theory", fake_theory(calls))
+    base = SMALL.replace(num_epochs=1)
+    spec = SweepSpec("init_std", (0.01, 0.5), "hidden_size", (8, 16), base, 2, ("gru", "rnn"))
+    snap = SweepJob(spec, small_corpus, device="cpu").run_sync()
+    assert snap.state == "done" and not snap.theory_note
+    assert snap.edges == {(m, h): (2 if m == "gru" else 1) / math.sqrt(h)
+                          for m in ("gru", "rnn") for h in (8, 16)}  # fmt: skip
+    # Once per distinct (model, hidden, std) and (model, hidden), not per seed or epoch.
+    assert sum(c[0] == "lambda" for c in calls) == 8 and sum(c[0] == "edge" for c in calls) == 4
+    train, _ = split_train_val(small_corpus.tokens, base.max_tokens, base.val_tokens)
+    assert {c[4:] for c in calls if c[0] == "lambda"} == {(len(train), len(small_corpus.vocab))}
+    for r in snap.results:
+        want = math.log(r.init_std * math.sqrt(r.hidden_size) / (2 if r.model == "gru" else 1))
+        assert r.lyapunov == pytest.approx(want)
+    table = results_frame(snap.results)
+    assert table["lambda"].tolist() == pytest.approx([r.lyapunov for r in snap.results])
+    # No init std axis: λ per cell, no edge to draw.
+    calls.clear()
+    snap = SweepJob(small_spec(x_axis="lr", x_values=(1.0,)), small_corpus, device="cpu").run_sync()
+    assert not snap.edges and all(r.lyapunov is not None for r in snap.results)
+    assert not [c for c in calls if c[0] == "edge"]
+
+
+def test_a_sweep_trains_without_its_theory(
+    small_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = types.ModuleType("gru_core.theory")  # no functions at all
+    monkeypatch.setitem(sys.modules, "gru_core.theory", broken)
+    snap = SweepJob(small_spec(x_values=(0.01,)), small_corpus, device="cpu").run_sync()
+    assert snap.state == "done" and "no theory: AttributeError" in snap.theory_note
+    assert not snap.edges and all(r.lyapunov is None for r in snap.results)
+    assert results_frame(snap.results)["lambda"].isna().all()
 
 
 def test_batched_validation_equals_the_cores_one_member_validation(small_corpus: Corpus) -> None:

@@ -16,9 +16,9 @@ values as tick labels. A cell (over its seeds: ``sweep_results.summarize``) is e
   has), blew up or error, memorised, not finished ("…"), stopped. The categories come from the
   results: a verdict this module has no colour for gets one from ``SPARE_COLOURS``.
 
-With ``lambdas`` and ``edges`` (``gru_core.sweep.edge``: the theory at initialisation), each
-cell's hover gives the largest Lyapunov exponent λ of its (model, hidden size, init std), and
-a map with init std on an axis draws the λ = 0 crossing of each (model, hidden size) as a
+The theory at initialisation (``gru_core.sweep.edge``): each cell's hover gives the largest
+Lyapunov exponent λ of its untrained network (``CellResult.lyapunov``), and with ``edges`` a
+map with init std on an axis draws the λ = 0 crossing of each (model, hidden size) as a
 labelled line, "edge of chaos (theory, at initialisation)", placed on the log scale between
 the ladder's cells (a segment per row or column, since the hidden size may be the other axis).
 
@@ -59,7 +59,6 @@ SPARK_WIDTH = 24  # characters of a hover sparkline
 MAP_HEIGHT = HEIGHT + 60
 CLICK_MARKER_PX = 40  # the click layer's squares: most of a cell at the usual map size
 
-Lambdas = Mapping[tuple[str, int, float], float]  # (model, hidden, init std) -> λ
 Edges = Mapping[tuple[str, int], float | None]  # (model, hidden) -> init std where λ = 0
 
 
@@ -157,9 +156,7 @@ def _styles(codes: set[str]) -> list[tuple[str, str, str, bool]]:
     return known + spare
 
 
-def _grid(
-    results: Sequence[CellResult], spec: SweepSpec, model: str, lambdas: Lambdas | None
-) -> dict[str, np.ndarray]:
+def _grid(results: Sequence[CellResult], spec: SweepSpec, model: str) -> dict[str, np.ndarray]:
     """One model's cells as arrays (rows y, columns x): z = log10 perplexity, the category
     code, text, hover and customdata."""
     xs, ys = list(spec.x_values), list(spec.y_values)
@@ -179,8 +176,7 @@ def _grid(
                 where = f"{x_name} {axis_label(x)} · {y_name} {axis_label(y)}"
                 grid["hover"][i, j] = f"<b>{model}</b> · {where}: not started"
                 continue
-            run = cell.runs[0]
-            lam = lambdas.get((model, run.hidden_size, run.init_std)) if lambdas else None
+            lam = cell.runs[0].lyapunov
             kind = category(cell)
             grid["kind"][i, j], grid["text"][i, j] = kind, _text(cell, kind)
             grid["hover"][i, j] = _hover(cell, x_name, y_name, lam)
@@ -193,7 +189,6 @@ def maps_figure(
     results: Sequence[CellResult],
     spec: SweepSpec,
     models: Sequence[str] | None = None,
-    lambdas: Lambdas | None = None,
     edges: Edges | None = None,
 ) -> go.Figure:
     """Every model's map (default: the spec's models) side by side on one colour scale,
@@ -213,7 +208,7 @@ def maps_figure(
         rows=1, cols=len(models), shared_yaxes=True, horizontal_spacing=0.04,
         subplot_titles=[m.upper() for m in models] if len(models) > 1 else None,
     )  # fmt: skip
-    grids = [_grid(results, spec, m, lambdas) for m in models]
+    grids = [_grid(results, spec, m) for m in models]
     codes = {str(k) for g in grids for k in g["kind"].ravel()} - {"value"}
     styles = _styles(codes)
     common = dict(
@@ -279,10 +274,10 @@ def maps_figure(
 
 
 def map_figure(
-    results: Sequence[CellResult], spec: SweepSpec, model: str, **theory: object
+    results: Sequence[CellResult], spec: SweepSpec, model: str, edges: Edges | None = None
 ) -> go.Figure:
     """One model's map (``maps_figure`` of that model alone)."""
-    return maps_figure(results, spec, [model], **theory)  # type: ignore[arg-type]
+    return maps_figure(results, spec, [model], edges)
 
 
 def _bar_title(mine: Sequence[CellResult]) -> str:

@@ -200,12 +200,14 @@ def map_page() -> None:
         )
         if snap.message:
             st.error(snap.message)
-        figure = map_charts.maps_figure(snap.results, current.spec)  # one colour scale
+        figure = map_charts.maps_figure(snap.results, current.spec, edges=snap.edges)
         event = chart(figure, "map", select="points")
         points = (event or {}).get("selection", {}).get("points", [])
         if points:
             _open_in_lab(current, points[0])
         st.caption(CAPTIONS["map_read"])
+        if snap.edges:
+            st.caption(CAPTIONS["map_theory"] + " " + _edge_numbers(snap.edges))
         st.download_button(
             "Download the map (CSV)", results_frame(snap.results).to_csv(index=False),
             "gru-lab-map.csv", "text/csv",
@@ -214,6 +216,16 @@ def map_page() -> None:
             st.rerun()
 
     live()
+
+
+def _edge_numbers(edges: dict[tuple[str, int], float | None]) -> str:
+    """'Edge of chaos: GRU hidden 256 at init std 0.13; RNN hidden 256 at 0.075.'"""
+    parts = [
+        f"{model.upper()} hidden {hidden}: "
+        + ("no crossing between 0.001 and 10" if std is None else f"init std {std:.2g}")
+        for (model, hidden), std in sorted(edges.items())
+    ]
+    return "λ = 0 at " + "; ".join(parts) + "."
 
 
 def _sync_url() -> None:

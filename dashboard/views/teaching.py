@@ -109,6 +109,12 @@ CAPTIONS = {
         "even where one loss's reach vanishes. It shows explosions (a rise towards t = 1), "
         "not vanishing."
     ),
+    "map_theory": (
+        "**Edge of chaos (theory, at initialisation)**, the dashed line: where the untrained "
+        "network's largest Lyapunov exponent λ crosses 0. Left of it (λ < 0) a signal and its "
+        "gradient shrink about e^λ per step back (vanishing); right of it they grow "
+        "(exploding). Each cell's λ is in its hover."
+    ),
     "compare_reach": (
         "**How far back one loss reaches, run by run**: each run's last recorded "
         "‖∂ℓ_T/∂H_t‖, divided by its value at t = T, on one pair of axes (t = 1..T; what "
@@ -171,10 +177,12 @@ CAPTIONS = {
         "being safe? Click a cell to open that run in the lab."
     ),
     "map_read": (
-        "Colour: the final validation perplexity (log scale; lower is better, 28 is guessing). "
-        "Dark red cells diverged (the step is written in them); red ones blew up (finite but "
-        "exploded); grey ones have not finished. Hover a cell for every number and its "
-        "perplexity curve."
+        "Colour: the final validation perplexity (log scale; lower is better, 28 is guessing), "
+        "on one scale for every map side by side: the same colour is the same number. Cells "
+        "outside the scale say what they are in words, with the legend's colours: diverged "
+        "(the step is written in them), blew up (finite but exploded), memorised (it knows "
+        "the training text but does worse on new text), not finished (…). Hover a cell for "
+        "every number and its perplexity curve."
     ),
 }
 

@@ -21,13 +21,18 @@ thread). Backends:
 States (``lifecycle.JobState``): 'ready', 'queued', 'running' ('paused' while paused), then
 'done', 'stopped' (cells not run are 'stopped' too) or 'error' (a chunk failed: its cells say
 why; the rest ran).
+
+The theory (``sweep.edge``: λ per cell, the edge of chaos) is computed in a thread of its own
+beside the training; a map that trains to the end waits for it before it is 'done', so the
+finished map and its CSV carry every λ.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -37,6 +42,7 @@ from gru_core.run.lifecycle import ENDED, BackgroundJob, JobState
 from gru_core.run.scheduling import SlotPool, fair_threads
 from gru_core.sweep import ray_backend
 from gru_core.sweep.chunk import run_chunk
+from gru_core.sweep.edge import MapTheory, map_theory
 from gru_core.sweep.results import RUNNING, CellResult, pending_result
 from gru_core.sweep.spec import Cell, Plan, SweepSpec, plan
 
@@ -55,6 +61,8 @@ class SweepSnapshot:
     plan: str  # how the runs were split (Plan.describe)
     backend: str
     message: str = ""  # the first error, if any
+    edges: dict[tuple[str, int], float | None] = field(default_factory=dict)  # sweep.edge
+    theory_note: str = ""  # why there is no theory (λ, edge), if there is none
 
 
 class SweepJob(BackgroundJob):
@@ -90,6 +98,8 @@ class SweepJob(BackgroundJob):
         self._cells = spec.cells()
         self._results = {c.key: pending_result(c) for c in self._cells}
         self._errors: list[str] = []
+        self.theory: MapTheory | None = None
+        self._theory_note = ""
 
     thread_name = "gru-sweep"
 
@@ -102,13 +112,34 @@ class SweepJob(BackgroundJob):
                 state, results, sum(r.finished for r in results), len(results),
                 elapsed, self.plan.describe(), self.spec.backend,
                 self._errors[0] if self._errors else "",
+                dict(self.theory.edges) if self.theory else {}, self._theory_note,
             )  # fmt: skip
 
     # -- what the chunks see (chunk.Control: paused and wait are the lifecycle's) -------
     def store(self, results: list[CellResult]) -> None:
         with self._cond:
             for r in results:
-                self._results[r.key] = r
+                self._results[r.key] = self._with_theory(r)
+
+    def _with_theory(self, r: CellResult) -> CellResult:
+        """``r`` with its cell's λ (under the lock)."""
+        if self.theory is None:
+            return r
+        return replace(r, lyapunov=self.theory.lam(r.model, r.hidden_size, r.init_std))
+
+    def _add_theory(self) -> None:
+        """λ per cell and the edge of chaos (``sweep.edge``), in a thread beside the training.
+        The theory is an aid: a map trains without it, and says why (``theory_note``)."""
+        try:
+            theory = map_theory(self.spec, self.train, self.vocab_size)
+        except Exception as exc:  # a missing or failing theory module
+            with self._cond:
+                self._theory_note = f"no theory: {type(exc).__name__}: {exc}"
+            return
+        with self._cond:
+            self.theory = theory
+            for key, r in self._results.items():
+                self._results[key] = self._with_theory(r)
 
     def fail(self, cells: tuple[Cell, ...], exc: BaseException) -> None:
         """Mark a chunk's unfinished cells 'error' with what went wrong."""
@@ -117,23 +148,32 @@ class SweepJob(BackgroundJob):
             self._errors.append(message)
             for c in cells:
                 if not self._results[c.key].finished:
-                    self._results[c.key] = pending_result(c, "error", message)
+                    self._results[c.key] = self._with_theory(pending_result(c, "error", message))
 
     # -- the worker -----------------------------------------------------------------------
     def run_sync(self) -> SweepSnapshot:
         """Run the whole sweep in this thread (tests, the CLI); pause is ignored."""
         with self._cond:
             self._state, self._started = JobState.RUNNING, time.perf_counter()
-        self._train()
+        self._train_beside_theory()
         return self.snapshot()
 
     def _run(self) -> None:
         if self.device == "cpu":  # this OS thread's torch threads (run.scheduling)
             threads = self.spec.base.num_threads or fair_threads(self._pool.running)
             torch.set_num_threads(threads)
-        self._train()
+        self._train_beside_theory()
 
     def _end_without_worker(self) -> None:
+        self._end()
+
+    def _train_beside_theory(self) -> None:
+        theory = threading.Thread(target=self._add_theory, name="gru-sweep-theory", daemon=True)
+        if not self.stopping():
+            theory.start()  # beside the training: the map fills in while λ is computed
+        self._train()
+        if theory.is_alive() and not self.stopping():
+            theory.join()  # the finished map and its CSV have every λ
         self._end()
 
     def _train(self) -> None:
@@ -148,7 +188,6 @@ class SweepJob(BackgroundJob):
                     self.store(self.run_chunk(chunk))
                 except Exception as exc:  # a device error or a bug: keep the other chunks
                     self.fail(chunk, exc)
-        self._end()
 
     def run_chunk(self, chunk: tuple[Cell, ...]) -> list[CellResult]:
         return run_chunk(
@@ -161,7 +200,8 @@ class SweepJob(BackgroundJob):
         with self._cond:
             for c in self._cells:
                 if not self._results[c.key].finished:
-                    self._results[c.key] = pending_result(c, "stopped", "not run: stopped")
+                    left = pending_result(c, "stopped", "not run: stopped")
+                    self._results[c.key] = self._with_theory(left)
             stopped = any(r.status == JobState.STOPPED for r in self._results.values())
             self._state = (
                 JobState.ERROR if self._errors else JobState.STOPPED if stopped else JobState.DONE

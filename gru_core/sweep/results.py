@@ -1,5 +1,6 @@
 """What a sweep reports: one ``CellResult`` per run, ``CellSummary`` per map cell over seeds,
-and the CSV table.
+and the CSV table (a column per axis: init std, clip θ, lr, T, hidden size; and ``lambda``,
+the theory's λ of the cell's untrained network, ``sweep.edge``).
 
 A ``CellResult`` holds plain numbers (no tensors), so it crosses threads and Ray's object
 store. Perplexities are d2l's: an epoch's training perplexity is exp(mean batch loss over the
@@ -49,7 +50,9 @@ CSV_COLUMNS = (
     "steps_to_target",
     "steps",
     "epochs",
+    "lambda",
 )
+ATTRIBUTES = {"lambda": "lyapunov"}  # CSV column -> CellResult attribute, where they differ
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class CellResult:
     verdict: str | None = None  # verdict.judge's kind once finished
     headline: str = ""  # verdict.judge's sentence, or the error
     start_perplexity: float | None = None  # the first step's batch perplexity
+    lyapunov: float | None = None  # λ of the untrained network (sweep.edge), once computed
 
     @property
     def key(self) -> tuple[str, Value, Value, int]:
@@ -164,7 +168,7 @@ def results_frame(results: Sequence[CellResult]) -> pd.DataFrame:
     """One row per run (cell and seed) with CSV_COLUMNS; clip off is written as 'off'."""
     rows = []
     for r in results:
-        row = {c: getattr(r, c) for c in CSV_COLUMNS}
+        row = {c: getattr(r, ATTRIBUTES.get(c, c)) for c in CSV_COLUMNS}
         row["clip_threshold"] = axis_label(r.clip_threshold)
         rows.append(row)
     return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
