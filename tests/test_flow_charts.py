@@ -4,8 +4,12 @@ on shared axes, and the reach is one number per run."""
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 import pytest
+import torch
 
 from dashboard.charts.flow import (
     FLOOR,
@@ -17,7 +21,7 @@ from dashboard.charts.flow import (
     reach_overlay_figure,
     reach_steps,
 )
-from dashboard.views.cells import reach_numbers
+from dashboard.views.cells import initial_lambda, lambda_sentence, reach_numbers
 
 T = 35
 
@@ -93,3 +97,29 @@ def test_saved_runs_overlay_on_shared_axes_and_compare_by_reach() -> None:
     assert reach.text[0].endswith("of 34")
     assert not reach_figure({"#3": np.zeros(0)}).data
     assert not reach_overlay_figure({}).data
+
+
+def test_the_labs_lambda_is_one_call_per_model_hidden_and_std(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple] = []
+    fake = types.ModuleType("gru_core.theory")  # h6's signature
+
+    def lyapunov_exponent(model, hidden_size, init_std, tokens, vocab_size, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls.append((model, hidden_size, init_std, len(tokens), vocab_size))
+        return -0.5 if model == "gru" else 0.1
+
+    fake.lyapunov_exponent = lyapunov_exponent  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gru_core.theory", fake)
+    initial_lambda.clear()
+    tokens = torch.zeros(100, dtype=torch.int64)
+    for _ in range(3):
+        assert initial_lambda("gru", 256, 0.01, "text", tokens, 28) == -0.5
+    assert initial_lambda("rnn", 256, 0.01, "text", tokens, 28) == 0.1
+    assert calls == [("gru", 256, 0.01, 100, 28), ("rnn", 256, 0.01, 100, 28)]
+    monkeypatch.setitem(sys.modules, "gru_core.theory", types.ModuleType("gru_core.theory"))
+    assert initial_lambda("lstm", 8, 0.1, "text", tokens, 28) is None  # no theory: no λ
+    initial_lambda.clear()
+    text = lambda_sentence(-0.5)
+    assert "λ = -0.50 per step" in text and "shrink" in text and "35 steps back: 2.5e-08" in text
+    assert "grow" in lambda_sentence(0.1)

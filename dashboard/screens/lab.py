@@ -32,6 +32,7 @@ from dashboard.sidebar.panel import (
 )
 from dashboard.sidebar.room import WATCH, room_section
 from dashboard.views import training as views
+from dashboard.views.cells import theory_caption
 from dashboard.views.compare import compare_section
 from dashboard.views.display import PROJECTOR_KEY, page_style, projector_on
 from dashboard.views.teaching import CLIPPING, equation_legend, equations
@@ -202,6 +203,7 @@ def lab_page() -> None:
         header(lab, config)
         run_controls(lab)
         restart_notice(lab, config)
+        theory_caption(config, lab.corpus)
     with right, st.container(key="equations"):
         teaching(config)
     was_active = lab.active
