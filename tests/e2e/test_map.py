@@ -1,5 +1,6 @@
 """The trainability map: a 3×3 sweep of a tiny model fills nine cells, and a click on one
-opens the lab with that cell's init std and clip threshold."""
+opens the lab with that cell's init std and clip threshold; GRU and RNN side by side share
+one colour bar."""
 
 from __future__ import annotations
 
@@ -51,3 +52,44 @@ def test_a_tiny_map_fills_and_a_click_opens_the_lab(lab) -> None:
     assert lab.slider_value("Hidden size") == "8" or lab.query().get("hidden") == "8"
     assert lab.exceptions() == 0
     lab.screenshot("map-opened-cell.png")
+
+
+SIDE_BY_SIDE = (
+    "map_hidden=8&map_steps=10&map_epochs=1&map_xv=0.01,0.1&map_yv=1,off&map_models=GRU,RNN"
+)
+
+_MAPS_JS = """
+() => {
+  const plots = document.querySelectorAll('.js-plotly-plot');
+  if (plots.length !== 1) return {plots: plots.length};
+  const el = plots[0];
+  if (!el._fullData) return null;
+  const values = el._fullData.filter(t => t.type === 'heatmap' && t.name === 'perplexity');
+  return {
+    plots: 1,
+    models: values.map(t => t.meta),
+    axes: values.map(t => t.coloraxis),
+    cells: values.map(t => (t.text || []).flat().map(String)),
+    colourbars: el.querySelectorAll('.colorbar').length,
+  };
+}
+"""
+
+
+def test_gru_and_rnn_side_by_side_show_one_colour_bar(lab) -> None:
+    lab.page.goto(f"{lab.base_url}/map?{SIDE_BY_SIDE}")
+    start = lab.button("Start")
+    expect(start).to_be_visible(timeout=60_000)
+    start.click()
+    maps = lab.wait_until(
+        lambda: lab.page.evaluate(_MAPS_JS),
+        lambda m: m is not None and len(m.get("cells", [])) == 2
+        and all(len(c) == 4 and "…" not in c for c in m["cells"]),
+        timeout_s=120,
+        what="both maps finished",
+    )  # fmt: skip
+    assert maps["plots"] == 1 and maps["models"] == ["gru", "rnn"]
+    assert maps["axes"] == ["coloraxis", "coloraxis"]
+    assert maps["colourbars"] == 1  # one scale for both maps
+    assert lab.exceptions() == 0
+    lab.screenshot("map-gru-rnn-one-scale.png")
