@@ -17,9 +17,9 @@ from dashboard.charts.map import (
     clicked_cell,
     map_figure,
     maps_figure,
-    sparkline_text,
     std_position,
 )
+from dashboard.charts.map_cells import sparkline_text
 from gru_core.config import TrainConfig
 from gru_core.sweep.results import CellResult
 from gru_core.sweep.spec import SweepSpec

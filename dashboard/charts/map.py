@@ -1,6 +1,6 @@
 """Figures of a trainability map (``gru_core.sweep.job``): the models' maps side by side on one
 colour scale, and a sparkline of one cell's perplexity curve. Pure: results in, plotly figures
-out.
+out; what each cell says (category, word, hover) is ``map_cells.py``'s.
 
 ``maps_figure`` draws one heatmap per model as subplots of one figure. The axes are
 categorical (the sweep's values, 'off' for clipping off), drawn at integer positions with the
@@ -29,7 +29,6 @@ with the perplexity curve as a text sparkline.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping, Sequence
 
@@ -37,123 +36,26 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.charts.base import HEIGHT, INK, RED, apply_layout, empty_figure
+from dashboard.charts.base import (
+    AXIS_TITLE_PX,
+    HEIGHT,
+    INK,
+    TICK_INK,
+    TICK_PX,
+    apply_layout,
+    empty_figure,
+)
+from dashboard.charts.map_cells import category, cell_label, hover, styles
 from dashboard.charts.ticks import log_ticks
-from gru_core.sweep.results import CellResult, CellSummary, summarize
+from gru_core.sweep.results import CellResult, summarize
 from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, Value, axis_label, axis_value
 
 COLORSCALE = "Viridis"  # low perplexity dark, high bright
-NUMBERED = frozenset({"learned", "did not learn"})  # verdicts coloured by their perplexity
-# The categories drawn apart, in this order: code, colour, legend label, white text.
-CATEGORIES = (
-    ("diverged", "#67000d", "diverged (NaN/inf)", True),
-    ("blew up", RED, "blew up / error", True),
-    ("memorised", "#e377c2", "memorised (worse on new text)", False),
-    ("pending", "#e6e6e6", "not finished", False),
-    ("other", "#bdbdbd", "stopped / no number", False),
-)
-SPARE_COLOURS = ("#ff7f0e", "#8c564b", "#17becf", "#bcbd22")  # verdicts not listed above
 EDGE_NAME = "edge of chaos (theory, at initialisation)"
-SPARK = "▁▂▃▄▅▆▇█"
-SPARK_WIDTH = 24  # characters of a hover sparkline
 MAP_HEIGHT = HEIGHT + 60
 CLICK_MARKER_PX = 40  # the click layer's squares: most of a cell at the usual map size
 
 Edges = Mapping[tuple[str, int], float | None]  # (model, hidden) -> init std where λ = 0
-
-
-def sparkline_text(values: Sequence[float], width: int = SPARK_WIDTH) -> str:
-    """A curve as block characters on a log scale ('▇▅▃▂▁'); '' without finite values."""
-    v = np.log(np.asarray([x for x in values if math.isfinite(x) and x > 0], dtype=np.float64))
-    if v.size == 0:
-        return ""
-    if v.size > width:  # bucket means
-        v = np.array([chunk.mean() for chunk in np.array_split(v, width)])
-    lo, span = float(v.min()), float(np.ptp(v))
-    idx = np.zeros(v.size, dtype=int) if span == 0 else ((v - lo) / span * 7).round().astype(int)
-    return "".join(SPARK[i] for i in idx)
-
-
-def _num(x: float | None, fmt: str = ".4g") -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
-
-
-def _run_lines(r: CellResult) -> list[str]:
-    state = r.verdict or r.status
-    if r.diverged_step is not None:
-        state = f"diverged at step {r.diverged_step}"
-    lines = [
-        f"<b>seed {r.seed}</b>: {state} after {r.steps} steps, {r.epochs} epochs",
-        f"  val perplexity {_num(r.final_val_perplexity)} (best {_num(r.best_val_perplexity)})",
-        f"  train perplexity {_num(r.final_train_perplexity)} "
-        f"(best {_num(r.best_train_perplexity)})",
-        f"  max grad norm {_num(r.max_grad_norm)}, clipped "
-        f"{'—' if r.clipped_share is None else f'{r.clipped_share:.0%}'} of steps",
-        f"  steps to target {_num(r.steps_to_target, 'd')}",
-    ]
-    spark = sparkline_text(r.curve_perplexity)
-    if spark:
-        lines.append(f"  perplexity {spark}")
-    if r.status == "error" and r.headline:
-        lines.append(f"  {html.escape(r.headline[:120])}")
-    return lines
-
-
-def lambda_line(lam: float | None) -> str:
-    """A cell's λ in words: 'λ = -0.52 per step (theory, at initialisation: signals shrink)'."""
-    if lam is None or not math.isfinite(lam):
-        return ""
-    trend = "signals shrink" if lam < 0 else "signals grow" if lam > 0 else "at the edge"
-    return f"λ = {lam:+.3g} per step (theory, at initialisation: {trend})"
-
-
-def _hover(cell: CellSummary, x_name: str, y_name: str, lam: float | None) -> str:
-    head = (
-        f"<b>{cell.model}</b> · {x_name} {axis_label(cell.x)} · {y_name} {axis_label(cell.y)}"
-        f"<br>{cell.verdict or 'training…'}; {cell.finished}/{len(cell.runs)} seeds finished"
-    )
-    theory = lambda_line(lam)
-    head += f"<br>{theory}" if theory else ""
-    return head + "".join("<br>" + line for r in cell.runs for line in _run_lines(r))
-
-
-def category(cell: CellSummary) -> str:
-    """'value' for a cell coloured by its number, else its category's code (see above)."""
-    if cell.diverged_runs or cell.verdict == "diverged":
-        return "diverged"
-    if cell.verdict in ("blew up", "error"):
-        return "blew up"
-    if cell.verdict is None:
-        return "pending"
-    if cell.verdict in NUMBERED:
-        return "value" if cell.perplexity is not None else "other"
-    if cell.verdict == "stopped":
-        return "other"
-    return cell.verdict  # memorised, or a verdict this module does not know yet
-
-
-def _text(cell: CellSummary, kind: str) -> str:
-    if kind == "diverged":
-        seeds = "" if cell.diverged_runs == len(cell.runs) else f"<br>{cell.diverged_runs}/"
-        return f"diverged @ step {cell.diverged_step}" + (
-            f"{seeds}{len(cell.runs)} seeds" if seeds else ""
-        )
-    if kind == "value":
-        return f"{cell.perplexity:.3g}"
-    if kind == "pending":
-        return "…"
-    number = (
-        f"<br>{cell.perplexity:.3g}" if kind not in ("blew up", "other") and cell.perplexity else ""
-    )
-    return (cell.verdict or "") + number
-
-
-def _styles(codes: set[str]) -> list[tuple[str, str, str, bool]]:
-    """The categories present, known ones first in CATEGORIES' order, then the others."""
-    known = [c for c in CATEGORIES if c[0] in codes]
-    extra = sorted(codes - {c[0] for c in CATEGORIES})
-    spare = [(c, SPARE_COLOURS[i % len(SPARE_COLOURS)], c, False) for i, c in enumerate(extra)]
-    return known + spare
 
 
 def _grid(results: Sequence[CellResult], spec: SweepSpec, model: str) -> dict[str, np.ndarray]:
@@ -178,8 +80,8 @@ def _grid(results: Sequence[CellResult], spec: SweepSpec, model: str) -> dict[st
                 continue
             lam = cell.runs[0].lyapunov
             kind = category(cell)
-            grid["kind"][i, j], grid["text"][i, j] = kind, _text(cell, kind)
-            grid["hover"][i, j] = _hover(cell, x_name, y_name, lam)
+            grid["kind"][i, j], grid["text"][i, j] = kind, cell_label(cell, kind)
+            grid["hover"][i, j] = hover(cell, x_name, y_name, lam)
             if kind == "value":
                 grid["z"][i, j] = math.log10(cell.perplexity)  # type: ignore[arg-type]
     return grid
@@ -210,7 +112,7 @@ def maps_figure(
     )  # fmt: skip
     grids = [_grid(results, spec, m) for m in models]
     codes = {str(k) for g in grids for k in g["kind"].ravel()} - {"value"}
-    styles = _styles(codes)
+    shown = styles(codes)
     common = dict(
         x=list(range(len(xs))), y=list(range(len(ys))), xgap=2, ygap=2,
         hoverinfo="skip", texttemplate="%{text}", hoverongaps=False,
@@ -223,7 +125,7 @@ def maps_figure(
             ),
             row=1, col=col,
         )  # fmt: skip
-        for code, colour, label, white in styles:  # one flat colour per category
+        for code, colour, label, white in shown:  # one flat colour per category
             mask = g["kind"] == code
             if not mask.any():
                 continue
@@ -251,7 +153,7 @@ def maps_figure(
         )  # fmt: skip
         if edges:
             _edge_line(fig, spec, model, edges, col, first=col == 1)
-    for code, colour, label, _ in styles:  # the legend of the categories
+    for code, colour, label, _ in shown:  # the legend of the categories
         fig.add_trace(
             go.Scatter(
                 x=[None], y=[None], mode="markers", name=label, legendgroup=code,
@@ -263,13 +165,17 @@ def maps_figure(
     fig.update_layout(
         height=MAP_HEIGHT, plot_bgcolor="#ffffff", coloraxis=_coloraxis(z, _bar_title(mine))
     )
-    labels = dict(tickmode="array", showgrid=False, zeroline=False)
+    labels = dict(
+        tickmode="array", showgrid=False, zeroline=False,
+        tickfont=dict(size=TICK_PX, color=TICK_INK),
+    )  # fmt: skip
+    ink = dict(size=AXIS_TITLE_PX, color=INK)  # every subplot's axes read alike
     fig.update_xaxes(
         tickvals=list(range(len(xs))), ticktext=[axis_label(x) for x in xs],
-        title=dict(text=x_name), **labels,
+        title=dict(text=x_name, font=ink), **labels,
     )  # fmt: skip
     fig.update_yaxes(tickvals=list(range(len(ys))), ticktext=[axis_label(y) for y in ys], **labels)
-    fig.update_yaxes(title=dict(text=y_name), row=1, col=1)
+    fig.update_yaxes(title=dict(text=y_name, font=ink), row=1, col=1)
     return fig
 
 
