@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -253,11 +254,43 @@ def test_each_cell_gets_its_lambda_and_each_shape_its_edge(
         assert r.lyapunov == pytest.approx(want)
     table = results_frame(snap.results)
     assert table["lambda"].tolist() == pytest.approx([r.lyapunov for r in snap.results])
-    # No init std axis: λ per cell, no edge to draw.
+    # The same text and settings again: remembered, not recomputed.
     calls.clear()
+    again = SweepJob(spec, small_corpus, device="cpu").run_sync()
+    assert not calls and again.edges == snap.edges
+    # No init std axis: λ per cell, no edge to draw.
     snap = SweepJob(small_spec(x_axis="lr", x_values=(1.0,)), small_corpus, device="cpu").run_sync()
     assert not snap.edges and all(r.lyapunov is not None for r in snap.results)
     assert not [c for c in calls if c[0] == "edge"]
+
+
+def test_the_theory_runs_beside_the_training_and_the_map_waits_for_it(
+    small_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    calls: list[tuple] = []
+    slow = fake_theory(calls)
+    quick = slow.lyapunov_exponent
+
+    def lyapunov_exponent(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        assert release.wait(60), "the test never released the theory"
+        return quick(*args, **kwargs)
+
+    slow.lyapunov_exponent = lyapunov_exponent  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gru_core.theory", slow)
+    spec = small_spec(x_values=(0.013,), base=SMALL.replace(num_epochs=1))  # new: not remembered
+    job = SweepJob(spec, small_corpus, device="cpu")
+    job.start()
+    deadline = time.monotonic() + 60
+    while not all(r.finished for r in job.snapshot().results) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    snap = job.snapshot()
+    assert all(r.finished for r in snap.results)  # trained while the theory was busy
+    assert snap.state == "running" and all(r.lyapunov is None for r in snap.results)
+    release.set()
+    job.join(60)
+    snap = job.snapshot()
+    assert snap.state == "done" and all(r.lyapunov is not None for r in snap.results)
 
 
 def test_a_sweep_trains_without_its_theory(
