@@ -165,6 +165,8 @@ def maps_figure(
     fig.update_layout(
         height=MAP_HEIGHT, plot_bgcolor="#ffffff", coloraxis=_coloraxis(z, _bar_title(mine))
     )
+    if len(models) > 1:  # the legend clear of the maps' titles
+        fig.update_layout(height=MAP_HEIGHT + 30, legend_y=1.1, margin_t=120)
     labels = dict(
         tickmode="array", showgrid=False, zeroline=False,
         tickfont=dict(size=TICK_PX, color=TICK_INK),

@@ -37,7 +37,7 @@ SIZES = {"map_hidden": (8, 256), "map_steps": (5, 100), "map_epochs": (1, 200), 
 # The shape axes' values on offer (each includes its default ladder, spec.default_values).
 STEPS = (10, 20, 35, 50, 70, 100, 140, 200, 280, 400)
 HIDDEN = (8, 16, 32, 64, 128, 256, 512)
-# The size input an axis takes over (it is disabled while that axis is swept).
+# The size input an axis takes over (not used while that axis is swept).
 AXIS_INPUTS = {"num_steps": "map_steps", "hidden_size": "map_hidden"}
 
 
@@ -116,8 +116,13 @@ def _settings() -> None:
             ("map_epochs", "Epochs"), ("map_seeds", "Seeds per cell"),
         ):  # fmt: skip
             low, high = SIZES[key]
-            help_ = "set by the map's axis" if key in swept else None
-            st.number_input(label, low, high, key=key, step=1, disabled=key in swept, help=help_)
+            st.number_input(label, low, high, key=key, step=1)
+    # The input an axis takes over stays as it is: disabling it (or changing its help) made
+    # the browser drop every widget's value after the sweep's closing rerun (Streamlit 1.67).
+    overridden = [AXIS_TITLES[axis] for axis, key in AXIS_INPUTS.items() if key in swept]
+    if overridden:
+        st.caption(f"The {' and '.join(overridden)} come from the map's axes; the inputs above "
+                   "for them are not used.")  # fmt: skip
 
 
 def spec_from_state() -> SweepSpec:
