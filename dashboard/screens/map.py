@@ -120,9 +120,11 @@ def _settings() -> None:
     # The input an axis takes over stays as it is: disabling it (or changing its help) made
     # the browser drop every widget's value after the sweep's closing rerun (Streamlit 1.67).
     overridden = [AXIS_TITLES[axis] for axis, key in AXIS_INPUTS.items() if key in swept]
-    if overridden:
-        st.caption(f"The {' and '.join(overridden)} come from the map's axes; the inputs above "
-                   "for them are not used.")  # fmt: skip
+    if len(overridden) == 1:
+        st.caption(f"The {overridden[0]} comes from the map's axis; its input above is not used.")
+    elif overridden:
+        st.caption(f"The {' and '.join(overridden)} come from the map's axes; their inputs above "
+                   "are not used.")  # fmt: skip
 
 
 def spec_from_state() -> SweepSpec:
