@@ -1,6 +1,6 @@
 """Figures of a trainability map (``gru_core.sweep.job``): the models' maps side by side on one
-colour scale, and a sparkline of one cell's perplexity curve. Pure: results in, plotly figures
-out; what each cell says (category, word, hover) is ``map_cells.py``'s.
+colour scale. Pure: results in, plotly figures out; what each cell says (category, word,
+hover) is ``map_cells.py``'s.
 
 ``maps_figure`` draws one heatmap per model as subplots of one figure. The axes are
 categorical (the sweep's values, 'off' for clipping off), drawn at integer positions with the
