@@ -21,7 +21,10 @@ from dashboard.charts.flow import (
     reach_overlay_figure,
     reach_steps,
 )
-from dashboard.views.cells import initial_lambda, lambda_sentence, reach_numbers
+from dashboard.pages.resources import _initial_lambda, initial_lambda
+from dashboard.views.cells import lambda_sentence, reach_numbers
+from gru_core.config import TrainConfig
+from gru_core.data import Corpus, Vocab
 
 T = 35
 
@@ -111,15 +114,19 @@ def test_the_labs_lambda_is_one_call_per_model_hidden_and_std(
 
     fake.lyapunov_exponent = lyapunov_exponent  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "gru_core.theory", fake)
-    initial_lambda.clear()
-    tokens = torch.zeros(100, dtype=torch.int64)
+    _initial_lambda.clear()
+    corpus = Corpus(
+        "text", "path", "", "text", Vocab("ab"), torch.zeros(300, dtype=torch.int64), 300
+    )
+    config = TrainConfig(max_tokens=100)
     for _ in range(3):
-        assert initial_lambda("gru", 256, 0.01, "text", tokens, 28) == -0.5
-    assert initial_lambda("rnn", 256, 0.01, "text", tokens, 28) == 0.1
-    assert calls == [("gru", 256, 0.01, 100, 28), ("rnn", 256, 0.01, 100, 28)]
+        assert initial_lambda(config, corpus) == -0.5
+    assert initial_lambda(config.replace(model="rnn"), corpus) == 0.1
+    assert calls == [("gru", 256, 0.01, 100, 3), ("rnn", 256, 0.01, 100, 3)]
+    assert initial_lambda(None, corpus) is None
     monkeypatch.setitem(sys.modules, "gru_core.theory", types.ModuleType("gru_core.theory"))
-    assert initial_lambda("lstm", 8, 0.1, "text", tokens, 28) is None  # no theory: no λ
-    initial_lambda.clear()
+    assert initial_lambda(config.replace(model="lstm"), corpus) is None  # no theory: no λ
+    _initial_lambda.clear()
     text = lambda_sentence(-0.5)
     assert "λ = -0.50 per step" in text and "shrink" in text and "35 steps back: 2.5e-08" in text
     assert "grow" in lambda_sentence(0.1)

@@ -15,6 +15,7 @@ from dashboard.screens.resources import (
     TOKEN_PARAM,
     browser_token,
     default_corpus,
+    initial_lambda,
     remembered_token,
     run_store,
     session_guard,
@@ -203,7 +204,7 @@ def lab_page() -> None:
         header(lab, config)
         run_controls(lab)
         restart_notice(lab, config)
-        theory_caption(config, lab.corpus)
+        theory_caption(initial_lambda(config, lab.corpus))
     with right, st.container(key="equations"):
         teaching(config)
     was_active = lab.active

@@ -10,6 +10,7 @@ websocket goes, which is how a closed tab stops its training.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from typing import Any
@@ -22,6 +23,7 @@ from dashboard.session.guards import StopOnRelease, close_grace_s
 from dashboard.session.lab import CloseOnRelease, Lab
 from dashboard.session.sharing import ShareRegistry
 from dashboard.sidebar.room import TOKEN_COOKIE, TOKEN_PARAM
+from gru_core.config import TrainConfig
 from gru_core.data import Corpus
 from gru_core.sources import CACHE_ENV, load_corpus
 
@@ -94,3 +96,27 @@ def share_registry() -> ShareRegistry:
     """The server's shared runs: one registry for every session, so watchers find them; kept
     in the run store too, so a watch link outlives a restart (``session/sharing.py``)."""
     return ShareRegistry(store=run_store())
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _initial_lambda(
+    model: str, hidden_size: int, init_std: float, text_key: str, _tokens: Any, vocab: int
+) -> float | None:
+    try:
+        theory = importlib.import_module("gru_core.theory")
+        return float(theory.lyapunov_exponent(model, hidden_size, init_std, _tokens, vocab))
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def initial_lambda(config: TrainConfig | None, corpus: Corpus) -> float | None:
+    """λ of the untrained network at ``config``'s model, hidden size and init std, driven by
+    the training slice of ``corpus`` (``gru_core.theory``): one call per (model, hidden size,
+    init std) and text, shared by every session; None without a config or the theory."""
+    if config is None:
+        return None
+    text = f"{corpus.label}:{len(corpus.tokens)}:{config.max_tokens}"
+    return _initial_lambda(
+        config.model, config.hidden_size, config.init_std, text,
+        corpus.tokens[: config.max_tokens], len(corpus.vocab),
+    )  # fmt: skip

@@ -5,8 +5,6 @@ captions from ``teaching.py``.
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import streamlit as st
 
@@ -14,8 +12,6 @@ from dashboard.charts import cells as cell_charts
 from dashboard.charts import flow as flow_charts
 from dashboard.views.display import chart, chart_columns, snapshot_figure
 from dashboard.views.teaching import CAPTIONS
-from gru_core.config import TrainConfig
-from gru_core.data import Corpus
 from gru_core.model.gates import GATES, MODEL_GATES
 from gru_core.run.telemetry import Snapshot, gate_names
 
@@ -100,28 +96,8 @@ def reach_numbers(flow_last: np.ndarray) -> str:
     )
 
 
-@st.cache_resource(show_spinner=False, max_entries=256)
-def initial_lambda(
-    model: str, hidden_size: int, init_std: float, corpus_key: str, _tokens: object, vocab: int
-) -> float | None:
-    """λ of the untrained network (``gru_core.theory``), once per (model, hidden size, init
-    std) and text, for every session; None where the theory is not available."""
-    try:
-        theory = importlib.import_module("gru_core.theory")
-        return float(theory.lyapunov_exponent(model, hidden_size, init_std, _tokens, vocab))
-    except (ImportError, AttributeError, ValueError):
-        return None
-
-
-def theory_caption(config: TrainConfig | None, corpus: Corpus) -> None:
-    """The lab's settings in theory: 'At initialisation λ = -0.52 per step: ...'."""
-    if config is None:
-        return
-    tokens = corpus.tokens[: config.max_tokens]
-    key = f"{corpus.label}:{len(corpus.tokens)}:{config.max_tokens}"
-    lam = initial_lambda(
-        config.model, config.hidden_size, config.init_std, key, tokens, len(corpus.vocab)
-    )
+def theory_caption(lam: float | None) -> None:
+    """The lab's settings in theory (λ from ``pages.resources.initial_lambda``)."""
     if lam is not None:
         st.caption(lambda_sentence(lam))
 
