@@ -48,7 +48,8 @@ def test_underflow_is_drawn_at_the_floor_on_the_whole_window() -> None:
         assert floor.marker.symbol == "triangle-down"  # marked, not colour alone
         assert list(fig.layout.xaxis.range) == [0.5, 140.5]
         assert any(s.y0 == FLOOR for s in fig.layout.shapes)  # the floor line, labelled
-        assert any(a.text == FLOOR_LABEL for a in fig.layout.annotations)
+        (label,) = [a for a in fig.layout.annotations if a.text == FLOOR_LABEL]
+        assert label.y == -30 and label.yref == "y"  # log axis: placed by log10, at the floor
 
 
 def test_nothing_below_the_floor_draws_no_floor_but_keeps_the_axis() -> None:
@@ -96,6 +97,7 @@ def test_saved_runs_overlay_on_shared_axes_and_compare_by_reach() -> None:
     bars = reach_figure(runs)
     window, reach = bars.data
     assert list(reach.y) == ["#1 GRU", "#2 RNN"] and list(window.x) == [34, 69]
+    assert bars.layout.yaxis.type == "category"  # run names, not a linear axis
     assert list(reach.x) == [reach_steps(vanishing(0.8, 35)), 5]  # 0.3**5 > 1e-3 > 0.3**6
     assert reach.text[0].endswith("of 34")
     assert not reach_figure({"#3": np.zeros(0)}).data

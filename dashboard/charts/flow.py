@@ -17,6 +17,7 @@ Comparable by construction (STYLE rule 16):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -93,9 +94,11 @@ def _through_time(fig: go.Figure, T: int, title: str, y_title: str, key: str) ->
     apply_layout(fig, title, "time step t", y_title, key, log_y=True)
     fig.update_xaxes(range=[0.5, T + 0.5], autorange=False)
     if any(FLOOR_LABEL in (trace.name or "") for trace in fig.data):
-        fig.add_hline(
-            y=FLOOR, line=dict(color=GREY, dash="dot", width=1),
-            annotation_text=FLOOR_LABEL, annotation_position="bottom right",
+        fig.add_hline(y=FLOOR, line=dict(color=GREY, dash="dot", width=1))
+        # An annotation on a log axis is placed by log10 of its value (a shape by the value).
+        fig.add_annotation(
+            x=1, xref="paper", xanchor="right", y=math.log10(FLOOR), yref="y",
+            yanchor="bottom", text=FLOOR_LABEL, showarrow=False, font=dict(color=GREY),
         )  # fmt: skip
     return fig
 
@@ -167,7 +170,7 @@ def reach_figure(runs: Mapping[str, np.ndarray]) -> go.Figure:
     )  # fmt: skip
     apply_layout(fig, title, "steps back from t = T", "", "reach", hovermode="closest")
     fig.update_layout(barmode="overlay", showlegend=True)
-    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(type="category", autorange="reversed")  # run names, the first on top
     return fig
 
 
