@@ -21,7 +21,7 @@ from dashboard.charts.flow import (
     reach_overlay_figure,
     reach_steps,
 )
-from dashboard.pages.resources import _initial_lambda, initial_lambda
+from dashboard.screens.resources import _initial_lambda, initial_lambda
 from dashboard.views.cells import lambda_sentence, reach_numbers
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, Vocab
