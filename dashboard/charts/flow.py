@@ -133,7 +133,7 @@ def flow_reach_figure(flow_last: np.ndarray, flow_late: np.ndarray, step: int) -
 def reach_overlay_figure(runs: Mapping[str, np.ndarray]) -> go.Figure:
     """Saved runs' last recorded ||∂ℓ_T/∂H_t||, each normalised to 1 at its t = T, on one
     chart: shared axes (t = 1..the longest T), one floor."""
-    title = "How far back one loss reaches, run by run"
+    title = "Run by run: how far back one loss reaches"
     rows = {name: normalise_at_end(flow)[0] for name, flow in runs.items() if np.size(flow)}
     if not rows:
         return empty_figure(title, "The chosen runs recorded no gradient flow.")

@@ -116,7 +116,7 @@ CAPTIONS = {
         "(exploding). Each cell's λ is in its hover."
     ),
     "compare_reach": (
-        "**How far back one loss reaches, run by run**: each run's last recorded "
+        "**Run by run: how far back one loss reaches**: each run's last recorded "
         "‖∂ℓ_T/∂H_t‖, divided by its value at t = T, on one pair of axes (t = 1..T; what "
         "underflows is drawn at 1e-30, marked 'below 1e-30'). The **reach** is how many steps "
         "back it stays at least 1e-3 of its size at T: past that, early characters barely "
