@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+import types
 from collections.abc import Callable
 
 import torch
@@ -111,3 +113,22 @@ def one_step(
         return result
     assert isinstance(result, StepRecord)
     return result, tuple(s[0].clone() for s in trainer.core.state)
+
+
+def fake_theory(calls: list[tuple]) -> types.ModuleType:
+    """A stand-in for gru_core.theory with its signatures: λ = log(std √H / c), the edge at
+    c / √H, c = 2 for the GRU and 1 for the RNN (the issue's linearised estimate)."""
+    module = types.ModuleType("gru_core.theory")
+
+    def lyapunov_exponent(model, hidden_size, init_std, tokens, vocab_size, *, steps=300,
+                          burn_in=50, seeds=3, gru_variant="d2l"):  # noqa: ANN001, ANN202  # fmt: skip
+        calls.append(("lambda", model, hidden_size, init_std, len(tokens), vocab_size))
+        return math.log(init_std * math.sqrt(hidden_size) / (2 if model == "gru" else 1))
+
+    def edge_of_chaos(model, hidden_size, tokens, vocab_size, *, low=1e-3, high=10.0,
+                      gru_variant="d2l"):  # noqa: ANN001, ANN202  # fmt: skip
+        calls.append(("edge", model, hidden_size))
+        return (2 if model == "gru" else 1) / math.sqrt(hidden_size)
+
+    module.lyapunov_exponent, module.edge_of_chaos = lyapunov_exponent, edge_of_chaos
+    return module

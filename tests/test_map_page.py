@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from gru_core.sweep.job import SweepJob
 
+from helpers import fake_theory
+
 
 def _page() -> None:
     import streamlit as st
@@ -23,6 +26,12 @@ def _page() -> None:
 
     st.session_state["_pages"] = {}
     map_page()
+
+
+@pytest.fixture(autouse=True)
+def quick_theory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The maps here draw their theory from a quick stand-in (helpers.fake_theory)."""
+    monkeypatch.setitem(sys.modules, "gru_core.theory", fake_theory([]))
 
 
 @pytest.fixture

@@ -30,7 +30,15 @@ from gru_core.sweep.job import SweepJob
 from gru_core.sweep.results import CSV_COLUMNS, CellResult, cell_text, results_frame, summarize
 from gru_core.sweep.spec import SweepSpec, axis_value, default_values, parse_values, plan
 
-from helpers import CHAOTIC
+from helpers import CHAOTIC, fake_theory
+
+
+@pytest.fixture(autouse=True)
+def quick_theory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every map here draws its theory from a quick stand-in (the real one is gru_core's,
+    tested in test_theory.py; ``test_the_real_theory_draws_the_map`` uses it)."""
+    monkeypatch.setitem(sys.modules, "gru_core.theory", fake_theory([]))
+
 
 SMALL = TrainConfig(hidden_size=16, num_steps=10, batch_size=4, max_tokens=2000,
                     val_tokens=500, num_epochs=2, device="cpu")  # fmt: skip
@@ -214,24 +222,6 @@ def test_a_sweep_over_t_and_hidden_size_equals_its_single_runs(small_corpus: Cor
     assert {"num_steps", "hidden_size", "init_std", "clip_threshold", "lr"} <= set(table)
     rows = table[(table["model"] == "rnn") & (table["num_steps"] == 10)]
     assert sorted(rows["hidden_size"]) == [8, 16] and (rows["init_std"] == 0.01).all()
-
-
-def fake_theory(calls: list[tuple]) -> types.ModuleType:
-    """A stand-in for gru_core.theory with its signatures: λ = log(std √H / c), the edge at
-    c / √H, c = 2 for the GRU and 1 for the RNN (the issue's linearised estimate)."""
-    module = types.ModuleType("gru_core.theory")
-
-    def lyapunov_exponent(model, hidden_size, init_std, tokens, vocab_size, *, steps=300,
-                          burn_in=50, seeds=3):  # noqa: ANN001, ANN202  # fmt: skip
-        calls.append(("lambda", model, hidden_size, init_std, len(tokens), vocab_size))
-        return math.log(init_std * math.sqrt(hidden_size) / (2 if model == "gru" else 1))
-
-    def edge_of_chaos(model, hidden_size, tokens, vocab_size, *, low=1e-3, high=10.0):  # noqa: ANN001, ANN202
-        calls.append(("edge", model, hidden_size))
-        return (2 if model == "gru" else 1) / math.sqrt(hidden_size)
-
-    module.lyapunov_exponent, module.edge_of_chaos = lyapunov_exponent, edge_of_chaos
-    return module
 
 
 def test_each_cell_gets_its_lambda_and_each_shape_its_edge(
@@ -536,3 +526,21 @@ def test_the_ray_backend_does_not_import_the_sweep_job() -> None:
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "gru_core.sweep.job" not in imported
     assert "gru_core.sweep.chunk" in imported and "gru_core.sweep.results" in imported
+
+
+def test_the_real_theory_draws_the_map(
+    small_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(sys.modules, "gru_core.theory")
+    import gru_core.theory as theory
+
+    monkeypatch.setitem(sys.modules, "gru_core.theory", theory)
+    spec = small_spec(x_axis="lr", x_values=(1.0,), y_axis="hidden_size", y_values=(8, 16),
+                      base=SMALL.replace(num_epochs=1), models=("rnn",))  # fmt: skip
+    snap = SweepJob(spec, small_corpus, device="cpu").run_sync()
+    assert snap.state == "done" and not snap.theory_note
+    assert not snap.edges  # no init std axis: no line to draw
+    train, _ = split_train_val(small_corpus.tokens, SMALL.max_tokens, SMALL.val_tokens)
+    for r in snap.results:
+        want = theory.lyapunov_exponent("rnn", r.hidden_size, 0.01, train, len(small_corpus.vocab))
+        assert r.lyapunov == pytest.approx(want) and r.lyapunov < 0  # 0.01 vanishes

@@ -7,6 +7,7 @@ installed the module is skipped (``pip install -r requirements-ray.txt``).
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,10 +18,18 @@ from gru_core.sweep.job import SweepJob
 from gru_core.sweep.results import CellResult
 from gru_core.sweep.spec import SweepSpec
 
+from helpers import fake_theory
+
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
 
 BASE = TrainConfig(hidden_size=16, num_steps=10, batch_size=4, max_tokens=2000,
                    val_tokens=500, num_epochs=2, device="cpu")  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def quick_theory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The maps here draw their theory from a quick stand-in (helpers.fake_theory)."""
+    monkeypatch.setitem(sys.modules, "gru_core.theory", fake_theory([]))
 
 
 @pytest.fixture(scope="module")

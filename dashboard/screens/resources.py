@@ -100,13 +100,22 @@ def share_registry() -> ShareRegistry:
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def _initial_lambda(
-    model: str, hidden_size: int, init_std: float, text_key: str, _tokens: Any, vocab: int
+    model: str,
+    variant: str,
+    hidden_size: int,
+    init_std: float,
+    text_key: str,
+    _tokens: Any,
+    vocab: int,
 ) -> float | None:
     try:
         theory = importlib.import_module("gru_core.theory")
-        return float(theory.lyapunov_exponent(model, hidden_size, init_std, _tokens, vocab))
-    except (ImportError, AttributeError, ValueError):
+        lam = theory.lyapunov_exponent(
+            model, hidden_size, init_std, _tokens, vocab, gru_variant=variant
+        )
+    except (ImportError, AttributeError, ValueError):  # no theory (module) for it
         return None
+    return float(lam)
 
 
 def initial_lambda(config: TrainConfig | None, corpus: Corpus) -> float | None:
@@ -117,6 +126,6 @@ def initial_lambda(config: TrainConfig | None, corpus: Corpus) -> float | None:
         return None
     text = f"{corpus.label}:{len(corpus.tokens)}:{config.max_tokens}"
     return _initial_lambda(
-        config.model, config.hidden_size, config.init_std, text,
+        config.model, config.gru_variant, config.hidden_size, config.init_std, text,
         corpus.tokens[: config.max_tokens], len(corpus.vocab),
     )  # fmt: skip

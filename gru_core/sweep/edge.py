@@ -57,24 +57,32 @@ def map_theory(spec: SweepSpec, tokens: Tensor, vocab_size: int) -> MapTheory:
     for cell in spec.cells():
         c = cell.config
         cell_key = (c.model, c.hidden_size, c.init_std)
+        variant = c.gru_variant
         if cell_key not in lambdas:
-            lam = _remember(theory.lyapunov_exponent, cell_key, text, tokens)
+            lam = _remember(theory.lyapunov_exponent, cell_key, variant, text, tokens)
             lambdas[cell_key] = float(lam)  # type: ignore[arg-type]
         if "init_std" in (spec.x_axis, spec.y_axis) and cell_key[:2] not in edges:
-            edges[cell_key[:2]] = _remember(theory.edge_of_chaos, cell_key[:2], text, tokens)
+            edges[cell_key[:2]] = _remember(
+                theory.edge_of_chaos, cell_key[:2], variant, text, tokens
+            )
     return MapTheory(lambdas, edges)
 
 
 def _remember(
-    fn: Callable[..., float | None], args: tuple, text: tuple[str, int], tokens: Tensor
+    fn: Callable[..., float | None],
+    args: tuple,
+    variant: str,
+    text: tuple[str, int],
+    tokens: Tensor,
 ) -> float | None:
-    """``fn(*args, tokens, vocab_size)`` once per (fn, args, text) for the life of the
-    process (module docstring); ``text`` is (the tokens' SHA-1, vocab size)."""
-    key = (fn, *args, *text)
+    """``fn(*args, tokens, vocab_size, gru_variant=variant)`` once per (fn, args, variant,
+    text) for the life of the process (module docstring); ``text`` is (the tokens' SHA-1,
+    vocab size)."""
+    key = (fn, *args, variant, *text)
     with _lock:
         if key in _remembered:
             return _remembered[key]
-    value = fn(*args, tokens, text[1])
+    value = fn(*args, tokens, text[1], gru_variant=variant)
     value = None if value is None else float(value)
     with _lock:
         if len(_remembered) >= MAX_REMEMBERED:
