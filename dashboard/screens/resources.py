@@ -98,7 +98,7 @@ def share_registry() -> ShareRegistry:
     return ShareRegistry(store=run_store())
 
 
-@st.cache_resource(show_spinner=False, max_entries=256)
+@st.cache_resource(show_spinner="λ at initialisation (theory)…", max_entries=256)
 def _initial_lambda(
     model: str,
     variant: str,
