@@ -11,6 +11,8 @@ import plotly.io as pio
 import pytest
 import torch
 
+from dashboard.charts.base import GREY
+from dashboard.charts.flow import FLOOR, FLOOR_LABEL
 from dashboard.charts.memory import (
     connectivity_compare_figure,
     connectivity_figure,
@@ -126,13 +128,16 @@ def test_connectivity_figure() -> None:
     check_figure(fig)
     bars = fig.data[0]
     assert fig.layout.yaxis.type == "log" and len(bars.x) == 8
-    assert np.isnan(bars.y[1]) and np.isnan(bars.y[2])  # zero and NaN are left out
+    # what underflows (0) is drawn at the floor, grey and labelled; NaN is left out
+    assert bars.y[1] == FLOOR and np.isnan(bars.y[2])
+    assert bars.customdata[1][2] == FLOOR_LABEL and bars.marker.color[1] == GREY
     assert bars.marker.color[-1] != bars.marker.color[0]  # the target stands out
     assert list(fig.layout.xaxis.ticktext[:4]) == ["t", "h", "e", "␣"]
     assert fig.layout.yaxis.tickvals is not None  # full-number log ticks
-    (band,) = fig.layout.shapes
-    assert (band.x0, band.x1) == (4.5, 7.5)
-    assert fig.layout.annotations[0].text == "90% within 3 characters"
+    floor_line, band = fig.layout.shapes
+    assert (band.x0, band.x1) == (4.5, 7.5) and floor_line.y0 == FLOOR
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts == [FLOOR_LABEL, "90% within 3 characters"]
     assert "“e”" in fig.layout.title.text
 
 
@@ -156,9 +161,14 @@ def test_connectivity_compare_figure() -> None:
     rnn = np.array([0.0, 0.0, 1.0, 3.0])
     fig = connectivity_compare_figure({"GRU": gru, "RNN": rnn, "empty": np.zeros(3)})
     check_figure(fig)
-    assert [t.name for t in fig.data] == ["GRU", "RNN"] and fig.layout.yaxis.type == "log"
+    names = [t.name for t in fig.data]
+    assert names == ["GRU", "RNN", f"RNN: {FLOOR_LABEL}"] and fig.layout.yaxis.type == "log"
     assert fig.data[0].y.sum() == pytest.approx(1.0) and fig.data[1].y.sum() == pytest.approx(1.0)
     assert fig.data[0].x[0] == 0 and fig.data[0].y[0] == pytest.approx(0.4)  # 0 back = t
+    # the RNN's two zeros (2 and 3 back) sit at the labelled floor, on one shared x axis
+    assert list(fig.data[2].x) == [2, 3] and list(fig.data[2].y) == [FLOOR, FLOOR]
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 3.5)
+    assert any(a.text == FLOOR_LABEL for a in fig.layout.annotations)
     check_figure(connectivity_compare_figure({}))
     check_figure(connectivity_compare_figure({"nan": np.array([np.nan])}))
 

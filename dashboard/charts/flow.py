@@ -63,8 +63,14 @@ def reach_steps(normed: np.ndarray, level: float = REACH_LEVEL) -> int | None:
     return int(len(normed) - 1 - above[0]) if above.size else 0
 
 
-def _line(
-    t: np.ndarray, y: np.ndarray, name: str, colour: str, dash: str = "solid", group: str = ""
+def floor_line(
+    t: np.ndarray,
+    y: np.ndarray,
+    name: str,
+    colour: str,
+    dash: str = "solid",
+    group: str = "",
+    x_name: str = "t",
 ) -> list[go.Scatter]:
     """A line over t with what underflows at the floor, and those points marked (a grey
     triangle, 'below 1e-30' in the hover: never colour alone)."""
@@ -74,7 +80,7 @@ def _line(
         go.Scatter(
             x=t[keep], y=drawn[keep], name=name, mode="lines+markers", legendgroup=group or name,
             line=dict(color=colour, dash=dash), marker=dict(size=4),
-            hovertemplate="t=%{x}: %{y:.3g}<extra>" + name + "</extra>",
+            hovertemplate=x_name + "=%{x}: %{y:.3g}<extra>" + name + "</extra>",
         )
     ]  # fmt: skip
     if below.any():
@@ -83,7 +89,7 @@ def _line(
                 x=t[below], y=drawn[below], name=f"{name}: {FLOOR_LABEL}", mode="markers",
                 legendgroup=group or name, showlegend=False,
                 marker=dict(symbol="triangle-down", size=8, color=colour, line=dict(color=GREY)),
-                hovertemplate="t=%{x}: " + FLOOR_LABEL + "<extra>" + name + "</extra>",
+                hovertemplate=x_name + "=%{x}: " + FLOOR_LABEL + "<extra>" + name + "</extra>",
             )
         )  # fmt: skip
     return traces
@@ -93,7 +99,15 @@ def _through_time(fig: go.Figure, T: int, title: str, y_title: str, key: str) ->
     """Log y, x fixed at 1..T, and the floor drawn and labelled when something reached it."""
     apply_layout(fig, title, "time step t", y_title, key, log_y=True)
     fig.update_xaxes(range=[0.5, T + 0.5], autorange=False)
-    if any(FLOOR_LABEL in (trace.name or "") for trace in fig.data):
+    return mark_floor(fig)
+
+
+def mark_floor(fig: go.Figure, reached: bool | None = None) -> go.Figure:
+    """The floor as a dotted line labelled 'below 1e-30', when something reached it (by
+    default: when a trace of ``floor_line``'s floor points is in the figure)."""
+    if reached is None:
+        reached = any(FLOOR_LABEL in (trace.name or "") for trace in fig.data)
+    if reached:
         fig.add_hline(y=FLOOR, line=dict(color=GREY, dash="dot", width=1))
         # An annotation on a log axis is placed by log10 of its value (a shape by the value).
         fig.add_annotation(
@@ -107,7 +121,7 @@ def grad_flow_line_figure(flow: np.ndarray, step: int) -> go.Figure:
     """||dL/dH_t|| against t = 1..T at one training step; log y, underflow at the floor."""
     flow = np.asarray(flow, dtype=np.float64).reshape(-1)
     t = np.arange(1, len(flow) + 1, dtype=np.float64)
-    fig = go.Figure(_line(t, flow, "||dL/dH_t||", BLUE))
+    fig = go.Figure(floor_line(t, flow, "||dL/dH_t||", BLUE))
     _through_time(fig, len(flow), "Total gradient at each H_t", "||dL/dH_t|| (log)",
                   "grad_flow_line")  # fmt: skip
     return with_subtitle(fig, f"at training step {step}")
@@ -121,8 +135,8 @@ def flow_reach_figure(flow_last: np.ndarray, flow_late: np.ndarray, step: int) -
     t = np.arange(1, len(last) + 1, dtype=np.float64)
     fig = go.Figure(
         [
-            *_line(t, last, "last character's loss ℓ_T", BLUE),
-            *_line(t[: len(late)], late, "mean loss of the last 5", ORANGE, "dash"),
+            *floor_line(t, last, "last character's loss ℓ_T", BLUE),
+            *floor_line(t[: len(late)], late, "mean loss of the last 5", ORANGE, "dash"),
         ]
     )
     _through_time(fig, len(last), "How far back one loss reaches", "‖∂ℓ/∂H_t‖, 1 at t = T (log)",
@@ -140,7 +154,7 @@ def reach_overlay_figure(runs: Mapping[str, np.ndarray]) -> go.Figure:
     fig = go.Figure()
     for i, (name, normed) in enumerate(rows.items()):
         t = np.arange(1, len(normed) + 1, dtype=np.float64)
-        for trace in _line(t, normed, name, PALETTE[i % len(PALETTE)]):
+        for trace in floor_line(t, normed, name, PALETTE[i % len(PALETTE)]):
             fig.add_trace(trace)
     longest = max(len(r) for r in rows.values())
     return _through_time(fig, longest, title, "‖∂ℓ_T/∂H_t‖, 1 at t = T (log)", "reach_overlay")

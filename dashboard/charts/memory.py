@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from dashboard.charts.base import BLUE, GREY, ORANGE, RED, apply_layout, empty_figure
 from dashboard.charts.cells import _char_label
+from dashboard.charts.flow import FLOOR_LABEL, at_floor, floor_line, mark_floor
 
 NEGATIVE, POSITIVE = (33, 102, 172), (178, 24, 43)  # the ends of plotly's 'RdBu'
 MAX_TICKS = 80  # character labels on a connectivity axis
@@ -178,7 +179,8 @@ def connectivity_figure(
 ) -> go.Figure:
     """Connectivity bars c_s over the characters s = 0..t of ``text`` (t = len(conn) - 1): log
     y, the target character in orange, and the ``reach`` (characters back from t holding
-    ``share`` of the total) shaded. Zero and NaN values are left out of the log axis."""
+    ``share`` of the total) shaded. Values below the floor (1e-30, 0 included) are drawn at it,
+    grey and labelled; NaN is left out."""
     conn = np.asarray(conn, dtype=np.float64).reshape(-1)
     title = "How far back the prediction looks"
     if conn.size == 0:
@@ -188,20 +190,22 @@ def connectivity_figure(
     t = len(conn) - 1
     if target_next:
         title += f": p(next = “{_char_label(target_next)}” | text up to “{_char_label(text[t])}”)"
-    shown = np.where(np.isfinite(conn) & (conn > 0), conn, np.nan)
-    if not np.isfinite(shown).any():
+    if not (np.isfinite(conn) & (conn > 0)).any():
         return empty_figure(title, "The prediction does not depend on any earlier character.")
+    # What underflows is drawn at the floor, grey and labelled (never left out of the log axis).
+    shown, below = at_floor(np.where(np.isfinite(conn), conn, np.nan))
     s = np.arange(t + 1)
     labels = np.array([_char_label(ch) for ch in text[: t + 1]], dtype=object)
-    colours = [ORANGE if i == t else BLUE for i in s]
+    colours = [GREY if below[i] else ORANGE if i == t else BLUE for i in s]
+    values = np.array([FLOOR_LABEL if below[i] else f"{shown[i]:.3g}" for i in s], dtype=object)
     fig = go.Figure(
         go.Bar(
             x=s,
             y=shown,
             marker_color=colours,
-            customdata=np.stack([labels, (t - s).astype(str)], axis=1),
+            customdata=np.stack([labels, (t - s).astype(str), values], axis=1),
             hovertemplate="“%{customdata[0]}”, %{customdata[1]} back<br>"
-            "||∂ log p / ∂e_s|| = %{y:.3g}<extra></extra>",
+            "||∂ log p / ∂e_s|| = %{customdata[2]}<extra></extra>",
             name="connectivity",
         )
     )
@@ -214,6 +218,7 @@ def connectivity_figure(
         showlegend=False,
         bargap=0.1,
     )
+    mark_floor(fig, reached=bool(below.any()))
     if reach:
         fig.add_vrect(
             x0=t - reach + 0.5,
@@ -231,27 +236,20 @@ def connectivity_compare_figure(
     curves: dict[str, np.ndarray], title: str = "Connectivity by model"
 ) -> go.Figure:
     """Several models' connectivity for the same position (e.g. GRU vs RNN saved runs), each
-    normalised to sum to 1 so their shapes compare; log y, x = characters back from t."""
-    traces = []
+    normalised to sum to 1 so their shapes compare; log y, x = characters back from t, one axis
+    for all (0 to the longest); shares below the floor drawn at it and labelled."""
+    traces: list[go.Scatter] = []
     palette = (BLUE, ORANGE, RED, GREY)
+    longest = 0
     for i, (name, conn) in enumerate(curves.items()):
         c = np.nan_to_num(np.asarray(conn, dtype=np.float64).reshape(-1), nan=0.0, posinf=0.0)
         total = c.sum()
         if c.size == 0 or total <= 0:
             continue
-        back = np.arange(c.size, dtype=np.float64)
+        back = np.arange(c.size)
         share = c[::-1] / total  # share[d]: d characters back from t
-        keep = share > 0
-        traces.append(
-            go.Scatter(
-                x=back[keep],
-                y=share[keep],
-                name=name,
-                mode="lines+markers",
-                marker=dict(size=4),
-                line=dict(color=palette[i % len(palette)]),
-            )
-        )
+        traces += floor_line(back, share, name, palette[i % len(palette)], x_name="back")
+        longest = max(longest, c.size)
     if not traces:
         return empty_figure(title, "No connectivity to compare.")
     y_title = "share of connectivity (log)"
@@ -263,4 +261,5 @@ def connectivity_compare_figure(
         "connectivity_compare",
         log_y=True,
     )
-    return fig
+    fig.update_xaxes(range=[-0.5, longest - 0.5], autorange=False)
+    return mark_floor(fig)
