@@ -23,6 +23,7 @@ batch 256 on a laptop) with a message, not an exact account of the allocator.
 
 from __future__ import annotations
 
+import math
 import os
 
 from gru_core.config import TrainConfig
@@ -59,17 +60,23 @@ def estimate_bytes(config: TrainConfig, vocab_size: int, configs: int = 1) -> di
     }
 
 
+def parse_budget_mb(text: str) -> float:
+    """``GRU_LAB_MEMORY_BUDGET_MB``'s value in MB: a finite number > 0, else a ValueError that
+    names the variable (``inf``, ``nan``, ``-5``, ``lots`` are all refused)."""
+    try:
+        mb = float(text)
+    except ValueError:
+        raise ValueError(f"{BUDGET_ENV}={text!r} must be a number of megabytes") from None
+    if not (math.isfinite(mb) and mb > 0):
+        raise ValueError(f"{BUDGET_ENV}={text!r} must be a finite number of megabytes > 0")
+    return mb
+
+
 def budget_bytes(device: str) -> int:
     """GRU_LAB_MEMORY_BUDGET_MB if set; on CUDA 80% of the card's free memory; else 4 GiB."""
     env = os.environ.get(BUDGET_ENV)
-    if env:
-        try:
-            mb = float(env)
-        except ValueError:
-            raise ValueError(f"{BUDGET_ENV}={env!r} must be a number of megabytes") from None
-        if not mb > 0:
-            raise ValueError(f"{BUDGET_ENV}={env!r} must be a number of megabytes > 0")
-        return int(mb * 2**20)
+    if env is not None and env.strip():
+        return int(parse_budget_mb(env) * 2**20)
     if device.startswith("cuda"):
         import torch
 

@@ -15,6 +15,7 @@ import http.client
 import os
 import re
 import socket
+import stat
 import tempfile
 import unicodedata
 import urllib.error
@@ -75,6 +76,7 @@ def default_cache_dir() -> Path:
 
 def _from_path(path: str | os.PathLike[str], sha1: str) -> Corpus:
     p = Path(path).expanduser()
+    _check_regular(p)
     try:
         data = p.read_bytes()
     except OSError as err:
@@ -87,6 +89,25 @@ def _from_path(path: str | os.PathLike[str], sha1: str) -> Corpus:
     if _sha1(data) == sha1:
         return _time_machine(text, "path", reason, f"{TIME_MACHINE} (from a file)")
     return build_corpus(text, p.name, "path", reason, f"{p.name} (from a file)")
+
+
+def _check_regular(p: Path) -> None:
+    """Refuse, before opening it, a path that is not a regular file: reading a FIFO blocks
+    until a writer comes, a device such as /dev/zero never ends, a directory has no text."""
+    try:
+        mode = p.stat().st_mode
+    except OSError as err:
+        raise ValueError(f"cannot read the corpus file '{p}': {err.strerror or err}") from err
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a directory" if stat.S_ISDIR(mode)
+        else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket" if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )  # fmt: skip
+    raise ValueError(f"the corpus '{p}' is {kind}, not a regular text file")
 
 
 def _time_machine(text: str, source: str, reason: str, label: str) -> Corpus:

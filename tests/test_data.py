@@ -239,6 +239,24 @@ def test_missing_path_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         load_corpus(cache_dir=tmp_path)
 
 
+@pytest.mark.parametrize("kind", ["directory", "fifo", "device"])
+def test_a_corpus_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, kind: str) -> None:
+    """A FIFO would block on open until a writer came; /dev/zero would read until memory ran
+    out; a directory has no text. Each is refused before it is opened, saying what it is."""
+    if kind == "directory":
+        path, words = tmp_path, "a directory"
+    elif kind == "fifo":
+        path, words = tmp_path / "pipe.txt", "a named pipe"
+        os.mkfifo(path)
+    else:
+        path, words = Path("/dev/zero"), "a device"
+        if not path.exists():
+            pytest.skip("no /dev/zero here")
+    with pytest.raises(ValueError, match=words) as info:
+        load_corpus(path=path, cache_dir=tmp_path / "cache", opener=failing_opener)
+    assert str(path) in str(info.value)
+
+
 def test_download_caches_atomically_then_cache_is_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,9 +80,10 @@ def test_memory_estimate_refuses_huge_configs_with_numbers(monkeypatch) -> None:
     monkeypatch.setenv(BUDGET_ENV, "1")
     with pytest.raises(ValueError, match="budget of 1 MB"):
         check_memory(TrainConfig(), 28, "cpu")
-    monkeypatch.setenv(BUDGET_ENV, "lots")
-    with pytest.raises(ValueError, match=BUDGET_ENV):
-        check_memory(TrainConfig(), 28, "cpu")
+    for junk in ("lots", "inf", "-inf", "nan", "-5", "0"):  # inf once overflowed int()
+        monkeypatch.setenv(BUDGET_ENV, junk)
+        with pytest.raises(ValueError, match=BUDGET_ENV):
+            check_memory(TrainConfig(), 28, "cpu")
 
 
 def test_memory_estimate_is_an_upper_bound_of_what_a_step_allocates() -> None:
