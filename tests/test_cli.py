@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import inspect
 import io
+import math
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from gru_core.cli import EXIT_BAD_ARGS, EXIT_DIVERGED, EXIT_DONE, main
+from gru_core.cli import EXIT_BAD_ARGS, EXIT_CODES, EXIT_DIVERGED, EXIT_DONE, main
 from gru_core.config import TrainConfig
+from gru_core.run.telemetry import Telemetry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +75,8 @@ def test_short_run_prints_what_d2l_prints(corpus_path: str, tmp_path: Path) -> N
     epoch_lines = [line for line in lines if line.startswith("epoch ")]
     assert len(epoch_lines) == 1  # every 10 epochs, as d2l prints
     assert epoch_lines[0].startswith("epoch 10, perplexity ")
-    assert re.match(r"epoch 10, perplexity [\d.]+: time traveller", epoch_lines[0])
+    pattern = r"epoch 10, perplexity [\d.]+, validation perplexity [\d.]+: time traveller"
+    assert re.match(pattern, epoch_lines[0])
     final = [i for i, line in enumerate(lines) if line.startswith("perplexity ")]
     assert len(final) == 1
     i = final[0]
@@ -80,6 +85,7 @@ def test_short_run_prints_what_d2l_prints(corpus_path: str, tmp_path: Path) -> N
     assert lines[i + 1].startswith("time traveller") and len(lines[i + 1]) == 14 + 50
     assert lines[i + 2].startswith("traveller") and len(lines[i + 2]) == 9 + 50
     assert lines[i + 3].startswith("wall time ")
+    assert re.fullmatch(r"verdict: learned - It learned: perplexity .*", lines[-1])
 
     with csv_path.open() as f:
         rows = list(csv.DictReader(f))
@@ -170,6 +176,7 @@ def test_divergence_exits_3(corpus_path: str) -> None:
     assert code == EXIT_DIVERGED
     assert "diverged: " in text and "step 1" in text
     assert "tokens/sec" not in text  # no final d2l line after a divergence
+    assert text.splitlines()[-1].startswith("verdict: diverged - ")
 
 
 def test_help_lists_every_config_field() -> None:
@@ -183,6 +190,67 @@ def test_help_lists_every_config_field() -> None:
     assert result.returncode == 0, result.stderr
     for f in dataclasses.fields(TrainConfig):
         assert "--" + f.name.replace("_", "-") in result.stdout, f.name
-    for flag in ("--corpus", "--csv", "--offline"):
+    for flag in ("--corpus", "--csv", "--epochs-csv", "--offline"):
         assert flag in result.stdout
+    text = " ".join(result.stdout.split())  # argparse wraps the epilog
+    documented = ("0 learned", "2 bad arguments", "3 diverged or blew up", "4 out of memory",
+                  "5 did not learn", "6 memorised", "130 interrupted")  # fmt: skip
+    for words in documented:
+        assert words in text, words
+    assert set(EXIT_CODES.values()) <= {int(w.split()[0]) for w in documented}
     assert "1..4,096" in result.stdout  # hidden size's range, from config.NUMERIC_RANGES
+
+
+def test_runs_under_10_epochs_print_every_epoch(corpus_path: str) -> None:
+    code, text = run_cli("--corpus", corpus_path, *TINY, "--num-epochs", "3")
+    epochs = [line.split(",")[0] for line in text.splitlines() if line.startswith("epoch ")]
+    assert epochs == ["epoch 1", "epoch 2", "epoch 3"]
+    assert all("validation perplexity" in line for line in text.splitlines() if "epoch " in line)
+    assert code == EXIT_CODES[text.splitlines()[-1].split(" - ")[0].removeprefix("verdict: ")]
+
+
+@pytest.mark.parametrize("where", ["proc", "directory", "missing folder", "same as --csv"])
+def test_a_bad_csv_path_exits_2_before_training(
+    corpus_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """Found before the first step (it used to be found after training, with a traceback)."""
+    good = str(tmp_path / "steps.csv")
+    argv = {
+        "proc": ["--csv", "/proc/x.csv"],
+        "directory": ["--csv", str(tmp_path)],
+        "missing folder": ["--epochs-csv", str(tmp_path / "no" / "such" / "epochs.csv")],
+        "same as --csv": ["--csv", good, "--epochs-csv", good],
+    }[where]
+    code, text = run_cli("--corpus", corpus_path, *TINY, "--num-epochs", "1", *argv)
+    assert code == EXIT_BAD_ARGS
+    err = capsys.readouterr().err
+    assert err.startswith("error: --") and "Traceback" not in err
+    assert text == ""  # not a step trained
+    assert not Path(good).exists() or Path(good).read_text() == ""
+
+
+def test_the_csv_has_every_step_and_the_epochs_agree(corpus_path: str, tmp_path: Path) -> None:
+    """Past the dashboard telemetry's thinning (it keeps head + recent + middle rows, then
+    decimates), the CLI's CSV still has one row per step; each epoch's perplexity, recomputed
+    from the steps as d2l defines it (exp of the token-weighted mean loss), equals the epoch
+    table's."""
+    defaults = inspect.signature(Telemetry).parameters
+    thinning = sum(defaults[n].default for n in ("head", "recent", "middle"))
+    steps_path, epochs_path = tmp_path / "steps.csv", tmp_path / "epochs.csv"
+    code, text = run_cli(
+        "--corpus", corpus_path, "--hidden-size", "2", "--num-steps", "1", "--batch-size", "1",
+        "--max-tokens", "2101", "--val-tokens", "0", "--num-epochs", "2", "--device", "cpu",
+        "--csv", str(steps_path), "--epochs-csv", str(epochs_path),
+    )  # fmt: skip
+    assert code in (EXIT_DONE, EXIT_CODES["did not learn"]), text
+    steps = pd.read_csv(steps_path)
+    epochs = pd.read_csv(epochs_path)
+    assert len(steps) == 2 * 2099 > thinning  # 2,100 tokens: 2,099 (x, y) pairs per epoch
+    assert steps["step"].tolist() == list(range(1, len(steps) + 1))
+    assert f"{len(steps)} step rows in {steps_path}" in text
+    assert epochs["epoch"].tolist() == [1, 2] and epochs["step"].tolist() == [2099, 4198]
+    for epoch, group in steps.groupby("epoch"):
+        mean_loss = (group["loss"] * group["tokens"]).sum() / group["tokens"].sum()
+        row = epochs[epochs["epoch"] == epoch].iloc[0]
+        assert math.exp(mean_loss) == pytest.approx(row["train_perplexity"], rel=1e-9)
+    assert epochs["val_perplexity"].isna().all()  # --val-tokens 0: nothing held out

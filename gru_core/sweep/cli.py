@@ -23,20 +23,23 @@ import argparse
 import dataclasses
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import TextIO
 
 import torch
 
-from gru_core.cli import EXIT_BAD_ARGS, EXIT_DONE, EXIT_FAILED, build_parser
+from gru_core.cli import EXIT_BAD_ARGS, EXIT_DONE, EXIT_FAILED, EXIT_INTERRUPTED, build_parser
 from gru_core.config import TrainConfig
+from gru_core.exports import open_output
+from gru_core.interrupt import sigint_requests
 from gru_core.sources import load_corpus
-from gru_core.sweep.job import SweepJob
+from gru_core.sweep.job import SweepJob, SweepSnapshot
 from gru_core.sweep.results import grid_table, results_frame, summarize
 from gru_core.sweep.spec import AXES, AXIS_TITLES, BACKENDS, MAX_SEEDS, SweepSpec, parse_values
 
 POLL_S = 0.5  # seconds between progress checks
-EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 def parse_axis(text: str) -> tuple[str, tuple[float | None, ...]]:
@@ -53,12 +56,26 @@ def parse_axis(text: str) -> tuple[str, tuple[float | None, ...]]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def positive_int(text: str) -> int:
+    """An integer >= 1 (``--num-cpus 0`` would start a Ray that never runs a task)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def sweep_parser() -> argparse.ArgumentParser:
     """``cli.build_parser``'s TrainConfig flags, --corpus and --offline, plus the sweep's."""
     parser = build_parser()
     parser.prog = "python -m gru_core.sweep"
     parser.description = "Train a grid of runs (a trainability map) as one batched sweep."
-    parser.epilog = "Exit status: 0 done, 2 bad arguments, 4 a run failed, 130 interrupted."
+    parser.epilog = (
+        "Exit status: 0 done (whatever the cells' verdicts), 2 bad arguments, 4 a run failed, "
+        "130 interrupted (Ctrl-C: unfinished cells are 'stopped', finished ones kept)."
+    )
     for action in parser._actions:  # the same flag, a sweep's meaning
         if "--csv" in action.option_strings:
             action.help = "write one row per cell and seed to this CSV file"
@@ -108,9 +125,9 @@ def sweep_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--num-cpus",
-        type=int,
+        type=positive_int,
         default=None,
-        help="CPUs of a local Ray started for this sweep (default: all)",
+        help="CPUs of a local Ray started for this sweep, at least 1 (default: all)",
     )
     group.add_argument("--ray-address", default=None, help="a Ray cluster (else RAY_ADDRESS)")
     return parser  # fmt: skip
@@ -132,39 +149,50 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     args = sweep_parser().parse_args(argv)  # argparse exits with status 2 on malformed flags
-    try:
-        spec = spec_from_args(args)
-        if spec.base.num_threads:
-            torch.set_num_threads(spec.base.num_threads)
-        corpus = load_corpus(args.corpus, allow_download=not args.offline)
-        job = SweepJob(spec, corpus, num_cpus=args.num_cpus, address=args.ray_address)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_ARGS
-    print(f"corpus: {corpus.label} - {corpus.reason}", file=out)
-    print(f"sweep: {job.plan.describe()} on {job.device} ({spec.backend})", file=out, flush=True)
-    job.start()
-    shown = -1
-    try:
-        while job.alive:
-            job.join(POLL_S)
-            snap = job.snapshot()
-            if snap.finished != shown:
-                shown = snap.finished
-                print(f"{shown}/{snap.total} runs finished, {snap.elapsed:.1f} s", file=out,
-                      flush=True)  # fmt: skip
-    except KeyboardInterrupt:  # Ctrl-C: stop, print the partial map, exit 130
-        job.stop()
-    snap = job.snapshot()
-    for model in spec.models:
-        cells = summarize(r for r in snap.results if r.model == model)
-        print(f"\n{model}: final validation perplexity", file=out)
-        x_title, y_title = AXIS_TITLES[spec.x_axis], AXIS_TITLES[spec.y_axis]
-        print(grid_table(cells, spec.x_values, spec.y_values, x_title, y_title), file=out)
-    print(f"\n{snap.state} in {snap.elapsed:.1f} s", file=out)
-    if args.csv:
-        results_frame(snap.results).to_csv(args.csv, index=False)
+    with sigint_requests() as interrupted, ExitStack() as files:
+        try:
+            spec = spec_from_args(args)
+            if spec.base.num_threads:
+                torch.set_num_threads(spec.base.num_threads)
+            csv_file = files.enter_context(open_output("--csv", args.csv)) if args.csv else None
+            corpus = load_corpus(args.corpus, allow_download=not args.offline)
+            job = SweepJob(spec, corpus, num_cpus=args.num_cpus, address=args.ray_address)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_ARGS
+        print(f"corpus: {corpus.label} - {corpus.reason}", file=out)
+        where = f"ray, {job.cluster_cpus} CPUs" if job.cluster_cpus else spec.backend
+        print(f"sweep: {job.plan.describe()} on {job.device} ({where})", file=out, flush=True)
+        snap = _run(job, interrupted, out)
+        for model in spec.models:
+            cells = summarize(r for r in snap.results if r.model == model)
+            print(f"\n{model}: final validation perplexity", file=out)
+            x_title, y_title = AXIS_TITLES[spec.x_axis], AXIS_TITLES[spec.y_axis]
+            print(grid_table(cells, spec.x_values, spec.y_values, x_title, y_title), file=out)
+        print(f"\n{snap.state} in {snap.elapsed:.1f} s", file=out, flush=True)
+        if csv_file is not None:
+            results_frame(snap.results).to_csv(csv_file, index=False)
     if snap.state == "error":
         print(f"error: {snap.message}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_INTERRUPTED if snap.state == "stopped" else EXIT_DONE
+
+
+def _run(job: SweepJob, interrupted: threading.Event, out: TextIO) -> SweepSnapshot:
+    """Start ``job`` and wait for it in timed waits, printing progress; on Ctrl-C (the
+    ``interrupted`` event, never a KeyboardInterrupt) ask it to stop and wait for its worker
+    to end: the cells not finished end 'stopped', the finished ones are kept."""
+    job.start()
+    shown, stopping = -1, False
+    while job.alive:
+        if interrupted.is_set() and not stopping:
+            print("stopping (Ctrl-C): finished cells are kept", file=out, flush=True)
+            job.stop(wait=False)
+            stopping = True
+        job.join(POLL_S)
+        snap = job.snapshot()
+        if snap.finished != shown:
+            shown = snap.finished
+            print(f"{shown}/{snap.total} runs finished, {snap.elapsed:.1f} s", file=out,
+                  flush=True)  # fmt: skip
+    return job.snapshot()
