@@ -1,4 +1,6 @@
-"""The Ray backend: a 2 x 2 map on a local Ray with 2 CPUs equals the in-process map.
+"""The Ray backend: a 2 x 2 map on a local Ray with 2 CPUs equals the in-process map;
+``--num-cpus`` is validated and a bad cluster address fails fast, naming it (the real
+two-node cluster is ``test_ray_cluster.py``).
 
 Ray starts once for this module (and only here) and shuts down at its end; without Ray
 installed the module is skipped (``pip install -r requirements-ray.txt``).
@@ -7,6 +9,8 @@ installed the module is skipped (``pip install -r requirements-ray.txt``).
 from __future__ import annotations
 
 import dataclasses
+import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -14,9 +18,12 @@ import pytest
 
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
+from gru_core.sweep.cli import main as sweep_main
 from gru_core.sweep.job import SweepJob
+from gru_core.sweep.ray_backend import connect, probe
 from gru_core.sweep.results import CellResult
 from gru_core.sweep.spec import SweepSpec
+from tests.clirun import REPO, cli_env
 
 from helpers import fake_theory
 
@@ -58,3 +65,39 @@ def test_a_map_on_ray_equals_the_in_process_map(local_ray: None, small_corpus: C
         )  # fmt: skip
         assert numbers(a) == pytest.approx(numbers(b), rel=1e-6)
         assert a.curve_perplexity == pytest.approx(b.curve_perplexity, rel=1e-6)
+
+
+def test_num_cpus_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--num-cpus 0`` used to start a Ray that never ran a task, and the sweep hung."""
+    with pytest.raises(ValueError, match="num_cpus=0"):
+        connect(num_cpus=0)
+    with pytest.raises(SystemExit) as info:
+        sweep_main(["--x", "lr=0.1,1", "--y", "init_std=0.01,0.1", "--backend", "ray",
+                    "--num-cpus", "0"])  # fmt: skip
+    assert info.value.code == 2
+    assert "--num-cpus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:{free}", "no-such-host.invalid:6379"])
+def test_an_address_where_nothing_answers_is_refused_at_once(address: str) -> None:
+    """Refused or unknown: the probe says so before ray.init would retry it for minutes."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = address.format(free=s.getsockname()[1])  # nothing listens there once closed
+    with pytest.raises(ValueError, match=f"could not reach Ray at {address}"):
+        probe(address)
+
+
+def test_an_address_that_is_not_a_ray_cluster_fails_within_seconds(corpus_path: str) -> None:
+    """An address that accepts TCP but is no Ray head (here any address a proxy answers, or a
+    black hole the probe gives up on): exit 2 naming it, Ray's retries bounded to seconds.
+    The subprocess timeout only guards against the old 10-minute hang."""
+    address = "10.255.255.1:6379"
+    result = subprocess.run(
+        [sys.executable, "-m", "gru_core.sweep", "--corpus", corpus_path, "--num-epochs", "1",
+         "--x", "lr=0.1,1", "--y", "init_std=0.01,0.1", "--backend", "ray",
+         "--ray-address", address],
+        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"Ray at {address}" in result.stderr

@@ -117,7 +117,12 @@ def init_failure(address: str | None, exc: BaseException) -> str:
     text = " ".join(chain)
     if "InvalidAuthToken" in text or "AuthenticationError" in text:
         return f"could not connect to Ray{where}: authentication failed. {AUTH_HINT}."
-    return f"could not start or reach Ray{where}: {exc}"
+    if address:
+        return (
+            f"could not reach Ray at {address}: {exc} (something answers there, but no Ray "
+            f"head that accepts this process: is `ray start --head` running at that address?)"
+        )
+    return f"could not start Ray: {exc}"
 
 
 def run_on_ray(job: SweepControl) -> None:
