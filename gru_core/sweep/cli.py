@@ -13,8 +13,12 @@ cell and seed (``sweep_results.CSV_COLUMNS``). The Ray backend is used with
 ``--backend ray`` or when ``RAY_ADDRESS`` is set.
 
 Exit status: 0 done (whatever the cells' verdicts), 2 bad arguments (including an over-budget
-sweep, or the Ray backend without Ray installed), 4 a run failed with an error, 130
-interrupted (Ctrl-C; the partial map is printed).
+sweep, a CSV path that cannot be written, Ray not installed or not reachable), 4 a run failed
+with an error, 130 interrupted (Ctrl-C; the partial map is printed).
+
+Ctrl-C never raises here: ``interrupt.sigint_requests`` turns SIGINT into an event, and the
+main thread, waiting for the job in timed joins, then calls ``SweepJob.stop`` and waits for
+the worker to end; on both backends unfinished cells end 'stopped' and finished ones are kept.
 """
 
 from __future__ import annotations
