@@ -9,6 +9,7 @@ local sweep once died with. The Ray backend's Ctrl-C runs on a real cluster in
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 from gru_core.cli import EXIT_BAD_ARGS, EXIT_INTERRUPTED
 from gru_core.limits import BUDGET_ENV
+from gru_core.sweep.cli import main as sweep_main
 from tests.clirun import REPO, Cli, cli_env
 
 TINY = ["--hidden-size", "16", "--num-steps", "8", "--batch-size", "4", "--max-tokens", "2000",
@@ -105,3 +107,15 @@ def test_a_corpus_that_is_a_fifo_exits_2_at_once(tmp_path: Path) -> None:
     )
     assert result.returncode == EXIT_BAD_ARGS
     assert "named pipe" in result.stderr and str(fifo) in result.stderr
+
+
+@pytest.mark.parametrize("where", ["/proc/x.csv", "{tmp}", "{tmp}/no/such/map.csv"])
+def test_a_sweep_with_a_bad_csv_path_exits_2_before_training(
+    corpus_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    out = io.StringIO()
+    path = where.format(tmp=tmp_path)
+    code = sweep_main(["--corpus", corpus_path, *TINY, *MAP, "--csv", path], out=out)
+    assert code == EXIT_BAD_ARGS
+    assert capsys.readouterr().err.startswith(f"error: --csv {path}: ")
+    assert out.getvalue() == ""  # no sweep started
