@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import TextIO
 
-import pandas as pd
 import torch
 
 from gru_core.config import CHOICES, INT_FIELDS, OPTIONAL_FIELDS, TrainConfig, field_help
@@ -34,7 +33,7 @@ from gru_core.exports import EpochCsv, StepCsv, open_output
 from gru_core.interrupt import sigint_requests
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
 from gru_core.run.trainer import NUM_PREDS, Record, Trainer
-from gru_core.run.verdict import BLOW_UP_STEPS, LAST_STEPS, Verdict, judge
+from gru_core.run.verdict import BLOW_UP_STEPS, LAST_STEPS, Evidence, Verdict, judge
 from gru_core.sources import load_corpus
 
 EXIT_DONE, EXIT_BAD_ARGS, EXIT_DIVERGED, EXIT_FAILED = 0, 2, 3, 4
@@ -51,8 +50,9 @@ EXIT_CODES = {  # the verdict -> the exit status (run.verdict's words)
 }
 EXIT_HELP = (
     "Exit status (follows the verdict): 0 learned, 2 bad arguments, 3 diverged or blew up, "
-    "4 out of memory or another error, 5 did not learn, 6 memorised (validation got worse "
-    "while training improved), 130 interrupted (Ctrl-C)."
+    "4 out of memory or another error, 5 did not learn, 6 memorised (it learned its training "
+    "text, but validation perplexity ended at or above |V| or over twice its best), "
+    "130 interrupted (Ctrl-C)."
 )
 PRINT_EVERY = 10  # epochs between progress lines (and evaluations), as d2l's train_ch8
 VERDICT_STEPS = max(LAST_STEPS, BLOW_UP_STEPS)  # the last steps a verdict reads
@@ -150,6 +150,8 @@ class Run:
         self.first: StepRecord | None = None  # the verdict's start perplexity
         self.last_steps: deque[StepRecord] = deque(maxlen=VERDICT_STEPS)
         self.last_epoch: EpochRecord | None = None
+        self.train_ppl: list[float] = []  # every epoch's training perplexity
+        self.val_ppl: list[float | None] = []  # ... and validation's (None: not evaluated)
         self.started = time.perf_counter()
 
     def train(self, interrupted: threading.Event) -> Outcome:
@@ -178,6 +180,8 @@ class Run:
                 self.steps_csv.add(record)
         elif isinstance(record, EpochRecord):
             self.last_epoch = record
+            self.train_ppl.append(record.train_perplexity)
+            self.val_ppl.append(record.val_perplexity)
             if self.steps_csv is not None:
                 self.steps_csv.flush()
             if self.epochs_csv is not None:
@@ -206,15 +210,13 @@ class Run:
         return self.verdict(outcome.status)
 
     def verdict(self, status: str) -> Verdict:
+        """``verdict.judge`` on the first step, the last ``VERDICT_STEPS`` and every epoch."""
         steps = ([self.first] if self.first else []) + [
             r for r in self.last_steps if self.first is None or r.step != self.first.step
         ]
-        step_frame = pd.DataFrame(
-            {"perplexity": [r.perplexity for r in steps], "grad_norm": [r.grad_norm for r in steps]}
-        )
-        epochs = [self.last_epoch.train_perplexity] if self.last_epoch else []
-        epoch_frame = pd.DataFrame({"train_perplexity": epochs}, dtype="float64")
-        return judge(status, step_frame, epoch_frame, len(self.trainer.vocab))
+        ppl, norms = [r.perplexity for r in steps], [r.grad_norm for r in steps]
+        evidence = Evidence.of(ppl, norms, self.train_ppl, self.val_ppl)
+        return judge(status, evidence, len(self.trainer.vocab))
 
 
 def epoch_line(record: EpochRecord) -> str:
