@@ -18,6 +18,7 @@ import pytest
 from gru_core.cli import EXIT_BAD_ARGS, EXIT_CODES, EXIT_DIVERGED, EXIT_DONE, main
 from gru_core.config import TrainConfig
 from gru_core.run.telemetry import Telemetry
+from gru_core.run.verdict import VERDICTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -254,3 +255,8 @@ def test_the_csv_has_every_step_and_the_epochs_agree(corpus_path: str, tmp_path:
         row = epochs[epochs["epoch"] == epoch].iloc[0]
         assert math.exp(mean_loss) == pytest.approx(row["train_perplexity"], rel=1e-9)
     assert epochs["val_perplexity"].isna().all()  # --val-tokens 0: nothing held out
+
+
+def test_every_verdict_has_an_exit_status() -> None:
+    assert set(EXIT_CODES) == set(VERDICTS)
+    assert EXIT_CODES["learned"] == EXIT_DONE and EXIT_CODES["diverged"] == EXIT_DIVERGED
