@@ -4,7 +4,8 @@ Layers, bottom to top (ARCHITECTURE.md; tests/test_architecture.py holds them):
 config -> data -> sources -> perplexity -> limits
 -> model/ (cells, gates, init, sampling, the textbook)
 -> step/ (the K-axis device step: forward, BPTT, statistics, validation) -> theory
--> memory -> run/ (epoch loop, trainer, records, telemetry, verdict, jobs) -> cli
+-> memory -> run/ (epoch loop, trainer, records, telemetry, verdict, jobs)
+-> exports, interrupt (the command lines' CSV files and Ctrl-C) -> cli
 -> sweep/ (trainability maps). This file re-exports the names most callers need.
 """
 
