@@ -29,6 +29,8 @@ LAYERS: tuple[str, ...] = (
     "gru_core.theory",
     "gru_core.memory",
     "gru_core.run",
+    "gru_core.exports",  # the command lines' CSV files
+    "gru_core.interrupt",  # Ctrl-C as a request the command lines poll
     "gru_core.cli",  # python -m gru_core; its flag builder serves the sweep's command line too
     "gru_core.sweep",
     "gru_core.__main__",
