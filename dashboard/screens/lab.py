@@ -161,11 +161,16 @@ def restart_notice(lab: Lab, config: TrainConfig | None) -> None:
 
 
 def teaching(config: TrainConfig | None) -> None:
-    """The cell's equations, with the symbols the charts use, and d2l's clipping rule."""
+    """The cell's equations, with the symbols the charts use, and d2l's clipping rule, folded
+    into one line until opened, so that the first charts start on the first screen."""
     if config is None:
         return
     name = {"gru": f"GRU ({config.gru_variant} variant)", "rnn": "RNN", "lstm": "LSTM"}
-    st.markdown(f"**The equations: {name[config.model]}**")
+    with st.expander(f"**The equations: {name[config.model]}**", key="equations"):
+        _equations(config)
+
+
+def _equations(config: TrainConfig) -> None:
     st.latex(equations(config))
     st.caption(equation_legend(config))
     st.latex(CLIPPING)
@@ -205,7 +210,7 @@ def lab_page() -> None:
         run_controls(lab)
         restart_notice(lab, config)
         theory_caption(initial_lambda(config, lab.corpus))
-    with right, st.container(key="equations"):
+    with right:
         teaching(config)
     was_active = lab.active
 

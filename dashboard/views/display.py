@@ -2,8 +2,9 @@
 ``page_style()``. One place decides the room's look (default or projector).
 
 Layout rules, so that nothing is cut from a 800 px laptop split screen to a 2560 px projector:
-buttons and metrics sit in wrapping rows at their natural width; the keyed blocks ``top``
-(title and equations) and ``charts-*`` (side-by-side charts, ``chart_columns``) wrap their
+buttons and metrics sit in wrapping rows at their natural width; the head (title, corpus
+line, buttons, the equations folded into an expander) is compact, so the Overview's charts
+start on the first screen; the keyed blocks ``top`` (title and equations) and ``charts-*`` (side-by-side charts, ``chart_columns``) wrap their
 columns onto new rows when a column would be narrower than it can be read; equations scale
 with the viewport
 (a CSS clamp on the viewport width) instead of being cut. Projector mode (the sidebar toggle or
@@ -40,7 +41,13 @@ _STYLE = """
 /* Title and equations side by side only on a wide screen; stacked below 1500 px. */
 @media (max-width: 1499px) { .st-key-top [data-testid="stColumn"] { min-width: 100%; } }
 [class*="st-key-charts-"] [data-testid="stColumn"] { min-width: min(100%, 18rem); }
-.stMainBlockContainer { padding-left: 2.5rem; padding-right: 2.5rem; }
+/* A compact head (title, corpus line, buttons, folded equations) below Streamlit's 3.75 rem
+   header bar: the Overview's charts start on the first screen, from a 1280x720 projector
+   to a 1920x1080 desktop (tests/e2e/test_fold.py). */
+.stMainBlockContainer { padding: 3.75rem 2.5rem 4rem; }
+.st-key-top h1 { font-size: 2.1rem; padding: 0; }
+.st-key-top [data-testid="stVerticalBlock"] { gap: 0.5rem; }
+.st-key-top [data-testid="stHorizontalBlock"] { row-gap: 0.5rem; }
 /* Equations scale with the viewport (never cut, never a scroll bar): the widest line is
    about 24 em, in a block of the main area's width (stacked) or 2/5 of it (side by side). */
 .st-key-equations .katex-display { margin: 0.3em 0; overflow: visible; }
@@ -59,8 +66,10 @@ _STYLE = """
 _PROJECTOR_STYLE = """
 <style>
 html { font-size: 125%; }
-[data-testid="stMetricValue"] { font-size: 2.4rem; }
+[data-testid="stMetricValue"] { font-size: 2rem; }  /* six in one row at 1280 px */
 [data-testid="stCaptionContainer"], .stCaption { color: #1a1a1a; font-size: 1rem; }
+/* The status line's fine print repeats the metrics above it: the back row reads those. */
+.st-key-status-detail { display: none; }
 </style>
 """
 

@@ -64,7 +64,7 @@ def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | Non
             help="share of all steps so far whose gradient was clipped",
             width="content",
         )
-    st.caption(
+    st.container(key="status-detail").caption(
         f"step {status.step:,} · epoch {status.epoch} · {tps} tokens/s "
         f"({status.tokens_per_sec_basis}) · {status.device} · lr {status.lr:g} · {state}"
         + (f" · {pending}" if pending else "")

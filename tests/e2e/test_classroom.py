@@ -45,6 +45,8 @@ def test_nothing_overflows_its_box(lab: GruLab, width: int) -> None:
     lab.press("Start")
     lab.wait_for_step(3)
     lab.wait_for_points("Perplexity")
+    lab.page.get_by_text("The equations:").click()  # folded by default (test_fold.py)
+    expect(lab.page.locator(".katex-display").first).to_be_visible()
     overflowing = lab.page.evaluate(_OVERFLOW_JS)
     assert overflowing == [], f"at {width} px these overflow their boxes: {overflowing}"
     expect(lab.page.locator(".katex-display").first).to_be_visible()
