@@ -2,13 +2,13 @@
 ``page_style()``. One place decides the room's look (default or projector).
 
 Layout rules, so that nothing is cut from a 800 px laptop split screen to a 2560 px projector:
-buttons and metrics sit in wrapping rows at their natural width; the head (title, corpus
-line, buttons, the equations folded into an expander) is compact, so the Overview's charts
-start on the first screen; the keyed blocks ``top`` (title and equations) and ``charts-*`` (side-by-side charts, ``chart_columns``) wrap their
-columns onto new rows when a column would be narrower than it can be read; equations scale
-with the viewport
-(a CSS clamp on the viewport width) instead of being cut. Projector mode (the sidebar toggle or
-``?projector=1``) enlarges the whole page and restyles every chart (``for_projector``).
+buttons and metrics sit in wrapping rows at their natural width; the head (title, corpus line,
+buttons, the equations folded into an expander) is compact, so the Overview's charts start on
+the first screen; the keyed blocks ``top`` (title and equations) and ``charts-*``
+(side-by-side charts, ``chart_columns``) wrap their columns onto new rows when a column would
+be narrower than it can be read; equations scale with the viewport (a CSS clamp on the
+viewport width) instead of being cut. Projector mode (the sidebar toggle or ``?projector=1``)
+enlarges the whole page and restyles every chart (``for_projector``).
 """
 
 from __future__ import annotations
