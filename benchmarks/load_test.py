@@ -6,6 +6,7 @@
     python benchmarks/load_test.py --scenario watchers-cost --teacher-client protocol  # below
     python benchmarks/load_test.py --scenario classroom --watcher-clients browser
     python benchmarks/load_test.py --scenario classroom --student-clients browser
+    python benchmarks/load_test.py --scenario views --busy 2 [--marks 100,1000,4000]
 
 Starts ``streamlit run dashboard/app.py`` on a free loopback port and drives headless
 Chromium pages (Debian's /usr/bin/chromium; never ``playwright install``):
@@ -14,7 +15,10 @@ Chromium pages (Debian's /usr/bin/chromium; never ``playwright install``):
 - ``classroom``: one teacher run shared with ``--watchers`` watchers while ``--students``
   students train their own runs, measured for ``--duration`` seconds (``load_classroom.py``);
 - ``watchers-cost``: the teacher's training rate alone, with ``--watchers`` watchers, and alone
-  again (``load_classroom.py``).
+  again (``load_classroom.py``);
+- ``views``: one page runs the book's config and, at each step mark in ``--marks``, clicks
+  through every view ``--rounds`` times, timing each click until the view's charts carry data
+  with nothing stale, beside ``--busy`` busy CPU loops (``load_views.py``).
 
 The observer and the sessions of ``students`` are always Chromium pages. The watchers, by
 default (``--watcher-clients protocol``), are ``st_client.py`` pages: one child process that
@@ -548,11 +552,13 @@ def scenarios() -> dict[str, Callable[[Harness], None]]:
     # load_classroom imports this module by name: let it find this copy, not load a second
     sys.modules.setdefault("load_test", sys.modules[__name__])
     import load_classroom
+    import load_views
 
     return {
         "students": students,
         "classroom": load_classroom.classroom,
         "watchers-cost": load_classroom.watchers_cost,
+        "views": load_views.views,
     }
 
 
@@ -589,7 +595,7 @@ def _descendants() -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=("students", "classroom", "watchers-cost"),
+    parser.add_argument("--scenario", choices=("students", "classroom", "watchers-cost", "views"),
                         default="students")  # fmt: skip
     parser.add_argument("--sessions", type=int, default=20, help="students: training pages")
     parser.add_argument("--watchers", type=int, default=None,
@@ -606,6 +612,13 @@ def main() -> int:
     parser.add_argument("--teacher-client", choices=("browser", "protocol"), default="browser",
                         help="classroom, watchers-cost: the teacher as a Chromium page (default) "
                         "or an st_client.py protocol page")  # fmt: skip
+    parser.add_argument("--marks", default="100,1000,4000",
+                        help="views: step marks (a quick check: 20,100,300)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=3, help="views: rounds of every view")
+    parser.add_argument("--busy", type=int, default=0, help="views: busy CPU loops beside it")
+    parser.add_argument("--alone", type=float, default=15, help="views: idle window at a mark, s")
+    parser.add_argument("--settle", type=float, default=30,
+                        help="views: the longest a click may take to settle, s")  # fmt: skip
     parser.add_argument("--corpus", default=str(REPO.parent / "shared/data/timemachine.txt"))
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds for everything, set-up included")  # fmt: skip
