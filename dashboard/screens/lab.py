@@ -124,7 +124,7 @@ def run_controls(lab: Lab) -> None:
 # -- the page --------------------------------------------------------------------------------
 def header(lab: Lab, config: TrainConfig | None) -> None:
     st.title("GRU Lab")
-    st.caption(
+    st.container(key="tagline").caption(
         "Dive into Deep Learning's GRU chapter, live: train it, watch its gates and "
         "gradients, make them explode, and let clipping rescue the run."
     )

@@ -68,8 +68,11 @@ _PROJECTOR_STYLE = """
 html { font-size: 125%; }
 [data-testid="stMetricValue"] { font-size: 2rem; }  /* six in one row at 1280 px */
 [data-testid="stCaptionContainer"], .stCaption { color: #1a1a1a; font-size: 1rem; }
-/* The status line's fine print repeats the metrics above it: the back row reads those. */
-.st-key-status-detail { display: none; }
+/* The status line's fine print repeats the metrics above it: the back row reads those; the
+   room knows what the lab is (the tagline). Both go, so the charts start above the fold. */
+.st-key-status-detail, .st-key-tagline,
+[data-testid="stLayoutWrapper"]:has(> .st-key-status-detail),
+[data-testid="stLayoutWrapper"]:has(> .st-key-tagline) { display: none; }
 </style>
 """
 
