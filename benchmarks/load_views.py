@@ -1,6 +1,6 @@
 """The ``views`` scenario of ``load_test.py``: how fast a view switch answers as the run grows.
 
-    python benchmarks/load_test.py --scenario views [--marks 100,1000,4000] [--rounds 3]
+    python benchmarks/load_test.py --scenario views [--marks 100,1000,3900] [--rounds 3]
         [--busy 2] [--alone 15] [--settle 30] [--timeout 1800]
 
 One Chromium page (1400x900) opens the lab with the book's settings (hidden 256, 500 epochs,
