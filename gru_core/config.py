@@ -15,7 +15,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-MODELS = ("gru", "rnn", "lstm")
+MODELS = ("gru", "rnn", "lstm", "gru_reset_only", "gru_update_only")
+# The GRU and its halves (d2l's exercise 4): 'gru_reset_only' fixes Z = 0 (H_t = H_tilde_t),
+# 'gru_update_only' fixes R = 1; both run the GRU's step core and hand BPTT, in either
+# gru_variant convention (with R = 1 the two conventions differ only by the bias split).
+GRU_MODELS = ("gru", "gru_reset_only", "gru_update_only")
 GRU_VARIANTS = ("d2l", "cudnn")
 SAMPLINGS = ("sequential", "random")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -108,7 +112,7 @@ def host_clip(theta: float) -> float | None:
 class TrainConfig:
     """What to train and how. Defaults reproduce d2l's from-scratch GRU."""
 
-    model: str = "gru"  # 'gru', 'rnn' (tanh) or 'lstm'
+    model: str = "gru"  # 'gru', 'rnn' (tanh), 'lstm', 'gru_reset_only' or 'gru_update_only'
     gru_variant: str = "d2l"  # 'd2l': reset before W_hh; 'cudnn': reset after W_hh (nn.GRU)
     hidden_size: int = 256  # units in H_t, 1..4096
     init_std: float = 0.01  # weights ~ N(0, init_std^2); biases are zero

@@ -37,13 +37,17 @@ BYTES = 4  # float32
 ACT_PER_UNIT = {"gru": 19, "rnn": 8, "lstm": 30}
 # forward-only values per (time step, sequence, hidden unit): validation and the probe
 FWD_PER_UNIT = {"gru": 8, "rnn": 2, "lstm": 12}
+for _half in ("gru_reset_only", "gru_update_only"):  # half a GRU: at most the GRU's
+    ACT_PER_UNIT[_half], FWD_PER_UNIT[_half] = ACT_PER_UNIT["gru"], FWD_PER_UNIT["gru"]
 
 
 def parameter_count(config: TrainConfig, vocab_size: int) -> int:
     V, H = vocab_size, config.hidden_size
-    blocks = {"gru": 3, "rnn": 1, "lstm": 4}[config.model]
-    biases = blocks * H + (H if config.model == "gru" and config.gru_variant == "cudnn" else 0)
-    return blocks * (V * H + H * H) + biases + H * V + V
+    blocks = {"gru": 3, "rnn": 1, "lstm": 4, "gru_reset_only": 2, "gru_update_only": 2}
+    n = blocks[config.model]
+    cudnn = config.model.startswith("gru") and config.gru_variant == "cudnn"
+    biases = n * H + (H if cudnn else 0)
+    return n * (V * H + H * H) + biases + H * V + V
 
 
 def estimate_bytes(config: TrainConfig, vocab_size: int, configs: int = 1) -> dict[str, int]:

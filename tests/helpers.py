@@ -15,6 +15,10 @@ from gru_core.run.records import Outcome, StepRecord
 from gru_core.run.trainer import Trainer
 
 KINDS = ("gru-d2l", "gru-cudnn", "rnn", "lstm")  # the models every reference test covers
+# Half a GRU (d2l's exercise 4) in both conventions: tests/test_half_gru.py covers these.
+HALF_KINDS = tuple(
+    f"{m}-{v}" for m in ("gru_reset_only", "gru_update_only") for v in ("d2l", "cudnn")
+)
 
 # A small run on a short text: fast on a loaded CPU. Files add num_epochs, device, ...
 TINY_RUN = {
@@ -41,7 +45,8 @@ def reference_model(
     torch.manual_seed(seed)
     model: RecurrentLM
     if kind.startswith("gru"):
-        model = GRUScratch(vocab, hidden, init_std, variant=kind.split("-")[1])
+        name, variant = kind.split("-")  # 'gru-d2l', 'gru_reset_only-cudnn', ...
+        model = GRUScratch(vocab, hidden, init_std, variant=variant, model=name)
     elif kind == "rnn":
         model = RNNScratch(vocab, hidden, init_std)
     else:

@@ -18,7 +18,7 @@ from gru_core.model.cells import GRUScratch, LSTMScratch, RecurrentLM, RNNScratc
 from gru_core.model.gates import gate as gate_registry
 from gru_core.model.init import initial_parameters, run_generator
 
-from helpers import KINDS, reference_model
+from helpers import HALF_KINDS, KINDS, reference_model
 
 V, HN, T, B = 7, 5, 4, 3  # vocab, hidden, steps, batch: tiny, for float64 references
 TOL = {"rtol": 0.0, "atol": 1e-10}
@@ -58,7 +58,7 @@ def as_function(model: RecurrentLM, tokens: Tensor) -> tuple[Callable[..., tuple
 # -- gradcheck ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS + HALF_KINDS)
 def test_gradcheck_wrt_parameters_and_initial_state(kind: str) -> None:
     model = make_model(kind)
     tokens, state = random_inputs(model)
@@ -249,10 +249,14 @@ GATES = {
     "gru-cudnn": ("Z", "R", "H_tilde"),
     "rnn": (),
     "lstm": ("I", "F", "O", "C_tilde"),
+    "gru_reset_only-d2l": ("R", "H_tilde"),
+    "gru_reset_only-cudnn": ("R", "H_tilde"),
+    "gru_update_only-d2l": ("Z", "H_tilde"),
+    "gru_update_only-cudnn": ("Z", "H_tilde"),
 }
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS + HALF_KINDS)
 def test_forward_shapes_and_trace(kind: str) -> None:
     model = make_model(kind)
     tokens, state = random_inputs(model)
@@ -346,7 +350,7 @@ def test_the_init_rule_draws_weights_in_order_from_its_generator() -> None:
     assert all(v.dtype == torch.float32 and v.device.type == "cpu" for v in got.values())
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS + HALF_KINDS)
 def test_models_are_initialised_by_the_rule(kind: str) -> None:
     """Every model's parameters are ``initial_parameters`` of its named shapes: from the
     generator given, or from the run's own (``run_generator(config.seed)``) in build_model."""

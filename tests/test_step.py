@@ -30,7 +30,8 @@ from gru_core.step import lstm as step_lstm
 from gru_core.step.core import StepCore
 from gru_core.step.forward import Workspace
 
-from helpers import reference_model
+from helpers import HALF_KINDS, reference_model
+from helpers import KINDS as HELPER_KINDS
 
 GRU_CORE = Path(__file__).resolve().parents[1] / "gru_core"
 SMALL = {
@@ -48,6 +49,9 @@ KINDS = {
     "gru-d2l": {"model": "gru", "gru_variant": "d2l"},
     "gru-cudnn": {"model": "gru", "gru_variant": "cudnn"},
     "rnn": {"model": "rnn"},
+    # half a GRU (d2l's exercise 4), one per convention here; tests/test_half_gru.py has all
+    "gru_reset_only-d2l": {"model": "gru_reset_only", "gru_variant": "d2l"},
+    "gru_update_only-cudnn": {"model": "gru_update_only", "gru_variant": "cudnn"},
 }
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -220,7 +224,7 @@ def make_model(kind: str, V: int, Hn: int, seed: int) -> RecurrentLM:
 
 
 @pytest.mark.parametrize("T", [7, 3])
-@pytest.mark.parametrize("kind", ["gru-d2l", "gru-cudnn", "rnn", "lstm"])
+@pytest.mark.parametrize("kind", [*HELPER_KINDS, *HALF_KINDS])
 def test_one_position_flows_equal_autograd(kind: str, T: int) -> None:
     """K = 3 members at once; each member's three flows against autograd on its own model."""
     V, Hn, B, K = 9, 6, 3, 3

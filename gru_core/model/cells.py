@@ -24,6 +24,13 @@ where ``Z_t`` is the update gate, ``R_t`` the reset gate, ``H_tilde_t`` the cand
   which is what ``torch.nn.GRU`` and cuDNN compute. The two are different functions of the
   same parameters; the cudnn variant splits the candidate bias into ``b_xh`` and ``b_hh``.
 
+Half a GRU (d2l's exercise 4), the same cell with one gate fixed and its parameters absent:
+
+- ``'gru_reset_only'``: Z_t = 0, so ``H_t = H_tilde_t`` (no ``W_xz, W_hz, b_z``);
+- ``'gru_update_only'``: R_t = 1, so ``H_tilde_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h)``
+  (cudnn: ``+ b_xh + b_hh``; the two conventions then differ only by the bias split; no
+  ``W_xr, W_hr, b_r``).
+
 RNN: ``H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h)``.
 LSTM: ``I, F, O = sigmoid(X W_x{i,f,o} + H W_h{i,f,o} + b_{i,f,o})``,
 ``C_tilde = tanh(X W_xc + H W_hc + b_c)``, ``C_t = F * C_{t-1} + I * C_tilde``,
@@ -36,7 +43,8 @@ V-wide matmul.
 Inputs: ``tokens`` (B, T) int64, ``state`` as returned by ``init_state`` (or None = zeros).
 Outputs: ``ForwardOutput(logits (T, B, V), state, gates, hiddens)``. ``gates`` maps a gate
 name to a (T, B, H) tensor when ``trace=True`` (GRU: Z, R, H_tilde; LSTM: I, F, O, C_tilde;
-the plain RNN has none; see ``gates.py``), else is None. ``hiddens`` is H_1..H_T, (T, B, H).
+the halves drop Z or R; the plain RNN has none; see ``gates.py``), else is None.
+``hiddens`` is H_1..H_T, (T, B, H).
 Logits are time-major like d2l's ``torch.cat(outputs)``.
 """
 
@@ -47,7 +55,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from gru_core.config import TrainConfig
+from gru_core.config import GRU_MODELS, TrainConfig
 from gru_core.model.gates import MODEL_GATES
 from gru_core.model.init import initial_parameters, run_generator
 
@@ -136,7 +144,8 @@ class RecurrentLM(nn.Module):
 
 
 class GRUScratch(RecurrentLM):
-    """Gated recurrent unit; see the module docstring for the equations and conventions."""
+    """Gated recurrent unit, or half of one (``model`` 'gru_reset_only' / 'gru_update_only');
+    see the module docstring for the equations and conventions."""
 
     gate_names = MODEL_GATES["gru"]
 
@@ -147,14 +156,23 @@ class GRUScratch(RecurrentLM):
         init_std: float = 0.01,
         variant: str = "d2l",
         generator: torch.Generator | None = None,
+        model: str = "gru",
     ) -> None:
         super().__init__(vocab_size, hidden_size, init_std)
         if variant not in ("d2l", "cudnn"):
             raise ValueError(f"gru_variant={variant!r} is not one of d2l, cudnn")
-        self.variant = variant
+        if model not in GRU_MODELS:
+            raise ValueError(f"model={model!r} is not one of {', '.join(GRU_MODELS)}")
+        self.variant, self.model = variant, model
+        self.gate_names = MODEL_GATES[model]
+        self.has_z, self.has_r = "Z" in self.gate_names, "R" in self.gate_names
         V, Hn = vocab_size, hidden_size
-        self.W_xz, self.W_hz, self.b_z = self._weight(V, Hn), self._weight(Hn, Hn), self._bias(Hn)
-        self.W_xr, self.W_hr, self.b_r = self._weight(V, Hn), self._weight(Hn, Hn), self._bias(Hn)
+        if self.has_z:
+            self.W_xz, self.W_hz = self._weight(V, Hn), self._weight(Hn, Hn)
+            self.b_z = self._bias(Hn)
+        if self.has_r:
+            self.W_xr, self.W_hr = self._weight(V, Hn), self._weight(Hn, Hn)
+            self.b_r = self._bias(Hn)
         self.W_xh, self.W_hh = self._weight(V, Hn), self._weight(Hn, Hn)
         if variant == "d2l":
             self.b_h = self._bias(Hn)
@@ -164,21 +182,33 @@ class GRUScratch(RecurrentLM):
 
     def _input_projection(self, steps: Tensor) -> dict[str, Tensor]:
         # X_t W_x* as a row gather: the same maths as the one-hot product.
-        return {"z": self.W_xz[steps], "r": self.W_xr[steps], "h": self.W_xh[steps]}
+        names = "zrh" if self.has_z and self.has_r else "zh" if self.has_z else "rh"
+        return {g: getattr(self, f"W_x{g}")[steps] for g in names}
 
     def _cell(self, x: dict[str, Tensor], state: State) -> tuple[State, dict[str, Tensor]]:
         (H,) = state
-        Z = torch.sigmoid(x["z"] + H @ self.W_hz + self.b_z)
-        R = torch.sigmoid(x["r"] + H @ self.W_hr + self.b_r)
+        gates: dict[str, Tensor] = {}
+        if self.has_z:
+            gates["Z"] = torch.sigmoid(x["z"] + H @ self.W_hz + self.b_z)
+        if self.has_r:
+            gates["R"] = torch.sigmoid(x["r"] + H @ self.W_hr + self.b_r)
+        R = gates.get("R")  # None: R = 1 (update-only)
         if self.variant == "d2l":
             # H_tilde = tanh(X W_xh + (R * H) W_hh + b_h): reset before W_hh
-            H_tilde = torch.tanh(x["h"] + (R * H) @ self.W_hh + self.b_h)
+            RH = H if R is None else R * H
+            H_tilde = torch.tanh(x["h"] + RH @ self.W_hh + self.b_h)
         else:
             # H_tilde = tanh(X W_xh + b_xh + R * (H W_hh + b_hh)): reset after W_hh
-            H_tilde = torch.tanh(x["h"] + self.b_xh + R * (H @ self.W_hh + self.b_hh))
-        # H = Z * H_prev + (1 - Z) * H_tilde: Z keeps the old state
-        H = Z * H + (1 - Z) * H_tilde
-        return (H,), {"Z": Z, "R": R, "H_tilde": H_tilde}
+            G_h = H @ self.W_hh + self.b_hh
+            H_tilde = torch.tanh(x["h"] + self.b_xh + (G_h if R is None else R * G_h))
+        gates["H_tilde"] = H_tilde
+        if self.has_z:
+            # H = Z * H_prev + (1 - Z) * H_tilde: Z keeps the old state
+            Z = gates["Z"]
+            H = Z * H + (1 - Z) * H_tilde
+        else:
+            H = H_tilde  # Z = 0 (reset-only): the candidate is the state
+        return (H,), gates
 
 
 class RNNScratch(RecurrentLM):
@@ -251,8 +281,8 @@ def build_model(
     never the process-wide one). Under ``torch.device("meta")`` it draws nothing."""
     gen = run_generator(config.seed) if generator is None else generator
     H, std = config.hidden_size, config.init_std
-    if config.model == "gru":
-        return GRUScratch(vocab_size, H, std, config.gru_variant, generator=gen)
+    if config.model in GRU_MODELS:
+        return GRUScratch(vocab_size, H, std, config.gru_variant, gen, config.model)
     if config.model == "rnn":
         return RNNScratch(vocab_size, H, std, generator=gen)
     return LSTMScratch(vocab_size, H, std, generator=gen)

@@ -105,6 +105,8 @@ MODEL_GATES: dict[str, tuple[str, ...]] = {
     "gru": ("Z", "R", "H_tilde"),
     "rnn": (),
     "lstm": ("I", "F", "O", "C_tilde"),
+    "gru_reset_only": ("R", "H_tilde"),  # Z = 0: H_t = H_tilde_t
+    "gru_update_only": ("Z", "H_tilde"),  # R = 1: nothing is reset
 }
 
 

@@ -47,8 +47,11 @@ def get_params(
     device: str | torch.device,
     init_std: float = 0.01,
     generator: torch.Generator | None = None,
+    gates: str = "zr",
 ) -> Params:
     """The GRU's parameters by name, weights ~ N(0, init_std^2) and biases zero, with gradients.
+    ``gates``: the gates it has, 'zr'; 'r' or 'z' for half a GRU (d2l's exercise 4), which
+    has no parameters for the gate it lacks.
 
     Inputs and outputs are one-hot characters, so both have ``vocab_size`` columns. Weights are
     drawn on the CPU (from ``generator`` when given) and then moved to ``device``, so a seed
@@ -67,8 +70,10 @@ def get_params(
         )
 
     params: Params = {}
-    params["W_xz"], params["W_hz"], params["b_z"] = three()  # update gate
-    params["W_xr"], params["W_hr"], params["b_r"] = three()  # reset gate
+    if "z" in gates:
+        params["W_xz"], params["W_hz"], params["b_z"] = three()  # update gate
+    if "r" in gates:
+        params["W_xr"], params["W_hr"], params["b_r"] = three()  # reset gate
     params["W_xh"], params["W_hh"], params["b_h"] = three()  # candidate hidden state
     params["W_hq"] = normal((num_hiddens, num_outputs))  # output layer
     params["b_q"] = torch.zeros(num_outputs, device=device)
@@ -97,20 +102,27 @@ def gru(inputs: Tensor, state: State, params: Params) -> tuple[Tensor, State]:
     the logits. Conventions (d2l's): Z keeps the old state, and the reset gate applies before
     ``W_hh`` (Cho et al. 2014), unlike ``torch.nn.GRU``, which applies it after.
 
+    Half a GRU (d2l's exercise 4), when ``params`` lacks a gate's parameters: without the
+    update gate Z_t = 0, so H_t = H_tilde_t; without the reset gate R_t = 1, so
+    H_tilde_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h).
+
     Inputs: ``inputs`` (T, B, V) one-hot rows, ``state`` ``(H,)`` with H (B, H).
     Outputs: logits (T*B, V), time-major as ``torch.cat`` stacks them, and the state ``(H_T,)``.
     """
-    W_xz, W_hz, b_z = params["W_xz"], params["W_hz"], params["b_z"]
-    W_xr, W_hr, b_r = params["W_xr"], params["W_hr"], params["b_r"]
+    has_z, has_r = "W_xz" in params, "W_xr" in params
     W_xh, W_hh, b_h = params["W_xh"], params["W_hh"], params["b_h"]
     W_hq, b_q = params["W_hq"], params["b_q"]
     (H,) = state
     outputs = []
     for X in inputs:  # X: (B, V), the one-hot inputs at step t
-        Z = torch.sigmoid((X @ W_xz) + (H @ W_hz) + b_z)
-        R = torch.sigmoid((X @ W_xr) + (H @ W_hr) + b_r)
-        H_tilde = torch.tanh((X @ W_xh) + ((R * H) @ W_hh) + b_h)
-        H = Z * H + (1 - Z) * H_tilde
+        if has_z:
+            Z = torch.sigmoid((X @ params["W_xz"]) + (H @ params["W_hz"]) + params["b_z"])
+        if has_r:
+            R = torch.sigmoid((X @ params["W_xr"]) + (H @ params["W_hr"]) + params["b_r"])
+            H_tilde = torch.tanh((X @ W_xh) + ((R * H) @ W_hh) + b_h)
+        else:  # R = 1
+            H_tilde = torch.tanh((X @ W_xh) + (H @ W_hh) + b_h)
+        H = Z * H + (1 - Z) * H_tilde if has_z else H_tilde  # Z = 0: H = H_tilde
         Y = H @ W_hq + b_q
         outputs.append(Y)
     return torch.cat(outputs, dim=0), (H,)
@@ -129,9 +141,10 @@ class TextbookGRU:
         device: str | torch.device = "cpu",
         init_std: float = 0.01,
         generator: torch.Generator | None = None,
+        gates: str = "zr",
     ) -> None:
         self.vocab_size, self.num_hiddens, self.device = vocab_size, num_hiddens, device
-        self.params = get_params(vocab_size, num_hiddens, device, init_std, generator)
+        self.params = get_params(vocab_size, num_hiddens, device, init_std, generator, gates)
 
     def __call__(self, X: Tensor, state: State) -> tuple[Tensor, State]:
         inputs = F.one_hot(X.T, self.vocab_size).float()  # (T, B, V)
@@ -141,10 +154,13 @@ class TextbookGRU:
         return init_gru_state(batch_size, self.num_hiddens, self.device)
 
     def load_from(self, model: GRUScratch) -> TextbookGRU:
-        """Copy ``model``'s current weights (a d2l-variant ``GRUScratch``), so both start equal."""
+        """Copy ``model``'s current weights (a d2l-variant ``GRUScratch`` with the same gates),
+        so both start equal."""
         if not isinstance(model, GRUScratch) or model.variant != "d2l":
             raise TypeError("load_from needs a GRUScratch with gru_variant='d2l'")
         source = dict(model.named_parameters())
+        if set(source) != set(self.params):
+            raise ValueError(f"{model.model} has other gates than this textbook GRU")
         with torch.no_grad():
             for name, param in self.params.items():
                 if source[name].shape != param.shape:

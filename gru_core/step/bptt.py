@@ -70,8 +70,9 @@ class Grads(NamedTuple):
 
 
 def model_kind(model: str, gru_variant: str) -> str:
-    """'gru-d2l', 'gru-cudnn', 'rnn' or 'lstm': which code path a config takes."""
-    return f"gru-{gru_variant}" if model == "gru" else model
+    """'gru-d2l', 'gru-cudnn', 'gru_reset_only-d2l', ..., 'rnn' or 'lstm': which code path a
+    config takes (the GRU's halves take the GRU's, their gates read from the parameters)."""
+    return f"{model}-{gru_variant}" if model.startswith("gru") else model
 
 
 def _addbmm(bias: Tensor, A: Tensor, W: Tensor, out: Tensor) -> Tensor:
@@ -137,7 +138,8 @@ def loss_and_grads(
         D = with_probes(dH, ws) if want_flow and probes else dH[:, :, None]
         local = local_derivatives(cache, ws)
         grads |= backward(P, steps, cache, local, D, Hp_rows, ws)
-        gates = {"Z": cache.Z, "R": cache.R, "H_tilde": cache.H_tilde} if gru else {}
+        named = {"Z": cache.Z, "R": cache.R, "H_tilde": cache.H_tilde}
+        gates = {k: v for k, v in named.items() if v is not None}  # none for the RNN
         flow = flow_last = flow_late = None
         if want_flow:  # after the loop D[t] holds the total dL/dH_t (and the probes')
             norms = torch.linalg.vector_norm(D.flatten(3), dim=3)  # (T, K, Q)

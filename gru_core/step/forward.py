@@ -34,15 +34,22 @@ class Workspace:
 
 class ForwardCache(NamedTuple):
     """What the forward keeps for the backward. (T, K, B, .) tensors; None where the model
-    has no such quantity (the RNN has no gates)."""
+    has no such quantity (the RNN has no gates; a half GRU lacks Z or R)."""
 
     Hs: Tensor  # (T+1, K, B, H): H_0..H_T
-    Z: Tensor | None  # update gate
-    R: Tensor | None  # reset gate
-    H_tilde: Tensor | None  # candidate state
-    G_h: Tensor | None  # cudnn: H_{t-1} W_hh + b_hh
-    RH: Tensor | None  # d2l: R * H_{t-1}, for dW_hh
-    W_rec: Tensor | None  # (K, H, 2H or 3H): the recurrent matrices side by side
+    Z: Tensor | None  # update gate (None: Z = 0, the reset-only GRU)
+    R: Tensor | None  # reset gate (None: R = 1, the update-only GRU)
+    H_tilde: Tensor | None  # candidate state (None: the RNN)
+    G_h: Tensor | None  # cudnn with R: H_{t-1} W_hh + b_hh
+    RH: Tensor | None  # d2l with R: R * H_{t-1}, for dW_hh
+    W_rec: Tensor | None  # (K, H, nH): the recurrent matrices side by side (gates, then
+    # W_hh where it is fused: the cudnn variant, or no R); ``rec_h`` says which
+
+
+def rec_h(c: ForwardCache) -> bool:
+    """Whether ``c.W_rec`` ends with W_hh (one fused matmul through the candidate too): the
+    cudnn variant, and every GRU without a reset gate; else the d2l GRU with R."""
+    return c.RH is None
 
 
 def per_step(x: Tensor) -> tuple[Tensor, ...]:
@@ -89,47 +96,63 @@ def _gather_inputs(
 
 
 def gru_forward(P: dict[str, Tensor], steps: Tensor, H0: Tensor, ws: Workspace) -> ForwardCache:
-    """GRU over ``steps`` (T, B) from H0 (K, B, H); variant from the parameter names."""
+    """GRU (or half of one) over ``steps`` (T, B) from H0 (K, B, H); the variant and the
+    gates it has from the parameter names. Gate blocks are [Z | R], either one absent."""
     T, B = steps.shape
     K, _, Hn = H0.shape
-    cudnn = "b_hh" in P
+    gates = [g for g in "zr" if f"W_h{g}" in P]
+    nG = len(gates)
+    has_z, has_r, cudnn = "z" in gates, "r" in gates, "b_hh" in P
     b_h = P["b_xh"] if cudnn else P["b_h"]
-    XP, _ = _gather_inputs(ws, [P["W_xz"], P["W_xr"], P["W_xh"]], [P["b_z"], P["b_r"], b_h], steps)
+    W_x = [P[f"W_x{g}"] for g in gates] + [P["W_xh"]]
+    XP, _ = _gather_inputs(ws, W_x, [P[f"b_{g}"] for g in gates] + [b_h], steps)
     Hs = ws.get("Hs", (T + 1, K, B, Hn), H0)
-    ZR = ws.get("ZR", (T, K, B, 2 * Hn), H0)
-    H_tilde = ws.get("H_tilde", (T, K, B, Hn), H0)
+    ZR = ws.get("ZR", (T, K, B, nG * Hn), H0)
+    # Without Z the candidate is the state (H_t = H_tilde_t): written straight into Hs.
+    H_tilde = ws.get("H_tilde", (T, K, B, Hn), H0) if has_z else Hs[1:]
+    Z = ZR[..., :Hn] if has_z else None
+    R = ZR[..., (nG - 1) * Hn :] if has_r else None
     Hs[0] = H0
     mm = torch.addmm if K == 1 else torch.baddbmm
-    Hs_t, H_tilde_t = per_step(Hs), per_step(H_tilde)
-    ZR_t, Z_t, R_t = per_step(ZR), per_step(ZR[..., :Hn]), per_step(ZR[..., Hn:])
-    XPzr_t, XPh_t = per_step(XP[..., : 2 * Hn]), per_step(XP[..., 2 * Hn :])
-    if cudnn:
-        W_h = torch.cat([P["W_hz"], P["W_hr"], P["W_hh"]], dim=2)  # (K, H, 3H)
-        b_hcat = torch.cat([torch.zeros_like(P["b_hh"]).repeat(1, 2), P["b_hh"]], dim=1)[:, None]
-        G = ws.get("G", (T, K, B, 3 * Hn), H0)  # H_{t-1} [W_hz | W_hr | W_hh] + [0 | 0 | b_hh]
-        G_t, Gzr_t, Gh_t = per_step(G), per_step(G[..., : 2 * Hn]), per_step(G[..., 2 * Hn :])
+    Hs_t, H_tilde_t, ZR_t = per_step(Hs), per_step(H_tilde), per_step(ZR)
+    Z_t, R_t = (per_step(x) if x is not None else None for x in (Z, R))
+    XPg_t, XPh_t = per_step(XP[..., : nG * Hn]), per_step(XP[..., nG * Hn :])
+    W_g = [P[f"W_h{g}"] for g in gates]
+    if cudnn or not has_r:
+        W_h = torch.cat([*W_g, P["W_hh"]], dim=2)  # (K, H, (nG+1)H)
+        b_hh = P["b_hh"] if cudnn else torch.zeros_like(b_h)
+        b_hcat = torch.cat([torch.zeros_like(b_hh).repeat(1, nG), b_hh], dim=1)[:, None]
+        G = ws.get("G", (T, K, B, (nG + 1) * Hn), H0)  # H_{t-1} [W_h* | W_hh] + [0 | b_hh]
+        G_t, Gg_t = per_step(G), per_step(G[..., : nG * Hn])
+        Gh_t = per_step(G[..., nG * Hn :])
         W_h_, b_hcat_ = loop_matrix(W_h), loop_matrix(b_hcat)
         for t in range(T):
             H = Hs_t[t]
             mm(b_hcat_, H, W_h_, out=G_t[t])
-            torch.add(XPzr_t[t], Gzr_t[t], out=ZR_t[t]).sigmoid_()  # [Z | R]
-            # H_tilde = tanh(X W_xh + b_xh + R * (H W_hh + b_hh))
-            torch.addcmul(XPh_t[t], R_t[t], Gh_t[t], out=H_tilde_t[t]).tanh_()
-            torch.lerp(H_tilde_t[t], H, Z_t[t], out=Hs_t[t + 1])  # Z * H + (1 - Z) * H_tilde
-        return ForwardCache(Hs, ZR[..., :Hn], ZR[..., Hn:], H_tilde, G[..., 2 * Hn :], None, W_h)
-    W_hzr = torch.cat([P["W_hz"], P["W_hr"]], dim=2)  # (K, H, 2H)
+            torch.add(XPg_t[t], Gg_t[t], out=ZR_t[t]).sigmoid_()  # [Z | R]
+            if R_t is not None:  # H_tilde = tanh(X W_xh + b_xh + R * (H W_hh + b_hh))
+                torch.addcmul(XPh_t[t], R_t[t], Gh_t[t], out=H_tilde_t[t]).tanh_()
+            else:  # R = 1: H_tilde = tanh(X W_xh + b + H W_hh (+ b_hh))
+                torch.add(XPh_t[t], Gh_t[t], out=H_tilde_t[t]).tanh_()
+            if Z_t is not None:
+                torch.lerp(H_tilde_t[t], H, Z_t[t], out=Hs_t[t + 1])  # Z H + (1 - Z) H_tilde
+        G_h = G[..., nG * Hn :] if has_r else None
+        return ForwardCache(Hs, Z, R, H_tilde, G_h, None, W_h)
+    W_hg = torch.cat(W_g, dim=2)  # (K, H, nG H): [W_hz | W_hr] or W_hr
     RH = ws.get("RH", (T, K, B, Hn), H0)  # R * H_{t-1}, kept for dW_hh
-    RH_t, W_hzr_, W_hh_ = per_step(RH), loop_matrix(W_hzr), loop_matrix(P["W_hh"])
+    RH_t, W_hg_, W_hh_ = per_step(RH), loop_matrix(W_hg), loop_matrix(P["W_hh"])
     minus_one = torch.tensor(-1.0, dtype=H0.dtype)  # a CPU scalar: any device takes it
+    assert R_t is not None
     for t in range(T):
         H = Hs_t[t]
-        mm(XPzr_t[t], H, W_hzr_, out=ZR_t[t]).sigmoid_()  # [Z | R]
+        mm(XPg_t[t], H, W_hg_, out=ZR_t[t]).sigmoid_()  # [Z | R]
         torch.mul(R_t[t], H, out=RH_t[t])
         # H_tilde = tanh(X W_xh + (R * H) W_hh + b_h), as 2 sigmoid(2 a) - 1 (module doc)
         mm(XPh_t[t], RH_t[t], W_hh_, beta=2, alpha=2, out=H_tilde_t[t]).sigmoid_()
         torch.add(minus_one, H_tilde_t[t], alpha=2, out=H_tilde_t[t])
-        torch.lerp(H_tilde_t[t], H, Z_t[t], out=Hs_t[t + 1])  # Z * H + (1 - Z) * H_tilde
-    return ForwardCache(Hs, ZR[..., :Hn], ZR[..., Hn:], H_tilde, None, RH, W_hzr)
+        if Z_t is not None:
+            torch.lerp(H_tilde_t[t], H, Z_t[t], out=Hs_t[t + 1])  # Z H + (1 - Z) H_tilde
+    return ForwardCache(Hs, Z, R, H_tilde, None, RH, W_hg)
 
 
 def rnn_forward(P: dict[str, Tensor], steps: Tensor, H0: Tensor, ws: Workspace) -> ForwardCache:
