@@ -37,6 +37,7 @@ tanh' = 1 - tanh^2 are written out)::
       d2l:    dH~ = (1 - H~^2) * ((dR * H_{t-1} + R * v) W_hh)
       cudnn:  dH~ = (1 - H~^2) * (dR * (H_{t-1} W_hh + b_hh) + R * (v W_hh))
            u = Z * v + dZ * (H_{t-1} - H~) + (1 - Z) * dH~
+           (half a GRU: Z = 0, dZ = 0 without the update gate; R = 1, dR = 0 without reset)
     RNN    u = (1 - H_t^2) * (v W_hh)
     LSTM   tangent (v, w) of (H, C):  dG = G (1 - G) * (v W_hG) for G in I, F, O,
            dC~ = (1 - C~^2) * (v W_hc),   w' = dF * C_{t-1} + F * w + dI * C~ + I * dC~,
@@ -50,12 +51,12 @@ forward pass (finite differences and ``torch.func.jvp``). A tangent that becomes
 Weights and randomness: the weights are the engine's own draw (``build_model``, by the rule
 of ``model/init.py``, for seeds ``seed .. seed + seeds - 1``), so the exponent of seed s
 belongs to the run, or the map cell, with that seed; the seeds are one batch (a leading axis
-K, as in the step). Each seed
-also reads its own stretch of the text (a random offset, the text cycled if too short) and
-draws its own v_0, from its own ``torch.Generator`` seeded ``seed + PROBE_STREAM`` (never the
-process-wide generator, and not the weights' stream). It runs on the CPU in float32, like the
-engine, the log-norms summed in float64. The cost is two small matrix products per step
-(``benchmarks/edge_of_chaos.py`` says how long, next to training a map cell).
+K, as in the step). Each seed also reads its own stretch of the text (a random offset, the
+text cycled if too short) and draws its own v_0, from its own ``torch.Generator`` seeded
+``seed + PROBE_STREAM`` (never the process-wide generator, and not the weights' stream). It
+runs on the CPU in float32, like the engine, the log-norms summed in float64. The cost is
+two small matrix products per step (``benchmarks/edge_of_chaos.py`` says how long, next to
+training a map cell).
 """
 
 from __future__ import annotations
@@ -66,11 +67,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from gru_core.config import GRU_VARIANTS, TrainConfig
+from gru_core.config import GRU_MODELS, GRU_VARIANTS, MODELS, TrainConfig
 from gru_core.model.cells import build_model
 
-LYAPUNOV_MODELS = ("gru", "rnn", "lstm")
-MODEL_KINDS = ("gru/d2l", "gru/cudnn", "rnn", "lstm")  # (model/gru_variant) tangent_step covers
+LYAPUNOV_MODELS = MODELS  # the GRU, its halves, the RNN and the LSTM
+MODEL_KINDS = ("gru*/d2l", "gru*/cudnn", "rnn", "lstm")  # (model/gru_variant) tangent_step covers
 PROBE_STREAM = 2**32  # the probe generator's seed offset: its draws are not the weights' draws
 DTYPE = torch.float32  # the engine's dtype; the tests use float64
 
@@ -103,7 +104,7 @@ def tangent_step(
 ) -> StepFn:
     """Step t of ``model``'s recurrence driven by ``inputs`` (T, K) token ids, with its JVP
     (module docstring), for weights with a leading seed axis K (``initial_weights``)."""
-    if model == "gru" and gru_variant in GRU_VARIANTS:
+    if model in GRU_MODELS and gru_variant in GRU_VARIANTS:
         return _gru_step(weights, inputs, gru_variant)
     if model in ("rnn", "lstm"):
         return (_rnn_step if model == "rnn" else _lstm_step)(weights, inputs)
@@ -128,19 +129,21 @@ def _both(H: Tensor, v: Tensor, W_h: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _gru_step(W: dict[str, Tensor], inputs: Tensor, variant: str) -> StepFn:
-    d2l = variant == "d2l"
-    X_zr = _rows(W, "zr", inputs, ("b_z", "b_r"))  # X W_xz + b_z | X W_xr + b_r
+    d2l, gates = variant == "d2l", "".join(g for g in "zr" if f"W_h{g}" in W)  # a half: z or r
+    X_zr = _rows(W, gates, inputs, tuple(f"b_{g}" for g in gates))  # X W_xz + b_z | X W_xr + b_r
     X_h = _rows(W, "h", inputs, ("b_h" if d2l else "b_xh",))  # X W_xh + b_h (or b_xh)
-    W_zr, W_hh = torch.cat((W["W_hz"], W["W_hr"]), dim=2), W["W_hh"]
+    W_zr, W_hh = torch.cat([W[f"W_h{g}"] for g in gates], dim=2), W["W_hh"]
     b_hh = None if d2l else W["b_hh"].unsqueeze(1)
     n = W_hh.shape[1]
 
     def step(t: int, state: State, tangent: State) -> tuple[State, State]:
         (H,), (v,) = state, tangent
         HW, vW = _both(H, v, W_zr)
-        ZR = torch.sigmoid(X_zr[t] + HW)  # Z | R
+        ZR = torch.sigmoid(X_zr[t] + HW)  # Z | R (or one of them)
         dZR = ZR * (1 - ZR) * vW  # dZ | dR
-        Z, R, dZ, dR = ZR[..., :n], ZR[..., n:], dZR[..., :n], dZR[..., n:]
+        zero, one = torch.zeros_like(H), torch.ones_like(H)  # Z = 0 and R = 1 where absent
+        Z, dZ = (ZR[..., :n], dZR[..., :n]) if "z" in gates else (zero, zero)
+        R, dR = (ZR[..., -n:], dZR[..., -n:]) if "r" in gates else (one, zero)
         if d2l:
             # H~ = tanh(X W_xh + (R * H) W_hh + b_h): reset before W_hh
             RHW, dRHW = _both(R * H, dR * H + R * v, W_hh)
@@ -281,7 +284,7 @@ def lyapunov_exponent(
     gru_variant: str = "d2l",
 ) -> float:
     """The largest Lyapunov exponent lambda (per step, natural log) of the untrained
-    ``model`` (gru, rnn or lstm) at ``hidden_size`` and ``init_std``, driven by ``tokens``
+    ``model`` (one of config.MODELS) at ``hidden_size`` and ``init_std``, driven by ``tokens``
     ((N,) int64 ids of the training text, < ``vocab_size``), averaged over ``seeds`` seeds.
     lambda < 0: signals and gradients vanish through time; lambda > 0: they explode."""
     options = {"steps": steps, "burn_in": burn_in, "seeds": seeds, "seed": seed}
@@ -317,14 +320,11 @@ def edge_of_chaos(
     lambda(std) is one smooth curve and the bisection is deterministic."""
     if not 0 < low < high or grid < 2 or rtol <= 0:
         raise ValueError(f"need 0 < low < high, grid >= 2, rtol > 0 (got {low}, {high}, {grid})")
-
     options = {"steps": steps, "burn_in": burn_in, "seeds": seeds, "seed": seed}
 
     def lam(std: float) -> float:
-        exponents = lyapunov_exponents(
-            model, hidden_size, std, tokens, vocab_size, gru_variant=gru_variant, **options
-        )
-        return float(exponents.mean())
+        args = (model, hidden_size, std, tokens, vocab_size)
+        return lyapunov_exponent(*args, gru_variant=gru_variant, **options)
 
     ratio = math.log(high / low) / (grid - 1)
     lo, lam_lo = low, lam(low)

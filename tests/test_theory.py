@@ -28,7 +28,9 @@ from gru_core.theory import (
 F64 = torch.float64
 # (model, gru_variant): every recurrence the module covers
 KINDS = [("gru", "d2l"), ("gru", "cudnn"), ("rnn", "d2l"), ("lstm", "d2l")]
-IDS = ["gru-d2l", "gru-cudnn", "rnn", "lstm"]
+# half a GRU (d2l's exercise 4): Z = 0 or R = 1, in both conventions
+KINDS += [(m, v) for m in ("gru_reset_only", "gru_update_only") for v in ("d2l", "cudnn")]
+IDS = [m if m in ("rnn", "lstm") else f"{m}-{v}" for m, v in KINDS]
 
 
 def engine_model(model: str, variant: str, weights: dict[str, Tensor], k: int) -> RecurrentLM:
@@ -80,7 +82,14 @@ def test_one_step_equals_jvp_of_the_engines_forward(
             torch.testing.assert_close(got[k], want, rtol=0.0, atol=1e-12)
 
 
-@pytest.mark.parametrize(("model", "variant"), KINDS, ids=IDS)
+# The reset-only GRU contracts about e^-0.6 a step here: after 25 steps the two trajectories
+# differ by ~1e-13, float64's roundoff, so finite differences cannot check it; the JVP test does.
+FD_KINDS = [(k, i) for k, i in zip(KINDS, IDS, strict=True) if k[0] != "gru_reset_only"]
+
+
+@pytest.mark.parametrize(
+    ("model", "variant"), [k for k, _ in FD_KINDS], ids=[i for _, i in FD_KINDS]
+)
 def test_growth_equals_finite_differences_of_the_engines_trajectories(
     small_corpus: Corpus, model: str, variant: str
 ) -> None:

@@ -1,0 +1,267 @@
+"""Half a GRU (d2l's exercise 4): the reset-only GRU (Z = 0, H_t = H_tilde_t) and the
+update-only GRU (R = 1), in both conventions, through the GRU's fused forward, hand BPTT and
+step core: each against autograd, finite differences, the textbook GRU with a gate dropped,
+the memory view's autograd reference and the single run a map cell stands for."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor
+from torch.func import functional_call
+
+from gru_core.config import GRU_MODELS, MODELS, TrainConfig
+from gru_core.data import Corpus, Vocab, split_train_val
+from gru_core.memory import input_gradients
+from gru_core.model.cells import GRUScratch, build_model
+from gru_core.model.gates import MODEL_GATES
+from gru_core.model.textbook import TextbookGRU, loss_and_backward
+from gru_core.run.records import EpochRecord, Outcome
+from gru_core.run.trainer import Trainer
+from gru_core.step import bptt as step_bptt
+from gru_core.step import fused
+from gru_core.step.core import StepCore
+from gru_core.step.forward import Workspace
+from gru_core.sweep.chunk import run_chunk
+from gru_core.sweep.spec import SweepSpec, plan
+
+from helpers import HALF_KINDS, reference_model
+
+V, HN, B, T = 7, 5, 3, 6
+TINY = {"hidden_size": 16, "num_steps": 8, "batch_size": 4, "max_tokens": 2000,
+        "val_tokens": 300, "num_epochs": 1, "init_std": 0.3, "device": "cpu"}  # fmt: skip
+
+
+def inputs(seed: int = 1) -> tuple[Tensor, Tensor, tuple[Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    X, Y = torch.randint(0, V, (B, T), generator=g), torch.randint(0, V, (B, T), generator=g)
+    return X, Y, (torch.randn(B, HN, generator=g, dtype=torch.float64) * 0.5,)
+
+
+# -- config and model ----------------------------------------------------------------------
+
+
+def test_the_halves_are_models_of_the_config_in_both_conventions() -> None:
+    assert {"gru_reset_only", "gru_update_only"} <= set(MODELS) and len(GRU_MODELS) == 3
+    for model in ("gru_reset_only", "gru_update_only"):
+        for variant in ("d2l", "cudnn"):
+            config = TrainConfig(model=model, gru_variant=variant, hidden_size=8)
+            net = build_model(config, V)
+            assert isinstance(net, GRUScratch) and (net.model, net.variant) == (model, variant)
+    with pytest.raises(ValueError, match="model='gru_half' is not one of .*gru_update_only"):
+        TrainConfig(model="gru_half")
+    with pytest.raises(ValueError, match="model='lstm' is not one of"):
+        GRUScratch(V, HN, model="lstm")
+
+
+@pytest.mark.parametrize("kind", HALF_KINDS)
+def test_a_half_has_no_parameters_for_its_missing_gate(kind: str) -> None:
+    model = reference_model(kind, V, HN)
+    names = {n for n, _ in model.named_parameters()}
+    missing = "z" if kind.startswith("gru_reset_only") else "r"
+    kept = "r" if missing == "z" else "z"
+    assert not {f"W_x{missing}", f"W_h{missing}", f"b_{missing}"} & names
+    assert {f"W_x{kept}", f"W_h{kept}", f"b_{kept}", "W_xh", "W_hh"} <= names
+    assert model.gate_names == MODEL_GATES[kind.split("-")[0]]
+    assert ("b_hh" in names) == kind.endswith("cudnn")
+
+
+@pytest.mark.parametrize("variant", ["d2l", "cudnn"])
+def test_the_halves_are_the_gru_with_one_gate_fixed(variant: str) -> None:
+    """A full GRU whose Z is driven to 0 (b_z = -60) is the reset-only GRU with its other
+    weights; one whose R is driven to 1 (b_r = +60) is the update-only GRU."""
+    full = reference_model(f"gru-{variant}", V, HN)
+    X, _, state = inputs()
+    for kind, bias, value in (("gru_reset_only", "b_z", -60.0), ("gru_update_only", "b_r", 60.0)):
+        half = reference_model(f"{kind}-{variant}", V, HN)
+        with torch.no_grad():
+            getattr(full, bias).fill_(value)
+            for name, p in half.named_parameters():
+                p.copy_(full.get_parameter(name))
+            want, got = full(X, state).logits, half(X, state).logits
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+        full = reference_model(f"gru-{variant}", V, HN)
+
+
+@pytest.mark.parametrize("kind", [k for k in HALF_KINDS if k.endswith("d2l")])
+def test_forward_and_gradients_equal_the_textbook_half(kind: str) -> None:
+    """The book's structure (one-hot inputs, a matmul per gate, float32) with a gate dropped."""
+    model = reference_model(kind, V, HN, dtype=torch.float32)
+    gates = "r" if kind.startswith("gru_reset_only") else "z"
+    book = TextbookGRU(V, HN, gates=gates).load_from(model)
+    X, Y, state64 = inputs()
+    state = (state64[0].float(),)
+    logits, _ = book(X, state)
+    torch.testing.assert_close(logits.view(T, B, V), model(X, state).logits)
+    loss, _ = loss_and_backward(book, X, Y, state)
+    ours = fused.loss_and_grads(model, X, Y, state)
+    assert float(ours.loss) == pytest.approx(float(loss), rel=1e-6)
+    for name, p in book.params.items():
+        assert p.grad is not None
+        torch.testing.assert_close(ours.grads[name], p.grad, rtol=1e-5, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="other gates"):
+        TextbookGRU(V, HN, gates="zr").load_from(model)
+
+
+# -- the hand BPTT -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", HALF_KINDS)
+def test_hand_bptt_equals_autograd_and_finite_differences(kind: str) -> None:
+    """Loss, every parameter gradient, the gates and ||dL/dH_t|| of the hand-written BPTT
+    equal autograd through the model (float64); and the gradient's directional derivative
+    equals a central finite difference of the fused forward's loss (a gradcheck of the hand
+    BPTT that does not lean on autograd)."""
+    model = reference_model(kind, V, HN)
+    X, Y, state = inputs()
+    ours = fused.loss_and_grads(model, X, Y, state, want_flow=True)
+    ref = fused.autograd_loss_and_grads(model, X, Y, state, want_flow=True)
+    assert set(ours.grads) == {n for n, _ in model.named_parameters()}
+    torch.testing.assert_close(ours.loss, ref.loss, rtol=0, atol=1e-12)
+    for name, g in ref.grads.items():
+        torch.testing.assert_close(ours.grads[name], g, rtol=0, atol=1e-12, msg=name)
+    assert set(ours.gates) == set(ref.gates) == set(model.gate_names)
+    for name, g in ref.gates.items():
+        torch.testing.assert_close(ours.gates[name], g, rtol=0, atol=1e-12, msg=name)
+    assert ours.grad_flow is not None and ref.grad_flow is not None
+    torch.testing.assert_close(ours.grad_flow, ref.grad_flow, rtol=0, atol=1e-12)
+    gen = torch.Generator().manual_seed(9)
+    direction = {n: torch.randn(p.shape, generator=gen, dtype=p.dtype) for n, p in
+                 model.named_parameters()}  # fmt: skip
+    eps = 1e-6
+
+    def loss_at(sign: float) -> float:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.add_(direction[n], alpha=sign * eps)
+            out = float(fused.loss_and_grads(model, X, Y, state).loss)
+            for n, p in model.named_parameters():
+                p.add_(direction[n], alpha=-sign * eps)
+            return out
+
+    numeric = (loss_at(1.0) - loss_at(-1.0)) / (2 * eps)
+    analytic = sum(float((ours.grads[n] * d).sum()) for n, d in direction.items())
+    assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", HALF_KINDS)
+def test_k_members_at_once_equal_autograd_on_each(kind: str) -> None:
+    """K = 3 members (own weights, own state) in one call of the step's BPTT."""
+    K = 3
+    models = [reference_model(kind, V, HN, seed=s) for s in range(K)]
+    X, Y, _ = inputs()
+    states = [inputs(seed=10 + k)[2] for k in range(K)]
+    names = [n for n, _ in models[0].named_parameters()]
+    P = {n: torch.stack([m.get_parameter(n).detach() for m in models]) for n in names}
+    kind_name = step_bptt.model_kind(*kind.split("-"))
+    got = step_bptt.loss_and_grads(kind_name, P, X, Y, torch.stack([s[0] for s in states]),
+                                   Workspace(), want_flow=True)  # fmt: skip
+    for k, model in enumerate(models):
+        ref = fused.autograd_loss_and_grads(model, X, Y, states[k], want_flow=True)
+        torch.testing.assert_close(got.loss[k], ref.loss, rtol=0, atol=1e-12)
+        for name, g in ref.grads.items():
+            torch.testing.assert_close(got.grads[name][k], g, rtol=0, atol=1e-12, msg=name)
+        assert got.flow is not None and ref.grad_flow is not None
+        torch.testing.assert_close(got.flow[:, k], ref.grad_flow, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", HALF_KINDS)
+def test_step_core_members_equal_their_single_runs(small_corpus: Corpus, kind: str) -> None:
+    model, variant = kind.split("-")
+    base = TrainConfig(**{**TINY, "model": model, "gru_variant": variant})
+    configs = [base.replace(seed=s, init_std=std) for s, std in ((0, 0.3), (1, 0.05))]
+    Vc = len(small_corpus.vocab)
+    batch = StepCore(configs, Vc, "cpu", torch.float64)
+    alone = [StepCore([c], Vc, "cpu", torch.float64) for c in configs]
+    assert batch.layout.gates == MODEL_GATES[model]
+    train, _ = split_train_val(small_corpus.tokens, base.max_tokens, base.val_tokens)
+    n = base.batch_size * base.num_steps
+    for core in (batch, *alone):
+        core.reset_state()
+    for i in range(4):
+        chunk = train[i * n : (i + 1) * n + 1]
+        X, Y = chunk[:-1].view(base.batch_size, -1), chunk[1:].view(base.batch_size, -1)
+        batch.load_batch(X, Y)
+        many = batch.read(batch.run(i % 2 == 0))
+        for k, core in enumerate(alone):
+            core.load_batch(X, Y)
+            one = core.read(core.run(i % 2 == 0))
+            torch.testing.assert_close(torch.as_tensor(many[k]), torch.as_tensor(one[0]),
+                                       rtol=1e-10, atol=1e-12, equal_nan=True)  # fmt: skip
+    for name, W in batch.params.items():
+        for k, core in enumerate(alone):
+            torch.testing.assert_close(W[k], core.params[name][0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("model", ["gru_reset_only", "gru_update_only"])
+def test_a_tiny_half_overfits_one_batch(small_corpus: Corpus, model: str) -> None:
+    config = TrainConfig(**{**TINY, "model": model, "hidden_size": 32, "lr": 2.0})
+    trainer = Trainer(config, small_corpus, device="cpu")
+    Bc, Tc = config.batch_size, config.num_steps
+    tokens = trainer.train_tokens
+    X, Y = tokens[: Bc * Tc].view(Bc, Tc), tokens[1 : Bc * Tc + 1].view(Bc, Tc)
+    net = trainer.model
+    losses = []
+    for _ in range(150):
+        g = fused.loss_and_grads(net, X, Y, net.init_state(Bc))
+        norm = math.sqrt(sum(float(v.square().sum()) for v in g.grads.values()))
+        scale = min(1.0, 1.0 / norm)  # d2l's clipping at theta = 1
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.add_(g.grads[name], alpha=-config.lr * scale)
+        losses.append(float(g.loss))
+    assert losses[-1] < 0.25 * losses[0], (losses[0], losses[-1])
+
+
+# -- the memory view and the map -----------------------------------------------------------
+
+TEXT = "the time traveller for so it will be convenient to speak of him "
+
+
+@pytest.mark.parametrize("kind", HALF_KINDS)
+def test_memory_connectivity_is_autograds_input_gradient(kind: str) -> None:
+    vocab = Vocab(TEXT)
+    model = reference_model(kind, len(vocab), 5, init_std=0.5, seed=4)
+    tokens, t = torch.tensor(vocab.encode("the time traveller for so")), 20
+    ours = input_gradients(model, tokens, t)
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    names = [n for n in params if n.startswith("W_x")]
+    assert ours.shape == (t + 1, len(names) * 5)  # a half GRU has two input matrices
+    rows = {n: params[n][tokens[: t + 1]].clone().requires_grad_(True) for n in names}
+    out = functional_call(model, params | rows, (torch.arange(t + 1)[None],))
+    log_p = torch.log_softmax(out.logits[t, 0], 0)[tokens[t + 1]]
+    by_autograd = torch.cat(torch.autograd.grad(log_p, [rows[n] for n in names]), 1)
+    torch.testing.assert_close(ours, by_autograd, rtol=0, atol=1e-12)
+
+
+def test_a_map_cell_of_each_half_equals_its_single_run(small_corpus: Corpus) -> None:
+    base = TrainConfig(**{**TINY, "num_epochs": 2})
+    spec = SweepSpec(x_values=(0.05, 0.3), y_values=(1.0,), base=base,
+                     models=("gru_reset_only", "gru_update_only"))  # fmt: skip
+    train, val = split_train_val(small_corpus.tokens, base.max_tokens, base.val_tokens)
+    p = plan(spec, len(small_corpus.vocab), "cpu")
+    seen = set()
+    for chunk in p.chunks:
+        results = run_chunk(chunk, train, val, len(small_corpus.vocab), "cpu",
+                            spec.target_perplexity, spec.eval_every)  # fmt: skip
+        for cell, result in zip(chunk, results, strict=True):
+            seen.add(cell.config.model)
+            records = list(Trainer(cell.config, small_corpus, "cpu", eval_every=1).run())
+            epochs = [r for r in records if isinstance(r, EpochRecord)]
+            assert isinstance(records[-1], Outcome) and records[-1].status == result.status
+            assert result.model == cell.config.model
+            assert result.final_train_perplexity == pytest.approx(
+                epochs[-1].train_perplexity, rel=1e-5
+            )
+            assert result.final_val_perplexity == pytest.approx(epochs[-1].val_perplexity, 1e-5)
+    assert seen == {"gru_reset_only", "gru_update_only"}
+
+
+def test_a_run_records_only_the_gates_a_half_has(small_corpus: Corpus) -> None:
+    config = TrainConfig(**{**TINY, "model": "gru_update_only"})
+    records = list(Trainer(config, small_corpus, "cpu").run())
+    step = records[0]
+    assert set(step.gates) == {"Z", "H_tilde"}  # type: ignore[union-attr]
+    assert isinstance(records[-1], Outcome) and records[-1].status == "done"
