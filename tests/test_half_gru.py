@@ -6,12 +6,19 @@ the memory view's autograd reference and the single run a map cell stands for.""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+import streamlit as st
 import torch
+from streamlit.testing.v1 import AppTest
 from torch import Tensor
 from torch.func import functional_call
 
+from dashboard.screens import map as map_page
+from dashboard.session.lab import Lab
+from dashboard.sidebar import controls as ctl
+from dashboard.views.teaching import equation_legend, equations
 from gru_core.config import GRU_MODELS, MODELS, TrainConfig
 from gru_core.data import Corpus, Vocab, split_train_val
 from gru_core.memory import input_gradients
@@ -20,6 +27,7 @@ from gru_core.model.gates import MODEL_GATES
 from gru_core.model.textbook import TextbookGRU, loss_and_backward
 from gru_core.run.records import EpochRecord, Outcome
 from gru_core.run.trainer import Trainer
+from gru_core.sources import load_corpus
 from gru_core.step import bptt as step_bptt
 from gru_core.step import fused
 from gru_core.step.core import StepCore
@@ -27,7 +35,7 @@ from gru_core.step.forward import Workspace
 from gru_core.sweep.chunk import run_chunk
 from gru_core.sweep.spec import SweepSpec, plan
 
-from helpers import HALF_KINDS, reference_model
+from helpers import HALF_KINDS, SyncRunner, reference_model
 
 V, HN, B, T = 7, 5, 3, 6
 TINY = {"hidden_size": 16, "num_steps": 8, "batch_size": 4, "max_tokens": 2000,
@@ -265,3 +273,84 @@ def test_a_run_records_only_the_gates_a_half_has(small_corpus: Corpus) -> None:
     step = records[0]
     assert set(step.gates) == {"Z", "H_tilde"}  # type: ignore[union-attr]
     assert isinstance(records[-1], Outcome) and records[-1].status == "done"
+
+
+# -- the lab -------------------------------------------------------------------------------
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+
+
+@pytest.mark.parametrize(
+    ("label", "model", "fixed", "band"),
+    [
+        ("GRU (reset gate only)", "gru_reset_only", r"\mathbf{Z}_t &= \mathbf{0}", "R"),
+        ("GRU (update gate only)", "gru_update_only", r"\mathbf{R}_t &= \mathbf{1}", "Z"),
+    ],
+)
+def test_the_lab_trains_a_half_and_shows_its_equations(
+    corpus_path: str, monkeypatch: pytest.MonkeyPatch, label: str, model: str, fixed: str,
+    band: str,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("GRU_LAB_CORPUS", corpus_path)
+    monkeypatch.setenv("GRU_LAB_CLOSE_GRACE_S", "0.5")
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    lab = Lab(corpus=load_corpus(corpus_path), runner=SyncRunner())
+    at.session_state["lab"] = lab
+    for key, value in {"hidden": "32", "steps": "10", "batch": "8"}.items():
+        at.query_params[key] = value
+    try:
+        at.run()
+        at.radio(key="model").set_value(label).run()
+        assert not at.exception
+        assert at.radio(key="variant").disabled is False  # both conventions apply to a half
+        start = [b for b in at.button if b.label == "Start"][0]
+        start.click().run()
+        job = lab.job
+        assert job is not None and job.config.model == model
+        job.run_sync(3)
+        at.run()
+        assert not at.exception and not at.error
+        keys = [c.key for c in at.get("plotly_chart")]
+        assert f"overview-bands-{band}" in keys
+        equations = [e.value for e in at.latex if "aligned" in e.value]
+        assert len(equations) == 1 and fixed in equations[0], equations
+        heading = [e.label for e in at.expander if "The equations" in e.label]
+        name = {"R": "GRU, reset gate only", "Z": "GRU, update gate only"}[band]
+        assert heading == [f"**The equations: {name} (d2l variant)**"]
+    finally:
+        lab.close()
+
+
+@pytest.mark.parametrize("variant", ["d2l", "cudnn"])
+def test_each_halfs_equations_show_what_it_fixes(variant: str) -> None:
+    sigma_z, sigma_r = r"\mathbf{Z}_t &= \sigma", r"\mathbf{R}_t &= \sigma"
+    gated_candidate = r"\mathbf{R}_t \odot"
+    full = equations(TrainConfig(model="gru", gru_variant=variant))
+    reset = equations(TrainConfig(model="gru_reset_only", gru_variant=variant))
+    update = equations(TrainConfig(model="gru_update_only", gru_variant=variant))
+    assert sigma_z in full and sigma_r in full and gated_candidate in full
+    assert sigma_z not in reset and r"\mathbf{Z}_t &= \mathbf{0}" in reset
+    assert sigma_r in reset and gated_candidate in reset
+    assert r"\mathbf{H}_t &= \tilde{\mathbf{H}}_t" in reset
+    assert sigma_r not in update and gated_candidate not in update
+    assert r"\mathbf{R}_t &= \mathbf{1}" in update and sigma_z in update
+    assert (r"\mathbf{b}_{hh}" in update) == (variant == "cudnn")
+    for text in (full, reset, update):
+        assert text.count(r"\begin{aligned}") == text.count(r"\end{aligned}") == 1
+    legend = equation_legend(TrainConfig(model="gru_reset_only", gru_variant=variant))
+    assert "Z fixed at 0" in legend and "R: reset gate" in legend
+    legend = equation_legend(TrainConfig(model="gru_update_only", gru_variant=variant))
+    assert "R fixed at 1" in legend and "Z: update gate" in legend
+
+
+def test_the_controls_and_the_map_offer_both_halves() -> None:
+    for label, model in (("GRU (reset gate only)", "gru_reset_only"),
+                         ("GRU (update gate only)", "gru_update_only")):  # fmt: skip
+        assert ctl.MODELS[label] == model and map_page.MODEL_NAMES[label] == model
+        values = {**ctl.defaults(), "model": label, "variant": "cuDNN"}
+        config = ctl.config_from_values(values)
+        assert (config.model, config.gru_variant) == (model, "cudnn")
+        assert ctl.values_from_config(config)["model"] == label
+        assert ctl.BY_KEY["variant"].enabled(values)
+    assert not ctl.BY_KEY["variant"].enabled({"model": "RNN"})

@@ -38,7 +38,7 @@ from dashboard.views import training as views
 from dashboard.views.cells import theory_caption
 from dashboard.views.compare import compare_section
 from dashboard.views.display import PROJECTOR_KEY, page_style, projector_on
-from dashboard.views.teaching import CLIPPING, equation_legend, equations
+from dashboard.views.teaching import CLIPPING, equation_legend, equations, model_name
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
 from gru_core.run.scheduling import shared_pool
@@ -173,8 +173,7 @@ def teaching(config: TrainConfig | None) -> None:
     into one line until opened, so that the first charts start on the first screen."""
     if config is None:
         return
-    name = {"gru": f"GRU ({config.gru_variant} variant)", "rnn": "RNN", "lstm": "LSTM"}
-    with st.expander(f"**The equations: {name[config.model]}**", key="equations"):
+    with st.expander(f"**The equations: {model_name(config)}**", key="equations"):
         _equations(config)
 
 

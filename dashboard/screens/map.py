@@ -25,7 +25,7 @@ from gru_core.sweep.results import results_frame
 from gru_core.sweep.spec import AXES, AXIS_TITLES, SweepSpec, axis_label, default_values
 
 REFRESH_S = 1.0
-MODEL_NAMES = {"GRU": "gru", "RNN": "rnn", "LSTM": "lstm"}
+MODEL_NAMES = dict(ctl.MODELS)  # label -> model: the lab's, the halves of a GRU included
 # What a map reads from the URL, and its defaults: the "Why 0.01?" map, small enough to fill
 # in a couple of minutes on a laptop CPU.
 DEFAULTS: dict[str, Any] = {

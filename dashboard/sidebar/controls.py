@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gru_core.config import CHOICES, LIVE_KNOBS, NUMERIC_RANGES, TrainConfig
+from gru_core.config import CHOICES, GRU_MODELS, LIVE_KNOBS, NUMERIC_RANGES, TrainConfig
 
 # 1-2-5 ladders for the log-scale sliders.
 INIT_STDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0)
@@ -29,7 +29,11 @@ SPEEDS = ("max", 1, 2, 5, 10, 20, 50)  # steps per second; 'max' = as fast as po
 SLICES = (10_000, 100_000, "all")  # training characters; 'all' = the whole text
 ALL_TOKENS = int(NUMERIC_RANGES["max_tokens"][1])
 # Display label -> config value, for the choice fields.
-MODELS = dict(zip(("GRU", "RNN", "LSTM"), CHOICES["model"], strict=True))
+# The halves of a GRU (d2l's exercise 4): labels without commas (a map's URL lists models
+# separated by commas).
+MODEL_LABELS = ("GRU", "RNN", "LSTM", "GRU (reset gate only)", "GRU (update gate only)")
+MODELS = dict(zip(MODEL_LABELS, CHOICES["model"], strict=True))
+GRU_LABELS = tuple(label for label, model in MODELS.items() if model in GRU_MODELS)
 VARIANTS = dict(zip(("d2l", "cuDNN"), CHOICES["gru_variant"], strict=True))
 SAMPLINGS = CHOICES["sampling"]
 DEVICES = CHOICES["device"]
@@ -89,11 +93,15 @@ def _ladder(options: tuple[Any, ...]) -> dict[str, Any]:
 
 
 CONTROLS: tuple[Control, ...] = (
-    Control("model", "Model", "GRU", "radio", "model", options=tuple(MODELS), section="Model"),
+    Control(
+        "model", "Model", "GRU", "radio", "model", options=tuple(MODELS), section="Model",
+        help="half a GRU (d2l's exercise 4): reset gate only fixes Z = 0, so H_t = H̃_t; "
+        "update gate only fixes R = 1, so the whole old state feeds H̃_t",
+    ),
     Control(
         "variant", "GRU variant", "d2l", "radio", "gru_variant", options=tuple(VARIANTS),
         help="d2l: reset before W_hh; cuDNN / torch.nn.GRU: reset after W_hh",
-        enabled_if=lambda v: v.get("model", "GRU") == "GRU", section="Model",
+        enabled_if=lambda v: v.get("model", "GRU") in GRU_LABELS, section="Model",
     ),
     Control(
         "hidden", "Hidden size", 256, "slider", "hidden_size", step=8, section="Model",

@@ -13,11 +13,8 @@ from gru_core.model.gates import GATES
 from gru_core.run.records import Outcome
 from gru_core.run.verdict import Verdict
 
-_GATES = r"""
-\begin{aligned}
-\mathbf{Z}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{xz} + \mathbf{H}_{t-1}\mathbf{W}_{hz} + \mathbf{b}_z)\\
-\mathbf{R}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{xr} + \mathbf{H}_{t-1}\mathbf{W}_{hr} + \mathbf{b}_r)\\
-"""
+_Z = r"\mathbf{Z}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{xz} + \mathbf{H}_{t-1}\mathbf{W}_{hz} + \mathbf{b}_z)\\"
+_R = r"\mathbf{R}_t &= \sigma(\mathbf{X}_t \mathbf{W}_{xr} + \mathbf{H}_{t-1}\mathbf{W}_{hr} + \mathbf{b}_r)\\"
 _CANDIDATE = {
     "d2l": r"\tilde{\mathbf{H}}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xh} + "
     r"(\mathbf{R}_t \odot \mathbf{H}_{t-1})\mathbf{W}_{hh} + \mathbf{b}_h)"
@@ -26,11 +23,26 @@ _CANDIDATE = {
     r"\mathbf{R}_t \odot (\mathbf{H}_{t-1}\mathbf{W}_{hh} + \mathbf{b}_{hh}))"
     r"\\",
 }
-_UPDATE = r"""
-\mathbf{H}_t &= \mathbf{Z}_t \odot \mathbf{H}_{t-1} + (1 - \mathbf{Z}_t) \odot \tilde{\mathbf{H}}_t\\
-\mathbf{O}_t &= \mathbf{H}_t \mathbf{W}_{hq} + \mathbf{b}_q
-\end{aligned}
-"""
+# R_t = 1 (the update-only GRU): nothing is reset
+_CANDIDATE_NO_RESET = {
+    "d2l": r"\tilde{\mathbf{H}}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xh} + "
+    r"\mathbf{H}_{t-1}\mathbf{W}_{hh} + \mathbf{b}_h)\\",
+    "cudnn": r"\tilde{\mathbf{H}}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xh} + \mathbf{b}_{xh} + "
+    r"\mathbf{H}_{t-1}\mathbf{W}_{hh} + \mathbf{b}_{hh})\\",
+}
+_H = r"\mathbf{H}_t &= \mathbf{Z}_t \odot \mathbf{H}_{t-1} + (1 - \mathbf{Z}_t) \odot \tilde{\mathbf{H}}_t\\"
+_OUT = r"\mathbf{O}_t &= \mathbf{H}_t \mathbf{W}_{hq} + \mathbf{b}_q"
+# What a half GRU fixes (d2l's exercise 4), in place of its missing gate's line
+_NO_Z = r"\mathbf{Z}_t &= \mathbf{0} \quad\text{(no update gate)}\\"
+_H_IS_CANDIDATE = r"\mathbf{H}_t &= \tilde{\mathbf{H}}_t\\"
+_NO_R = r"\mathbf{R}_t &= \mathbf{1} \quad\text{(no reset gate)}\\"
+MODEL_NAMES = {
+    "gru": "GRU",
+    "rnn": "RNN",
+    "lstm": "LSTM",
+    "gru_reset_only": "GRU, reset gate only",
+    "gru_update_only": "GRU, update gate only",
+}
 _RNN = r"""
 \begin{aligned}
 \mathbf{H}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xh} + \mathbf{H}_{t-1}\mathbf{W}_{hh} + \mathbf{b}_h)\\
@@ -192,6 +204,13 @@ CLIPPING = (
 )
 
 
+def model_name(config: TrainConfig) -> str:
+    """How the page names the cell: 'GRU (d2l variant)', 'GRU, reset gate only (cudnn
+    variant)', 'RNN', 'LSTM'."""
+    name = MODEL_NAMES[config.model]
+    return f"{name} ({config.gru_variant} variant)" if config.model.startswith("gru") else name
+
+
 def equation_legend(config: TrainConfig) -> str:
     """What the symbols of ``equations(config)`` are, in a line under them."""
     if config.model == "rnn":
@@ -199,19 +218,30 @@ def equation_legend(config: TrainConfig) -> str:
     if config.model == "lstm":
         return "I, F, O: input, forget and output gates · C: the cell · ⊙: elementwise product"
     where = "before W_hh (d2l)" if config.gru_variant == "d2l" else "after W_hh (cuDNN, nn.GRU)"
-    return (
-        "Z: update gate (Z near 1 keeps the old state) · R: reset gate, applied "
-        f"{where} · H̃: candidate state · σ: sigmoid · ⊙: elementwise product"
-    )
+    z = "Z: update gate (Z near 1 keeps the old state)"
+    r = f"R: reset gate, applied {where}"
+    if config.model == "gru_reset_only":
+        z = "Z fixed at 0: no update gate, the candidate overwrites the state at every step"
+    if config.model == "gru_update_only":
+        r = "R fixed at 1: no reset gate, the whole old state feeds the candidate"
+    return f"{z} · {r} · H̃: candidate state · σ: sigmoid · ⊙: elementwise product"
 
 
 def equations(config: TrainConfig) -> str:
-    """LaTeX for the cell the config trains."""
+    """LaTeX for the cell the config trains; a half GRU shows what it fixes (Z_t = 0 or
+    R_t = 1) in place of the missing gate's line."""
     if config.model == "rnn":
         return _RNN
     if config.model == "lstm":
         return _LSTM
-    return _GATES + _CANDIDATE[config.gru_variant] + _UPDATE
+    v = config.gru_variant
+    if config.model == "gru_reset_only":
+        lines = [_NO_Z, _R, _CANDIDATE[v], _H_IS_CANDIDATE]
+    elif config.model == "gru_update_only":
+        lines = [_Z, _NO_R, _CANDIDATE_NO_RESET[v], _H]
+    else:
+        lines = [_Z, _R, _CANDIDATE[v], _H]
+    return "\n\\begin{aligned}\n" + "\n".join([*lines, _OUT]) + "\n\\end{aligned}\n"
 
 
 def _explosion_tips(config: TrainConfig) -> list[str]:
