@@ -21,7 +21,7 @@ from dashboard.sidebar import controls as ctl
 from dashboard.views.teaching import equation_legend, equations
 from gru_core.config import GRU_MODELS, MODELS, TrainConfig
 from gru_core.data import Corpus, Vocab, split_train_val
-from gru_core.memory import input_gradients
+from gru_core.memory import analyse, input_gradients, model_from_weights
 from gru_core.model.cells import GRUScratch, build_model
 from gru_core.model.gates import MODEL_GATES
 from gru_core.model.textbook import TextbookGRU, loss_and_backward
@@ -354,3 +354,18 @@ def test_the_controls_and_the_map_offer_both_halves() -> None:
         assert ctl.values_from_config(config)["model"] == label
         assert ctl.BY_KEY["variant"].enabled(values)
     assert not ctl.BY_KEY["variant"].enabled({"model": "RNN"})
+
+
+@pytest.mark.parametrize("model", ["gru_reset_only", "gru_update_only"])
+def test_the_memory_view_reads_a_trained_half(small_corpus: Corpus, model: str) -> None:
+    """What the Memory view does with a run's weights: rebuild the model, read a passage."""
+    config = TrainConfig(**{**TINY, "model": model, "gru_variant": "cudnn"})
+    trainer = Trainer(config, small_corpus, "cpu")
+    list(trainer.run())
+    net = model_from_weights(config, len(small_corpus.vocab), trainer.weights())
+    assert isinstance(net, GRUScratch) and net.model == model
+    found = analyse(net, small_corpus.vocab, "the time traveller for so it will be")
+    T = len(found.text_seen)
+    assert found.activations.shape == (T, config.hidden_size)
+    assert found.connectivity.shape == (found.target + 1,) and found.reach >= 1
+    assert all(math.isfinite(v) for v in found.connectivity)
