@@ -39,6 +39,14 @@ cudnn variant (G_h = H_{t-1} W_hh + b_hh)::
     dA_r = dA_h * G_h * R(1-R);   dG_h = dA_h * R
     dL/dH_{t-1} = dH * Z + [dA_z | dA_r | dG_h] [W_hz | W_hr | W_hh]^T
 
+Half a GRU (d2l's exercise 4; the gates present are read from the parameter names) runs
+the same loops with the missing gate's terms gone. Reset-only (Z = 0, H_t = H_tilde_t, so
+the forward writes the candidate straight into H_t): ``dA_h = dH * (1 - H_tilde^2)``, no
+``dA_z`` and no ``dH * Z`` term. Update-only (R = 1): ``dG_h = dA_h``, so the candidate's
+``W_hh`` joins the fused recurrent matrix in both conventions (as in cudnn's)::
+
+    dL/dH_{t-1} = dH * Z + [dA_z | dA_h] [W_hz | W_hh]^T
+
 RNN: ``dA = dH * (1 - H_t^2)``, ``dL/dH_{t-1} = dA W_hh^T``.
 
 The forward and the workspace are in ``step/forward.py``, the backward in
