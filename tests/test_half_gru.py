@@ -369,3 +369,39 @@ def test_the_memory_view_reads_a_trained_half(small_corpus: Corpus, model: str) 
     assert found.activations.shape == (T, config.hidden_size)
     assert found.connectivity.shape == (found.target + 1,) and found.reach >= 1
     assert all(math.isfinite(v) for v in found.connectivity)
+
+
+def _map_page() -> None:
+    import streamlit as st
+
+    from dashboard.screens.map import map_page
+
+    st.session_state["_pages"] = {}
+    map_page()
+
+
+def test_the_map_page_maps_both_halves(corpus_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRU_LAB_CORPUS", corpus_path)
+    st.cache_resource.clear()
+    page = AppTest.from_function(_map_page, default_timeout=60)
+    page.query_params.update(map_hidden="8", map_epochs="1", map_steps="10")
+    page.run()
+    page.multiselect(key="map_models").set_value(
+        ["GRU (reset gate only)", "GRU (update gate only)"]
+    )
+    page.multiselect(key="map_xv").set_value([0.01, 1.0])
+    page.multiselect(key="map_yv").set_value([1.0])
+    page.run()
+    [b for b in page.button if b.label == "Start"][0].click().run()
+    assert not page.exception and not page.error
+    job = page.session_state["sweep"]
+    try:
+        job.join(120)
+        page.run()
+        snap = job.snapshot()
+        assert snap.state == "done" and snap.finished == snap.total == 4
+        assert {r.model for r in snap.results} == {"gru_reset_only", "gru_update_only"}
+        assert len(page.get("plotly_chart")) >= 2  # one map per model
+        assert "GRU (reset gate only)" in page.query_params["map_models"]
+    finally:
+        job.stop(wait=True)
