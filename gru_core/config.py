@@ -20,6 +20,15 @@ MODELS = ("gru", "rnn", "lstm", "gru_reset_only", "gru_update_only")
 # 'gru_update_only' fixes R = 1; both run the GRU's step core and hand BPTT, in either
 # gru_variant convention (with R = 1 the two conventions differ only by the bias split).
 GRU_MODELS = ("gru", "gru_reset_only", "gru_update_only")
+# How each model is named on screen, in tables and in a run's name (no commas: a map's URL
+# lists models separated by commas).
+MODEL_TITLES = {
+    "gru": "GRU",
+    "rnn": "RNN",
+    "lstm": "LSTM",
+    "gru_reset_only": "GRU (reset gate only)",
+    "gru_update_only": "GRU (update gate only)",
+}
 GRU_VARIANTS = ("d2l", "cudnn")
 SAMPLINGS = ("sequential", "random")
 DEVICES = ("auto", "cpu", "cuda", "mps")

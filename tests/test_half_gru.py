@@ -316,8 +316,8 @@ def test_the_lab_trains_a_half_and_shows_its_equations(
         equations = [e.value for e in at.latex if "aligned" in e.value]
         assert len(equations) == 1 and fixed in equations[0], equations
         heading = [e.label for e in at.expander if "The equations" in e.label]
-        name = {"R": "GRU, reset gate only", "Z": "GRU, update gate only"}[band]
-        assert heading == [f"**The equations: {name} (d2l variant)**"]
+        name = {"R": "GRU (reset gate only)", "Z": "GRU (update gate only)"}[band]
+        assert heading == [f"**The equations: {name[:-1]}, d2l variant)**"]
     finally:
         lab.close()
 

@@ -47,6 +47,7 @@ from dashboard.charts.base import (
 )
 from dashboard.charts.map_cells import category, cell_label, hover, styles
 from dashboard.charts.ticks import log_ticks
+from gru_core.config import MODEL_TITLES
 from gru_core.sweep.results import CellResult, summarize
 from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, Value, axis_label, axis_value
 
@@ -102,13 +103,13 @@ def maps_figure(
     if len(models) > 1:
         title += ": one colour scale for every map"
     else:
-        title = f"{models[0].upper()}: final perplexity by {x_name} and {y_name}"
+        title = f"{MODEL_TITLES[models[0]]}: final perplexity by {x_name} and {y_name}"
     mine = [r for r in results if r.model in models]
     if not mine:
         return empty_figure(title, "No runs yet: start the sweep to fill the map.")
     fig = make_subplots(
         rows=1, cols=len(models), shared_yaxes=True, horizontal_spacing=0.04,
-        subplot_titles=[m.upper() for m in models] if len(models) > 1 else None,
+        subplot_titles=[MODEL_TITLES[m] for m in models] if len(models) > 1 else None,
     )  # fmt: skip
     grids = [_grid(results, spec, m) for m in models]
     codes = {str(k) for g in grids for k in g["kind"].ravel()} - {"value"}

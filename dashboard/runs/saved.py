@@ -24,7 +24,7 @@ import torch
 
 from dashboard.runs.records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict
 from dashboard.runs.store import RunStore
-from gru_core.config import LIVE_KNOBS, TrainConfig, format_knob
+from gru_core.config import LIVE_KNOBS, MODEL_TITLES, TrainConfig, format_knob
 from gru_core.data import Vocab
 from gru_core.run.records import Outcome
 from gru_core.run.verdict import Verdict
@@ -154,7 +154,7 @@ def run_name(number: int, start: TrainConfig, end: TrainConfig, verdict: str) ->
         elif name == "clip_threshold" or before != _value(name, TrainConfig()):
             live.append(f"{short} {before}")
     return (
-        f"#{number} {start.model.upper()} h{start.hidden_size} std{start.init_std:g} "
+        f"#{number} {MODEL_TITLES[start.model]} h{start.hidden_size} std{start.init_std:g} "
         f"{' '.join(live)} T{start.num_steps} ({verdict})"
     )
 

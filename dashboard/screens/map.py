@@ -19,7 +19,7 @@ from dashboard.screens.resources import default_corpus, sweep_guard
 from dashboard.sidebar import controls as ctl
 from dashboard.views.display import chart, page_style
 from dashboard.views.teaching import CAPTIONS
-from gru_core.config import TrainConfig
+from gru_core.config import MODEL_TITLES, TrainConfig
 from gru_core.sweep.job import ENDED, SweepJob
 from gru_core.sweep.results import results_frame
 from gru_core.sweep.spec import AXES, AXIS_TITLES, SweepSpec, axis_label, default_values
@@ -228,7 +228,7 @@ def map_page() -> None:
 def _edge_numbers(edges: dict[tuple[str, int], float | None]) -> str:
     """'Edge of chaos: GRU hidden 256 at init std 0.13; RNN hidden 256 at 0.075.'"""
     parts = [
-        f"{model.upper()} hidden {hidden}: "
+        f"{MODEL_TITLES[model]} hidden {hidden}: "
         + ("no crossing between 0.001 and 10" if std is None else f"init std {std:.2g}")
         for (model, hidden), std in sorted(edges.items())
     ]

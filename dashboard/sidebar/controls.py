@@ -18,7 +18,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gru_core.config import CHOICES, GRU_MODELS, LIVE_KNOBS, NUMERIC_RANGES, TrainConfig
+from gru_core.config import (
+    CHOICES,
+    GRU_MODELS,
+    LIVE_KNOBS,
+    MODEL_TITLES,
+    NUMERIC_RANGES,
+    TrainConfig,
+)
 
 # 1-2-5 ladders for the log-scale sliders.
 INIT_STDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0)
@@ -29,9 +36,7 @@ SPEEDS = ("max", 1, 2, 5, 10, 20, 50)  # steps per second; 'max' = as fast as po
 SLICES = (10_000, 100_000, "all")  # training characters; 'all' = the whole text
 ALL_TOKENS = int(NUMERIC_RANGES["max_tokens"][1])
 # Display label -> config value, for the choice fields.
-# The halves of a GRU (d2l's exercise 4): labels without commas (a map's URL lists models
-# separated by commas).
-MODEL_LABELS = ("GRU", "RNN", "LSTM", "GRU (reset gate only)", "GRU (update gate only)")
+MODEL_LABELS = tuple(MODEL_TITLES[m] for m in CHOICES["model"])
 MODELS = dict(zip(MODEL_LABELS, CHOICES["model"], strict=True))
 GRU_LABELS = tuple(label for label, model in MODELS.items() if model in GRU_MODELS)
 VARIANTS = dict(zip(("d2l", "cuDNN"), CHOICES["gru_variant"], strict=True))

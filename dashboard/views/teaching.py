@@ -8,7 +8,7 @@ candidate state, ||dL/dH_t|| the gradient through time, θ the clip threshold.
 
 from __future__ import annotations
 
-from gru_core.config import TrainConfig
+from gru_core.config import MODEL_TITLES, TrainConfig
 from gru_core.model.gates import GATES
 from gru_core.run.records import Outcome
 from gru_core.run.verdict import Verdict
@@ -36,13 +36,6 @@ _OUT = r"\mathbf{O}_t &= \mathbf{H}_t \mathbf{W}_{hq} + \mathbf{b}_q"
 _NO_Z = r"\mathbf{Z}_t &= \mathbf{0} \quad\text{(no update gate)}\\"
 _H_IS_CANDIDATE = r"\mathbf{H}_t &= \tilde{\mathbf{H}}_t\\"
 _NO_R = r"\mathbf{R}_t &= \mathbf{1} \quad\text{(no reset gate)}\\"
-MODEL_NAMES = {
-    "gru": "GRU",
-    "rnn": "RNN",
-    "lstm": "LSTM",
-    "gru_reset_only": "GRU, reset gate only",
-    "gru_update_only": "GRU, update gate only",
-}
 _RNN = r"""
 \begin{aligned}
 \mathbf{H}_t &= \tanh(\mathbf{X}_t \mathbf{W}_{xh} + \mathbf{H}_{t-1}\mathbf{W}_{hh} + \mathbf{b}_h)\\
@@ -205,10 +198,13 @@ CLIPPING = (
 
 
 def model_name(config: TrainConfig) -> str:
-    """How the page names the cell: 'GRU (d2l variant)', 'GRU, reset gate only (cudnn
+    """How the page names the cell: 'GRU (d2l variant)', 'GRU (reset gate only, cudnn
     variant)', 'RNN', 'LSTM'."""
-    name = MODEL_NAMES[config.model]
-    return f"{name} ({config.gru_variant} variant)" if config.model.startswith("gru") else name
+    name = MODEL_TITLES[config.model]
+    if not config.model.startswith("gru"):
+        return name
+    variant = f"{config.gru_variant} variant"
+    return f"{name[:-1]}, {variant})" if name.endswith(")") else f"{name} ({variant})"
 
 
 def equation_legend(config: TrainConfig) -> str:
