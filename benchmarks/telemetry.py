@@ -38,14 +38,13 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from dashboard.charts.cells import gate_bands_figure
+from dashboard.charts.thinning import wire_arrays
+from dashboard.charts.training import grad_norm_figure, perplexity_figure
+from gru_core.run import telemetry as current
+from gru_core.run.records import EpochRecord, GateStats, StepRecord
 
-from dashboard.charts.cells import gate_bands_figure  # noqa: E402
-from dashboard.charts.thinning import wire_arrays  # noqa: E402
-from dashboard.charts.training import grad_norm_figure, perplexity_figure  # noqa: E402
-from gru_core.run import telemetry as current  # noqa: E402
-from gru_core.run.records import EpochRecord, GateStats, StepRecord  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the checkout, for `git show REV:...`
 
 MARKS = (100, 1_000, 4_000, 20_000)
 PARAMS = ("W_xz", "W_hz", "b_z", "W_xr", "W_hr", "b_r", "W_xh", "W_hh", "b_h", "W_hq", "b_q")
