@@ -19,6 +19,7 @@ PACKAGES = ("gru_core", "dashboard")
 
 # Bottom to top. A unit may import its own modules and the units listed before it.
 LAYERS: tuple[str, ...] = (
+    "gru_core.i18n",  # the message catalogue: every unit may word its messages
     "gru_core.config",
     "gru_core.data",
     "gru_core.sources",
