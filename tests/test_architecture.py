@@ -38,6 +38,7 @@ LAYERS: tuple[str, ...] = (
     "gru_core",  # the package's __init__: its public names
     "dashboard.charts",
     "dashboard.runs",
+    "dashboard.worksheet",  # the worksheet: runs and maps -> offline HTML and Markdown
     "dashboard.session",
     "dashboard.views",
     "dashboard.sidebar",
