@@ -15,6 +15,7 @@ from dashboard.worksheet import (
     Investigation,
     Table,
     Worksheet,
+    file_name,
     worksheet_html,
     worksheet_map,
     worksheet_markdown,
@@ -221,3 +222,11 @@ def test_chinese_round_trips_through_both_files(tmp_path: Path) -> None:
         and "> 循环神经网络更常被裁剪。" in markdown
     )
     assert "### 你的回答" in markdown and "| 隐藏单元数 | 256 |" in markdown
+
+
+def test_the_file_name_says_whose_and_when() -> None:
+    sheet = realistic_sheet()
+    assert file_name(sheet, "html") == "gru-lab-worksheet-Ada-2026-12-05.html"
+    named = Worksheet((), date=sheet.date, student=" 李 雷/../x ")
+    assert file_name(named, ".md") == "gru-lab-worksheet-李-雷----x-2026-12-05.md"
+    assert file_name(Worksheet((), date=sheet.date), "md") == "gru-lab-worksheet-2026-12-05.md"

@@ -20,6 +20,9 @@ The data model (``model.py``), frozen dataclasses, plain data::
 Every text is what the reader sees, in the sheet's ``language`` (the writers word their own
 headings in it too). ``settings`` maps a label to a value (None reads 'off').
 
+A download button's file name: ``file_name(sheet, "html")``
+('gru-lab-worksheet-Ada-2026-12-05.html').
+
 Building from what the lab saved (``build.py``, through the existing chart builders):
 ``worksheet_run(saved_run)`` and ``worksheet_map(results, spec, edges)``.
 Plain Python: nothing here imports Streamlit.
@@ -37,6 +40,7 @@ from dashboard.worksheet.model import (
     WorksheetRun,
     WorksheetStep,
 )
+from dashboard.worksheet.words import file_name
 
 __all__ = [
     "Chart",
@@ -46,6 +50,7 @@ __all__ = [
     "WorksheetMap",
     "WorksheetRun",
     "WorksheetStep",
+    "file_name",
     "worksheet_html",
     "worksheet_map",
     "worksheet_markdown",

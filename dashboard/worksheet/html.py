@@ -8,7 +8,8 @@ includes CJK fonts, so a Chinese worksheet shows its characters), no MathJax (eq
 text). plotly.js itself names addresses in its source (SVG namespaces, map tile servers a
 map trace would fetch); no trace here fetches anything.
 
-The stylesheet prints: one investigation per page, charts never split across pages.
+The stylesheet prints: one investigation per page, charts never split across pages, each
+chart as wide as an A4 page while printing (``PRINT_SCRIPT``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,22 @@ FONT_STACK = (
     '"Hiragino Sans GB", "Microsoft YaHei", "WenQuanYi Micro Hei", sans-serif'
 )
 PLOT_CONFIG = {"responsive": True, "displaylogo": False}
+PRINT_WIDTH_PX = 680  # an A4 page less 15 mm margins (180 mm at 96 px per inch)
+# Charts follow the window, which printing does not resize: fix their width to the page's while
+# printing, and let them follow the window again after.
+PRINT_SCRIPT = """
+(function () {
+  function each(update) {
+    document.querySelectorAll(".plotly-graph-div").forEach(function (div) { update(div); });
+  }
+  window.addEventListener("beforeprint", function () {
+    each(function (div) { Plotly.relayout(div, {width: WIDTH}); });
+  });
+  window.addEventListener("afterprint", function () {
+    each(function (div) { Plotly.relayout(div, {width: null, autosize: true}); });
+  });
+})();
+""".replace("WIDTH", str(PRINT_WIDTH_PX))
 HTML_LANG = {"en": "en", "zh_CN": "zh-Hans"}
 
 CSS = """
@@ -222,5 +239,5 @@ def worksheet_html(sheet: Worksheet) -> str:
             f'<script type="text/javascript">{plotly_js()}</script>\n</head>\n<body>\n'
             f'<header><h1>{html.escape(title)}</h1><dl class="meta">{meta}</dl></header>\n'
             f"<nav><h2>{html.escape(_('Investigations'))}</h2><ul>{overview}</ul></nav>\n"
-            f"<main>\n{body}\n</main>\n</body>\n</html>\n"
+            f"<main>\n{body}\n</main>\n<script>{PRINT_SCRIPT}</script>\n</body>\n</html>\n"
         )

@@ -51,3 +51,11 @@ def sheet_meta(sheet: Worksheet) -> list[tuple[str, str]]:
         )
     )
     return lines
+
+
+def file_name(sheet: Worksheet, extension: str) -> str:
+    """The download's file name: 'gru-lab-worksheet-Ada-2026-12-05.html' (the student's name
+    in letters, digits and dashes only; none when not given)."""
+    name = "".join(c if c.isalnum() else "-" for c in (sheet.student or "")).strip("-")
+    parts = ["gru-lab-worksheet", name, sheet.date.isoformat()]
+    return "-".join(p for p in parts if p) + "." + extension.lstrip(".")

@@ -3,7 +3,8 @@
 The realistic worksheet (``tests/worksheet_sample.py``: three investigations, six runs of
 4,000 steps, two maps) is written to a file and opened with ``file://`` in Chromium; every
 request that is not ``file://`` is aborted and recorded. Every chart must render (its div
-holds plotly's ``svg.main-svg``) and nothing may have asked for the network.
+holds plotly's ``svg.main-svg``), take the page's width while printing and the window's after,
+and nothing may have asked for the network.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import pytest
 from playwright.sync_api import Browser, Route
 
 from dashboard.worksheet import worksheet_html
+from dashboard.worksheet.html import PRINT_WIDTH_PX
 from tests.e2e.conftest import TIMEOUT_MS
 from tests.worksheet_sample import realistic_sheet
 
 pytestmark = pytest.mark.e2e
 
+WIDTHS_JS = """
+() => Array.from(document.querySelectorAll('.plotly-graph-div'))
+  .map(div => Math.round(div.querySelector('svg.main-svg').getBoundingClientRect().width))
+"""
 RENDERED_JS = """
 () => Array.from(document.querySelectorAll('.plotly-graph-div'))
   .filter(div => div.querySelector('svg.main-svg') !== null).length
@@ -57,6 +63,13 @@ def test_worksheet_renders_every_chart_offline(
         assert page.locator(".plotly-graph-div").count() == expected
         heading = page.locator("section.investigation h3").first.inner_text()
         assert heading == ("Steps" if language == "en" else "步骤")
+        screen = page.evaluate(WIDTHS_JS)
+        assert min(screen) > PRINT_WIDTH_PX  # the charts follow the window
+        page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+        page.wait_for_function(f"({WIDTHS_JS})().every(w => w === {PRINT_WIDTH_PX})")
+        page.evaluate("window.dispatchEvent(new Event('afterprint'))")
+        page.wait_for_function(f"({WIDTHS_JS})().every(w => w > {PRINT_WIDTH_PX})")
+        assert page.evaluate(WIDTHS_JS) == screen
         assert left == [], f"requests left the page: {left}"
         assert errors == [], f"script errors: {errors}"
     finally:
