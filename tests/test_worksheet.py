@@ -119,6 +119,7 @@ def test_the_html_parses_and_embeds_every_chart_once(sheet: Worksheet, page: str
         assert len(data) == len(chart.figure.data)
         assert layout["title"]["text"] == chart.figure.layout.title.text
         assert layout["font"]["family"] == FONT_STACK
+        assert chart.figure.layout.font.family != FONT_STACK  # the sheet's figures untouched
 
 
 def test_plotly_js_is_inline_once_and_nothing_is_fetched(page: str) -> None:

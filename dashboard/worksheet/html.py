@@ -15,7 +15,7 @@ chart as wide as an A4 page while printing (``PRINT_SCRIPT``).
 from __future__ import annotations
 
 import html
-import json
+import re
 from functools import cache
 
 import plotly.offline
@@ -106,8 +106,9 @@ def _text(value: str) -> str:
 
 
 def _script_json(obj: object) -> str:
-    """JSON that is safe inside a <script> element (no '</' to close it early)."""
-    return obj if isinstance(obj, str) else json.dumps(obj).replace("</", "<\\/")
+    """JSON (plotly's encoder: numpy arrays as typed arrays) that is safe inside a <script>
+    element: no '</' to close it early."""
+    return to_json_plotly(obj).replace("</", "<\\/")
 
 
 def _table(table: Table, css: str = "") -> str:
@@ -141,17 +142,17 @@ class _Charts:
     def chart(self, chart: Chart) -> str:
         self.count += 1
         div = f"chart-{self.count}"
-        spec = chart.figure.to_plotly_json()
+        spec = chart.figure.to_dict()  # a deep copy: the font below leaves the figure alone
         layout = spec.setdefault("layout", {})
         layout.setdefault("font", {})["family"] = FONT_STACK
         title = layout.get("title", {})
-        label = title.get("text", "") if isinstance(title, dict) else ""
-        data = to_json_plotly(spec["data"]).replace("</", "<\\/")
-        layout_json = to_json_plotly(layout).replace("</", "<\\/")
+        text = title.get("text", "") if isinstance(title, dict) else ""
+        label = re.sub(r"<[^>]*>", " ", str(text))  # the title, its <b> and <br> left out
+        data, layout_json = _script_json(spec["data"]), _script_json(layout)
         tables = "".join(_table(t, "key-numbers") for t in chart.tables)
         return (
             f'<figure class="chart"><div id="{div}" class="plotly-graph-div" role="img" '
-            f'aria-label="{html.escape(str(label))}"></div>'
+            f'aria-label="{html.escape(label.strip())}"></div>'
             f'<script>Plotly.newPlot("{div}", {data}, {layout_json}, '
             f"{_script_json(PLOT_CONFIG)});</script>{tables}</figure>"
         )
