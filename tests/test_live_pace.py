@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from test_app import SMALL, button, lab_of, make_app  # noqa: F401 (make_app: a fixture)
+from test_app import APP, SMALL, button, lab_of, make_app  # noqa: F401 (make_app: a fixture)
 
-from dashboard.screens.lab import MAX_PACED_S, PACE, REFRESH_S, VIEW_PACE, paced_interval
+from dashboard.screens.lab import REFRESH_S
+from dashboard.screens.resources import share_registry
+from dashboard.screens.watch import watch_interval
+from dashboard.views.pacing import MAX_PACED_S, PACE, VIEW_PACE, paced_interval
 
 
 def test_a_quick_view_keeps_the_base_interval() -> None:
@@ -72,3 +75,31 @@ def test_the_page_paces_its_live_fragment_to_the_view(
     at.get("button_group")[0].set_value("Overview").run()
     assert not at.exception
     assert declared[-1] == REFRESH_S  # back on a quick view, back at the base pace
+
+
+def test_the_watch_page_paces_its_live_fragment_like_the_lab(
+    make_app: Callable[..., AppTest],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    owner = make_app(**SMALL)
+    owner.run()
+    button(owner, "Start").click().run()
+    lab_of(owner).job.run_sync(2)
+    token = share_registry().share(lab_of(owner), owner="the-teacher")
+    declared = _record_run_every(monkeypatch)
+    watcher = AppTest.from_file(str(APP), default_timeout=60)
+    watcher.query_params["watch"] = token
+    watcher.run()
+    assert not watcher.exception
+    base = watch_interval(1)  # one watcher: the room's base interval
+    assert declared[-1] == base  # a quick Overview: the base pace
+    watcher.get("button_group")[0].set_value("Gates").run()
+    assert not watcher.exception
+    assert "Gates" in watcher.session_state["_redraw_s"]  # the watcher's redraws are timed
+    assert declared[-1] == base * VIEW_PACE["Gates"]  # heavy for the browser: slower
+    watcher.session_state["_redraw_s"] = {"Overview": 0.01, "Gates": 9.0}  # Gates under load
+    watcher.run()
+    assert declared[-1] >= PACE * 9.0 / 2  # the running mean halves one slow sample at most
+    watcher.get("button_group")[0].set_value("Overview").run()
+    assert not watcher.exception
+    assert declared[-1] == base  # back on a quick view, back at the room's pace

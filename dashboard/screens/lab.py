@@ -38,6 +38,7 @@ from dashboard.views import training as views
 from dashboard.views.cells import theory_caption
 from dashboard.views.compare import compare_section
 from dashboard.views.display import PROJECTOR_KEY, page_style, projector_on
+from dashboard.views.pacing import LivePace
 from dashboard.views.teaching import CLIPPING, equation_legend, equations, model_name
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
@@ -45,12 +46,6 @@ from gru_core.run.scheduling import shared_pool
 
 REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
 MAX_REFRESH_S = 3.0  # the slowest polling, with many sessions training on one server
-PACE = 2.0  # a live redraw takes at most half of the time between two redraws
-MAX_PACED_S = 12.0  # the slowest pacing of a view that redraws slowly
-# Views whose redraw costs the browser most (each sends two probe heatmaps, ~5x the bytes
-# of the Overview: benchmarks/README.md): redrawn at this multiple of the base interval, so
-# that a loaded browser finishes drawing one before the next arrives.
-VIEW_PACE = {"Gates": 3.0, "Through time": 3.0}
 
 
 def get_lab(corpus: Corpus) -> Lab:
@@ -220,20 +215,17 @@ def lab_page() -> None:
     with right:
         teaching(config)
     was_active = lab.active
-    base, shown = refresh_interval(lab), _view()
-    interval = paced_interval(base * VIEW_PACE.get(shown, 1.0), _redraw_costs().get(shown, 0.0))
+    pace = LivePace(refresh_interval(lab))
 
-    @st.fragment(run_every=interval if was_active else None)
+    @st.fragment(run_every=pace.interval if was_active else None)
     def live() -> None:
+        if was_active:
+            pace.chosen()
         started = time.perf_counter()
         views.live_views(lab)
         if was_active and not lab.active:  # ended, and saved by the job's end
             st.rerun()  # a full rerun: stop polling, refresh buttons and saved runs
-        redraw_s = _redrawn(time.perf_counter() - started)
-        wanted = paced_interval(base * VIEW_PACE.get(_view(), 1.0), redraw_s)
-        moved = wanted > interval or 4 * wanted <= interval or _view() != shown
-        if was_active and wanted != interval and moved:
-            st.rerun()  # a full rerun declares the fragment again, at the view's pace
+        pace.redrawn(time.perf_counter() - started, live=was_active)
 
     live()
     compare_section(lab)
@@ -243,43 +235,13 @@ def lab_page() -> None:
 def refresh_interval(lab: Lab) -> float:
     """Seconds between live redraws: REFRESH_S for a lone user, slower when many sessions
     train or queue on this server (each redraw costs the server CPU that training needs),
-    and slow while this session only waits in the queue; ``paced_interval`` then fits it to
-    the view's own redraw time."""
+    and slow while this session only waits in the queue; ``LivePace`` then fits it to the
+    view's own redraw time."""
     pool = shared_pool()
     busy = pool.running + pool.waiting
     queued = lab.job is not None and lab.job.status().state == "queued"
     base = 2.0 if queued else REFRESH_S
     return min(MAX_REFRESH_S, base * max(1.0, busy / 4))
-
-
-def paced_interval(base: float, redraw_s: float) -> float:
-    """``base``, doubled until a redraw of ``redraw_s`` seconds takes at most 1/PACE of it
-    (at most MAX_PACED_S). Streamlit's timer asks for the next redraw every interval,
-    however long the last one took, and redraws that follow each other without a pause
-    keep the view's elements greyed as stale: a view whose redraw outlasts its interval
-    never settles. The live fragment declares a new interval (a full rerun) when the pace
-    doubles or falls to a quarter, so that a redraw time near a boundary does not make a
-    full rerun after every redraw."""
-    interval = base
-    while interval < PACE * redraw_s and interval < MAX_PACED_S:
-        interval *= 2
-    return interval
-
-
-def _redrawn(seconds: float) -> float:
-    """Record one live redraw of the current view; its running mean redraw time."""
-    costs = _redraw_costs()
-    view = _view()
-    mean = costs[view] = 0.5 * costs.get(view, seconds) + 0.5 * seconds
-    return mean
-
-
-def _redraw_costs() -> dict[str, float]:
-    return st.session_state.setdefault("_redraw_s", {})
-
-
-def _view() -> str:
-    return str(st.session_state.get("_last_view", views.VIEWS[0]))
 
 
 def _sync_url() -> None:

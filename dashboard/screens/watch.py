@@ -10,6 +10,7 @@ Script thread only.
 from __future__ import annotations
 
 import secrets
+import time
 
 import streamlit as st
 
@@ -18,6 +19,7 @@ from dashboard.session.sharing import ShareRegistry, WatchError
 from dashboard.sidebar import controls as ctl
 from dashboard.sidebar.room import WATCH
 from dashboard.views import training as views
+from dashboard.views.pacing import LivePace
 
 # All watchers of one shared run together. Each watcher redraw costs the server script CPU
 # and sending, and a training job on the same cores several times that in GIL hand-offs, so
@@ -41,9 +43,12 @@ def watch_page(registry: ShareRegistry, token: str) -> None:
     st.button("Fork: copy its settings into my own lab", on_click=_fork, args=(shared,))
 
     interval = watch_interval(registry.watchers(token))
+    pace = LivePace(interval)  # the lab's pacing: a slow view gets time to settle
 
-    @st.fragment(run_every=interval)
+    @st.fragment(run_every=pace.interval)
     def live() -> None:
+        pace.chosen()
+        started = time.perf_counter()
         try:
             registry.watch(token, watcher)  # still shared? (counts as this watcher's heartbeat)
         except WatchError as exc:
@@ -53,6 +58,7 @@ def watch_page(registry: ShareRegistry, token: str) -> None:
             st.rerun()  # the room grew or shrank: a full run gives the fragment a new timer
         last_saved_run(shared)
         views.live_views(shared, WATCH_SNAPSHOT_AGE_S)
+        pace.redrawn(time.perf_counter() - started)
 
     live()
 
