@@ -6,11 +6,12 @@ captions from ``teaching.py``.
 from __future__ import annotations
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.charts import cells as cell_charts
 from dashboard.charts import flow as flow_charts
-from dashboard.views.display import chart, chart_columns, snapshot_figure
+from dashboard.views.display import chart, chart_columns, held, snapshot_figure
 from dashboard.views.teaching import CAPTIONS
 from gru_core.model.gates import GATES, MODEL_GATES
 from gru_core.run.telemetry import Snapshot, gate_names
@@ -28,14 +29,17 @@ def gates(snap: Snapshot, model: str | None) -> None:
     cols = chart_columns(len(shown), "bands")
     for col, gate in zip(cols, shown, strict=True):
         with col:
-            fig = snapshot_figure(
-                snap,
+            fig = held(  # this view's charts cost the browser most: kept a few redraws
                 f"bands-{gate}",
-                lambda gate=gate: cell_charts.gate_bands_figure(snap.steps, gate),
+                lambda gate=gate: snapshot_figure(
+                    snap,
+                    f"bands-{gate}",
+                    lambda: cell_charts.gate_bands_figure(snap.steps, gate),
+                ),
             )
             chart(fig, f"bands-{gate}")
     st.caption(CAPTIONS["bands"] + " " + " ".join(GATES[g].caption for g in shown))
-    probe = snap.probe
+    probe = held("probe", lambda: snap.probe)  # heatmaps, caption and text of one probe
     if probe is None:
         return
     cols = chart_columns(2, "heatmaps")
@@ -43,7 +47,14 @@ def gates(snap: Snapshot, model: str | None) -> None:
         values = probe["gates"].get(gate)
         if values is not None:
             with col:
-                chart(cell_charts.gate_heatmap_figure(values, probe["text"], gate), f"heat-{gate}")
+                fig = snapshot_figure(  # built once per probe, for every session
+                    values,
+                    f"heat-{gate}",
+                    lambda values=values, gate=gate: cell_charts.gate_heatmap_figure(
+                        values, probe["text"], gate
+                    ),
+                )
+                chart(fig, f"heat-{gate}")
     st.caption(CAPTIONS["heatmap"] + f" Probe traced at step {probe['step']:,}.")
     key_gate = "Z" if "Z" in probe["gates"] else shown[0]
     z = probe["gates"].get(key_gate)
@@ -58,28 +69,44 @@ def through_time(snap: Snapshot, flow_every: int) -> None:
     if len(snap.flow_steps) == 0:
         st.info(f"Gradient flow is recorded on step 1 and every {flow_every}th step after it.")
         return
+    reach, numbers, heat, line = held("flow", lambda: flow_figures(snap))
+    left, right = chart_columns(2, "flow")
+    with left:
+        chart(reach, "flow-reach")
+        st.caption(CAPTIONS["flow_reach"] + " " + numbers)
+    with right:
+        chart(heat, "flow-heat")
+        st.caption(CAPTIONS["flow_heat"])
+    with st.expander("The total gradient at each H_t (every position's loss together)"):
+        chart(line, "flow-line")
+        st.caption(CAPTIONS["flow_line"])
+
+
+def flow_figures(snap: Snapshot) -> tuple[go.Figure, str, go.Figure, go.Figure]:
+    """The Through time view's figures of a snapshot with flow records (built once per
+    snapshot for every session), and the reach in words: reach, its numbers, heatmap,
+    total."""
     step = int(snap.flow_steps[-1])
     last, late = snap.flow_last[-1], snap.flow_late[-1]
     keep = ~np.isnan(last)
-    left, right = chart_columns(2, "flow")
-    with left:
-        chart(flow_charts.flow_reach_figure(last[keep], late[keep], step), "flow-reach")
-        st.caption(CAPTIONS["flow_reach"] + " " + reach_numbers(last[keep]))
-    with right:
-        chart(
-            flow_charts.grad_flow_heatmap_figure(
-                snap.flow_steps,
-                flow_charts.normalise_at_end(snap.flow_last),
-                "How far back the last loss reaches, over training",
-                "log10 of 1 at t = T",
-            ),
-            "flow-heat",
-        )
-        st.caption(CAPTIONS["flow_heat"])
     total = snap.flow[-1]
-    with st.expander("The total gradient at each H_t (every position's loss together)"):
-        chart(flow_charts.grad_flow_line_figure(total[~np.isnan(total)], step), "flow-line")
-        st.caption(CAPTIONS["flow_line"])
+    reach = snapshot_figure(
+        snap, "flow-reach", lambda: flow_charts.flow_reach_figure(last[keep], late[keep], step)
+    )
+    heat = snapshot_figure(
+        snap,
+        "flow-heat",
+        lambda: flow_charts.grad_flow_heatmap_figure(
+            snap.flow_steps,
+            flow_charts.normalise_at_end(snap.flow_last),
+            "How far back the last loss reaches, over training",
+            "log10 of 1 at t = T",
+        ),
+    )
+    line = snapshot_figure(
+        snap, "flow-line", lambda: flow_charts.grad_flow_line_figure(total[~np.isnan(total)], step)
+    )
+    return reach, reach_numbers(last[keep]), heat, line
 
 
 def reach_numbers(flow_last: np.ndarray) -> str:

@@ -14,13 +14,15 @@ enlarges the whole page and restyles every chart (``for_projector``).
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from dashboard.charts.base import for_projector
 from dashboard.charts.thinning import wire_arrays
@@ -156,3 +158,39 @@ def snapshot_figure(snapshot: object, name: str, build: Callable[[], go.Figure])
 def chart_columns(spec: int | list[int], name: str) -> list:
     """Columns for charts side by side that wrap onto new rows on a narrow screen."""
     return list(st.container(key=f"charts-{name}").columns(spec))
+
+
+T = TypeVar("T")
+HOLD_S = 6.0  # how long a timed redraw keeps a heavy view's charts as they were drawn
+_HELD = "_held"  # session state: name -> (monotonic time made, what was made)
+
+
+def held(name: str, make: Callable[[], T], hold_s: float = HOLD_S) -> T:
+    """What ``make`` made for this session under ``name``, kept for up to ``hold_s`` seconds
+    on the live fragment's timed redraws (a full rerun always makes it afresh). A figure
+    kept is the same object, its element the same bytes: Streamlit sends a reference to the
+    message the browser has cached instead of the figure, and the browser does not draw it
+    again. For the views whose charts cost a loaded browser seconds to draw (benchmarks/
+    README.md): their Step and status move every redraw, their charts every ``hold_s``."""
+    ctx = get_script_run_ctx()
+    timed = ctx is not None and bool(ctx.fragment_ids_this_run)
+    kept: dict[str, tuple[float, Any]] = st.session_state.setdefault(_HELD, {})
+    return kept_or_made(kept, name, make, hold_s, timed, time.monotonic())
+
+
+def kept_or_made(
+    kept: dict[str, tuple[float, Any]],
+    name: str,
+    make: Callable[[], T],
+    hold_s: float,
+    timed: bool,
+    now: float,
+) -> T:
+    """``held``'s rule on a plain dict (name -> (made at, made)): on a timed redraw, what was
+    made less than ``hold_s`` ago; otherwise ``make()``, kept from ``now``."""
+    hit = kept.get(name)
+    if timed and hit is not None and now - hit[0] < hold_s:
+        return hit[1]
+    made = make()
+    kept[name] = (now, made)
+    return made

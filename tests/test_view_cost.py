@@ -1,0 +1,71 @@
+"""What a redraw of the heavy views costs the browser: a figure whose data has not changed is
+not rebuilt (the gate heatmaps once per probe, for every session), heatmaps travel as float32,
+and a timed redraw keeps a heavy view's charts for a few seconds (``display.held``), so that
+Streamlit sends a reference to the message the browser has cached instead of the chart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_app import SMALL, button, lab_of, make_app  # noqa: F401 (make_app: a fixture)
+
+from dashboard.charts import cells as cell_charts
+from dashboard.views.display import HOLD_S, kept_or_made
+
+
+def test_a_timed_redraw_keeps_what_was_made_for_a_while() -> None:
+    kept: dict = {}
+    made: list[int] = []
+
+    def make() -> object:
+        made.append(1)
+        return object()
+
+    first = kept_or_made(kept, "bands-Z", make, HOLD_S, timed=True, now=100.0)
+    assert kept_or_made(kept, "bands-Z", make, HOLD_S, timed=True, now=100.0 + HOLD_S / 2) is first
+    assert len(made) == 1  # kept: the same object, the same bytes on the wire
+    later = kept_or_made(kept, "bands-Z", make, HOLD_S, timed=True, now=100.0 + HOLD_S)
+    assert later is not first and len(made) == 2  # too old: made afresh
+    full = kept_or_made(kept, "bands-Z", make, HOLD_S, timed=False, now=100.0 + HOLD_S + 0.1)
+    assert full is not later and len(made) == 3  # a full rerun always draws what is there
+    other = kept_or_made(kept, "probe", make, HOLD_S, timed=True, now=100.0 + HOLD_S + 0.2)
+    assert other is not full and len(made) == 4  # each name its own
+
+
+def test_the_gate_heatmaps_are_built_once_per_probe_and_sent_as_float32(
+    make_app: Callable[..., AppTest],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    builds: list[str] = []
+    real = cell_charts.gate_heatmap_figure
+
+    def counted(values, text, gate):  # type: ignore[no-untyped-def]
+        builds.append(gate)
+        return real(values, text, gate)
+
+    monkeypatch.setattr(cell_charts, "gate_heatmap_figure", counted)
+    at = make_app(**SMALL)
+    at.run()
+    button(at, "Start").click().run()
+    job = lab_of(at).job
+    assert job is not None
+    job.run_sync(3)
+    at.get("button_group")[0].set_value("Gates").run()
+    assert not at.exception
+    specs = {c.proto.id: c.proto.spec for c in at.get("plotly_chart")}
+    heat = [json.loads(s) for s in specs.values() if json.loads(s)["data"][0]["type"] == "heatmap"]
+    assert len(heat) == 2 and sorted(builds) == ["R", "Z"]
+    for fig in heat:
+        z = fig["data"][0]["z"]
+        assert z["dtype"] == "f4"  # half the bytes of float64, ~7 digits: plenty for a colour
+    before = job.telemetry.snapshot()
+    job.telemetry.add_event(3, "lr", 0.5)  # the run moves on; the probe stays
+    assert job.telemetry.snapshot() is not before
+    at.run()  # a new snapshot, the same probe: nothing rebuilt, the same bytes
+    assert job.telemetry.snapshot().probe["step"] == before.probe["step"]
+    assert sorted(builds) == ["R", "Z"]
+    again = [c.proto.spec for c in at.get("plotly_chart")]
+    assert all(spec in again for spec in specs.values() if '"heatmap"' in spec)
