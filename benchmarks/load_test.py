@@ -1,4 +1,4 @@
-"""Load test: browser sessions against one local GRU Lab server, in three scenarios.
+"""Load test: browser sessions against one local GRU Lab server, in five scenarios.
 
     python benchmarks/load_test.py [--scenario students] --sessions 20 [--timeout 600]
     python benchmarks/load_test.py --scenario classroom --watchers 30 --students 5 --duration 90
@@ -7,6 +7,7 @@
     python benchmarks/load_test.py --scenario classroom --watcher-clients browser
     python benchmarks/load_test.py --scenario classroom --student-clients browser
     python benchmarks/load_test.py --scenario views --busy 2 [--marks 100,1000,3900]
+    python benchmarks/load_test.py --scenario storm --busy 2 [--minutes 10] [--every 0.3]
 
 Starts ``streamlit run dashboard/app.py`` on a free loopback port and drives headless
 Chromium pages (Debian's /usr/bin/chromium; never ``playwright install``):
@@ -18,7 +19,10 @@ Chromium pages (Debian's /usr/bin/chromium; never ``playwright install``):
   again (``load_classroom.py``);
 - ``views``: one page runs the book's config and, at each step mark in ``--marks``, clicks
   through every view ``--rounds`` times, timing each click until the view's charts carry data
-  with nothing stale, beside ``--busy`` busy CPU loops (``load_views.py``).
+  with nothing stale, beside ``--busy`` busy CPU loops (``load_views.py``);
+- ``storm``: one page runs the book's config and clicks a view every ``--every`` seconds for
+  ``--minutes`` minutes beside ``--busy`` busy loops: the slowest click to answer, the clicks
+  over 5 s, and whether the Step kept moving (``load_storm.py``).
 
 The observer and the sessions of ``students`` are always Chromium pages. The watchers, by
 default (``--watcher-clients protocol``), are ``st_client.py`` pages: one child process that
@@ -552,6 +556,7 @@ def scenarios() -> dict[str, Callable[[Harness], None]]:
     # load_classroom imports this module by name: let it find this copy, not load a second
     sys.modules.setdefault("load_test", sys.modules[__name__])
     import load_classroom
+    import load_storm
     import load_views
 
     return {
@@ -559,6 +564,7 @@ def scenarios() -> dict[str, Callable[[Harness], None]]:
         "classroom": load_classroom.classroom,
         "watchers-cost": load_classroom.watchers_cost,
         "views": load_views.views,
+        "storm": load_storm.storm,
     }
 
 
@@ -595,8 +601,8 @@ def _descendants() -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=("students", "classroom", "watchers-cost", "views"),
-                        default="students")  # fmt: skip
+    scenario_names = ("students", "classroom", "watchers-cost", "views", "storm")
+    parser.add_argument("--scenario", choices=scenario_names, default="students")
     parser.add_argument("--sessions", type=int, default=20, help="students: training pages")
     parser.add_argument("--watchers", type=int, default=None,
                         help="watch pages (classroom: 30, watchers-cost: 40)")  # fmt: skip
@@ -615,7 +621,12 @@ def main() -> int:
     parser.add_argument("--marks", default="100,1000,3900",
                         help="views: step marks (the run ends at 4,000)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="views: rounds of every view")
-    parser.add_argument("--busy", type=int, default=0, help="views: busy CPU loops beside it")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="views, storm: busy CPU loops beside it")  # fmt: skip
+    parser.add_argument("--minutes", type=float, default=10, help="storm: how long it clicks")
+    parser.add_argument("--every", type=float, default=0.3, help="storm: seconds between clicks")
+    parser.add_argument("--from-step", type=int, default=100,
+                        help="storm: the Step at which the clicking starts")  # fmt: skip
     parser.add_argument("--alone", type=float, default=15, help="views: idle window at a mark, s")
     parser.add_argument("--settle", type=float, default=30,
                         help="views: the longest a click may take to settle, s")  # fmt: skip
