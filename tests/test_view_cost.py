@@ -33,6 +33,8 @@ def test_a_timed_redraw_keeps_what_was_made_for_a_while() -> None:
     assert full is not later and len(made) == 3  # a full rerun always draws what is there
     other = kept_or_made(kept, "probe", make, HOLD_S, timed=True, now=100.0 + HOLD_S + 0.2)
     assert other is not full and len(made) == 4  # each name its own
+    kept_or_made(kept, "memory", make, HOLD_S, timed=False, now=100.0 + 3 * HOLD_S)
+    assert set(kept) == {"memory"}  # what is too old to be kept again is dropped
 
 
 def test_the_gate_heatmaps_are_built_once_per_probe_and_sent_as_float32(

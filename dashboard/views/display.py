@@ -187,10 +187,13 @@ def kept_or_made(
     now: float,
 ) -> T:
     """``held``'s rule on a plain dict (name -> (made at, made)): on a timed redraw, what was
-    made less than ``hold_s`` ago; otherwise ``make()``, kept from ``now``."""
+    made less than ``hold_s`` ago; otherwise ``make()``, kept from ``now`` (and whatever is
+    ``hold_s`` old or older is dropped)."""
     hit = kept.get(name)
     if timed and hit is not None and now - hit[0] < hold_s:
         return hit[1]
+    for old in [k for k, (at, _) in kept.items() if now - at >= hold_s]:
+        del kept[old]  # too old to be kept again: never returned, so not held either
     made = make()
     kept[name] = (now, made)
     return made

@@ -20,7 +20,7 @@ import streamlit as st
 from dashboard.charts import memory as memory_charts
 from dashboard.session.lab import Lab
 from dashboard.session.reading import Source, compare_defaults
-from dashboard.views.display import chart, chart_columns
+from dashboard.views.display import chart, chart_columns, held
 from dashboard.views.teaching import CAPTIONS
 from gru_core import memory
 
@@ -64,7 +64,11 @@ def memory_view(lab: Lab) -> None:
             "Position t whose prediction to explain", 0, max(len(seen) - 1, 1), len(seen) - 1,
             key=f"memory_target_{len(seen)}",
         )  # fmt: skip
-        result = lab.analysis(source, text, min(target, len(seen) - 1))
+        target = min(target, len(seen) - 1)
+        result = held(  # a redraw while it trains: the same reading for a few seconds
+            f"memory:{hash((source.label, text, target))}",
+            lambda: lab.analysis(source, text, target),
+        )
     except ValueError as exc:
         st.warning(f"Can't read this passage: {exc}")
         return
