@@ -11,7 +11,9 @@ stale); a page that falls behind answers several clicks at once, and a click sti
 the end counts as unanswered, as old as it is. The Step metric is read as it goes: the longest
 it stood still says whether the run was seen moving. Every 30 s it prints the clicks so far,
 the slowest answer and the longest standstill; at the end the table (slowest answer, clicks
-over 5 s, unanswered clicks, the Step's longest standstill). It stops by itself at the end of
+over 5 s, unanswered clicks, the Step's longest standstill, and the clicks a second asked and
+made: each click and each read waits for the page's main thread, so a busy page is clicked
+less often than asked). It stops by itself at the end of
 the storm or at ``--timeout``, whichever comes first.
 """
 
