@@ -17,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from dashboard.charts.palette import GREY
 from dashboard.charts.thinning import downsample
 from dashboard.charts.ticks import finite_positive_range, log_ticks
 from gru_core.step.stats import STEP
@@ -37,9 +38,6 @@ def _base_template(fig: go.Figure) -> None:
     if pio.templates.default != TEMPLATE:
         pio.templates.default = TEMPLATE
         fig.update_layout(template=TEMPLATE)
-
-
-BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
 
 
 def numeric_column(frame: pd.DataFrame, name: str) -> np.ndarray:

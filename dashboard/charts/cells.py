@@ -12,14 +12,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts.base import (
-    BLUE,
-    ORANGE,
-    RED,
-    apply_layout,
-    numeric_column,
-    steps_x,
-)
+from dashboard.charts import palette
+from dashboard.charts.base import apply_layout, numeric_column, steps_x
 from dashboard.charts.thinning import downsample
 from gru_core.model.gates import GATES
 from gru_core.model.gates import label as gate_label
@@ -50,7 +44,7 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
     x, cols = downsample(x[keep], {n: c[keep] for n, c in cols.items()})
     cols[SATURATED] = np.where(np.isfinite(cols[SATURATED]), cols[SATURATED], np.nan)
     band = dict(line=dict(width=0), hoverinfo="skip", mode="lines")
-    light, dark = "rgba(31,119,180,0.15)", "rgba(31,119,180,0.35)"
+    light, dark = (palette.rgba(palette.SKY_BLUE, a) for a in (0.2, 0.45))
     fig = go.Figure(
         [
             # Each band is an invisible upper edge, then a lower edge filled up to it.
@@ -61,18 +55,20 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
             go.Scatter(x=x, y=cols[q3], name=q3, showlegend=False, **band),
             go.Scatter(x=x, y=cols[q1], name=f"{q1}–{q3}", fill="tonexty", fillcolor=dark, **band),
             go.Scatter(
-                x=x, y=cols[median], name="median", mode="lines", line=dict(color=BLUE, width=1.5)
-            ),
-            go.Scatter(
-                x=x, y=cols[MEAN], name="mean", mode="lines", line=dict(color=ORANGE, dash="dash")
-            ),
+                x=x,
+                y=cols[median],
+                name="median",
+                mode="lines",
+                line=palette.MEDIAN.line(width=1.5),
+            ),  # fmt: skip
+            go.Scatter(x=x, y=cols[MEAN], name="mean", mode="lines", line=palette.MEAN.line()),
             go.Scatter(
                 x=x,
                 y=cols[SATURATED],
                 name="saturated",
                 mode="lines",
                 yaxis="y2",
-                line=dict(color=RED, width=1, dash="dot"),
+                line=palette.SATURATED.line(width=1.5),
             ),
         ]
     )
@@ -134,7 +130,7 @@ def gate_heatmap_figure(values: np.ndarray, text: str, gate: str) -> go.Figure:
             y=np.arange(z.shape[0]),
             zmin=value_range[0],
             zmax=value_range[1],
-            colorscale="RdBu" if diverging else "Viridis",
+            colorscale=palette.DIVERGING if diverging else palette.SEQUENTIAL,
             hoverongaps=False,
             colorbar=dict(title=dict(text=gate)),
             hovertemplate="t=%{x}<br>unit %{y}<br>" + gate + "=%{z:.3f}<extra></extra>",

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts.base import GREY, INK, LEGEND_PX, numeric_column, relayout, steps_x
+from dashboard.charts.base import INK, LEGEND_PX, numeric_column, relayout, steps_x
+from dashboard.charts.palette import EVENT
 from gru_core.config import LIVE_KNOBS
 from gru_core.run.telemetry import EVENT_COLUMNS
 from gru_core.step.stats import STEP
@@ -58,7 +59,7 @@ def _event_marks(events: pd.DataFrame | None, steps: pd.DataFrame) -> tuple[list
         previous[kind] = float(value)
         marks.append((float(step), text))
     marks = marks[-MAX_EVENT_LINES:]
-    line = dict(color=GREY, width=1, dash="dot")
+    line = EVENT.line(width=1)
     shapes = [
         dict(type="line", xref="x", yref="paper", x0=s, x1=s, y0=0, y1=1, line=line)
         for s, _ in marks

@@ -23,14 +23,15 @@ from collections.abc import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.charts.base import BLUE, GREY, ORANGE, apply_layout, empty_figure, with_subtitle
+from dashboard.charts import palette
+from dashboard.charts.base import apply_layout, empty_figure, with_subtitle
+from dashboard.charts.palette import GREY
 from dashboard.charts.thinning import MAX_POINTS
 
 HEATMAP_MAX_ROWS = 400  # training steps shown in the gradient-flow heatmap
 FLOOR = 1e-30  # norms below this (float32's 0 included) are drawn here
 FLOOR_LABEL = "below 1e-30"
 REACH_LEVEL = 1e-3  # the reach: steps back where the normalised gradient is still >= this
-PALETTE = (BLUE, ORANGE, "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
 
 def at_floor(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +68,7 @@ def floor_line(
     t: np.ndarray,
     y: np.ndarray,
     name: str,
-    colour: str,
-    dash: str = "solid",
+    style: palette.Style,
     group: str = "",
     x_name: str = "t",
 ) -> list[go.Scatter]:
@@ -79,7 +79,7 @@ def floor_line(
     traces = [
         go.Scatter(
             x=t[keep], y=drawn[keep], name=name, mode="lines+markers", legendgroup=group or name,
-            line=dict(color=colour, dash=dash), marker=dict(size=4),
+            line=style.line(), marker=style.marker(size=5),
             hovertemplate=x_name + "=%{x}: %{y:.3g}<extra>" + name + "</extra>",
         )
     ]  # fmt: skip
@@ -88,7 +88,7 @@ def floor_line(
             go.Scatter(
                 x=t[below], y=drawn[below], name=f"{name}: {FLOOR_LABEL}", mode="markers",
                 legendgroup=group or name, showlegend=False,
-                marker=dict(symbol="triangle-down", size=8, color=colour, line=dict(color=GREY)),
+                marker=palette.FLOOR.marker(size=9, line=dict(color=style.colour, width=1.5)),
                 hovertemplate=x_name + "=%{x}: " + FLOOR_LABEL + "<extra>" + name + "</extra>",
             )
         )  # fmt: skip
@@ -121,7 +121,7 @@ def grad_flow_line_figure(flow: np.ndarray, step: int) -> go.Figure:
     """||dL/dH_t|| against t = 1..T at one training step; log y, underflow at the floor."""
     flow = np.asarray(flow, dtype=np.float64).reshape(-1)
     t = np.arange(1, len(flow) + 1, dtype=np.float64)
-    fig = go.Figure(floor_line(t, flow, "||dL/dH_t||", BLUE))
+    fig = go.Figure(floor_line(t, flow, "||dL/dH_t||", palette.series(0)))
     _through_time(fig, len(flow), "Total gradient at each H_t", "||dL/dH_t|| (log)",
                   "grad_flow_line")  # fmt: skip
     return with_subtitle(fig, f"at training step {step}")
@@ -135,8 +135,8 @@ def flow_reach_figure(flow_last: np.ndarray, flow_late: np.ndarray, step: int) -
     t = np.arange(1, len(last) + 1, dtype=np.float64)
     fig = go.Figure(
         [
-            *floor_line(t, last, "last character's loss ℓ_T", BLUE),
-            *floor_line(t[: len(late)], late, "mean loss of the last 5", ORANGE, "dash"),
+            *floor_line(t, last, "last character's loss ℓ_T", palette.series(0)),
+            *floor_line(t[: len(late)], late, "mean loss of the last 5", palette.series(1)),
         ]
     )
     _through_time(fig, len(last), "How far back one loss reaches", "‖∂ℓ/∂H_t‖, 1 at t = T (log)",
@@ -154,7 +154,7 @@ def reach_overlay_figure(runs: Mapping[str, np.ndarray]) -> go.Figure:
     fig = go.Figure()
     for i, (name, normed) in enumerate(rows.items()):
         t = np.arange(1, len(normed) + 1, dtype=np.float64)
-        for trace in floor_line(t, normed, name, PALETTE[i % len(PALETTE)]):
+        for trace in floor_line(t, normed, name, palette.series(i)):
             fig.add_trace(trace)
     longest = max(len(r) for r in rows.values())
     return _through_time(fig, longest, title, "‖∂ℓ_T/∂H_t‖, 1 at t = T (log)", "reach_overlay")
@@ -175,8 +175,9 @@ def reach_figure(runs: Mapping[str, np.ndarray]) -> go.Figure:
     fig = go.Figure(
         [
             go.Bar(y=names, x=window, orientation="h", name="window (T - 1)",
-                   marker=dict(color="#e6e6e6"), hovertemplate="window %{x}<extra></extra>"),
-            go.Bar(y=names, x=steps, orientation="h", name="reach", marker=dict(color=BLUE),
+                   marker=dict(color=palette.LIGHT_GREY),
+                   hovertemplate="window %{x}<extra></extra>"),
+            go.Bar(y=names, x=steps, orientation="h", name="reach", marker=dict(color=palette.BLUE),
                    text=[f"{s} of {w}" for s, w in zip(steps, window, strict=True)],
                    textposition="outside",
                    hovertemplate="reach %{x} steps back<extra>%{y}</extra>"),
@@ -220,7 +221,7 @@ def grad_flow_heatmap_figure(
     fig = go.Figure(
         go.Heatmap(
             z=z, x=(cols + 1).astype(np.int64), y=flow_steps[rows].astype(np.int64),
-            colorscale="Viridis", hoverongaps=False, colorbar=bar,
+            colorscale=palette.SEQUENTIAL, hoverongaps=False, colorbar=bar,
             zmin=floor if below.any() else None,
             hovertemplate="t=%{x}<br>step %{y}<br>log10 norm=%{z:.2f}<extra></extra>",
         )

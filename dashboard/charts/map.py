@@ -14,7 +14,8 @@ values as tick labels. A cell (over its seeds: ``sweep_results.summarize``) is e
 - **a category**, outside the scale, in its own colour with a legend entry and its word in
   the cell (never colour alone): diverged (NaN/inf, "diverged @ step 12", drawn once any seed
   has), blew up or error, memorised, not finished ("…"), stopped. The categories come from the
-  results: a verdict this module has no colour for gets one from ``SPARE_COLOURS``.
+  results: a verdict this module has no colour for gets a spare style
+  (``palette.SPARE_CATEGORIES``).
 
 The theory at initialisation (``gru_core.sweep.edge``): each cell's hover gives the largest
 Lyapunov exponent λ of its untrained network (``CellResult.lyapunov``), and with ``edges`` a
@@ -46,12 +47,13 @@ from dashboard.charts.base import (
     empty_figure,
 )
 from dashboard.charts.map_cells import category, cell_label, hover, styles
+from dashboard.charts.palette import SEQUENTIAL
 from dashboard.charts.ticks import log_ticks
 from gru_core.config import MODEL_TITLES
 from gru_core.sweep.results import CellResult, summarize
 from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, Value, axis_label, axis_value
 
-COLORSCALE = "Viridis"  # low perplexity dark, high bright
+COLORSCALE = SEQUENTIAL  # low perplexity dark, high bright
 EDGE_NAME = "edge of chaos (theory, at initialisation)"
 MAP_HEIGHT = HEIGHT + 60
 CLICK_MARKER_PX = 40  # the click layer's squares: most of a cell at the usual map size
@@ -126,7 +128,7 @@ def maps_figure(
             ),
             row=1, col=col,
         )  # fmt: skip
-        for code, colour, label, white in shown:  # one flat colour per category
+        for code, colour, label, white, _symbol in shown:  # one flat colour per category
             mask = g["kind"] == code
             if not mask.any():
                 continue
@@ -154,11 +156,12 @@ def maps_figure(
         )  # fmt: skip
         if edges:
             _edge_line(fig, spec, model, edges, col, first=col == 1)
-    for code, colour, label, _ in shown:  # the legend of the categories
+    for code, colour, label, _white, symbol in shown:  # the legend: colour and marker
         fig.add_trace(
             go.Scatter(
                 x=[None], y=[None], mode="markers", name=label, legendgroup=code,
-                marker=dict(symbol="square", size=12, color=colour), showlegend=True,
+                marker=dict(symbol=symbol, size=12, color=colour, line=dict(color=INK, width=1)),
+                showlegend=True,
             )
         )  # fmt: skip
     z = np.concatenate([g["z"].ravel() for g in grids])

@@ -12,20 +12,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dashboard.charts.base import RED
+from dashboard.charts.palette import MAP_CATEGORIES, SPARE_CATEGORIES
 from gru_core.sweep.results import CellResult, CellSummary
 from gru_core.sweep.spec import axis_label
 
 NUMBERED = frozenset({"learned", "did not learn"})  # verdicts coloured by their perplexity
-# The categories drawn apart, in this order: code, colour, legend label, white text.
+# The categories drawn apart, in this order: code, legend label, white text (their colour and
+# legend marker: ``palette.MAP_CATEGORIES``; a verdict not listed gets a spare style).
 CATEGORIES = (
-    ("diverged", "#67000d", "diverged (NaN/inf)", True),
-    ("blew up", RED, "blew up / error", True),
-    ("memorised", "#e377c2", "memorised (worse on new text)", False),
-    ("pending", "#e6e6e6", "not finished", False),
-    ("other", "#bdbdbd", "stopped / no number", False),
+    ("diverged", "diverged (NaN/inf)", True),
+    ("blew up", "blew up / error", True),
+    ("memorised", "memorised (worse on new text)", False),
+    ("pending", "not finished", False),
+    ("other", "stopped / no number", False),
 )
-SPARE_COLOURS = ("#ff7f0e", "#8c564b", "#17becf", "#bcbd22")  # verdicts not listed above
 SPARK = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 24  # characters of a hover sparkline
 
@@ -116,9 +116,14 @@ def cell_label(cell: CellSummary, kind: str) -> str:
     return (cell.verdict or "") + number
 
 
-def styles(codes: set[str]) -> list[tuple[str, str, str, bool]]:
-    """The categories present, known ones first in CATEGORIES' order, then the others."""
-    known = [c for c in CATEGORIES if c[0] in codes]
+def styles(codes: set[str]) -> list[tuple[str, str, str, bool, str]]:
+    """The categories present as (code, colour, label, white text, legend marker symbol),
+    known ones first in CATEGORIES' order, then the others."""
+    known = [
+        (code, MAP_CATEGORIES[code].colour, label, white, MAP_CATEGORIES[code].symbol)
+        for code, label, white in CATEGORIES
+        if code in codes
+    ]
     extra = sorted(codes - {c[0] for c in CATEGORIES})
-    spare = [(c, SPARE_COLOURS[i % len(SPARE_COLOURS)], c, False) for i, c in enumerate(extra)]
-    return known + spare
+    spare = [SPARE_CATEGORIES[i % len(SPARE_CATEGORIES)] for i in range(len(extra))]
+    return known + [(c, s.colour, c, False, s.symbol) for c, s in zip(extra, spare, strict=True)]

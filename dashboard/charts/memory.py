@@ -13,9 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.charts.base import BLUE, GREY, ORANGE, RED, apply_layout, empty_figure
+from dashboard.charts import palette
+from dashboard.charts.base import apply_layout, empty_figure
 from dashboard.charts.cells import _char_label
 from dashboard.charts.flow import FLOOR_LABEL, at_floor, floor_line, mark_floor
+from dashboard.charts.palette import GREY
 
 NEGATIVE, POSITIVE = (33, 102, 172), (178, 24, 43)  # the ends of plotly's 'RdBu'
 MAX_TICKS = 80  # character labels on a connectivity axis
@@ -144,7 +146,7 @@ def unit_ranking_figure(ranked: Sequence[tuple[int, float]], pattern: str) -> go
             x=r,
             y=np.arange(len(units)),
             orientation="h",
-            marker_color=[RED if v > 0 else BLUE for v in r],
+            marker_color=[palette.POSITIVE if v > 0 else palette.NEGATIVE for v in r],
             customdata=units,
             hovertemplate="unit %{customdata}<br>r = %{x:+.3f}<extra></extra>",
             name="Pearson r",
@@ -196,7 +198,7 @@ def connectivity_figure(
     shown, below = at_floor(np.where(np.isfinite(conn), conn, np.nan))
     s = np.arange(t + 1)
     labels = np.array([_char_label(ch) for ch in text[: t + 1]], dtype=object)
-    colours = [GREY if below[i] else ORANGE if i == t else BLUE for i in s]
+    colours = [GREY if below[i] else palette.HIGHLIGHT if i == t else palette.PLAIN for i in s]
     values = np.array([FLOOR_LABEL if below[i] else f"{shown[i]:.3g}" for i in s], dtype=object)
     fig = go.Figure(
         go.Bar(
@@ -239,7 +241,6 @@ def connectivity_compare_figure(
     normalised to sum to 1 so their shapes compare; log y, x = characters back from t, one axis
     for all (0 to the longest); shares below the floor drawn at it and labelled."""
     traces: list[go.Scatter] = []
-    palette = (BLUE, ORANGE, RED, GREY)
     longest = 0
     for i, (name, conn) in enumerate(curves.items()):
         c = np.nan_to_num(np.asarray(conn, dtype=np.float64).reshape(-1), nan=0.0, posinf=0.0)
@@ -248,7 +249,7 @@ def connectivity_compare_figure(
             continue
         back = np.arange(c.size)
         share = c[::-1] / total  # share[d]: d characters back from t
-        traces += floor_line(back, share, name, palette[i % len(palette)], x_name="back")
+        traces += floor_line(back, share, name, palette.series(i), x_name="back")
         longest = max(longest, c.size)
     if not traces:
         return empty_figure(title, "No connectivity to compare.")

@@ -9,11 +9,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.charts import palette
 from dashboard.charts.base import (
-    BLUE,
-    GREEN,
-    ORANGE,
-    RED,
     apply_layout,
     line_trace,
     numeric_column,
@@ -43,19 +40,18 @@ def perplexity_figure(
             numeric_column(steps, PERPLEXITY),
             "batch perplexity",
             log=True,
-            line=dict(width=1, color=BLUE),
+            line=palette.BATCH.line(width=1),
             opacity=0.3,
         )
     )
     epoch_x = numeric_column(epochs, STEP)
-    for column, name, color in (
-        ("train_perplexity", "train (per epoch)", BLUE),
-        ("val_perplexity", "validation (per epoch)", ORANGE),
+    for column, name, style in (
+        ("train_perplexity", "train (per epoch)", palette.TRAIN),
+        ("val_perplexity", "validation (per epoch)", palette.VALIDATION),
     ):
-        trace = line_trace(
-            epoch_x, numeric_column(epochs, column), name, log=True, line=dict(color=color)
-        )
-        trace.update(mode="lines+markers", marker=dict(size=4))
+        values = numeric_column(epochs, column)
+        trace = line_trace(epoch_x, values, name, log=True, line=style.line())
+        trace.update(mode="lines+markers", marker=style.marker(size=6))
         fig.add_trace(trace)
     add_events(fig, events, steps)
     return apply_layout(fig, "Perplexity", "training step", "perplexity (log)", "perplexity", True)
@@ -86,8 +82,8 @@ def grad_norm_figure(steps: pd.DataFrame, events: pd.DataFrame | None = None) ->
     # 'after' is drawn first, wide and pale, so the thin 'before' line stays visible on top
     # of it where they coincide (every step that was not clipped).
     for column, name, line in (
-        (GRAD_NORM_CLIPPED, "after clipping", dict(width=4, color=GREEN)),
-        (GRAD_NORM, "before clipping", dict(width=1.2, color=BLUE)),
+        (GRAD_NORM_CLIPPED, "after clipping", palette.AFTER_CLIP.line(width=4)),
+        (GRAD_NORM, "before clipping", palette.BEFORE_CLIP.line(width=1.2)),
     ):
         opacity = 0.45 if column == GRAD_NORM_CLIPPED else 1.0
         fig.add_trace(
@@ -107,7 +103,7 @@ def grad_norm_figure(steps: pd.DataFrame, events: pd.DataFrame | None = None) ->
             name="clip threshold" if clipping else "clip threshold (off)",
             mode="lines",
             connectgaps=False,
-            line=dict(shape="hv", dash="dash", color=RED, width=1.5),
+            line=palette.THRESHOLD.line(shape="hv", width=1.5),
         )
     )
     add_events(fig, events, steps)
@@ -121,11 +117,11 @@ def param_group_figure(steps: pd.DataFrame) -> go.Figure:
     """One line per parameter group (``group:*`` columns): its gradient norm; log y."""
     x = steps_x(steps)
     fig = go.Figure()
-    for column in (c for c in steps.columns if str(c).startswith(group_column(""))):
+    columns = [c for c in steps.columns if str(c).startswith(group_column(""))]
+    for i, column in enumerate(columns):
         name = str(column).removeprefix(group_column(""))
-        fig.add_trace(
-            line_trace(x, numeric_column(steps, column), name, log=True, line=dict(width=1))
-        )
+        line = palette.series(i).line(width=1.2)
+        fig.add_trace(line_trace(x, numeric_column(steps, column), name, log=True, line=line))
     return apply_layout(
         fig,
         "Gradient norm per parameter group",
@@ -150,9 +146,13 @@ def compare_figure(
     fig = go.Figure()
     for name, frame in runs.items():
         if x in frame.columns and y in frame.columns:
+            style = palette.series(len(fig.data))
             fig.add_trace(
-                line_trace(numeric_column(frame, x), numeric_column(frame, y), name, log=log_y)
-            )
+                line_trace(
+                    numeric_column(frame, x), numeric_column(frame, y), name, log=log_y,
+                    line=style.line(), marker=style.marker(size=5),
+                )
+            )  # fmt: skip
     y_label = (y_title or y) + (" (log scale)" if log_y else "")
     return apply_layout(fig, title, x_title or x, y_label, f"compare:{y}", log_y=log_y)
 
