@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.charts import describe
 from dashboard.charts import map as map_charts
 from dashboard.screens.resources import default_corpus, sweep_guard
 from dashboard.sidebar import controls as ctl
@@ -208,7 +209,8 @@ def map_page() -> None:
         if snap.message:
             st.error(snap.message)
         figure = map_charts.maps_figure(snap.results, current.spec, edges=snap.edges)
-        event = chart(figure, "map", select="points")
+        summary = describe.map_summary(snap.results, current.spec)
+        event = chart(figure, "map", alt=summary, select="points")
         points = (event or {}).get("selection", {}).get("points", [])
         if points:
             _open_in_lab(current, points[0])

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.charts import cells as cell_charts
+from dashboard.charts import describe
 from dashboard.charts import flow as flow_charts
 from dashboard.views.display import chart, chart_columns, held, snapshot_figure
 from dashboard.views.teaching import CAPTIONS
@@ -37,7 +38,8 @@ def gates(snap: Snapshot, model: str | None) -> None:
                     lambda: cell_charts.gate_bands_figure(snap.steps, gate),
                 ),
             )
-            chart(fig, f"bands-{gate}")
+            words = held(f"alt-bands-{gate}", lambda g=gate: describe.gate_bands(snap.steps, g))
+            chart(fig, f"bands-{gate}", alt=words)
     st.caption(CAPTIONS["bands"] + " " + " ".join(GATES[g].caption for g in shown))
     probe = held("probe", lambda: snap.probe)  # heatmaps, caption and text of one probe
     if probe is None:
@@ -54,7 +56,7 @@ def gates(snap: Snapshot, model: str | None) -> None:
                         values, probe["text"], gate
                     ),
                 )
-                chart(fig, f"heat-{gate}")
+                chart(fig, f"heat-{gate}", alt=describe.heatmap)
     st.caption(CAPTIONS["heatmap"] + f" Probe traced at step {probe['step']:,}.")
     key_gate = "Z" if "Z" in probe["gates"] else shown[0]
     z = probe["gates"].get(key_gate)
@@ -72,13 +74,13 @@ def through_time(snap: Snapshot, flow_every: int) -> None:
     reach, numbers, heat, line = held("flow", lambda: flow_figures(snap))
     left, right = chart_columns(2, "flow")
     with left:
-        chart(reach, "flow-reach")
+        chart(reach, "flow-reach", alt=describe.lines)
         st.caption(CAPTIONS["flow_reach"] + " " + numbers)
     with right:
-        chart(heat, "flow-heat")
+        chart(heat, "flow-heat", alt=describe.heatmap)
         st.caption(CAPTIONS["flow_heat"])
     with st.expander("The total gradient at each H_t (every position's loss together)"):
-        chart(line, "flow-line")
+        chart(line, "flow-line", alt=describe.lines)
         st.caption(CAPTIONS["flow_line"])
 
 

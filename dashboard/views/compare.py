@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard.charts import describe
 from dashboard.charts import flow as flow_charts
 from dashboard.charts import training as charts
 from dashboard.runs.saved import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
@@ -202,9 +203,9 @@ def _through_time(lab: Lab, chosen: list[str]) -> None:
         return
     left, right = chart_columns(2, "compare-flow")
     with left:
-        chart(flow_charts.reach_overlay_figure(flows), "cmp-flow")
+        chart(flow_charts.reach_overlay_figure(flows), "cmp-flow", alt=describe.lines)
     with right:
-        chart(flow_charts.reach_figure(flows), "cmp-reach")
+        chart(flow_charts.reach_figure(flows), "cmp-reach", alt=describe.bars)
     st.caption(CAPTIONS["compare_reach"])
 
 
@@ -234,6 +235,6 @@ def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:
     figure = charts.compare_figure(
         frames, metric.column, metric_name, log_y=log, x=x, x_title=x_title, y_title=metric.axis
     )
-    chart(figure, f"cmp-{side}")
+    chart(figure, f"cmp-{side}", alt=describe.lines)
     if hidden:
         st.caption("Hidden as outliers: " + "; ".join(hidden))

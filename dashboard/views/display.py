@@ -13,6 +13,7 @@ enlarges the whole page and restyles every chart (``for_projector``).
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 import weakref
@@ -26,6 +27,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 
 from dashboard.charts.base import for_projector
 from dashboard.charts.thinning import wire_arrays
+from gru_core.i18n import _
 
 PLOT_CONFIG = {"displaylogo": False}
 PROJECTOR_KEY = "projector"
@@ -63,6 +65,21 @@ _STYLE = """
 }
 /* The probe text and other HTML blocks wrap. */
 .stHtml { overflow-wrap: anywhere; }
+/* A chart's text alternative: read by screen readers, not drawn (it takes no room). */
+.gru-alt, [data-testid="stElementContainer"]:has(.gru-alt) {
+  position: absolute !important; width: 1px; height: 1px; margin: -1px; padding: 0;
+  overflow: hidden; clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap; border: 0;
+}
+/* Keyboard focus: a 3 px ring of dark blue (11:1 on white, 3:1 or more on every fill the
+   page uses), with a white halo so it shows on a coloured button as well. */
+:focus-visible, button:focus-visible, a:focus-visible, [role="tab"]:focus-visible,
+[role="radio"]:focus-visible, [role="option"]:focus-visible, [role="slider"]:focus-visible,
+input:focus-visible, summary:focus-visible, [tabindex]:focus-visible {
+  outline: 3px solid #003a70 !important; outline-offset: 2px !important;
+  box-shadow: 0 0 0 5px #ffffff !important;
+}
+/* Fine print in a dark enough grey (4.5:1 or more on white and on the sidebar's grey). */
+[data-testid="stCaptionContainer"], .stCaption { color: #4a4a4a; }
 </style>
 """
 _PROJECTOR_STYLE = """
@@ -88,17 +105,36 @@ def page_style() -> None:
     st.html(_STYLE + (_PROJECTOR_STYLE if projector_on() else ""))
 
 
-def chart(fig: go.Figure, key: str, select: Literal["points"] | None = None) -> Any:
+def chart(
+    fig: go.Figure,
+    key: str,
+    *,
+    alt: str | Callable[[go.Figure], str],
+    select: Literal["points"] | None = None,
+) -> Any:
     """Draw a figure in the room's look (projector mode restyles a copy); the only caller of
-    ``st.plotly_chart`` (tests/test_layers.py). ``select="points"``: a click on a point
-    reruns the page, and the returned event holds the selection."""
+    ``st.plotly_chart`` (tests/test_layers.py). ``alt``: the chart's text alternative in words
+    (``charts/describe.py``), or a describer of the figure (``describe.lines``); it is
+    written before the chart in the same keyed block (``chart-<key>``), visually hidden, so
+    a screen reader reads it in the chart's place (Streamlit charts have no alt text of their
+    own: streamlit#8563). ``select="points"``: a click on a point reruns the page, and the
+    returned event holds the selection."""
+    if callable(alt):
+        alt = alt(fig)
     if projector_on():
         fig = for_projector(go.Figure(fig))
-    if select is None:
-        return st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
-    return st.plotly_chart(
-        fig, key=key, config=PLOT_CONFIG, on_select="rerun", selection_mode=select
-    )
+    with st.container(key=f"chart-{key}"):
+        st.html(alt_html(alt))
+        if select is None:
+            return st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
+        return st.plotly_chart(
+            fig, key=key, config=PLOT_CONFIG, on_select="rerun", selection_mode=select
+        )
+
+
+def alt_html(alt: str) -> str:
+    """A chart's text alternative as the hidden paragraph ``chart`` writes ('Chart: ...')."""
+    return '<p class="gru-alt">{}</p>'.format(html.escape(_("Chart: {text}").format(text=alt)))
 
 
 _FIGURES: OrderedDict[tuple[int, str], tuple[weakref.ref, go.Figure]] = OrderedDict()

@@ -17,6 +17,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.charts import describe
 from dashboard.charts import memory as memory_charts
 from dashboard.session.lab import Lab
 from dashboard.session.reading import Source, compare_defaults
@@ -99,6 +100,7 @@ def _unit_and_connectivity(result: memory.MemoryAnalysis) -> None:
                 result.target_next, result.reach,
             ),
             "memory-connectivity",
+            alt=describe.bars,
         )  # fmt: skip
         st.caption(
             CAPTIONS["connectivity"].format(
@@ -122,7 +124,11 @@ def _unit_finder(result: memory.MemoryAnalysis) -> None:
         return
     left, right = chart_columns([1, 2], "finder")
     with left:
-        chart(memory_charts.unit_ranking_figure(ranked, str(pattern)), "memory-ranking")
+        chart(
+            memory_charts.unit_ranking_figure(ranked, str(pattern)),
+            "memory-ranking",
+            alt=describe.bars,
+        )
     with right:
         for block in memory_charts.unit_blocks_html(
             result.text_seen, result.activations, ranked, result.top_chars, result.top_probs
@@ -147,5 +153,7 @@ def _compare(lab: Lab, found: dict[str, Source], text: str, target: int) -> None
         except ValueError as exc:
             st.warning(f"{name}: {exc}")
     if curves:
-        chart(memory_charts.connectivity_compare_figure(curves), "memory-compare")
+        chart(
+            memory_charts.connectivity_compare_figure(curves), "memory-compare", alt=describe.lines
+        )
         st.caption(CAPTIONS["connectivity_compare"])

@@ -14,6 +14,7 @@ import math
 import streamlit as st
 
 from dashboard.charts import cells as cell_charts
+from dashboard.charts import describe
 from dashboard.charts import training as charts
 from dashboard.charts.base import empty_figure
 from dashboard.session.lab import Lab
@@ -156,7 +157,7 @@ def overview(snap: Snapshot, model: str | None, placeholder: str) -> None:
             if has_data
             else empty_figure("Perplexity", placeholder)
         )
-        chart(fig, "ppl")
+        chart(fig, "ppl", alt=describe.perplexity(snap.steps, snap.epochs))
         st.caption(CAPTIONS["perplexity"])
     with cols[1]:
         fig = (
@@ -164,23 +165,23 @@ def overview(snap: Snapshot, model: str | None, placeholder: str) -> None:
             if has_data
             else empty_figure("Gradient norm", placeholder)
         )
-        chart(fig, "gnorm")
+        chart(fig, "gnorm", alt=describe.grad_norm(snap.steps))
         st.caption(CAPTIONS["grad_norm"])
     with cols[2]:
         names = gate_names(snap)
         if model is not None and not MODEL_GATES[model]:
             fig = snapshot_figure(snap, "groups", lambda: charts.param_group_figure(snap.steps))
-            chart(fig, "overview-groups")
+            chart(fig, "overview-groups", alt=describe.param_groups(snap.steps))
             st.caption(CAPTIONS["no_gates"] + " " + CAPTIONS["groups"])
         elif names:
             gate = names[0]
             fig = snapshot_figure(
                 snap, f"bands-{gate}", lambda: cell_charts.gate_bands_figure(snap.steps, gate)
             )
-            chart(fig, f"overview-bands-{gate}")
+            chart(fig, f"overview-bands-{gate}", alt=describe.gate_bands(snap.steps, gate))
             st.caption(CAPTIONS["bands"] + " " + GATES[gate].caption)
         else:
-            chart(empty_figure("Gates", placeholder), "overview-bands")
+            chart(empty_figure("Gates", placeholder), "overview-bands", alt=describe.lines)
             st.caption(CAPTIONS["bands"])
     if snap.last_epoch is not None:
         _text_block(snap)
@@ -192,11 +193,13 @@ def gradients(snap: Snapshot) -> None:
         fig = snapshot_figure(
             snap, "gnorm", lambda: charts.grad_norm_figure(snap.steps, snap.events)
         )
-        chart(fig, "gnorm2")
+        chart(fig, "gnorm2", alt=describe.grad_norm(snap.steps))
         st.caption(CAPTIONS["grad_norm"])
     with right:
         chart(
-            snapshot_figure(snap, "groups", lambda: charts.param_group_figure(snap.steps)), "groups"
+            snapshot_figure(snap, "groups", lambda: charts.param_group_figure(snap.steps)),
+            "groups",
+            alt=describe.param_groups(snap.steps),
         )
         st.caption(CAPTIONS["groups"])
 
