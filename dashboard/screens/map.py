@@ -18,6 +18,7 @@ from dashboard.charts import describe
 from dashboard.charts import map as map_charts
 from dashboard.screens.resources import default_corpus, sweep_guard
 from dashboard.sidebar import controls as ctl
+from dashboard.views.cell_picker import cell_picker
 from dashboard.views.display import chart, page_style
 from dashboard.views.teaching import CAPTIONS
 from gru_core.config import MODEL_TITLES, TrainConfig
@@ -212,8 +213,9 @@ def map_page() -> None:
         summary = describe.map_summary(snap.results, current.spec)
         event = chart(figure, "map", alt=summary, select="points")
         points = (event or {}).get("selection", {}).get("points", [])
-        if points:
-            _open_in_lab(current, points[0])
+        picked = cell_picker(current.spec)  # the same action from the keyboard
+        if points or picked:
+            _open_in_lab(current, points[0] if points else picked)
         st.caption(CAPTIONS["map_read"])
         if snap.edges:
             st.caption(CAPTIONS["map_theory"] + " " + _edge_numbers(snap.edges))
