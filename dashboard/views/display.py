@@ -229,7 +229,7 @@ def kept_or_made(
     hit = kept.get(name)
     if timed and hit is not None and now - hit[0] < hold_s:
         return hit[1]
-    for old in [k for k, (at, _) in kept.items() if now - at >= hold_s]:
+    for old in [k for k, (at, _made) in kept.items() if now - at >= hold_s]:
         del kept[old]  # too old to be kept again: never returned, so not held either
     made = make()
     kept[name] = (now, made)
