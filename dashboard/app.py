@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard.screens.lab import lab_page
 from dashboard.screens.map import map_page
+from dashboard.sidebar.language import language_switch, page_language
 
 # One process serves every page and trains every job. A training thread holds the GIL for
 # most of a small step; with CPython's default 5 ms switch interval a page's rerun, which
@@ -20,8 +21,10 @@ from dashboard.screens.map import map_page
 # load test at 5 ms and at 1 ms).
 SWITCH_INTERVAL_S = 0.001
 sys.setswitchinterval(SWITCH_INTERVAL_S)
+page_language()  # first: everything below speaks the page's language (fragments set it again)
 st.set_page_config(page_title="GRU Lab", page_icon="🔁", layout="wide")
 LAB = st.Page(lab_page, title="Lab", icon=":material/monitoring:", default=True)  # at /
 MAP = st.Page(map_page, title="Trainability map", icon=":material/grid_on:", url_path="map")
 st.session_state["_pages"] = {"lab": LAB, "map": MAP}  # for st.switch_page from a page
+language_switch(st.sidebar)
 st.navigation([LAB, MAP]).run()

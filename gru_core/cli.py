@@ -30,6 +30,7 @@ import torch
 
 from gru_core.config import CHOICES, INT_FIELDS, OPTIONAL_FIELDS, TrainConfig, field_help
 from gru_core.exports import EpochCsv, StepCsv, open_output
+from gru_core.i18n import LANGUAGES, N_, _, from_environment, language_scope, normalise
 from gru_core.interrupt import sigint_requests
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
 from gru_core.run.trainer import NUM_PREDS, Record, Trainer
@@ -48,7 +49,7 @@ EXIT_CODES = {  # the verdict -> the exit status (run.verdict's words)
     "memorised": EXIT_MEMORISED,
     "stopped": EXIT_INTERRUPTED,
 }
-EXIT_HELP = (
+EXIT_HELP = N_(
     "Exit status (follows the verdict): 0 learned, 2 bad arguments, 3 diverged or blew up, "
     "4 out of memory or another error, 5 did not learn, 6 memorised (it learned its training "
     "text, but validation perplexity ended at or above |V| or over twice its best), "
@@ -66,15 +67,49 @@ def _optional(kind: type) -> object:
     return parse
 
 
+def language_flag(argv: Sequence[str] | None) -> str:
+    """The language of ``--lang`` (else the environment's, ``i18n.from_environment``), read
+    before the parser is built so that its help speaks it."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    chosen = None
+    for i, arg in enumerate(args):
+        if arg == "--lang" and i + 1 < len(args):
+            chosen = args[i + 1]
+        elif arg.startswith("--lang="):
+            chosen = arg.partition("=")[2]
+    return normalise(chosen) or from_environment()
+
+
+def language_tag(text: str) -> str:
+    """``--lang``'s value: a tag ``i18n.normalise`` reads (zh, zh-CN, zh_CN, en, ...)."""
+    lang = normalise(text)
+    if lang is None:
+        raise argparse.ArgumentTypeError(
+            _("{tag!r} is not a language here; use one of {languages}").format(
+                tag=text, languages=", ".join(LANGUAGES)
+            )
+        )
+    return lang
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m gru_core",
-        description="Train d2l's from-scratch GRU (or an RNN/LSTM) on The Time Machine.",
+        description=_("Train d2l's from-scratch GRU (or an RNN/LSTM) on The Time Machine."),
     )
+    parser.add_argument(
+        "--lang",
+        metavar="LANG",
+        type=language_tag,
+        help=_("language of help and messages: {languages} (default: from GRU_LAB_LANG or LANG)")
+        .format(languages=", ".join(LANGUAGES)),
+    )  # fmt: skip
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = int if f.name in INT_FIELDS else float
-        help_text = f"{field_help(f.name)} (default: {f.default})"
+        help_text = _("{range} (default: {default})").format(
+            range=field_help(f.name), default=f.default
+        )
         if f.name in CHOICES:
             parser.add_argument(flag, choices=CHOICES[f.name], default=f.default, help=help_text)
         elif f.name in OPTIONAL_FIELDS:
@@ -82,13 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             parser.add_argument(flag, type=kind, default=f.default, help=help_text)
     parser.add_argument(
-        "--corpus", metavar="PATH", help="text file to train on (else cache/download)"
+        "--corpus", metavar="PATH", help=_("text file to train on (else cache/download)")
     )
     parser.add_argument(
-        "--csv", metavar="OUT", help="stream one row per training step to this CSV file"
+        "--csv", metavar="OUT", help=_("stream one row per training step to this CSV file")
     )
     parser.add_argument(
-        "--offline", action="store_true", help="never download; use the cache or the fallback"
+        "--offline", action="store_true", help=_("never download; use the cache or the fallback")
     )
     return parser
 
@@ -96,9 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 def training_parser() -> argparse.ArgumentParser:
     """``build_parser``'s flags (shared with the sweep), the epoch table and the exit codes."""
     parser = build_parser()
-    parser.epilog = EXIT_HELP
+    parser.epilog = _(EXIT_HELP)
     parser.add_argument(
-        "--epochs-csv", metavar="OUT", help="stream one row per epoch to this CSV file"
+        "--epochs-csv", metavar="OUT", help=_("stream one row per epoch to this CSV file")
     )
     return parser
 
@@ -109,6 +144,12 @@ def print_every(num_epochs: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    """Train as the flags say, in the language of ``--lang`` (only for this call)."""
+    with language_scope(language_flag(argv)):
+        return _main(argv, out)
+
+
+def _main(argv: Sequence[str] | None, out: TextIO) -> int:
     args = training_parser().parse_args(argv)  # argparse exits with status 2 on malformed flags
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     with sigint_requests() as interrupted, ExitStack() as files:
@@ -122,21 +163,26 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
             trainer = Trainer(config, corpus, eval_every=every, probes=False)
             run = Run(trainer, every, out)
             if args.csv and args.epochs_csv == args.csv:
-                raise ValueError("--epochs-csv must name another file than --csv")
+                raise ValueError(_("--epochs-csv must name another file than --csv"))
             if args.csv:
                 run.steps_csv = StepCsv(files.enter_context(open_output("--csv", args.csv)))
             if args.epochs_csv:
                 file = files.enter_context(open_output("--epochs-csv", args.epochs_csv))
                 run.epochs_csv = EpochCsv(file)
         except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(_("error: {message}").format(message=exc), file=sys.stderr)
             return EXIT_BAD_ARGS
-        print(f"corpus: {corpus.label} - {corpus.reason}", file=out, flush=True)
+        print(corpus_line(corpus.label, corpus.reason), file=out, flush=True)
         outcome = run.train(interrupted)
         verdict = run.summary(outcome)
     if args.csv:
-        print(f"{run.steps_csv.rows if run.steps_csv else 0} step rows in {args.csv}", file=out)
-    print(f"verdict: {verdict.kind} - {verdict.headline}", file=out, flush=True)
+        rows = run.steps_csv.rows if run.steps_csv else 0
+        print(_("{rows} step rows in {path}").format(rows=rows, path=args.csv), file=out)
+    print(
+        _("verdict: {kind} - {headline}").format(kind=verdict.kind, headline=verdict.headline),
+        file=out,
+        flush=True,
+    )
     return EXIT_CODES.get(verdict.kind, EXIT_FAILED)
 
 
@@ -170,7 +216,7 @@ class Run:
                 self.take(record)
         except Exception as exc:  # a bug or a device error: keep what was written, say why
             return Outcome("error", self.trainer.step, f"{type(exc).__name__}: {exc}")
-        return Outcome("stopped", self.trainer.step, "interrupted (Ctrl-C)")
+        return Outcome("stopped", self.trainer.step, _("interrupted (Ctrl-C)"))
 
     def take(self, record: Record) -> None:
         if isinstance(record, StepRecord):
@@ -196,15 +242,16 @@ class Run:
         if outcome.status in ("done", "stopped"):
             if outcome.status == "stopped":
                 epoch = self.last_steps[-1].epoch if self.last_steps else 0
-                print(f"stopped at step {outcome.step} (epoch {epoch}): {outcome.message}",
-                      file=out)  # fmt: skip
+                print(_("stopped at step {step} (epoch {epoch}): {why}").format(
+                      step=outcome.step, epoch=epoch, why=outcome.message), file=out)  # fmt: skip
             if self.last_epoch is not None:
                 ppl, tps = self.last_epoch.train_perplexity, self.last_epoch.tokens_per_sec
                 print(f"perplexity {ppl:.1f}, {tps:.1f} tokens/sec on {trainer.device}", file=out)
             prefix = trainer.corpus.prefix  # d2l's 'time traveller' for The Time Machine
             print(trainer.predict(prefix, NUM_PREDS), file=out)
             print(trainer.predict(prefix.split()[-1], NUM_PREDS), file=out)  # 'traveller'
-            print(f"wall time {time.perf_counter() - self.started:.1f} s", file=out)
+            seconds = time.perf_counter() - self.started
+            print(_("wall time {seconds:.1f} s").format(seconds=seconds), file=out)
         else:
             print(f"{outcome.status}: {outcome.message}", file=out)
         return self.verdict(outcome.status)
@@ -217,6 +264,11 @@ class Run:
         ppl, norms = [r.perplexity for r in steps], [r.grad_norm for r in steps]
         evidence = Evidence.of(ppl, norms, self.train_ppl, self.val_ppl)
         return judge(status, evidence, len(self.trainer.vocab))
+
+
+def corpus_line(label: str, reason: str) -> str:
+    """``corpus: The Time Machine (cached) - read from ...`` (both command lines print it)."""
+    return _("corpus: {label} - {reason}").format(label=_(label), reason=reason)
 
 
 def epoch_line(record: EpochRecord) -> str:

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from gru_core.i18n import N_, _, format_int
+
 MODELS = ("gru", "rnn", "lstm", "gru_reset_only", "gru_update_only")
 # The GRU and its halves (d2l's exercise 4): 'gru_reset_only' fixes Z = 0 (H_t = H_tilde_t),
 # 'gru_update_only' fixes R = 1; both run the GRU's step core and hand BPTT, in either
@@ -67,8 +69,8 @@ INT_FIELDS = {
 }
 # Fields that may be None, and what None means.
 OPTIONAL_FIELDS = {
-    "clip_threshold": "clipping off",
-    "num_threads": "torch's default thread count",
+    "clip_threshold": N_("clipping off"),
+    "num_threads": N_("torch's default thread count"),
 }
 
 
@@ -101,7 +103,7 @@ def format_knob(name: str, value: float | None) -> str:
     off = LIVE_KNOBS[name].off
     if value is None or (off is not None and math.isnan(value)):
         if off is None:
-            raise ValueError(f"{name} cannot be None")
+            raise ValueError(_("{name} cannot be None").format(name=name))
         return off
     return f"{value:g}"
 
@@ -146,7 +148,11 @@ class TrainConfig:
         for name, choices in CHOICES.items():
             value = getattr(self, name)
             if value not in choices:
-                raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+                raise ValueError(
+                    _("{name}={value!r} is not one of {choices}").format(
+                        name=name, value=value, choices=", ".join(choices)
+                    )
+                )
         for name, (low, high) in NUMERIC_RANGES.items():
             value = getattr(self, name)
             if value is None and name in OPTIONAL_FIELDS:
@@ -163,7 +169,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+            raise ValueError(_("unknown config field(s): {names}").format(names=", ".join(unknown)))
         return cls(**values)
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -171,30 +177,38 @@ class TrainConfig:
 
 
 def _check_number(name: str, value: Any, low: float, high: float, *, integer: bool) -> None:
-    kind = "an integer" if integer else "a number"
-    allowed = f"{kind} in [{_fmt(low)}, {_fmt(high)}]"
+    kind = _("an integer in [{low}, {high}]") if integer else _("a number in [{low}, {high}]")
+    allowed = kind.format(low=_fmt(low), high=_fmt(high))
     if name in OPTIONAL_FIELDS:
-        allowed += f", or None ({OPTIONAL_FIELDS[name]})"
+        allowed += _(", or None ({meaning})").format(meaning=_(OPTIONAL_FIELDS[name]))
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name}={value!r} must be {allowed}")
+        raise ValueError(
+            _("{name}={value!r} must be {allowed}").format(name=name, value=value, allowed=allowed)
+        )
     if integer and not (isinstance(value, int) or float(value).is_integer()):
-        raise ValueError(f"{name}={value!r} must be {allowed}")
+        raise ValueError(
+            _("{name}={value!r} must be {allowed}").format(name=name, value=value, allowed=allowed)
+        )
     if not math.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name}={value!r} is out of range: must be {allowed}")
+        raise ValueError(
+            _("{name}={value!r} is out of range: must be {allowed}").format(
+                name=name, value=value, allowed=allowed
+            )
+        )
 
 
 def _fmt(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+    return format_int(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def field_help(name: str) -> str:
     """A one-line description of a field's range, for CLI help and UI tooltips."""
     if name in CHOICES:
-        return "one of " + ", ".join(CHOICES[name])
+        return _("one of {choices}").format(choices=", ".join(CHOICES[name]))
     low, high = NUMERIC_RANGES[name]
     text = f"{_fmt(low)}..{_fmt(high)}"
     if name in OPTIONAL_FIELDS:
-        text += f"; none = {OPTIONAL_FIELDS[name]}"
+        text += _("; none = {meaning}").format(meaning=_(OPTIONAL_FIELDS[name]))
     return text
 
 
@@ -217,13 +231,20 @@ def resolve_device(name: str) -> str:
     available raises ValueError with what is available instead.
     """
     if name not in DEVICES:
-        raise ValueError(f"device={name!r} is not one of {', '.join(DEVICES)}")
+        raise ValueError(
+            _("{name}={value!r} is not one of {choices}").format(
+                name="device", value=name, choices=", ".join(DEVICES)
+            )
+        )
     found = available_devices()
     if name == "auto":
         return "cuda" if "cuda" in found else "mps" if "mps" in found else "cpu"
     if name not in found:
-        label = {"cuda": "no CUDA GPU is", "mps": "Apple's MPS is not"}[name]
-        raise ValueError(f"device={name!r} but {label} available; use 'auto' or 'cpu'")
+        why = {
+            "cuda": N_("device={name!r} but no CUDA GPU is available; use 'auto' or 'cpu'"),
+            "mps": N_("device={name!r} but Apple's MPS is not available; use 'auto' or 'cpu'"),
+        }[name]
+        raise ValueError(_(why).format(name=name))
     return name
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from gru_core.config import SAMPLINGS
+from gru_core.i18n import _, format_int, ngettext
 
 _NON_LETTERS = re.compile("[^A-Za-z]+")
 # File iteration in text mode (d2l's f.readlines()) splits on universal newlines only.
@@ -59,7 +60,11 @@ class Vocab:
         out = []
         for i in indices:
             if not 0 <= int(i) < len(self.idx_to_token):
-                raise ValueError(f"index {i} is outside the vocabulary (size {len(self)})")
+                raise ValueError(
+                    _("index {i} is outside the vocabulary (size {size})").format(
+                        i=i, size=len(self)
+                    )
+                )
             out.append(self.idx_to_token[int(i)])
         return "".join(out)
 
@@ -105,9 +110,11 @@ def build_corpus(
     clean = preprocess(text)
     if not clean:
         raise ValueError(
-            f"'{name}' has no letters left after preprocessing: d2l's rule keeps only the "
-            "letters A-Z (lowercased) and single spaces, so digits, punctuation and non-Latin "
-            "scripts are removed. Use a text written mostly in English (Latin) letters."
+            _(
+                "'{name}' has no letters left after preprocessing: d2l's rule keeps only the "
+                "letters A-Z (lowercased) and single spaces, so digits, punctuation and non-Latin "
+                "scripts are removed. Use a text written mostly in English (Latin) letters."
+            ).format(name=name)
         )
     vocab = Vocab(clean)
     tokens = torch.tensor(vocab.encode(clean), dtype=torch.int64)
@@ -118,7 +125,8 @@ def build_corpus(
 
 def corpus_from_text(text: str, name: str) -> Corpus:
     """A learner's text as a corpus (source 'upload'); ``ValueError`` if no letters remain."""
-    reason = f"text '{name}' ({len(text):,} characters)"
+    reason = ngettext("text '{name}' ({n} character)", "text '{name}' ({n} characters)", len(text))
+    reason = reason.format(name=name, n=format_int(len(text)))
     return build_corpus(text, name, "upload", reason, f"{name} (uploaded)")
 
 
@@ -131,9 +139,17 @@ def split_sizes(num_tokens: int, max_tokens: int, val_tokens: int) -> tuple[int,
     then leave the training slice), so a short upload still gets a validation curve.
     """
     if max_tokens < 1:
-        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        raise ValueError(
+            _("{name} must be >= {low}, got {value}").format(
+                name="max_tokens", low=1, value=max_tokens
+            )
+        )
     if val_tokens < 0:
-        raise ValueError(f"val_tokens must be >= 0, got {val_tokens}")
+        raise ValueError(
+            _("{name} must be >= {low}, got {value}").format(
+                name="val_tokens", low=0, value=val_tokens
+            )
+        )
     n = num_tokens
     if n > max_tokens or val_tokens == 0:
         end = min(n, max_tokens)
@@ -165,15 +181,22 @@ def check_trainable(num_tokens: int, batch_size: int, num_steps: int) -> None:
     need = min_tokens(batch_size, num_steps)
     if num_tokens < need:
         raise ValueError(
-            f"the training text has {num_tokens} tokens after preprocessing; one minibatch of "
-            f"batch_size {batch_size} x num_steps {num_steps} needs at least {need} "
-            f"({batch_size}*{num_steps}+1). Use a longer text or a smaller batch/sequence length."
+            _(
+                "the training text has {n} tokens after preprocessing; one minibatch of "
+                "batch_size {batch_size} x num_steps {num_steps} needs at least {need} "
+                "({batch_size}*{num_steps}+1). Use a longer text or a smaller batch/sequence "
+                "length."
+            ).format(n=num_tokens, batch_size=batch_size, num_steps=num_steps, need=need)
         )
 
 
 def _check_shape(batch_size: int, num_steps: int) -> None:
     if batch_size < 1 or num_steps < 1:
-        raise ValueError(f"batch_size and num_steps must be >= 1, got {batch_size}, {num_steps}")
+        raise ValueError(
+            _("batch_size and num_steps must be >= 1, got {batch_size}, {num_steps}").format(
+                batch_size=batch_size, num_steps=num_steps
+            )
+        )
 
 
 def seq_data_iter_sequential(
@@ -243,7 +266,11 @@ def num_batches(num_tokens: int, batch_size: int, num_steps: int, sampling: str)
         return max(0, (num_tokens - 1) // batch_size) // num_steps
     if sampling == "random":
         return max(0, (num_tokens - 1) // num_steps) // batch_size
-    raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    raise ValueError(
+        _("sampling must be one of {choices}, got {value!r}").format(
+            choices=SAMPLINGS, value=sampling
+        )
+    )
 
 
 def batch_iterator(
@@ -254,4 +281,8 @@ def batch_iterator(
         return seq_data_iter_sequential(corpus, batch_size, num_steps, rng)
     if sampling == "random":
         return seq_data_iter_random(corpus, batch_size, num_steps, rng)
-    raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    raise ValueError(
+        _("sampling must be one of {choices}, got {value!r}").format(
+            choices=SAMPLINGS, value=sampling
+        )
+    )

@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 from typing import Any, TextIO
 
+from gru_core.i18n import _
 from gru_core.run.records import EpochRecord, StepRecord
 from gru_core.run.telemetry import flatten_step
 
@@ -41,13 +42,23 @@ def open_output(flag: str, path: str) -> TextIO:
     ValueError naming the flag, the path and why it cannot be written."""
     p = Path(path).expanduser()
     if p.is_dir():
-        raise ValueError(f"{flag} {path}: is a directory; give a file name")
+        raise ValueError(
+            _("{flag} {path}: is a directory; give a file name").format(flag=flag, path=path)
+        )
     if not p.parent.is_dir():
-        raise ValueError(f"{flag} {path}: the folder {str(p.parent)!r} does not exist")
+        raise ValueError(
+            _("{flag} {path}: the folder {folder!r} does not exist").format(
+                flag=flag, path=path, folder=str(p.parent)
+            )
+        )
     try:
         return p.open("w", newline="", encoding="utf-8")
     except OSError as err:
-        raise ValueError(f"{flag} {path}: cannot write it ({err.strerror or err})") from None
+        raise ValueError(
+            _("{flag} {path}: cannot write it ({why})").format(
+                flag=flag, path=path, why=err.strerror or err
+            )
+        ) from None
 
 
 def _cell(value: Any) -> Any:

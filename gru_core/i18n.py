@@ -20,6 +20,9 @@ The language in force is a context variable: the dashboard sets it at the top of
 run and every fragment run (:func:`use_language`), a command line once from ``--lang`` or the
 environment. Worker threads never translate: they record facts, the page words them.
 
+Numbers are written as the language in force groups them (:func:`format_int`,
+:func:`format_number`: Babel's CLDR data; ``3,640`` in English and in Chinese alike).
+
 Babel is needed to read the ``.po`` files; where it is missing (a bare GPU box that only trains)
 every message is its English id.
 """
@@ -172,3 +175,26 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def pgettext(context: str, msgid: str) -> str:
     """``msgid`` in ``context`` (one English word, two meanings: "Step" the button, the count)."""
     return translations(language()).pgettext(context, msgid)
+
+
+def format_int(n: int) -> str:
+    """A count as the language in force writes it: ``3640`` -> ``3,640`` (en and zh_CN both
+    group thousands with ","; Babel's CLDR data decides, so a new language gets its own)."""
+    try:
+        from babel.numbers import format_decimal
+    except ImportError:
+        return f"{int(n):,}"
+    return format_decimal(int(n), format="#,##0", locale=language())
+
+
+def format_number(x: float, digits: int = 2) -> str:
+    """``x`` with ``digits`` decimals, grouped as the language in force writes numbers:
+    ``format_number(23456.78, 1)`` -> ``23,456.8``. Not finite: ``nan``, ``inf``, ``-inf``."""
+    if x != x or x in (float("inf"), float("-inf")):
+        return str(float(x))
+    try:
+        from babel.numbers import format_decimal
+    except ImportError:
+        return f"{x:,.{digits}f}"
+    pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+    return format_decimal(x, format=pattern, locale=language(), decimal_quantization=True)

@@ -27,6 +27,7 @@ import math
 import os
 
 from gru_core.config import TrainConfig
+from gru_core.i18n import N_, _, format_number
 from gru_core.perplexity import validation_layout
 
 BUDGET_ENV = "GRU_LAB_MEMORY_BUDGET_MB"
@@ -57,10 +58,10 @@ def estimate_bytes(config: TrainConfig, vocab_size: int, configs: int = 1) -> di
     params = parameter_count(config, vocab_size)
     streams = max(B, validation_layout(config.val_tokens, T)[0])  # the probe's, validation's
     return {
-        "parameters, gradients, update": 3 * K * params * BYTES,
-        "activations kept for backprop": ACT_PER_UNIT[config.model] * K * T * B * H * BYTES,
-        "logits": 3 * K * T * B * V * BYTES,
-        "validation and traced gates": FWD_PER_UNIT[config.model] * T * streams * H * BYTES,
+        N_("parameters, gradients, update"): 3 * K * params * BYTES,
+        N_("activations kept for backprop"): ACT_PER_UNIT[config.model] * K * T * B * H * BYTES,
+        N_("logits"): 3 * K * T * B * V * BYTES,
+        N_("validation and traced gates"): FWD_PER_UNIT[config.model] * T * streams * H * BYTES,
     }
 
 
@@ -70,9 +71,15 @@ def parse_budget_mb(text: str) -> float:
     try:
         mb = float(text)
     except ValueError:
-        raise ValueError(f"{BUDGET_ENV}={text!r} must be a number of megabytes") from None
+        raise ValueError(
+            _("{env}={text!r} must be a number of megabytes").format(env=BUDGET_ENV, text=text)
+        ) from None
     if not (math.isfinite(mb) and mb > 0):
-        raise ValueError(f"{BUDGET_ENV}={text!r} must be a finite number of megabytes > 0")
+        raise ValueError(
+            _("{env}={text!r} must be a finite number of megabytes > 0").format(
+                env=BUDGET_ENV, text=text
+            )
+        )
     return mb
 
 
@@ -98,17 +105,26 @@ def check_memory(
     on the CPU, whose budget it shares, and not against a GPU's."""
     parts = estimate_bytes(config, vocab_size, configs)
     if held_bytes and not device.startswith(("cuda", "mps")):
-        parts["saved runs' weights (memory views)"] = int(held_bytes)
+        parts[N_("saved runs' weights (memory views)")] = int(held_bytes)
     need, budget = sum(parts.values()), budget_bytes(device)
     if need > budget:
         biggest = max(parts, key=parts.__getitem__)
         raise ValueError(
-            f"this run needs about {_mb(need)} of memory ({biggest}: {_mb(parts[biggest])}), "
-            f"over the budget of {_mb(budget)} on {device}. Lower the hidden size, batch size "
-            f"or sequence length (the budget is set by {BUDGET_ENV})."
+            _(
+                "this run needs about {need} of memory ({part}: {part_need}), over the budget "
+                "of {budget} on {device}. Lower the hidden size, batch size or sequence length "
+                "(the budget is set by {env})."
+            ).format(
+                need=_mb(need),
+                part=_(biggest),
+                part_need=_mb(parts[biggest]),
+                budget=_mb(budget),
+                device=device,
+                env=BUDGET_ENV,
+            )
         )
     return need
 
 
 def _mb(n: int) -> str:
-    return f"{n / 2**20:,.0f} MB" if n < 2**30 else f"{n / 2**30:,.1f} GB"
+    return f"{format_number(n / 2**20, 0)} MB" if n < 2**30 else f"{format_number(n / 2**30, 1)} GB"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gru_core.data import Corpus, build_corpus, corpus_from_text
+from gru_core.i18n import N_, _, format_number, ngettext
 
 D2L_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
 D2L_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
@@ -33,23 +34,23 @@ CORPUS_ENV = "GRU_LAB_CORPUS"  # env var holding an explicit corpus path
 CACHE_ENV = "GRU_LAB_CACHE"  # env var overriding the cache dir (default ~/.cache/gru_lab)
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # default size cap for uploads, in bytes
 CACHE_FILE = "timemachine.txt"
-TIME_MACHINE = "The Time Machine"
+TIME_MACHINE = N_("The Time Machine")  # a name: _(TIME_MACHINE) where shown
 D2L_PREFIX = "time traveller"  # d2l's predict_ch8 prefix
 D2L_PROBE = "time traveller for so it will be convenient to speak of him"  # its first sentence
-FALLBACK_NAME = "the Python reference text"
-FALLBACK_LABEL = "offline: using the Python reference text; upload a .txt to use your own"
-FALLBACK_WHAT = "using the offline fallback (the Python reference text that ships with Python)"
+FALLBACK_NAME = N_("the Python reference text")
+FALLBACK_LABEL = N_("offline: using the Python reference text; upload a .txt to use your own")
+FALLBACK_WHAT = N_("using the offline fallback (the Python reference text that ships with Python)")
 _NETWORK_ERRORS = (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException)
 _SNIFF_BYTES = 8192
 _MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"%PDF-", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive (or a .docx/.xlsx, which are ZIP files)"),
-    (b"PK\x05\x06", "a ZIP archive"),
-    (b"\x1f\x8b", "a gzip archive"),
+    (b"\x89PNG\r\n\x1a\n", N_("a PNG image")),
+    (b"\xff\xd8\xff", N_("a JPEG image")),
+    (b"GIF87a", N_("a GIF image")),
+    (b"GIF89a", N_("a GIF image")),
+    (b"%PDF-", N_("a PDF document")),
+    (b"PK\x03\x04", N_("a ZIP archive (or a .docx/.xlsx, which are ZIP files)")),
+    (b"PK\x05\x06", N_("a ZIP archive")),
+    (b"\x1f\x8b", N_("a gzip archive")),
 )
 
 
@@ -60,10 +61,10 @@ def _sha1(data: bytes) -> str:
 def _size(num_bytes: int) -> str:
     """Human size: '512 bytes', '12.3 KB' below one MB, else '5.0 MB' (1 KB = 1024 bytes)."""
     if num_bytes < 1024:
-        return f"{num_bytes} bytes"
+        return ngettext("{n} byte", "{n} bytes", num_bytes).format(n=num_bytes)
     if num_bytes < 1024 * 1024:
-        return f"{num_bytes / 1024:.1f} KB"
-    return f"{num_bytes / (1024 * 1024):.1f} MB"
+        return f"{format_number(num_bytes / 1024, 1)} KB"
+    return f"{format_number(num_bytes / (1024 * 1024), 1)} MB"
 
 
 def default_cache_dir() -> Path:
@@ -80,15 +81,21 @@ def _from_path(path: str | os.PathLike[str], sha1: str) -> Corpus:
     try:
         data = p.read_bytes()
     except OSError as err:
-        raise ValueError(f"cannot read the corpus file '{p}': {err.strerror or err}") from err
+        raise ValueError(_cannot_read(p, err)) from err
     try:
         text, encoding = _decode(data, str(p))
     except ValueError as err:
-        raise ValueError(f"corpus file '{p}': {err}") from err
-    reason = f"read from '{p}' ({_size(len(data))}, {encoding})"
+        raise ValueError(_("corpus file '{path}': {why}").format(path=p, why=err)) from err
+    reason = _("read from '{path}' ({size}, {encoding})").format(
+        path=p, size=_size(len(data)), encoding=_(encoding)
+    )
     if _sha1(data) == sha1:
-        return _time_machine(text, "path", reason, f"{TIME_MACHINE} (from a file)")
+        return _time_machine(text, "path", reason, N_("The Time Machine (from a file)"))
     return build_corpus(text, p.name, "path", reason, f"{p.name} (from a file)")
+
+
+def _cannot_read(p: Path, err: OSError) -> str:
+    return _("cannot read the corpus file '{path}': {why}").format(path=p, why=err.strerror or err)
 
 
 def _check_regular(p: Path) -> None:
@@ -97,17 +104,19 @@ def _check_regular(p: Path) -> None:
     try:
         mode = p.stat().st_mode
     except OSError as err:
-        raise ValueError(f"cannot read the corpus file '{p}': {err.strerror or err}") from err
+        raise ValueError(_cannot_read(p, err)) from err
     if stat.S_ISREG(mode):
         return
     kind = (
-        "a directory" if stat.S_ISDIR(mode)
-        else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
-        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a socket" if stat.S_ISSOCK(mode)
-        else "not a regular file"
+        _("a directory") if stat.S_ISDIR(mode)
+        else _("a named pipe (FIFO)") if stat.S_ISFIFO(mode)
+        else _("a device") if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else _("a socket") if stat.S_ISSOCK(mode)
+        else _("not a regular file")
     )  # fmt: skip
-    raise ValueError(f"the corpus '{p}' is {kind}, not a regular text file")
+    raise ValueError(
+        _("the corpus '{path}' is {kind}, not a regular text file").format(path=p, kind=kind)
+    )
 
 
 def _time_machine(text: str, source: str, reason: str, label: str) -> Corpus:
@@ -133,8 +142,10 @@ def _fallback_text() -> str:
         from pydoc_data.topics import topics
     except ImportError as err:  # some distributions strip pydoc_data
         raise ValueError(
-            "no corpus is available: the download failed and this Python has no pydoc_data "
-            "for the offline fallback; pass a corpus path or upload a .txt file"
+            _(
+                "no corpus is available: the download failed and this Python has no pydoc_data "
+                "for the offline fallback; pass a corpus path or upload a .txt file"
+            )
         ) from err
     return "".join(topics[key] for key in sorted(topics))
 
@@ -171,17 +182,23 @@ def load_corpus(
         try:
             data = cached.read_bytes()
         except OSError as err:
-            notes.append(f"could not read the cached file '{cached}' ({err}), ignored it")
+            notes.append(
+                _("could not read the cached file '{path}' ({why}), ignored it").format(
+                    path=cached, why=err
+                )
+            )
         else:
             if _sha1(data) == sha1:
-                reason = f"read from the cache '{cached}' (SHA-1 verified)"
+                reason = _("read from the cache '{path}' (SHA-1 verified)").format(path=cached)
                 # The SHA-1 pins the bytes; d2l's file is ASCII, so "replace" never fires for it.
                 text = data.decode("utf-8", errors="replace")
-                return _time_machine(text, "cache", reason, f"{TIME_MACHINE} (cached)")
-            notes.append(f"the cached file '{cached}' has the wrong SHA-1, ignored it")
+                return _time_machine(text, "cache", reason, N_("The Time Machine (cached)"))
+            notes.append(
+                _("the cached file '{path}' has the wrong SHA-1, ignored it").format(path=cached)
+            )
 
     if not allow_download:
-        failure = "downloading was disabled"
+        failure = _("downloading was disabled")
     else:
         open_url = opener if opener is not None else urllib.request.urlopen
         try:
@@ -191,27 +208,37 @@ def load_corpus(
             finally:
                 getattr(response, "close", lambda: None)()
         except _NETWORK_ERRORS as err:
-            failure = f"could not download The Time Machine: {network_reason(err, timeout)}"
+            failure = _("could not download The Time Machine: {why}").format(
+                why=network_reason(err, timeout)
+            )
         else:
             got = _sha1(data)
             if got != sha1:
                 raise ValueError(
-                    f"downloaded file's SHA-1 {got} does not match the expected {sha1} "
-                    f"(from {url}); refusing to use it"
+                    _(
+                        "downloaded file's SHA-1 {got} does not match the expected {sha1} "
+                        "(from {url}); refusing to use it"
+                    ).format(got=got, sha1=sha1, url=url)
                 )
             try:
                 _write_atomic(directory, data)
-                notes.append(f"downloaded from {url} (SHA-1 verified), cached in '{directory}'")
+                notes.append(
+                    _("downloaded from {url} (SHA-1 verified), cached in '{path}'").format(
+                        url=url, path=directory
+                    )
+                )
             except OSError as err:
                 notes.append(
-                    f"downloaded from {url} (SHA-1 verified) but could not cache it in "
-                    f"'{directory}' ({err}); using it for this session only"
+                    _(
+                        "downloaded from {url} (SHA-1 verified) but could not cache it in "
+                        "'{path}' ({why}); using it for this session only"
+                    ).format(url=url, path=directory, why=err)
                 )
             text = data.decode("utf-8", errors="replace")
-            label = f"{TIME_MACHINE} (downloaded)"
+            label = N_("The Time Machine (downloaded)")
             return _time_machine(text, "download", "; ".join(notes), label)
 
-    reason = "; ".join([*notes, f"{failure}; {FALLBACK_WHAT}"])
+    reason = "; ".join([*notes, f"{failure}; {_(FALLBACK_WHAT)}"])
     return build_corpus(_fallback_text(), FALLBACK_NAME, "fallback", reason, FALLBACK_LABEL)
 
 
@@ -219,16 +246,16 @@ def network_reason(err: BaseException, timeout: float) -> str:
     """A failed download in words a learner can act on, not a bare errno."""
     inner = err.reason if isinstance(err, urllib.error.URLError) else err
     if isinstance(err, urllib.error.HTTPError):
-        return f"the server answered {err.code} {err.reason}"
+        return _("the server answered {code} {reason}").format(code=err.code, reason=err.reason)
     if isinstance(inner, socket.gaierror):
-        return "no network connection (the server's name could not be looked up)"
+        return _("no network connection (the server's name could not be looked up)")
     if isinstance(inner, TimeoutError | socket.timeout):
-        return f"no answer within {timeout:g} s"
+        return _("no answer within {timeout:g} s").format(timeout=timeout)
     if isinstance(inner, ConnectionRefusedError):
-        return "the connection was refused"
+        return _("the connection was refused")
     if isinstance(inner, ConnectionError | OSError):
         text = getattr(inner, "strerror", None) or str(inner)
-        return f"a network error ({text})"
+        return _("a network error ({text})").format(text=text)
     return str(inner) or type(inner).__name__
 
 
@@ -248,28 +275,38 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
     head = data[:_SNIFF_BYTES]
     for magic, kind in _MAGIC:
         if head.startswith(magic):
-            raise ValueError(f"'{name}' looks like {kind}, not text; upload a plain .txt file")
+            raise ValueError(
+                _("'{name}' looks like {kind}, not text; upload a plain .txt file").format(
+                    name=name, kind=_(kind)
+                )
+            )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16"), "UTF-16 with a BOM"
+            return data.decode("utf-16"), N_("UTF-16 with a BOM")
         except UnicodeDecodeError as err:
             raise ValueError(
-                f"'{name}' starts with a UTF-16 byte-order mark but is not valid UTF-16"
+                _("'{name}' starts with a UTF-16 byte-order mark but is not valid UTF-16").format(
+                    name=name
+                )
             ) from err
     if b"\x00" in head:
         raise ValueError(
-            f"'{name}' looks like a binary file (it contains NUL bytes), not text; "
-            "upload a plain .txt file"
+            _(
+                "'{name}' looks like a binary file (it contains NUL bytes), not text; "
+                "upload a plain .txt file"
+            ).format(name=name)
         )
     try:
         if data.startswith(b"\xef\xbb\xbf"):
-            return data.decode("utf-8-sig"), "UTF-8 with a BOM"
+            return data.decode("utf-8-sig"), N_("UTF-8 with a BOM")
         return data.decode("utf-8"), "UTF-8"
     except UnicodeDecodeError as err:
         raise ValueError(
-            f"'{name}' is not UTF-8 text (tried UTF-8 and UTF-16 with a BOM): byte "
-            f"0x{data[err.start]:02X} at position {err.start} is invalid. "
-            "Save the file as UTF-8 and upload it again."
+            _(
+                "'{name}' is not UTF-8 text (tried UTF-8 and UTF-16 with a BOM): byte "
+                "0x{byte:02X} at position {position} is invalid. "
+                "Save the file as UTF-8 and upload it again."
+            ).format(name=name, byte=data[err.start], position=err.start)
         ) from err
 
 
@@ -281,11 +318,16 @@ def corpus_from_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_B
     """
     name = safe_name(filename)
     if not data:
-        raise ValueError(f"the uploaded file '{name}' is empty")
+        raise ValueError(_("the uploaded file '{name}' is empty").format(name=name))
     if len(data) > max_bytes:
         raise ValueError(
-            f"the uploaded file '{name}' is {_size(len(data))}; the limit is {_size(max_bytes)}"
+            _("the uploaded file '{name}' is {size}; the limit is {limit}").format(
+                name=name, size=_size(len(data)), limit=_size(max_bytes)
+            )
         )
     text, encoding = _decode(data, name)
     corpus = corpus_from_text(text, name)
-    return replace(corpus, reason=f"uploaded file '{name}' ({_size(len(data))}, {encoding})")
+    reason = _("uploaded file '{name}' ({size}, {encoding})").format(
+        name=name, size=_size(len(data)), encoding=_(encoding)
+    )
+    return replace(corpus, reason=reason)

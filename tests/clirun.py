@@ -17,7 +17,8 @@ START_TIMEOUT_S = 240  # generous: the CI machine has 2 cores and other tests be
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment without the caller's GRU_LAB_* variables, importing this checkout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRU_LAB_")}
-    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **extra)
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", GRU_LAB_LANG="en")
+    env.update(extra)  # English unless a test asks for another language
     return env
 
 

@@ -47,6 +47,9 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name)
     # Saved runs go to a database of the test's own, never the user's cache.
     monkeypatch.setenv("GRU_LAB_RUNS_DB", str(tmp_path / "runs.sqlite3"))
+    # The command lines speak English here whatever the caller's locale (LANG=zh_CN.UTF-8
+    # would otherwise word their messages in Chinese: i18n.from_environment).
+    monkeypatch.setenv("GRU_LAB_LANG", "en")
 
 
 @pytest.fixture(autouse=True)

@@ -26,6 +26,13 @@ HEIGHT = 380  # px; the width is left to the container
 # The default look: tick labels of 13 px in a dark grey, titles of 17 px.
 INK, TICK_INK = "#222222", "#3d3d3d"
 TICK_PX, AXIS_TITLE_PX, TITLE_PX, LEGEND_PX = 13, 14, 17, 13
+# Every text of the page and its figures: Streamlit's own font, then fonts that cover Chinese
+# (Debian's fonts-noto-cjk, Adobe's name for the same, macOS, Windows), so 简体中文 never shows
+# as boxes. views/display.py's stylesheet names the same stack.
+FONT_FAMILY = (
+    '"Source Sans", "Source Sans Pro", "Noto Sans CJK SC", "Source Han Sans SC", '
+    '"PingFang SC", "Microsoft YaHei", sans-serif'
+)
 # The look's base template, as plotly's process-wide default, which a figure takes when it is
 # built (cheap), rather than update_layout(template=...) on every figure (most of a
 # watcher's refresh in the classroom load test). Importing streamlit sets the default to its
@@ -91,7 +98,7 @@ def apply_layout(
             yanchor="top",
             font=dict(size=TITLE_PX, color=INK),
         ),
-        font=dict(size=TICK_PX, color=TICK_INK),
+        font=dict(family=FONT_FAMILY, size=TICK_PX, color=TICK_INK),
         legend=dict(
             orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0,
             font=dict(size=LEGEND_PX, color=INK),

@@ -26,6 +26,7 @@ from dashboard.screens.resources import (
 from dashboard.screens.watch import watch_page
 from dashboard.session.lab import Lab
 from dashboard.sidebar import controls as ctl
+from dashboard.sidebar.language import language_fragment
 from dashboard.sidebar.panel import (
     corpus_picker,
     init_widget_state,
@@ -217,7 +218,7 @@ def lab_page() -> None:
     was_active = lab.active
     pace = LivePace(refresh_interval(lab))
 
-    @st.fragment(run_every=pace.interval if was_active else None)
+    @language_fragment(run_every=pace.interval if was_active else None)
     def live() -> None:
         if was_active:
             pace.chosen()

@@ -18,6 +18,7 @@ from dashboard.charts import describe
 from dashboard.charts import map as map_charts
 from dashboard.screens.resources import default_corpus, sweep_guard
 from dashboard.sidebar import controls as ctl
+from dashboard.sidebar.language import language_fragment
 from dashboard.views.cell_picker import cell_picker
 from dashboard.views.display import chart, page_style
 from dashboard.views.teaching import CAPTIONS
@@ -195,7 +196,7 @@ def map_page() -> None:
         st.error(f"Can't start: {st.session_state.map_error}")
     _sync_url()
 
-    @st.fragment(run_every=REFRESH_S if running else None)
+    @language_fragment(run_every=REFRESH_S if running else None)
     def live() -> None:
         current: SweepJob | None = st.session_state.get("sweep")
         if current is None:

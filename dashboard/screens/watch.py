@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard.session.lab import Lab
 from dashboard.session.sharing import ShareRegistry, WatchError
 from dashboard.sidebar import controls as ctl
+from dashboard.sidebar.language import language_fragment
 from dashboard.sidebar.room import WATCH
 from dashboard.views import training as views
 from dashboard.views.pacing import LivePace
@@ -45,7 +46,7 @@ def watch_page(registry: ShareRegistry, token: str) -> None:
     interval = watch_interval(registry.watchers(token))
     pace = LivePace(interval)  # the lab's pacing: a slow view gets time to settle
 
-    @st.fragment(run_every=pace.interval)
+    @language_fragment(run_every=pace.interval)
     def live() -> None:
         pace.chosen()
         started = time.perf_counter()

@@ -23,9 +23,11 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import streamlit as st
 
 from dashboard.session.lab import Lab
+from dashboard.session.language import PageLanguage, with_language
 from dashboard.session.sharing import ShareRegistry
 from dashboard.sidebar import controls as ctl
 from dashboard.sidebar import lessons
+from dashboard.sidebar.language import current_page_language, language_fragment
 from dashboard.views.display import PROJECTOR_KEY, projector_on
 
 HIDE, LOCK, WATCH = "hide", "lock", "watch"  # URL parameters
@@ -66,11 +68,16 @@ def locked_controls() -> frozenset[str]:
 
 
 def student_link(
-    base_url: str, values: Mapping[str, Any], hide: list[str], lock: list[str], projector: bool
+    base_url: str,
+    values: Mapping[str, Any],
+    hide: list[str],
+    lock: list[str],
+    projector: bool,
+    page: PageLanguage | None = None,
 ) -> str:
-    """A URL with the settings that differ from the defaults, what to hide and lock, and
-    projector mode; never this browser's saved-runs token."""
-    query = ctl.to_query(values)
+    """A URL with the settings that differ from the defaults, what to hide and lock,
+    projector mode and the page's chosen language; never this browser's saved-runs token."""
+    query = with_language(ctl.to_query(values), page)
     if hide:
         query[HIDE] = ",".join(hide)
     if lock:
@@ -104,7 +111,9 @@ def room_section(
             default=[k for k in (lesson.lock if lesson else ()) if k not in hide],
             format_func=labels.get, key="link_lock",
         )  # fmt: skip
-        url = student_link(str(st.context.url or ""), values, hide, lock, projector_on())
+        url = student_link(
+            str(st.context.url or ""), values, hide, lock, projector_on(), current_page_language()
+        )
         st.code(url, language=None, wrap_lines=True)
         st.caption("Opens with these settings; hidden controls keep the values above.")
     if not st.session_state.get("_share_resumed"):  # once a session: a share of this bench
@@ -129,7 +138,8 @@ def bench_link(lab: Lab, sb: Any, remembered: str | None) -> None:
     if token is None:
         return
     sb.markdown("**Your runs** · bookmark this link")
-    sb.code(bench_url(str(st.context.url or ""), token), language=None, wrap_lines=True)
+    link = bench_url(str(st.context.url or ""), token, current_page_language())
+    sb.code(link, language=None, wrap_lines=True)
     sb.caption(
         "It brings your saved runs back after a restart, in any browser; this browser also "
         "remembers it, so the plain address finds them too."
@@ -139,10 +149,20 @@ def bench_link(lab: Lab, sb: Any, remembered: str | None) -> None:
         sb.iframe(remember_script(token), height="content")  # runs on the page's origin
 
 
-def bench_url(base_url: str, token: str) -> str:
-    """The plain address with only ``?bench=<token>``: this browser's saved runs."""
+def bench_url(base_url: str, token: str, page: PageLanguage | None = None) -> str:
+    """The plain address with only ``?bench=<token>`` (and the chosen language): this
+    browser's saved runs."""
+    return _link(base_url, with_language({TOKEN_PARAM: token}, page))
+
+
+def watch_url(base_url: str, token: str, page: PageLanguage | None = None) -> str:
+    """The read-only ``?watch=<token>`` link (with the chosen language) to a shared run."""
+    return _link(base_url, with_language({WATCH: token}, page))
+
+
+def _link(base_url: str, query: Mapping[str, str]) -> str:
     scheme, netloc, path, _, _ = urlsplit(base_url or "http://localhost:8501/")
-    return urlunsplit((scheme, netloc, path or "/", urlencode({TOKEN_PARAM: token}), ""))
+    return urlunsplit((scheme, netloc, path or "/", urlencode(query), ""))
 
 
 def remember_script(token: str) -> str:
@@ -167,10 +187,9 @@ def _share_controls(lab: Lab, registry: ShareRegistry, sb: Any) -> None:
             registry.share(lab, _owner_secret())
             st.rerun()
         return
-    base = urlsplit(str(st.context.url or "http://localhost:8501/"))
-    link = urlunsplit((base.scheme, base.netloc, base.path or "/", urlencode({WATCH: token}), ""))
+    link = watch_url(str(st.context.url or ""), token, current_page_language())
 
-    @st.fragment(run_every=WATCH_COUNT_S)
+    @language_fragment(run_every=WATCH_COUNT_S)
     def watching() -> None:  # the count changes while the page does not rerun in full
         st.caption(f"Shared, read-only · {registry.watchers(token)} watching now")
 

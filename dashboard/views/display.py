@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from dashboard.charts.base import for_projector
+from dashboard.charts.base import FONT_FAMILY, for_projector
 from dashboard.charts.thinning import wire_arrays
 from gru_core.i18n import _
 
@@ -34,6 +34,12 @@ PROJECTOR_KEY = "projector"
 
 _STYLE = """
 <style>
+/* One font stack that covers Chinese (charts/base.FONT_FAMILY), on the page's text and the
+   widgets'; KaTeX's maths, code and Material icons keep their own fonts. */
+html, body, .stApp, .stApp :is(p, li, label, button, input, textarea, h1, h2, h3, h4, h5, h6,
+  th, td, summary, [data-baseweb="select"] div, [data-baseweb="tab"] p, [role="option"]),
+.stApp span:not(.katex, .katex *, code *, [data-testid="stIconMaterial"]),
+[role="tooltip"], [data-baseweb="popover"] li { font-family: FONT_STACK; }
 /* Buttons and metrics: never cut to "S." or "d…"; a row wraps instead. */
 .stButton button p, .stDownloadButton button p { white-space: nowrap; }
 [data-testid="stMetricValue"] > div, [data-testid="stMetricLabel"] p {
@@ -82,9 +88,15 @@ input:focus-visible, summary:focus-visible, [tabindex]:focus-visible {
    draws captions at 60 % opacity (3.1:1, under WCAG's 4.5:1), and no theme option sets it. */
 [data-testid="stCaptionContainer"] { opacity: 1 !important; color: #555555 !important; }
 </style>
-"""
+""".replace("FONT_STACK", FONT_FAMILY)
 _PROJECTOR_STYLE = """
 <style>
+/* One font stack that covers Chinese (charts/base.FONT_FAMILY), on the page's text and the
+   widgets'; KaTeX's maths, code and Material icons keep their own fonts. */
+html, body, .stApp, .stApp :is(p, li, label, button, input, textarea, h1, h2, h3, h4, h5, h6,
+  th, td, summary, [data-baseweb="select"] div, [data-baseweb="tab"] p, [role="option"]),
+.stApp span:not(.katex, .katex *, code *, [data-testid="stIconMaterial"]),
+[role="tooltip"], [data-baseweb="popover"] li { font-family: FONT_STACK; }
 html { font-size: 125%; }
 [data-testid="stMetricValue"] { font-size: 2rem; }  /* six in one row at 1280 px */
 [data-testid="stCaptionContainer"], .stCaption { color: #1a1a1a !important; font-size: 1rem; }

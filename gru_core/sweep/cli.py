@@ -34,9 +34,18 @@ from typing import TextIO
 
 import torch
 
-from gru_core.cli import EXIT_BAD_ARGS, EXIT_DONE, EXIT_FAILED, EXIT_INTERRUPTED, build_parser
+from gru_core.cli import (
+    EXIT_BAD_ARGS,
+    EXIT_DONE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    build_parser,
+    corpus_line,
+    language_flag,
+)
 from gru_core.config import TrainConfig
 from gru_core.exports import open_output
+from gru_core.i18n import _, language_scope
 from gru_core.interrupt import sigint_requests
 from gru_core.sources import load_corpus
 from gru_core.sweep.job import SweepJob, SweepSnapshot
@@ -52,7 +61,9 @@ def parse_axis(text: str) -> tuple[str, tuple[float | None, ...]]:
     name = name.strip().replace("-", "_")
     if not sep or name not in AXES:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: expected AXIS=V1,V2,... with AXIS one of {', '.join(AXES)}"
+            _("{text!r}: expected AXIS=V1,V2,... with AXIS one of {axes}").format(
+                text=text, axes=", ".join(AXES)
+            )
         )
     try:
         return name, parse_values(name, values)
@@ -65,9 +76,11 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not an integer").format(text=text)
+        ) from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+        raise argparse.ArgumentTypeError(_("{value} is not at least 1").format(value=value))
     return value
 
 
@@ -75,65 +88,65 @@ def sweep_parser() -> argparse.ArgumentParser:
     """``cli.build_parser``'s TrainConfig flags, --corpus and --offline, plus the sweep's."""
     parser = build_parser()
     parser.prog = "python -m gru_core.sweep"
-    parser.description = "Train a grid of runs (a trainability map) as one batched sweep."
-    parser.epilog = (
+    parser.description = _("Train a grid of runs (a trainability map) as one batched sweep.")
+    parser.epilog = _(
         "Exit status: 0 done (whatever the cells' verdicts), 2 bad arguments, 4 a run failed, "
         "130 interrupted (Ctrl-C: unfinished cells are 'stopped', finished ones kept)."
     )
     for action in parser._actions:  # the same flag, a sweep's meaning
         if "--csv" in action.option_strings:
-            action.help = "write one row per cell and seed to this CSV file"
-    group = parser.add_argument_group("sweep")
+            action.help = _("write one row per cell and seed to this CSV file")
+    group = parser.add_argument_group(_("sweep"))
     group.add_argument(
         "--x",
         type=parse_axis,
         required=True,
         metavar="AXIS=V1,V2,...",
-        help=f"the map's columns: one of {', '.join(AXES)} and its values",
+        help=_("the map's columns: one of {axes} and its values").format(axes=", ".join(AXES)),
     )
     group.add_argument(
         "--y",
         type=parse_axis,
         required=True,
         metavar="AXIS=V1,V2,...",
-        help="the map's rows ('off' is clipping off on the clip_threshold axis)",
+        help=_("the map's rows ('off' is clipping off on the clip_threshold axis)"),
     )
     group.add_argument(
         "--seeds",
         type=int,
         default=1,
-        help=f"runs per cell, 1..{MAX_SEEDS}: seeds --seed, --seed + 1, ...",
+        help=_("runs per cell, 1..{most}: seeds --seed, --seed + 1, ...").format(most=MAX_SEEDS),
     )
     group.add_argument(
         "--models",
         default=None,
-        help="comma-separated models to map side by side (default: --model)",
+        help=_("comma-separated models to map side by side (default: --model)"),
     )
     group.add_argument(
         "--target-perplexity",
         type=float,
         default=10.0,
-        help="report the steps to reach this training perplexity (default 10)",
+        help=_("report the steps to reach this training perplexity (default 10)"),
     )
     group.add_argument(
         "--eval-every",
         type=int,
         default=1,
-        help="epochs between validation perplexities (default 1)",
+        help=_("epochs between validation perplexities (default 1)"),
     )
     group.add_argument(
         "--backend",
         choices=BACKENDS,
         default=None,
-        help="'local' (one process) or 'ray' (default: ray if RAY_ADDRESS is set)",
+        help=_("'local' (one process) or 'ray' (default: ray if RAY_ADDRESS is set)"),
     )
     group.add_argument(
         "--num-cpus",
         type=positive_int,
         default=None,
-        help="CPUs of a local Ray started for this sweep, at least 1 (default: all)",
+        help=_("CPUs of a local Ray started for this sweep, at least 1 (default: all)"),
     )
-    group.add_argument("--ray-address", default=None, help="a Ray cluster (else RAY_ADDRESS)")
+    group.add_argument("--ray-address", default=None, help=_("a Ray cluster (else RAY_ADDRESS)"))
     return parser  # fmt: skip
 
 
@@ -151,7 +164,12 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
+    """Sweep as the flags say, in the language of ``--lang`` (only for this call)."""
+    with language_scope(language_flag(argv)):
+        return _main(argv, out or sys.stdout)
+
+
+def _main(argv: Sequence[str] | None, out: TextIO) -> int:
     args = sweep_parser().parse_args(argv)  # argparse exits with status 2 on malformed flags
     with sigint_requests() as interrupted, ExitStack() as files:
         try:
@@ -162,22 +180,27 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             corpus = load_corpus(args.corpus, allow_download=not args.offline)
             job = SweepJob(spec, corpus, num_cpus=args.num_cpus, address=args.ray_address)
         except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(_("error: {message}").format(message=exc), file=sys.stderr)
             return EXIT_BAD_ARGS
-        print(f"corpus: {corpus.label} - {corpus.reason}", file=out)
-        where = f"ray, {job.cluster_cpus} CPUs" if job.cluster_cpus else spec.backend
-        print(f"sweep: {job.plan.describe()} on {job.device} ({where})", file=out, flush=True)
+        print(corpus_line(corpus.label, corpus.reason), file=out)
+        cpus = job.cluster_cpus
+        where = _("ray, {cpus} CPUs").format(cpus=cpus) if cpus else spec.backend
+        plan = _("sweep: {plan} on {device} ({where})").format(
+            plan=job.plan.describe(), device=job.device, where=where
+        )
+        print(plan, file=out, flush=True)
         snap = _run(job, interrupted, out)
         for model in spec.models:
             cells = summarize(r for r in snap.results if r.model == model)
-            print(f"\n{model}: final validation perplexity", file=out)
+            print("\n" + _("{model}: final validation perplexity").format(model=model), file=out)
             x_title, y_title = AXIS_TITLES[spec.x_axis], AXIS_TITLES[spec.y_axis]
             print(grid_table(cells, spec.x_values, spec.y_values, x_title, y_title), file=out)
-        print(f"\n{snap.state} in {snap.elapsed:.1f} s", file=out, flush=True)
+        ended = _("{state} in {seconds:.1f} s").format(state=snap.state, seconds=snap.elapsed)
+        print("\n" + ended, file=out, flush=True)
         if csv_file is not None:
             results_frame(snap.results).to_csv(csv_file, index=False)
     if snap.state == "error":
-        print(f"error: {snap.message}", file=sys.stderr)
+        print(_("error: {message}").format(message=snap.message), file=sys.stderr)
         return EXIT_FAILED
     return EXIT_INTERRUPTED if snap.state == "stopped" else EXIT_DONE
 
@@ -190,13 +213,15 @@ def _run(job: SweepJob, interrupted: threading.Event, out: TextIO) -> SweepSnaps
     shown, stopping = -1, False
     while job.alive:
         if interrupted.is_set() and not stopping:
-            print("stopping (Ctrl-C): finished cells are kept", file=out, flush=True)
+            print(_("stopping (Ctrl-C): finished cells are kept"), file=out, flush=True)
             job.stop(wait=False)
             stopping = True
         job.join(POLL_S)
         snap = job.snapshot()
         if snap.finished != shown:
             shown = snap.finished
-            print(f"{shown}/{snap.total} runs finished, {snap.elapsed:.1f} s", file=out,
-                  flush=True)  # fmt: skip
+            line = _("{done}/{total} runs finished, {seconds:.1f} s").format(
+                done=shown, total=snap.total, seconds=snap.elapsed
+            )
+            print(line, file=out, flush=True)
     return job.snapshot()

@@ -38,6 +38,7 @@ import socket
 from collections import deque
 from types import ModuleType
 
+from gru_core.i18n import N_, _
 from gru_core.sweep.chunk import SweepControl, run_chunk_task
 from gru_core.sweep.results import RUNNING, pending_result
 
@@ -48,7 +49,7 @@ PROBE_TIMEOUT_S = 5.0  # seconds a cluster address has to accept a TCP connectio
 WAIT_ENV = "RAY_gcs_server_port_wait_time_s"  # Ray's own connection retries, in seconds
 CONNECT_WAIT_S = "10"  # ... when this process joins a cluster and the variable is not set
 MAX_RETRIES = 3  # reruns of a chunk whose worker or node died, on the nodes left
-AUTH_HINT = (
+AUTH_HINT = N_(
     "Ray 2.60 turns token authentication on by default and this process has no token for "
     "the cluster: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (the head's ~/.ray/auth_token) "
     "or RAY_AUTH_TOKEN_PATH here, or start every node and this process with "
@@ -62,7 +63,7 @@ def ray_module() -> ModuleType:
         import ray
     except ImportError:
         raise ValueError(
-            f"the Ray backend needs Ray, which is not installed: {INSTALL_HINT}"
+            _("the Ray backend needs Ray, which is not installed: {hint}").format(hint=INSTALL_HINT)
         ) from None
     return ray
 
@@ -70,7 +71,9 @@ def ray_module() -> ModuleType:
 def connect(address: str | None = None, num_cpus: int | None = None) -> int:
     """Make sure this process is connected to Ray (module docstring); the cluster's CPUs."""
     if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 1):
-        raise ValueError(f"num_cpus={num_cpus!r}: a local Ray needs at least 1 CPU")
+        raise ValueError(
+            _("num_cpus={value!r}: a local Ray needs at least 1 CPU").format(value=num_cpus)
+        )
     ray = ray_module()
     if not ray.is_initialized():
         address = address or os.environ.get(ADDRESS_ENV) or None
@@ -100,29 +103,37 @@ def probe(address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), PROBE_TIMEOUT_S).close()
     except OSError as err:
-        why = "no answer" if isinstance(err, TimeoutError) else err.strerror or str(err)
+        why = _("no answer") if isinstance(err, TimeoutError) else err.strerror or str(err)
         raise ValueError(
-            f"could not reach Ray at {address}: {why} (within {PROBE_TIMEOUT_S:g} s). Is a "
-            f"cluster running there (ray start --head --port {port})?"
+            _(
+                "could not reach Ray at {address}: {why} (within {seconds:g} s). Is a "
+                "cluster running there (ray start --head --port {port})?"
+            ).format(address=address, why=why, seconds=PROBE_TIMEOUT_S, port=port)
         ) from None
 
 
 def init_failure(address: str | None, exc: BaseException) -> str:
     """Why ``ray.init`` failed, in words: authentication when that is the reason."""
-    where = f" at {address}" if address else ""
+    where = address or ""
     chain, cause = [], exc
     while cause is not None and len(chain) < 5:
         chain.append(str(cause))
         cause = cause.__cause__ or cause.__context__
     text = " ".join(chain)
     if "InvalidAuthToken" in text or "AuthenticationError" in text:
-        return f"could not connect to Ray{where}: authentication failed. {AUTH_HINT}."
-    if address:
-        return (
-            f"could not reach Ray at {address}: {exc} (something answers there, but no Ray "
-            f"head that accepts this process: is `ray start --head` running at that address?)"
+        if where:
+            return _(
+                "could not connect to Ray at {address}: authentication failed. {hint}."
+            ).format(address=where, hint=_(AUTH_HINT))
+        return _("could not connect to Ray: authentication failed. {hint}.").format(
+            hint=_(AUTH_HINT)
         )
-    return f"could not start Ray: {exc}"
+    if address:
+        return _(
+            "could not reach Ray at {address}: {why} (something answers there, but no Ray "
+            "head that accepts this process: is `ray start --head` running at that address?)"
+        ).format(address=address, why=exc)
+    return _("could not start Ray: {why}").format(why=exc)
 
 
 def run_on_ray(job: SweepControl) -> None:

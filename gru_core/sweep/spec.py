@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from itertools import product
 
 from gru_core.config import MODELS, NUMERIC_RANGES, TrainConfig
+from gru_core.i18n import N_, _, format_number
 from gru_core.limits import BUDGET_ENV, budget_bytes, estimate_bytes
 from gru_core.step.core import SHAPE_FIELDS
 from gru_core.step.validation import val_bytes
@@ -72,7 +73,9 @@ def default_values(axis: str, n: int = 4) -> tuple[Value, ...]:
     T 35, 70, 140, 280 and hidden size 32, 64, 128, 256."""
     check_axis("axis", axis)
     if not 1 <= n <= MAX_VALUES:
-        raise ValueError(f"n={n!r} must be an integer in [1, {MAX_VALUES}]")
+        raise ValueError(
+            _("n={n!r} must be an integer in [1, {most}]").format(n=n, most=MAX_VALUES)
+        )
     if axis == "clip_threshold":
         return (*log_ladder(*LADDER_SPANS[axis], n - 1), None) if n > 1 else (None,)
     return log_ladder(*LADDER_SPANS[axis], n, integer=axis in INT_AXES)
@@ -85,7 +88,11 @@ def axis_label(value: Value) -> str:
 
 def check_axis(name: str, axis: object) -> None:
     if axis not in AXES:
-        raise ValueError(f"{name}={axis!r} is not one of {', '.join(AXES)}")
+        raise ValueError(
+            _("{name}={value!r} is not one of {choices}").format(
+                name=name, value=axis, choices=", ".join(AXES)
+            )
+        )
 
 
 def parse_values(axis: str, text: str) -> tuple[Value, ...]:
@@ -99,12 +106,21 @@ def parse_values(axis: str, text: str) -> tuple[Value, ...]:
         try:
             values.append(axis_value(axis, float(part)))
         except ValueError as exc:
-            raise ValueError(f"{axis}: {part!r} is not {_kind(axis)} ({exc})") from None
+            raise ValueError(
+                _("{axis}: {part!r} is not {kind} ({why})").format(
+                    axis=axis, part=part, kind=_kind(axis), why=exc
+                )
+            ) from None
     return tuple(values)
 
 
+def _bad(message: str, **fields: object) -> ValueError:
+    """A ValueError with ``message`` (an id marked N_) in the language in force."""
+    return ValueError(_(message).format(**fields))
+
+
 def _kind(axis: str) -> str:
-    return "a whole number" if axis in INT_AXES else "a number"
+    return _("a whole number") if axis in INT_AXES else _("a number")
 
 
 def axis_value(axis: str, value: object) -> Value:
@@ -113,10 +129,16 @@ def axis_value(axis: str, value: object) -> Value:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{axis}={value!r} must be {_kind(axis)}")
+        raise ValueError(
+            _("{axis}={value!r} must be {kind}").format(axis=axis, value=value, kind=_kind(axis))
+        )
     if axis in INT_AXES:
         if not float(value).is_integer():
-            raise ValueError(f"{axis}={value!r} must be a whole number")
+            raise ValueError(
+                _("{axis}={value!r} must be {kind}").format(
+                    axis=axis, value=value, kind=_("a whole number")
+                )
+            )
         return int(value)
     return float(value)
 
@@ -155,57 +177,75 @@ class SweepSpec:
         check_axis("x_axis", self.x_axis)
         check_axis("y_axis", self.y_axis)
         if self.x_axis == self.y_axis:
-            raise ValueError(f"x_axis and y_axis are both {self.x_axis!r}: choose two axes")
+            raise ValueError(
+                _("x_axis and y_axis are both {axis!r}: choose two axes").format(axis=self.x_axis)
+            )
         if not isinstance(self.base, TrainConfig):
-            raise ValueError(f"base={self.base!r} must be a TrainConfig")
+            raise ValueError(_("base={base!r} must be a TrainConfig").format(base=self.base))
         for name in ("x", "y"):
             object.__setattr__(self, f"{name}_values", self._check_values(name))
         seeds = self.seeds
         if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
-            raise ValueError(f"seeds={self.seeds!r} must be an integer in [1, {MAX_SEEDS}]")
+            raise ValueError(
+                _("seeds={seeds!r} must be an integer in [1, {most}]").format(
+                    seeds=self.seeds, most=MAX_SEEDS
+                )
+            )
         top = self.base.seed + self.seeds - 1
         if top > NUMERIC_RANGES["seed"][1]:
-            raise ValueError(f"seeds={self.seeds} from base seed {self.base.seed} passes {top}")
+            raise ValueError(
+                _("seeds={seeds} from base seed {seed} passes {top}").format(
+                    seeds=self.seeds, seed=self.base.seed, top=top
+                )
+            )
         models = tuple(self.models) if not isinstance(self.models, str) else (self.models,)
         if not models or len(set(models)) != len(models) or not set(models) <= set(MODELS):
             raise ValueError(
-                f"models={self.models!r} must be distinct names from {', '.join(MODELS)}"
+                _("models={models!r} must be distinct names from {choices}").format(
+                    models=self.models, choices=", ".join(MODELS)
+                )
             )
         object.__setattr__(self, "models", models)
         t = self.target_perplexity
         if isinstance(t, bool) or not isinstance(t, int | float) or not 1 <= t < math.inf:
-            raise ValueError(f"target_perplexity={t!r} must be a number >= 1")
-        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int):
-            raise ValueError(f"eval_every={self.eval_every!r} must be an integer >= 1")
-        if self.eval_every < 1:
-            raise ValueError(f"eval_every={self.eval_every!r} must be an integer >= 1")
+            raise ValueError(_("target_perplexity={value!r} must be a number >= 1").format(value=t))
+        every = self.eval_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(_("eval_every={value!r} must be an integer >= 1").format(value=every))
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend={self.backend!r} is not one of {', '.join(BACKENDS)}")
+            raise ValueError(
+                _("{name}={value!r} is not one of {choices}").format(
+                    name="backend", value=self.backend, choices=", ".join(BACKENDS)
+                )
+            )
 
     def _check_values(self, name: str) -> tuple[Value, ...]:
         """The axis values as a tuple, each checked by TrainConfig (so range errors name the
         axis field), non-empty, without repeats."""
         axis, values = getattr(self, f"{name}_axis"), getattr(self, f"{name}_values")
         if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-            raise ValueError(f"{name}_values={values!r} must be a list of {axis} values")
+            raise _bad(N_("{name}_values={values!r} must be a list of {axis} values"), **locals())
         values = tuple(values)
         if not values:
-            raise ValueError(f"{name}_values is empty: give at least one {axis} value")
+            raise _bad(N_("{name}_values is empty: give at least one {axis} value"), **locals())
         if len(values) > MAX_VALUES:
-            raise ValueError(f"{name}_values has {len(values)} values; at most {MAX_VALUES}")
+            message = N_("{name}_values has {n} values; at most {most}")
+            raise _bad(message, name=name, n=len(values), most=MAX_VALUES)
         if len(set(values)) != len(values):
-            raise ValueError(f"{name}_values={list(values)} repeats a value")
+            raise _bad(N_("{name}_values={values} repeats a value"), name=name, values=list(values))
         out = []
         for i, v in enumerate(values):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-                raise ValueError(f"{name}_values[{i}]: {axis}={v!r} must be {_kind(axis)}")
+                message = N_("{name}_values[{i}]: {axis}={value!r} must be {kind}")
+                raise _bad(message, name=name, i=i, axis=axis, value=v, kind=_kind(axis))
             if v is not None and not v > 0:
-                raise ValueError(f"{name}_values[{i}]: {axis}={v!r} must be positive")
+                message = N_("{name}_values[{i}]: {axis}={value!r} must be positive")
+                raise _bad(message, name=name, i=i, axis=axis, value=v)
             try:
                 out.append(axis_value(axis, v))
                 self.base.replace(**{axis: out[-1]})
             except ValueError as exc:
-                raise ValueError(f"{name}_values[{i}]: {exc}") from None
+                raise _bad(N_("{name}_values[{i}]: {why}"), name=name, i=i, why=exc) from None
         return tuple(out)
 
     # -- what it runs ----------------------------------------------------------------------
@@ -242,9 +282,15 @@ class Plan:
     def describe(self) -> str:
         sizes = ", ".join(str(len(c)) for c in self.chunks)
         cells = sum(len(c) for c in self.chunks)
-        return (
-            f"{cells} runs in {len(self.chunks)} batch(es) of {sizes}; largest needs about "
-            f"{mb(max(self.estimates))} of a {mb(self.budget)} budget"
+        return _(
+            "{cells} runs in {chunks} batch(es) of {sizes}; largest needs about "
+            "{need} of a {budget} budget"
+        ).format(
+            cells=cells,
+            chunks=len(self.chunks),
+            sizes=sizes,
+            need=mb(max(self.estimates)),
+            budget=mb(self.budget),
         )
 
 
@@ -264,11 +310,22 @@ def plan(spec: SweepSpec, vocab_size: int, device: str, max_members: int | None 
         one = _need(config, vocab_size, 1)
         if one > budget:
             raise ValueError(
-                f"one run of this sweep ({config.model}, hidden {config.hidden_size}, batch "
-                f"{config.batch_size}, T {config.num_steps}) needs about {mb(one)} of memory, "
-                f"over the budget of {mb(budget)} on {device}; the whole map would need "
-                f"about {mb(_need(config, vocab_size, len(group)))}. Lower the hidden size, "
-                f"batch size or sequence length (the budget is set by {BUDGET_ENV})."
+                _(
+                    "one run of this sweep ({model}, hidden {hidden}, batch {batch}, T {steps}) "
+                    "needs about {need} of memory, over the budget of {budget} on {device}; "
+                    "the whole map would need about {total}. Lower the hidden size, batch size "
+                    "or sequence length (the budget is set by {env})."
+                ).format(
+                    model=config.model,
+                    hidden=config.hidden_size,
+                    batch=config.batch_size,
+                    steps=config.num_steps,
+                    need=mb(one),
+                    budget=mb(budget),
+                    device=device,
+                    total=mb(_need(config, vocab_size, len(group))),
+                    env=BUDGET_ENV,
+                )
             )
         per_member = _need(config, vocab_size, 2) - one
         fit = len(group) if per_member <= 0 else 1 + (budget - one) // per_member
@@ -284,4 +341,4 @@ def plan(spec: SweepSpec, vocab_size: int, device: str, max_members: int | None 
 
 def mb(n: int) -> str:
     """Bytes as '12 MB' (or '1.5 GB')."""
-    return f"{n / 2**20:,.0f} MB" if n < 2**30 else f"{n / 2**30:,.1f} GB"
+    return f"{format_number(n / 2**20, 0)} MB" if n < 2**30 else f"{format_number(n / 2**30, 1)} GB"
