@@ -77,7 +77,9 @@ def test_every_id_in_the_code_is_translated(
     """English may leave msgstr empty (the id is the English text); other languages may not."""
     have = {e.key for e in entries.get(lang, []) if lang == DEFAULT or not e.empty}
     missing = [
-        f"{where[0]}: {_show(key)}" for key, where in sorted(code_ids.items()) if key not in have
+        f"{where[0]}: {_show(key)}"
+        for key, where in sorted(code_ids.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
+        if key not in have
     ]
     assert not missing, f"{len(missing)} ids have no {lang} text:\n" + "\n".join(missing)
 

@@ -184,4 +184,4 @@ def test_a_bad_value_is_reported_in_the_language_of_lang(
 ) -> None:
     code = cli.main(["--lang", "zh", "--hidden-size", "0"], out=io.StringIO())
     assert code == cli.EXIT_BAD_ARGS
-    assert "错误：hidden_size=0 超出范围：必须是[1, 4,096] 之间的整数" in capsys.readouterr().err
+    assert "错误：hidden_size=0 超出范围：必须是 [1, 4,096] 之间的整数" in capsys.readouterr().err

@@ -45,7 +45,7 @@ from gru_core.cli import (
 )
 from gru_core.config import TrainConfig
 from gru_core.exports import open_output
-from gru_core.i18n import _, language_scope
+from gru_core.i18n import _, language_scope, pgettext
 from gru_core.interrupt import sigint_requests
 from gru_core.sources import load_corpus
 from gru_core.sweep.job import SweepJob, SweepSnapshot
@@ -193,9 +193,14 @@ def _main(argv: Sequence[str] | None, out: TextIO) -> int:
         for model in spec.models:
             cells = summarize(r for r in snap.results if r.model == model)
             print("\n" + _("{model}: final validation perplexity").format(model=model), file=out)
-            x_title, y_title = AXIS_TITLES[spec.x_axis], AXIS_TITLES[spec.y_axis]
+            x_title, y_title = _(AXIS_TITLES[spec.x_axis]), _(AXIS_TITLES[spec.y_axis])
             print(grid_table(cells, spec.x_values, spec.y_values, x_title, y_title), file=out)
-        ended = _("{state} in {seconds:.1f} s").format(state=snap.state, seconds=snap.elapsed)
+        state = {
+            "done": pgettext("sweep state", "done"),
+            "stopped": pgettext("sweep state", "stopped"),
+            "error": pgettext("sweep state", "error"),
+        }.get(snap.state, snap.state)
+        ended = _("{state} in {seconds:.1f} s").format(state=state, seconds=snap.elapsed)
         print("\n" + ended, file=out, flush=True)
         if csv_file is not None:
             results_frame(snap.results).to_csv(csv_file, index=False)

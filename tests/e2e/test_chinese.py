@@ -18,14 +18,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PAGE_LOAD_MS, TIMEOUT_MS, GruLab
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from dashboard.charts.base import FONT_FAMILY
 from dashboard.sidebar.language import SWITCH_LABEL
+from dashboard.views.training import VIEWS
 from gru_core.i18n import translations
-
-from .conftest import PAGE_LOAD_MS, TIMEOUT_MS, GruLab
 
 pytestmark = pytest.mark.e2e
 
@@ -119,14 +119,27 @@ def test_the_browsers_language_is_the_default(zh_lab: GruLab) -> None:
     assert "lang=" not in zh_lab.page.url
 
 
+def _no_english(lab: GruLab, where: str) -> None:
+    left = english_words(lab.page.evaluate(_OUR_TEXT_JS))
+    assert not left, f"English words on the Chinese page ({where}): {left}"
+
+
 def test_every_control_and_view_is_in_chinese(zh_lab: GruLab) -> None:
+    """The lab's first screen, each of its views and the map page."""
     _open_zh(zh_lab)
     _main_ready(zh_lab.page)
     page = zh_lab.page
     for term in BOOK_TERMS:
         expect(page.get_by_text(term).first).to_be_attached()
-    left = english_words(page.evaluate(_OUR_TEXT_JS))
-    assert not left, f"English words on the Chinese page: {left}"
+    _no_english(zh_lab, "the lab")
+    for view in VIEWS:
+        zh_lab.choose_view(zh(view))
+        zh_lab.settle()
+        _no_english(zh_lab, f"the view {view!r}")
+    page.goto(f"{zh_lab.base_url}/map?lang=zh")
+    expect(page.get_by_role("combobox", name=SWITCH_LABEL)).to_have_value("简体中文")
+    _main_ready(page)
+    _no_english(zh_lab, "the map")
 
 
 def test_a_lesson_runs_to_its_verdict_in_chinese(zh_lab: GruLab) -> None:
@@ -145,8 +158,7 @@ def test_a_lesson_runs_to_its_verdict_in_chinese(zh_lab: GruLab) -> None:
     verdict = page.locator('[data-testid="stAlertContentError"]')
     expect(verdict.first).to_be_visible()
     assert re.search(r"[\u4e00-\u9fff]", verdict.first.inner_text())
-    left = english_words(page.evaluate(_OUR_TEXT_JS))
-    assert not left, f"English words after the verdict: {left}"
+    _no_english(zh_lab, "after the verdict")
 
 
 class RunCounter:
