@@ -31,6 +31,8 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
+from gru_core.i18n import DEFAULT
+
 REPO = Path(__file__).resolve().parents[1]
 LOCALE = REPO / "gru_core" / "locale"
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2)}
@@ -161,6 +163,48 @@ def fields(text: str) -> set[str]:
                 string.Formatter().parse(text) if name is not None}  # fmt: skip
     except ValueError:
         return {"<malformed>"}
+
+
+Ids = dict[tuple[str | None, str], list[str]]  # an id -> where the code uses it
+
+
+def show(key: tuple[str | None, str]) -> str:
+    context, msgid = key
+    return f"{context}|{msgid[:60]!r}" if context else repr(msgid[:60])
+
+
+def missing(lang: str, code_ids: Ids, entries: list[Entry]) -> list[str]:
+    """``path:line: id`` for each id the code uses that ``lang``'s entries lack (an empty
+    translation counts as missing, except in English, whose ids are the English text)."""
+    have = {e.key for e in entries if lang == DEFAULT or not e.empty}
+    ordered = sorted(code_ids.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
+    return [f"{where[0]}: {show(key)}" for key, where in ordered if key not in have]
+
+
+def stale(code_ids: Ids, entries: list[Entry]) -> list[str]:
+    """Entries whose id no code uses."""
+    return [f"{e.path}: {show(e.key)}" for e in entries if e.key not in code_ids]
+
+
+def clashes(entries: list[Entry]) -> list[str]:
+    """Ids that two entries (of one language) translate differently."""
+    first: dict[tuple[str | None, str], Entry] = {}
+    found = []
+    for entry in entries:
+        seen = first.setdefault(entry.key, entry)
+        if seen is not entry and seen.translation != entry.translation:
+            found.append(f"{seen.path} and {entry.path}: {show(entry.key)}")
+    return found
+
+
+def wrong_fields(entries: list[Entry]) -> list[str]:
+    """Translations that name other ``{fields}`` than their id (``.format`` would fail)."""
+    return [
+        f"{e.path}: {show(e.key)} -> {form[:60]!r}"
+        for e in entries
+        for form in e.translation
+        if form and fields(form) != fields(e.key[1])
+    ]
 
 
 # -- the scan for strings left outside the catalogue -----------------------------------------

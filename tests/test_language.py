@@ -185,3 +185,30 @@ def test_a_bad_value_is_reported_in_the_language_of_lang(
     code = cli.main(["--lang", "zh", "--hidden-size", "0"], out=io.StringIO())
     assert code == cli.EXIT_BAD_ARGS
     assert "错误：hidden_size=0 超出范围：必须是 [1, 4,096] 之间的整数" in capsys.readouterr().err
+
+
+def test_a_fragment_speaks_the_pages_language_whatever_its_thread_has() -> None:
+    """A fragment's rerun skips app.py and may run where the default language is in force:
+    ``language_fragment`` puts the page's language back before its body runs."""
+
+    def script() -> None:
+        import streamlit as st
+
+        from dashboard.session.language import PageLanguage
+        from dashboard.sidebar.language import PAGE_KEY, language_fragment
+        from gru_core.i18n import _, use_language
+
+        st.session_state[PAGE_KEY] = PageLanguage("zh_CN", True)
+        use_language("en")  # what a fresh thread has
+
+        @language_fragment
+        def part() -> None:
+            st.markdown(_("Language"))
+
+        part()
+        st.caption(_("Language"))  # outside the fragment: still the thread's English
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert [m.value for m in at.markdown] == ["语言"]
+    assert [c.value for c in at.caption] == ["Language"]

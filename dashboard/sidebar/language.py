@@ -25,7 +25,7 @@ from dashboard.session.language import (
     switch_options,
     url_form,
 )
-from gru_core.i18n import LANGUAGES, use_language
+from gru_core.i18n import DEFAULT, LANGUAGES, language_scope, use_language
 
 SWITCH_KEY = "_lang_switch"  # the switch's widget state: a language code
 CHOSEN_KEY = "_lang_chosen"  # the session's choice (URL or switch), a language code
@@ -79,13 +79,8 @@ def language_switch(where: Any) -> None:
     )
 
 
-def _restore() -> None:
-    page = current_page_language()
-    use_language(page.lang if page is not None else None)
-
-
 def language_fragment(func: F | None = None, *, run_every: float | None = None) -> Any:
-    """``st.fragment`` that puts the page's language in force at the start of each run::
+    """``st.fragment`` that puts the page's language in force for each run of its body::
 
     @language_fragment(run_every=interval)
     def live() -> None: ...
@@ -94,8 +89,9 @@ def language_fragment(func: F | None = None, *, run_every: float | None = None) 
     def declare(body: F) -> F:
         @wraps(body)
         def in_language(*args: Any, **kwargs: Any) -> Any:
-            _restore()
-            return body(*args, **kwargs)
+            page = current_page_language()
+            with language_scope(page.lang if page is not None else DEFAULT):
+                return body(*args, **kwargs)
 
         return st.fragment(in_language, run_every=run_every)  # type: ignore[return-value]
 
