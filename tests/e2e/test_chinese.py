@@ -60,7 +60,20 @@ async () => {
   document.querySelector('[data-testid="stMain"]').appendChild(probe);
   const family = getComputedStyle(probe).fontFamily;
   probe.remove();
-  return {check: document.fonts.check('16px "Noto Sans CJK SC"', '门控'), family: family};
+  // Drawn as glyphs, not boxes: two characters draw differently from each other and from
+  // a code point no font has (which every font draws as the same empty box).
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = 48;
+  const ctx = canvas.getContext('2d');
+  const draw = ch => {
+    ctx.clearRect(0, 0, 48, 48);
+    ctx.font = '40px ' + family;
+    ctx.fillText(ch, 2, 40);
+    return Array.from(ctx.getImageData(0, 0, 48, 48).data).join(',');
+  };
+  const men = draw('门'), kong = draw('控'), box = draw('\\u{10FFFD}');
+  return {check: document.fonts.check('16px "Noto Sans CJK SC"', '门控'), family: family,
+          glyphs: men !== kong && men !== box && kong !== box};
 }
 """
 
@@ -104,6 +117,7 @@ def test_the_cjk_font_is_installed_named_and_drawn(zh_lab: GruLab, tmp_path: Pat
     font = zh_lab.page.evaluate(_FONT_JS)
     assert font["check"], "the browser cannot draw Noto Sans CJK SC"
     assert "Noto Sans CJK SC" in font["family"], font["family"]  # the page's own stylesheet
+    assert font["glyphs"], "Chinese characters are drawn as boxes"
     for width in (800, 1400):
         zh_lab.page.set_viewport_size({"width": width, "height": 1200})
         shot = tmp_path / f"chinese-{width}.png"
