@@ -10,8 +10,9 @@ The scan looks where a reader sees text:
 - in the dashboard's figures (charts/, views/): the ``TITLE_KEYWORDS`` of any call (plotly
   titles, axis titles, annotations' text), the figure helpers' title and axis arguments
   (``FIGURE_POSITIONAL``) and a trace's legend ``name``;
-- the messages of ``raise`` in ``CLI_MODULES`` and in the dashboard outside charts/ and runs/
-  (whose raises are a caller's mistake or a storage detail, not a message for the page); in
+- the messages of ``raise`` in ``CLI_MODULES`` and in the dashboard outside ``QUIET_RAISES``
+  (charts/, runs/, the worksheet's model: their raises are a caller's mistake or a storage
+  detail, not a message for the page); in
   the two command lines also ``help=``, ``description=``, ``epilog=`` and ``print``.
 
 A literal is fine inside ``_()``, ``N_()``, ``ngettext()`` or ``pgettext()``, or as an argument
@@ -65,7 +66,7 @@ STREAMLIT_LAYER = (
 )
 FIGURE_LAYER = ("dashboard/charts/", "dashboard/views/")
 CLIS = ("gru_core/cli.py", "gru_core/sweep/cli.py")
-QUIET_RAISES = ("dashboard/charts/", "dashboard/runs/")
+QUIET_RAISES = ("dashboard/charts/", "dashboard/runs/", "dashboard/worksheet/model.py")
 # The engine modules whose messages reach a user (the command lines print them, the page
 # shows them with st.error): their ``raise`` messages are scanned.
 CLI_MODULES = (
@@ -113,7 +114,30 @@ def extracted() -> dict[tuple[str | None, str], list[str]]:
         for path, line, msgid, ctx in pairs:
             where = f"{Path(path).relative_to(REPO)}:{line}"
             found.setdefault(key_of(msgid, ctx), []).append(where)
+    for path, line, key in _in_fstrings():
+        found.setdefault(key, []).append(f"{path.relative_to(REPO)}:{line}")
     return found
+
+
+def _in_fstrings() -> Iterator[tuple[Path, int, tuple[str | None, str]]]:
+    """Ids marked inside an f-string's fields (``f"### {_('Your answer')}"``), which Babel's
+    extractor does not read on Python < 3.12 (an f-string is one token there): read from the
+    AST instead. ``pybabel extract`` misses these ids; the catalogue still needs them."""
+    paths = [s for s in SOURCES if s.is_file()] + [
+        p for s in SOURCES if s.is_dir() for p in sorted(s.rglob("*.py"))
+    ]
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fstring in (n for n in ast.walk(tree) if isinstance(n, ast.JoinedStr)):
+            for call in (n for n in ast.walk(fstring) if isinstance(n, ast.Call)):
+                name = call.func.id if isinstance(call.func, ast.Name) else None
+                texts = [a.value for a in call.args if isinstance(a, ast.Constant)]
+                if name not in TRANSLATORS or not texts or not isinstance(texts[0], str):
+                    continue
+                if name == "pgettext" and len(texts) > 1:
+                    yield path, call.lineno, (texts[0], texts[1])
+                else:
+                    yield path, call.lineno, (None, texts[0])
 
 
 def _extract_file(path: Path) -> Iterator[tuple[Path, int, object, str | None]]:
