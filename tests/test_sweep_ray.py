@@ -1,6 +1,7 @@
-"""The Ray backend: a 2 x 2 map on a local Ray with 2 CPUs equals the in-process map;
-``--num-cpus`` is validated and a bad cluster address fails fast, naming it (the real
-two-node cluster is ``test_ray_cluster.py``).
+"""The Ray backend: a 2 x 2 map on a local Ray with 2 CPUs equals the in-process map; a map
+stopped while its theory runs ends the theory first, on either backend (no thread of the job
+left to abort the process at exit); ``--num-cpus`` is validated and a bad cluster address
+fails fast, naming it (the real two-node cluster is ``test_ray_cluster.py``).
 
 Ray starts once for this module (and only here) and shuts down at its end; without Ray
 installed the module is skipped (``pip install -r requirements-ray.txt``).
@@ -12,6 +13,7 @@ import dataclasses
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -65,6 +67,47 @@ def test_a_map_on_ray_equals_the_in_process_map(local_ray: None, small_corpus: C
         )  # fmt: skip
         assert numbers(a) == pytest.approx(numbers(b), rel=1e-6)
         assert a.curve_perplexity == pytest.approx(b.curve_perplexity, rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_a_stopped_map_ends_its_theory_before_the_job_ends(
+    backend: str, request: pytest.FixtureRequest, small_corpus: Corpus,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Stop (Ctrl-C) while the first λ is computed: the job stays alive until that λ returns,
+    starts no other λ or edge, keeps that λ, and then ends with no theory thread left (one
+    left in torch used to abort the command line at exit: 'terminate called', exit -6)."""
+    if backend == "ray":
+        request.getfixturevalue("local_ray")
+    entered, release = threading.Event(), threading.Event()
+    calls: list[tuple] = []
+    slow = fake_theory(calls)
+    quick = slow.lyapunov_exponent
+
+    def lyapunov_exponent(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        entered.set()
+        assert release.wait(60), "the test never released the theory"
+        return quick(*args, **kwargs)
+
+    slow.lyapunov_exponent = lyapunov_exponent  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gru_core.theory", slow)
+    spec = SweepSpec("init_std", (0.01, 0.5), "clip_threshold", (1.0, None),
+                     BASE.replace(num_epochs=500), backend=backend)  # fmt: skip
+    job = SweepJob(spec, small_corpus, device="cpu")
+    job.start()
+    assert entered.wait(60), "the theory never started"
+    job.stop(wait=False)
+    job.join(1.0)
+    assert job.alive  # waiting for its theory, which holds the first λ
+    release.set()
+    job.join(60)
+    assert not job.alive
+    assert not [t for t in threading.enumerate() if t.name == "gru-sweep-theory"]
+    assert [c[0] for c in calls] == ["lambda"]  # nothing started after the stop
+    snap = job.snapshot()
+    assert snap.state == "stopped" and not snap.edges
+    first = spec.cells()[0].config.init_std
+    assert {r.init_std for r in snap.results if r.lyapunov is not None} == {first}
 
 
 def test_num_cpus_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:

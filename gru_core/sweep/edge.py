@@ -14,7 +14,9 @@ At the book's hidden size the edge's bisection is a dozen λ evaluations, about 
 training a small map on a loaded 2-core CPU, so the job computes the theory beside the
 training (its own thread) and every value is remembered for the life of the process, keyed
 by the theory's function, the model, hidden size, init std and the text (``MAX_REMEMBERED``
-values at most): a second map over the same settings draws its theory at once.
+values at most): a second map over the same settings draws its theory at once. A stopped map
+stops its theory too: ``map_theory`` looks at ``stopping`` before each λ or edge and then
+returns what it has (the job joins its theory thread, ``sweep.job``).
 """
 
 from __future__ import annotations
@@ -45,16 +47,24 @@ class MapTheory:
         return self.lambdas.get((model, hidden_size, init_std))
 
 
-def map_theory(spec: SweepSpec, tokens: Tensor, vocab_size: int) -> MapTheory:
+def map_theory(
+    spec: SweepSpec,
+    tokens: Tensor,
+    vocab_size: int,
+    stopping: Callable[[], bool] = lambda: False,
+) -> MapTheory:
     """λ and the edge for every cell of ``spec``, driven by ``tokens`` (the training text's
-    ids, on the CPU). The theory module is looked up when called (``importlib``), so a test
-    can stand in for it."""
+    ids, on the CPU); once ``stopping()`` is true, the values computed so far (no λ or edge
+    starts after that). The theory module is looked up when called (``importlib``), so a
+    test can stand in for it."""
     theory = importlib.import_module("gru_core.theory")
     tokens = tokens.cpu()
     text = (hashlib.sha1(tokens.numpy().tobytes()).hexdigest(), vocab_size)
     lambdas: dict[tuple[str, int, float], float] = {}
     edges: dict[tuple[str, int], float | None] = {}
     for cell in spec.cells():
+        if stopping():
+            break
         c = cell.config
         cell_key = (c.model, c.hidden_size, c.init_std)
         variant = c.gru_variant
@@ -62,6 +72,8 @@ def map_theory(spec: SweepSpec, tokens: Tensor, vocab_size: int) -> MapTheory:
             lam = _remember(theory.lyapunov_exponent, cell_key, variant, text, tokens)
             lambdas[cell_key] = float(lam)  # type: ignore[arg-type]
         if "init_std" in (spec.x_axis, spec.y_axis) and cell_key[:2] not in edges:
+            if stopping():
+                break
             edges[cell_key[:2]] = _remember(
                 theory.edge_of_chaos, cell_key[:2], variant, text, tokens
             )

@@ -24,7 +24,12 @@ why; the rest ran).
 
 The theory (``sweep.edge``: λ per cell, the edge of chaos) is computed in a thread of its own
 beside the training; a map that trains to the end waits for it before it is 'done', so the
-finished map and its CSV carry every λ.
+finished map and its CSV carry every λ. A stopped map stops its theory at the next λ or edge
+(keeping the values it has) and waits for that too: no thread of a job outlives it, so a
+process may exit as soon as its job has ended. (At exit Python 3.11 ends a daemon thread
+still inside torch with ``pthread_exit``, which unwinds through torch's C++ frames and aborts
+the process: "terminate called without an active exception", exit -6. A Ctrl-C'd sweep
+whose theory was still running used to die that way.)
 """
 
 from __future__ import annotations
@@ -131,7 +136,7 @@ class SweepJob(BackgroundJob):
         """λ per cell and the edge of chaos (``sweep.edge``), in a thread beside the training.
         The theory is an aid: a map trains without it, and says why (``theory_note``)."""
         try:
-            theory = map_theory(self.spec, self.train, self.vocab_size)
+            theory = map_theory(self.spec, self.train, self.vocab_size, self.stopping)
         except Exception as exc:  # a missing or failing theory module
             with self._cond:
                 self._theory_note = f"no theory: {type(exc).__name__}: {exc}"
@@ -172,8 +177,8 @@ class SweepJob(BackgroundJob):
         if not self.stopping():
             theory.start()  # beside the training: the map fills in while λ is computed
         self._train()
-        if theory.is_alive() and not self.stopping():
-            theory.join()  # the finished map and its CSV have every λ
+        if theory.is_alive():  # a finished map and its CSV have every λ; a stopped map's
+            theory.join()  # theory ends at its next λ (module docstring: never outlive the job)
         self._end()
 
     def _train(self) -> None:
