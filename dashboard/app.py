@@ -1,7 +1,8 @@
 """GRU Lab: d2l's GRU chapter, live. ``streamlit run dashboard/app.py`` (optionally
 ``-- --corpus PATH``).
 
-Two pages: the lab (the first: one run, live) and the trainability map (many runs at once).
+Three pages: the lab (the first: one run, live), the trainability map (many runs at once)
+and the investigations (the study note's questions, step by step).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import sys
 
 import streamlit as st
 
+from dashboard.screens.investigate import investigate_page
 from dashboard.screens.lab import lab_page
 from dashboard.screens.map import map_page
 from dashboard.sidebar.language import language_switch, page_language
+from gru_core.i18n import _
 
 # One process serves every page and trains every job. A training thread holds the GIL for
 # most of a small step; with CPython's default 5 ms switch interval a page's rerun, which
@@ -25,6 +28,9 @@ page_language()  # first: everything below speaks the page's language (fragments
 st.set_page_config(page_title="GRU Lab", page_icon="🔁", layout="wide")
 LAB = st.Page(lab_page, title="Lab", icon=":material/monitoring:", default=True)  # at /
 MAP = st.Page(map_page, title="Trainability map", icon=":material/grid_on:", url_path="map")
-st.session_state["_pages"] = {"lab": LAB, "map": MAP}  # for st.switch_page from a page
+GUIDE = st.Page(
+    investigate_page, title=_("Investigations"), icon=":material/school:", url_path="investigate"
+)
+st.session_state["_pages"] = {"lab": LAB, "map": MAP, "investigate": GUIDE}  # st.switch_page
 language_switch(st.sidebar)
-st.navigation([LAB, MAP]).run()
+st.navigation([LAB, MAP, GUIDE]).run()

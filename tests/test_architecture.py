@@ -42,6 +42,7 @@ LAYERS: tuple[str, ...] = (
     "dashboard.session",
     "dashboard.views",
     "dashboard.sidebar",
+    "dashboard.investigate",  # the investigations: steps over the control table, checks
     "dashboard.screens",
     "dashboard.app",
     "dashboard",

@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dashboard.runs.memory import MemoryRunStore
 from dashboard.runs.records import (
@@ -113,6 +113,16 @@ class FallbackRunStore:
 
     def delete_share(self, watch: str) -> None:
         self._change(lambda store: store.delete_share(watch))
+
+    # -- investigation progress --------------------------------------------------------------
+    def save_progress(self, token: str, body: dict[str, Any]) -> None:
+        check_token(token)
+        self._change(lambda store: store.save_progress(token, body))
+
+    def get_progress(self, token: str) -> dict[str, Any] | None:
+        check_token(token)
+        found = self._try("read", lambda store: [store.get_progress(token)])
+        return self._mirror.get_progress(token) if found is None else found[0]
 
     # -- the primary, tried again at every call --------------------------------------------
     def _change(self, apply: Callable[[RunStore], None]) -> None:

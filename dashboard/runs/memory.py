@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from typing import Any
 
 from dashboard.runs.records import (
     PER_TOKEN,
@@ -18,6 +19,8 @@ from dashboard.runs.records import (
     check_pin_room,
     check_token,
     evictions,
+    progress_from_json,
+    progress_json,
 )
 
 
@@ -31,6 +34,7 @@ class MemoryRunStore:
         self.status_message = status_message
         self.notice: str | None = None
         self._shares: dict[str, StoredShare] = {}
+        self._progress: dict[str, str] = {}  # token -> JSON text
         self._runs: dict[tuple[str, str], tuple[int, StoredRun]] = {}  # key -> (seq, run)
         self._seq = 0
         self._lock = threading.Lock()
@@ -95,6 +99,18 @@ class MemoryRunStore:
     def delete_share(self, watch: str) -> None:
         with self._lock:
             self._shares.pop(watch, None)
+
+    def save_progress(self, token: str, body: dict[str, Any]) -> None:
+        check_token(token)
+        text = progress_json(body)
+        with self._lock:
+            self._progress[token] = text
+
+    def get_progress(self, token: str) -> dict[str, Any] | None:
+        check_token(token)
+        with self._lock:
+            text = self._progress.get(token)
+        return None if text is None else progress_from_json(text)
 
     def replace_token(self, token: str, runs: list[StoredRun]) -> None:
         """Make ``runs`` (oldest first) the token's runs, as read from another store."""

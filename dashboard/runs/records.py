@@ -12,6 +12,7 @@ A store keeps a run's frames with ``codec.encode_frame`` (Arrow IPC).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import secrets
@@ -171,6 +172,28 @@ def outcome_to_dict(outcome: Outcome, verdict: str | None = None) -> dict[str, A
     return body
 
 
+def progress_json(body: dict[str, Any]) -> str:
+    """A bench's investigation progress as the JSON text a store keeps (ValueError when it
+    is not a plain JSON object)."""
+    if not isinstance(body, dict):
+        raise ValueError("progress must be a dict")
+    try:
+        return json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"progress must be plain JSON: {err}") from err
+
+
+def progress_from_json(text: str) -> dict[str, Any]:
+    """``progress_json``'s inverse (ValueError when the text is damaged)."""
+    try:
+        body = json.loads(text)
+    except (TypeError, json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"damaged JSON: {err}") from err
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    return body
+
+
 class RunStore(Protocol):
     """Where saved runs live. Every method raises ValueError for an invalid token."""
 
@@ -210,3 +233,9 @@ class RunStore(Protocol):
 
     def delete_share(self, watch: str) -> None:
         """Forget a watch link (no-op for an unknown one)."""
+
+    def save_progress(self, token: str, body: dict[str, Any]) -> None:
+        """Keep the bench's investigation progress, a plain JSON object (replacing it)."""
+
+    def get_progress(self, token: str) -> dict[str, Any] | None:
+        """The bench's investigation progress, or None."""

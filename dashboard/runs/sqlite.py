@@ -8,7 +8,8 @@ first open use ``mode=rw``: a file deleted mid-session is an error, not a new em
 Failures raise ``StorageError`` (``StoreBusyError`` when another connection held the write
 lock past ``busy_timeout_s``); a damaged, foreign or empty (0-byte) file found when opening
 raises ``CorruptStoreError``. A ``shares`` table beside the runs keeps the watch links
-(``StoredShare``). ``run_store.open_run_store`` turns both into a message, a backup and
+(``StoredShare``), a ``progress`` table each bench's investigation progress (one JSON object
+per browser token). ``run_store.open_run_store`` turns both errors into a message, a backup and
 an in-memory fallback, so this class stays a plain adapter that a server database can
 replace (same methods, same errors).
 """
@@ -37,6 +38,8 @@ from dashboard.runs.records import (
     check_run_id,
     check_token,
     evictions,
+    progress_from_json,
+    progress_json,
 )
 
 SCHEMA_VERSION = 1
@@ -71,6 +74,10 @@ CREATE TABLE IF NOT EXISTS shares (
     watch TEXT PRIMARY KEY,                 -- the watch link's token
     bench TEXT NOT NULL,                    -- the owner's browser token
     shared_at REAL NOT NULL                 -- epoch seconds
+);
+CREATE TABLE IF NOT EXISTS progress (       -- a bench's investigation progress
+    token TEXT PRIMARY KEY,                 -- the bench's browser token
+    body TEXT NOT NULL                      -- JSON object (investigate/progress.py)
 );
 """
 
@@ -192,6 +199,18 @@ class SQLiteRunStore:
             ).fetchone()
         return None if row is None else StoredShare(*row)
 
+    # -- investigation progress ------------------------------------------------------------
+    def save_progress(self, token: str, body: dict[str, Any]) -> None:
+        row = (check_token(token), progress_json(body))
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO progress (token, body) VALUES (?, ?)", row)
+
+    def get_progress(self, token: str) -> dict[str, Any] | None:
+        with self._connection() as conn:
+            query = "SELECT body FROM progress WHERE token = ?"
+            row = conn.execute(query, (check_token(token),)).fetchone()
+        return None if row is None else progress_from_json(row[0])  # ValueError: damaged
+
     # -- connections -------------------------------------------------------------------------
     def _open(self) -> None:
         """Create or check the file: CorruptStoreError if damaged, foreign or empty."""
@@ -214,7 +233,7 @@ class SQLiteRunStore:
                 raise CorruptStoreError("integrity check: " + "; ".join(map(str, check[:3])))
             if tables - {"sqlite_sequence"}:
                 self._check_schema(conn, tables)
-                if "shares" not in tables:  # a file from before watch links were kept
+                if not {"shares", "progress"} <= tables:  # a file from before they were kept
                     conn.executescript(_SHARES)
             else:
                 with suppress(sqlite3.Error):  # WAL is an optimisation, not a requirement

@@ -13,6 +13,7 @@ import time
 import streamlit as st
 
 from dashboard.runs.saved import SavedRuns
+from dashboard.screens.investigate import record_view, step_banner
 from dashboard.screens.resources import (
     TOKEN_PARAM,
     browser_token,
@@ -210,6 +211,7 @@ def lab_page() -> None:
     left, right = st.container(key="top").columns([3, 2], gap="large")
     with left:
         header(lab, config)
+        step_banner("lab")
         run_controls(lab)
         restart_notice(lab, config)
         theory_caption(initial_lambda(config, lab.corpus))
@@ -224,6 +226,8 @@ def lab_page() -> None:
             pace.chosen()
         started = time.perf_counter()
         views.live_views(lab)
+        if lab.job is not None:  # what an investigation's step asks to open, on which run
+            record_view(_view(), lab.job.config.model, lab.job.config.num_steps)
         if was_active and not lab.active:  # ended, and saved by the job's end
             st.rerun()  # a full rerun: stop polling, refresh buttons and saved runs
         pace.redrawn(time.perf_counter() - started, live=was_active)

@@ -16,6 +16,7 @@ import streamlit as st
 
 from dashboard.charts import describe
 from dashboard.charts import map as map_charts
+from dashboard.screens.investigate import record_map, step_banner
 from dashboard.screens.resources import default_corpus, sweep_guard
 from dashboard.sidebar import controls as ctl
 from dashboard.sidebar.language import language_fragment
@@ -185,6 +186,7 @@ def map_page() -> None:
     _init_state()
     st.title("Trainability map")
     st.caption(CAPTIONS["map"])
+    step_banner("map")
     st.button("Lesson: Why 0.01? (init std × clip θ, GRU and RNN)", on_click=_why_001)
     _settings()
     job: SweepJob | None = st.session_state.get("sweep")
@@ -210,6 +212,8 @@ def map_page() -> None:
         )
         if snap.message:
             st.error(snap.message)
+        if snap.state in ENDED:
+            record_map(current, snap)  # an investigation's step may ask for this map
         figure = map_charts.maps_figure(snap.results, current.spec, edges=snap.edges)
         summary = describe.map_summary(snap.results, current.spec)
         event = chart(figure, "map", alt=summary, select="points")

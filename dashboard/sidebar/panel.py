@@ -21,9 +21,11 @@ from dashboard.sidebar.room import hidden_controls, locked_controls, read_room_p
 from dashboard.views.display import PROJECTOR_KEY
 from gru_core.config import LIVE_KNOBS, available_devices
 from gru_core.data import Corpus, max_num_steps, split_sizes
+from gru_core.i18n import _
 from gru_core.sources import MAX_UPLOAD_BYTES
 
 WIDGET_GENERATION = "_widget_generation"  # bumped by each applied lesson
+LOCK_NOTE = "_lock_note"  # the locked controls the last preset left as they were
 
 
 def wkey(key: str) -> str:
@@ -70,16 +72,22 @@ def _restore_missing() -> None:
             st.session_state[key] = known[c.key]
 
 
-def set_values(values: dict[str, Any]) -> None:
+def set_values(values: dict[str, Any]) -> tuple[str, ...]:
     """Show ``values`` (control key -> value) in a new generation of widgets (see
-    ``controls.widget_key``: the browser's stale values of the old ones cannot undo it)."""
+    ``controls.widget_key``: the browser's stale values of the old ones cannot undo it).
+    Controls a teacher's link locks keep their values (``lessons.respect_locks``); those a
+    preset would have changed are returned, and said in the sidebar (``LOCK_NOTE``)."""
     generation = st.session_state.get(WIDGET_GENERATION, 0) + 1
-    merged = {**widget_values(), **values}
+    current = widget_values()
+    values, kept = lessons.respect_locks(values, current, locked_controls())
+    st.session_state[LOCK_NOTE] = kept
+    merged = {**current, **values}
     for key, value in merged.items():
         st.session_state[ctl.widget_key(key, generation)] = value
     st.session_state[WIDGET_GENERATION] = generation
     st.session_state[KNOWN] = merged
     push_live_knobs()
+    return kept
 
 
 def _apply_lesson() -> None:
@@ -195,15 +203,32 @@ def _options(c: Control) -> tuple[Any, ...]:
     return tuple(o for o in c.options if o in found)
 
 
+def lock_note(box: Any) -> None:
+    """Which locked controls the last preset left as the teacher's link set them."""
+    kept = st.session_state.get(LOCK_NOTE, ())
+    if kept:
+        shown = ", ".join(
+            _("{label} stays at {value}").format(
+                label=_(ctl.BY_KEY[k].label), value=ctl.BY_KEY[k].show(widget_values()[k])
+            )
+            for k in kept
+        )
+        box.warning(
+            _("Locked by your teacher's link: {controls}.").format(controls=shown), icon="🔒"
+        )
+
+
 def _left_lesson() -> str | None:
     """The lesson the settings have moved away from, if any; it is then deselected, so its
     text no longer describes settings that are not the lesson's."""
     name = st.session_state.get("lesson")
     if not name or name not in lessons.BY_NAME:
         return None
-    if widget_values() == lessons.lesson_values(name):
+    current = widget_values()
+    if current == lessons.respect_locks(lessons.lesson_values(name), current, locked_controls())[0]:
         return None
     st.session_state.lesson = None
+    st.session_state[LOCK_NOTE] = ()
     return name
 
 
@@ -223,7 +248,8 @@ def sidebar(corpus: Corpus, sb: DeltaGenerator) -> None:
     lesson = lessons.BY_NAME.get(st.session_state.get("lesson") or "")
     if lesson:
         sb.info(lesson.text)
-    elif left:
+    lock_note(sb)
+    if not lesson and left:
         sb.caption(f"Settings changed since the lesson “{left}”; choose it again to go back.")
     values = widget_values()
     hidden, locked = hidden_controls(), locked_controls()

@@ -1,0 +1,1 @@
+"""Guided investigations: definitions, completion checks and progress (no st.*)."""

@@ -1,0 +1,221 @@
+"""The investigations page, and the step banner the lab and the map show while one is open.
+
+Reads top to bottom: which investigations are done -> the chosen one's steps (apply in one
+click, what to look at, its check on the student's own runs and maps) -> the answer in their
+own words -> what their data says. A lab step goes to the lab as a lesson does
+(``panel.set_values``, so a teacher's lock holds); a map step fills the map page's settings.
+The lab records the views opened on a run, the map each finished map (``record_view``,
+``record_map``); the bench's ``ProgressBook`` saves all of it with the runs.
+Script thread only.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.investigate.catalogue import LAB, Investigation, Scale, Step, investigations
+from dashboard.investigate.catalogue import progress_of as count
+from dashboard.investigate.checks import Check
+from dashboard.investigate.evidence import Evidence, ViewMark, map_fact
+from dashboard.investigate.findings import finding
+from dashboard.investigate.progress import ProgressBook
+from dashboard.runs.saved import SavedRuns
+from dashboard.screens.resources import TOKEN_PARAM, browser_token, run_store
+from dashboard.sidebar import controls as ctl
+from dashboard.views.display import page_style
+from gru_core.i18n import _
+from gru_core.sweep.job import SweepJob, SweepSnapshot
+
+BOOK = "_progress_book"
+PICK = "investigation"
+
+
+def progress_book() -> ProgressBook:
+    """This bench's progress, loaded from the store once a session."""
+    book: ProgressBook | None = st.session_state.get(BOOK)
+    if book is None:
+        book = ProgressBook(run_store(), browser_token())
+        book.load()
+        st.session_state[BOOK] = book
+    return book
+
+
+def evidence(book: ProgressBook) -> Evidence:
+    """The student's saved runs (this bench's) with the maps and views in their progress."""
+    lab = st.session_state.get("lab")
+    if lab is not None:
+        runs = list(lab.runs)
+    else:  # the lab not opened yet in this session: its saved runs, from the store
+        saved = SavedRuns(store=run_store(), token=browser_token())
+        saved.load()
+        runs = list(saved)
+    return Evidence.gather(runs, book.progress.maps, book.progress.views)
+
+
+def checked(inv: Investigation, ev: Evidence, book: ProgressBook) -> list[Check]:
+    """Each step's check; a step done now is kept done (with its result) in the progress."""
+    out = []
+    for step in inv.steps:
+        result = step.check(ev)
+        if result.done:
+            book.mark_done(step.id, result.message)
+        kept = book.progress.done.get(step.id)
+        out.append(Check(True, kept) if kept is not None else result)
+    return out
+
+
+# -- applying a step ---------------------------------------------------------------------
+def apply_step(inv: Investigation, step: Step) -> None:
+    """The step's settings in one click, on its page (a lab step as a lesson applies them)."""
+    progress_book().set_active(inv.key)
+    pages = st.session_state["_pages"]
+    if step.page == LAB:
+        st.session_state._fork_values = {**ctl.defaults(), **step.values}
+        st.session_state.lesson = None
+        st.switch_page(pages["lab"])
+    for key, value in step.values.items():
+        st.session_state[key] = list(value) if isinstance(value, list) else value
+    for side in ("x", "y"):
+        st.session_state[f"_map_{side}_axis"] = step.values[f"map_{side}"]
+    st.session_state._map_initialised = True
+    st.switch_page(pages["map"])
+
+
+# -- what the lab and the map record -----------------------------------------------------
+def record_view(view: str, model: str | None, steps: int | None) -> None:
+    if model is not None and steps is not None:
+        progress_book().saw(ViewMark(view, model, int(steps)))
+
+
+def record_map(job: SweepJob, snap: SweepSnapshot) -> None:
+    if snap.finished:
+        fact = map_fact(job.spec, snap.results, snap.edges, snap.elapsed)
+        progress_book().add_map(fact)
+
+
+def step_banner(page: str) -> None:
+    """On the lab or the map: the open investigation's next step, and a way back."""
+    book = progress_book()
+    inv = next((i for i in investigations() if i.key == book.progress.active), None)
+    if inv is None:
+        return
+    checks = checked(inv, evidence(book), book)
+    todo = next((i for i, c in enumerate(checks) if not c.done), None)
+    box = st.container(border=True, key="investigation_banner")
+    done, total = count(inv, book.progress.done, book.progress.answers.get(inv.key, ""))
+    box.markdown(
+        _("**Investigation:** {title} · {done} of {total} done").format(
+            title=_(inv.title), done=done, total=total
+        )
+    )
+    if todo is None:
+        box.success(_("Every step is done: write your answer on the Investigations page."))
+    else:
+        step = inv.steps[todo]
+        here = step.page == page
+        box.markdown(
+            _("**Step {n}: {title}**").format(n=todo + 1, title=_(step.title))
+            + (" · " + _("on this page") if here else "")
+        )
+        box.caption(checks[todo].message)
+    box.page_link(st.session_state["_pages"]["investigate"], label=_("Back to the investigation"))
+
+
+# -- the page ----------------------------------------------------------------------------
+def investigate_page() -> None:
+    page_style()
+    st.title(_("Investigations"))
+    st.caption(
+        _(
+            "The study note's three questions and d2l's exercise 4, step by step. Each step "
+            "sets things up in one click; it is done when your own runs and maps show it."
+        )
+    )
+    book = progress_book()
+    scale = Scale.from_env()
+    ev = evidence(book)
+    invs = investigations(scale)
+    status = {i.key: checked(i, ev, book) for i in invs}
+    _summary(invs, book)
+    keys = [i.key for i in invs]
+    if st.session_state.get(PICK) not in keys:
+        st.session_state[PICK] = book.progress.active if book.progress.active in keys else keys[0]
+    titles = {i.key: _(i.title) for i in invs}
+    key = st.radio(_("Investigation"), keys, key=PICK, format_func=titles.get, horizontal=True)
+    inv = next(i for i in invs if i.key == key)
+    if book.progress.active != key:
+        book.set_active(key)
+    _investigation(inv, status[key], book, ev, scale)
+    if book.problem:
+        st.warning(book.problem, icon="💾")
+    _sync_url()
+
+
+def _summary(invs: tuple[Investigation, ...], book: ProgressBook) -> None:
+    lines = []
+    for inv in invs:
+        done, total = count(inv, book.progress.done, book.progress.answers.get(inv.key, ""))
+        word = _("done") if done == total else _("{done} of {total} steps").format(
+            done=done, total=total)  # fmt: skip
+        mark = "✅" if done == total else ("◐" if done else "○")
+        lines.append(f"- {mark} **{_(inv.title)}**: {word}")
+    st.markdown("\n".join(lines), help=None)
+
+
+def _investigation(
+    inv: Investigation, checks: list[Check], book: ProgressBook, ev: Evidence, scale: Scale
+) -> None:
+    answer = book.progress.answers.get(inv.key, "")
+    done, total = count(inv, book.progress.done, answer)
+    st.subheader(_(inv.question))
+    st.progress(done / total, _("{done} of {total} steps done").format(done=done, total=total))
+    for n, (step, check) in enumerate(zip(inv.steps, checks, strict=True), start=1):
+        with st.container(border=True, key=f"step_{step.id.replace('.', '_')}"):
+            st.markdown(f"{'✅' if check.done else '○'} **{n}. {_(step.title)}**")
+            st.markdown(_(step.text).format(**scale.fields()))
+            where = _("Lab") if step.page == LAB else _("Trainability map")
+            st.caption(
+                _("Training takes about {s} on this 2-core CPU.").format(s=_seconds(step.seconds))
+            )
+            label = _("Set it up in the {page}").format(page=where)
+            if st.button(label, key=f"apply_{step.id}"):
+                apply_step(inv, step)
+            (st.success if check.done else st.info)(check.message)
+    _answer(inv, book, ev, scale)
+    if st.button(_("Start this investigation over"), key=f"reset_{inv.key}"):
+        book.reset(inv.key, inv.step_ids)
+        st.session_state.pop(f"answer_{inv.key}", None)
+        st.rerun()
+
+
+def _answer(inv: Investigation, book: ProgressBook, ev: Evidence, scale: Scale) -> None:
+    st.markdown(f"**{len(inv.steps) + 1}. {_(inv.ask)}**")
+    widget = f"answer_{inv.key}"
+    st.session_state.setdefault(widget, book.progress.answers.get(inv.key, ""))
+
+    def save() -> None:
+        book.answer(inv.key, str(st.session_state.get(widget, "")))
+
+    st.text_area(_("Your answer, in your own words"), key=widget, on_change=save)
+    st.button(_("Save my answer"), key=f"save_{inv.key}", on_click=save)
+    done, total = count(inv, book.progress.done, book.progress.answers.get(inv.key, ""))
+    if book.progress.answers.get(inv.key, "").strip() and done == total:
+        found = finding(inv.key, ev, scale)
+        with st.container(border=True, key=f"finding_{inv.key}"):
+            st.markdown(_("**What your data says**"))
+            st.markdown("\n".join(f"- {line}" for line in found.data) or _("No data yet."))
+            if found.theory:
+                st.caption(found.theory)
+    elif book.progress.answers.get(inv.key, "").strip():
+        st.info(_("Finish the steps above (or write a little more) to see what your data says."))
+
+
+def _seconds(s: float) -> str:
+    return _("{n} s").format(n=max(1, round(s))) if s < 90 else _("{n} min").format(n=round(s / 60))
+
+
+def _sync_url() -> None:
+    """Keep ``?bench=`` in the address, so a reload finds the same progress."""
+    token = st.session_state.get(TOKEN_PARAM)
+    if token and run_store() is not None and st.query_params.get(TOKEN_PARAM) != token:
+        st.query_params[TOKEN_PARAM] = token
