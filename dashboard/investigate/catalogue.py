@@ -44,7 +44,7 @@ class Scale:
     @classmethod
     def from_env(cls) -> Scale:
         if os.environ.get(SCALE_ENV) == "small":
-            return cls(hidden=16, small_hidden=8, map_epochs=1, lab_epochs=2, long_epochs=1)
+            return cls(hidden=16, small_hidden=8, map_epochs=1, lab_epochs=5, long_epochs=1)
         return cls()
 
     def fields(self) -> dict[str, int]:

@@ -27,7 +27,7 @@ class Finding:
 
 def _values(values: list[object]) -> str:
     order = sorted(set(values), key=lambda v: float("inf") if v is None else float(str(v)))
-    return ", ".join(ck.axis_label(v) for v in order) or _("none")
+    return ", ".join(ck.axis_label(v) for v in order) or _("none of them")
 
 
 def _edges(fact: MapFact | None, models: tuple[str, ...]) -> str:
@@ -43,7 +43,7 @@ def _edges(fact: MapFact | None, models: tuple[str, ...]) -> str:
         return ""
     return _("Theory: the edge of chaos (λ = 0 at initialisation) lies at init std {parts} "
              "(hidden {h}). Below it a signal fades through time; above it, it grows, and so "
-             "do the gradients.").format(parts=_(" and ").join(parts), h=fact.hidden)  # fmt: skip
+             "do the gradients.").format(parts="; ".join(parts), h=fact.hidden)  # fmt: skip
 
 
 def _clip(ev: Evidence, s: Scale) -> Finding:

@@ -22,11 +22,14 @@ from dashboard.investigate.progress import ProgressBook
 from dashboard.runs.saved import SavedRuns
 from dashboard.screens.resources import TOKEN_PARAM, browser_token, run_store
 from dashboard.sidebar import controls as ctl
+from dashboard.sidebar.panel import init_widget_state
 from dashboard.views.display import page_style
 from gru_core.i18n import _
 from gru_core.sweep.job import SweepJob, SweepSnapshot
 
 BOOK = "_progress_book"
+# Marks from Streamlit's own icon font (an emoji font may be missing in the browser).
+DONE, PART, TODO = ":material/check_circle:", ":material/timelapse:", ":material/circle:"
 PICK = "investigation"
 
 
@@ -69,16 +72,20 @@ def apply_step(inv: Investigation, step: Step) -> None:
     """The step's settings in one click, on its page (a lab step as a lesson applies them)."""
     progress_book().set_active(inv.key)
     pages = st.session_state["_pages"]
+    keep = {  # the teacher's link (hide, lock), the bench, the language: not the settings
+        k: v for k, v in st.query_params.to_dict().items()
+        if k not in ctl.BY_KEY and not k.startswith("map_")
+    }  # fmt: skip
     if step.page == LAB:
         st.session_state._fork_values = {**ctl.defaults(), **step.values}
         st.session_state.lesson = None
-        st.switch_page(pages["lab"])
+        st.switch_page(pages["lab"], query_params=keep)
     for key, value in step.values.items():
         st.session_state[key] = list(value) if isinstance(value, list) else value
     for side in ("x", "y"):
         st.session_state[f"_map_{side}_axis"] = step.values[f"map_{side}"]
     st.session_state._map_initialised = True
-    st.switch_page(pages["map"])
+    st.switch_page(pages["map"], query_params=keep)
 
 
 # -- what the lab and the map record -----------------------------------------------------
@@ -124,6 +131,7 @@ def step_banner(page: str) -> None:
 # -- the page ----------------------------------------------------------------------------
 def investigate_page() -> None:
     page_style()
+    init_widget_state()  # a teacher's link read here too: its locks hold on every page
     st.title(_("Investigations"))
     st.caption(
         _(
@@ -141,7 +149,9 @@ def investigate_page() -> None:
     if st.session_state.get(PICK) not in keys:
         st.session_state[PICK] = book.progress.active if book.progress.active in keys else keys[0]
     titles = {i.key: _(i.title) for i in invs}
-    key = st.radio(_("Investigation"), keys, key=PICK, format_func=titles.get, horizontal=True)
+    key = st.radio(
+        _("Choose an investigation"), keys, key=PICK, format_func=titles.get, horizontal=True
+    )
     inv = next(i for i in invs if i.key == key)
     if book.progress.active != key:
         book.set_active(key)
@@ -155,9 +165,9 @@ def _summary(invs: tuple[Investigation, ...], book: ProgressBook) -> None:
     lines = []
     for inv in invs:
         done, total = count(inv, book.progress.done, book.progress.answers.get(inv.key, ""))
-        word = _("done") if done == total else _("{done} of {total} steps").format(
+        word = _("all done") if done == total else _("{done} of {total} steps").format(
             done=done, total=total)  # fmt: skip
-        mark = "✅" if done == total else ("◐" if done else "○")
+        mark = DONE if done == total else (PART if done else TODO)
         lines.append(f"- {mark} **{_(inv.title)}**: {word}")
     st.markdown("\n".join(lines), help=None)
 
@@ -171,13 +181,12 @@ def _investigation(
     st.progress(done / total, _("{done} of {total} steps done").format(done=done, total=total))
     for n, (step, check) in enumerate(zip(inv.steps, checks, strict=True), start=1):
         with st.container(border=True, key=f"step_{step.id.replace('.', '_')}"):
-            st.markdown(f"{'✅' if check.done else '○'} **{n}. {_(step.title)}**")
+            st.markdown(f"{DONE if check.done else TODO} **{n}. {_(step.title)}**")
             st.markdown(_(step.text).format(**scale.fields()))
-            where = _("Lab") if step.page == LAB else _("Trainability map")
             st.caption(
                 _("Training takes about {s} on this 2-core CPU.").format(s=_seconds(step.seconds))
             )
-            label = _("Set it up in the {page}").format(page=where)
+            label = _("Set it up in the Lab") if step.page == LAB else _("Set it up on the map")
             if st.button(label, key=f"apply_{step.id}"):
                 apply_step(inv, step)
             (st.success if check.done else st.info)(check.message)
