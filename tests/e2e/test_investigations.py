@@ -21,7 +21,8 @@ import pytest
 from conftest import PAGE_LOAD_MS, GruLab, serve
 from playwright.sync_api import expect
 
-from dashboard.investigate.catalogue import SCALE_ENV
+from dashboard.investigate.catalogue import SCALE_ENV, Scale, investigations
+from dashboard.sidebar.controls import defaults, to_query
 
 pytestmark = pytest.mark.e2e
 TRAIN_S = 240  # the longest a small step's training may take on a loaded CI machine
@@ -55,7 +56,7 @@ def apply(lab: GruLab, step_id: str) -> None:
 
 def back(lab: GruLab, step_id: str) -> str:
     """Back to the investigation by the banner's link; the step's result once it is done."""
-    lab.page.get_by_role("link", name="Back to the investigation").click()
+    lab.page.get_by_role("link", name="Back to the investigation").click(timeout=PAGE_LOAD_MS)
     box = lab.page.locator(f".st-key-step_{step_id.replace('.', '_')}")
     done = box.locator('[data-testid="stAlertContentSuccess"]')
     expect(done).to_be_visible(timeout=PAGE_LOAD_MS)
@@ -76,18 +77,26 @@ def run_lab(lab: GruLab, view: str | None = None) -> None:
     expect(lab.page.get_by_text("Corpus:")).to_be_visible(timeout=PAGE_LOAD_MS)
     if lab.metric_card("Step").count():
         lab.reset()
-    lab.press("Start")
+    start = lab.button("Start")
+    expect(start).to_be_enabled(timeout=PAGE_LOAD_MS)  # a loaded server draws slowly
+    start.click()
     lab.wait_for_step(1, timeout_s=TRAIN_S)
     expect(lab.button("Start")).to_be_visible(timeout=TRAIN_S * 1000)  # ended (and saved)
     if view:
-        lab.choose_view(view)
-        expect(lab.page.locator(".st-key-flow-reach")).to_be_visible(timeout=60_000)
+        group = lab.page.locator('[data-testid="stButtonGroup"]')
+        option = group.get_by_role("radio", name=view, exact=True)
+        option.click(timeout=PAGE_LOAD_MS)
+        expect(option).to_have_attribute("aria-checked", "true", timeout=PAGE_LOAD_MS)
+        expect(lab.page.locator(".st-key-flow-reach")).to_be_visible(timeout=PAGE_LOAD_MS)
 
 
-def relaunch(lab: GruLab, **settings: str) -> None:
-    """The lab at its URL with ``settings`` changed, in the same bench."""
-    query = {k: v[-1] for k, v in parse_qs(urlsplit(lab.page.url).query).items()}
-    lab.page.goto(f"{lab.base_url}/?{urlencode({**query, **settings})}")
+def relaunch(lab: GruLab, step_id: str, **changes: object) -> None:
+    """The lab at the step's settings with ``changes`` (what the student set by hand), in the
+    same bench (its token from the page's URL)."""
+    bench = parse_qs(urlsplit(lab.page.url).query)["bench"][-1]
+    step = next(s for i in investigations(Scale.small()) for s in i.steps if s.id == step_id)
+    query = to_query({**defaults(), **step.values, **changes})
+    lab.page.goto(f"{lab.base_url}/?{urlencode({**query, 'bench': bench})}")
 
 
 def answer(lab: GruLab, key: str, text: str) -> str:
@@ -116,13 +125,13 @@ def test_walk_the_clip_threshold_investigation(lab: GruLab) -> None:
     assert "GRU: trained in" in back(lab, "clip.1")
     apply(lab, "clip.2")  # the RNN at init std 0.1, θ 10
     run_lab(lab)
-    relaunch(lab, clip_on="false", lr="50")  # the student takes the cap off, and pushes lr
+    relaunch(lab, "clip.2", clip_on=False, lr=50.0)  # the student takes the cap off, and pushes lr
     run_lab(lab)
     result = back(lab, "clip.2")
     assert "It trained at θ = 10 and not at θ = off" in result
     apply(lab, "clip.3")  # the GRU at init std 0.1, clipping off
     run_lab(lab)
-    relaunch(lab, clip_on="true", clip="1")
+    relaunch(lab, "clip.3", clip_on=True, clip=1.0)
     run_lab(lab)
     assert "θ 1:" in back(lab, "clip.3")
     said = answer(lab, "clip", "No: the GRU trained without the cap the RNN needed.")
@@ -175,7 +184,7 @@ def test_walk_the_half_gru_investigation(lab: GruLab) -> None:
     assert "GRU (update gate only): trained in" in back(lab, "half.1")
     apply(lab, "half.2")  # the update gate only
     run_lab(lab)
-    relaunch(lab, model="GRU (reset gate only)")
+    relaunch(lab, "half.2", model="GRU (reset gate only)")
     run_lab(lab)
     assert "GRU (reset gate only):" in back(lab, "half.2")
     said = answer(lab, "half", "The update gate keeps the state; without it, it is an RNN.")
