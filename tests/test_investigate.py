@@ -68,9 +68,12 @@ def clip_map(hidden: int = H) -> MapFact:
 
 def init_map(hidden: int = H, models: tuple[str, ...] = ("gru", "rnn")) -> MapFact:
     edge = 2.22 / hidden**0.5
-    return grid("init_std", [0.001, 0.01, 0.1, 1.0], "clip_threshold", [1.0, None], models,
+    fact = grid("init_std", [0.001, 0.01, 0.1, 1.0], "clip_threshold", [1.0, None], models,
                 lambda m, x, y: "diverged" if x == 1.0 else "learned", hidden,
                 tuple((m, hidden, edge) for m in models))  # fmt: skip
+    cells = tuple(replace(c, perplexity=None, diverged_step=12) if c.verdict == "diverged" else c
+                  for c in fact.cells)  # fmt: skip
+    return replace(fact, cells=cells)
 
 
 def flow(decay: float, steps: int) -> tuple[float, ...]:
@@ -307,3 +310,31 @@ def test_memory_store_keeps_progress_and_refuses_what_is_not_json() -> None:
         store.save_progress(token, {"x": float("nan")})
     with pytest.raises(ValueError):
         store.save_progress("not a token", {})
+
+
+# -- the worksheet ---------------------------------------------------------------------------
+def test_the_worksheet_holds_the_progress_the_answers_and_the_maps() -> None:
+    from dashboard.investigate.sheet import worksheet_from_progress
+    from dashboard.worksheet import worksheet_html, worksheet_markdown
+
+    progress = Progress(
+        "init", {"init.1": "GRU: trained in 6 of 8 cells (kept)"},
+        {"init": "0.01 keeps the book's network below the edge of chaos."},
+        (init_map(), init_map(BOOK.small_hidden), clip_map()),
+    )  # fmt: skip
+    sheet = worksheet_from_progress(progress, [], BOOK, "en", student="Ada")
+    init = next(i for i in sheet.investigations if i.title == "Why init std 0.01?")
+    assert init.done  # both maps and the answer
+    assert init.steps[0].result == "GRU: trained in 6 of 8 cells (kept)"  # as it was done
+    assert init.steps[1].done and "GRU: trained in" in init.steps[1].result
+    assert "from init std 0.39 at hidden 32 to 0.14 at hidden 256" in init.data_says
+    assert [m.models for m in init.maps] == [("GRU", "RNN"), ("GRU", "RNN")]
+    clip_sheet = sheet.investigations[0]
+    assert not clip_sheet.done and len(clip_sheet.maps) == 1  # the clip map, not the init maps
+    html = worksheet_html(sheet)
+    assert "0.01 keeps the book&#x27;s network" in html or "0.01 keeps the book's network" in html
+    assert html.count('class="plotly-graph-div"') >= 3 or html.count("Plotly.newPlot") >= 3
+    markdown = worksheet_markdown(sheet)
+    assert "GRU: trained in 6 of 8 cells (kept)" in markdown
+    assert "| clip θ \\\\ init std | 0.001 | 0.01 | 0.1 | 1 |" in markdown
+    assert "None" not in markdown

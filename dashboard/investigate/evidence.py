@@ -68,6 +68,7 @@ class MapCell:
     y: Any
     verdict: str | None
     perplexity: float | None
+    diverged_step: int | None = None  # the earliest step a seed diverged at
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,10 @@ class MapFact:
         return {
             "x_axis": self.x_axis, "y_axis": self.y_axis, "models": list(self.models),
             "hidden": self.hidden, "steps": self.steps, "epochs": self.epochs,
-            "cells": [[c.model, c.x, c.y, c.verdict, _finite(c.perplexity)] for c in self.cells],
+            "cells": [
+                [c.model, c.x, c.y, c.verdict, _finite(c.perplexity), c.diverged_step]
+                for c in self.cells
+            ],
             "edges": [list(e) for e in self.edges], "seconds": self.seconds,
         }  # fmt: skip
 
@@ -130,7 +134,7 @@ def map_fact(
 ) -> MapFact:
     """A map's finished cells (over their seeds, ``summarize``) as a MapFact."""
     cells = tuple(
-        MapCell(s.model, s.x, s.y, s.verdict, s.perplexity)
+        MapCell(s.model, s.x, s.y, s.verdict, s.perplexity, s.diverged_step)
         for s in summarize(results)
         if s.done and s.verdict is not None
     )

@@ -19,12 +19,14 @@ from dashboard.investigate.checks import Check
 from dashboard.investigate.evidence import Evidence, ViewMark, map_fact
 from dashboard.investigate.findings import finding
 from dashboard.investigate.progress import ProgressBook
+from dashboard.investigate.sheet import worksheet_from_progress
 from dashboard.runs.saved import SavedRuns
 from dashboard.screens.resources import TOKEN_PARAM, browser_token, run_store
 from dashboard.sidebar import controls as ctl
 from dashboard.sidebar.panel import init_widget_state
 from dashboard.views.display import page_style
-from gru_core.i18n import _
+from dashboard.worksheet import Worksheet, file_name, worksheet_html, worksheet_markdown
+from gru_core.i18n import _, language, language_scope
 from gru_core.sweep.job import SweepJob, SweepSnapshot
 
 BOOK = "_progress_book"
@@ -156,6 +158,7 @@ def investigate_page() -> None:
     if book.progress.active != key:
         book.set_active(key)
     _investigation(inv, status[key], book, ev, scale)
+    _downloads(book, scale)
     if book.problem:
         st.warning(book.problem, icon="💾")
     _sync_url()
@@ -217,6 +220,31 @@ def _answer(inv: Investigation, book: ProgressBook, ev: Evidence, scale: Scale) 
                 st.caption(found.theory)
     elif book.progress.answers.get(inv.key, "").strip():
         st.info(_("Finish the steps above (or write a little more) to see what your data says."))
+
+
+def _downloads(book: ProgressBook, scale: Scale) -> None:
+    """'Download my worksheet': HTML (figures inline, offline) and Markdown, built when
+    clicked (on another thread: in this page's language, from the progress and runs now)."""
+    lab = st.session_state.get("lab")
+    runs = list(lab.runs) if lab is not None else []
+    progress, lang, bench = book.progress, language(), book.token
+
+    def sheet() -> Worksheet:
+        with language_scope(lang):
+            return worksheet_from_progress(progress, runs, scale, lang, bench=bench)
+
+    def html() -> str:
+        return worksheet_html(sheet())
+
+    def markdown() -> str:
+        return worksheet_markdown(sheet())
+
+    named = Worksheet(())
+    row = st.container(horizontal=True, key="worksheet_downloads")
+    row.download_button(_("Download my worksheet (HTML)"), html, file_name(named, "html"),
+                        "text/html", on_click="ignore")  # fmt: skip
+    row.download_button(_("Download my worksheet (Markdown)"), markdown, file_name(named, "md"),
+                        "text/markdown", on_click="ignore")  # fmt: skip
 
 
 def _seconds(s: float) -> str:
