@@ -194,7 +194,7 @@ def test_the_init_finding_compares_the_edge_at_both_sizes() -> None:
     text = " ".join(found.data)
     assert "Hidden 256, GRU: trained at init std 0.001, 0.01, 0.1" in text
     assert "from init std 0.39 at hidden 32 to 0.14 at hidden 256" in text
-    assert "14× below it" in text
+    assert "2.8× lower (√(256/32) = 2.8)" in text and "14× below it" in text
     assert "edge of chaos" in found.theory
 
 

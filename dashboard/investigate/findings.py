@@ -117,9 +117,10 @@ def _init(ev: Evidence, s: Scale) -> Finding:
     a, b = edges.get(("gru", s.hidden)), edges.get(("gru", s.small_hidden))
     if a is not None and b is not None:
         data.append(_("The GRU's edge of chaos moved from init std {b:.2g} at hidden {small} to "
-                      "{a:.2g} at hidden {h}: the book's 0.01 sits {k:.0f}× below it at hidden "
-                      "{h}. A good init std depends on the hidden size; 0.01 suits the book's.")
-                    .format(a=a, b=b, small=s.small_hidden, h=s.hidden, k=a / 0.01))  # fmt: skip
+                      "{a:.2g} at hidden {h}, {r:.1f}× lower (√({h}/{small}) = {s:.1f}): the "
+                      "book's 0.01 sits {k:.0f}× below it at hidden {h}.")
+                    .format(a=a, b=b, small=s.small_hidden, h=s.hidden, k=a / 0.01, r=b / a,
+                            s=(s.hidden / s.small_hidden) ** 0.5))  # fmt: skip
     return Finding(tuple(data), " ".join(theory))
 
 
