@@ -239,7 +239,7 @@ def test_every_step_applies_settings_its_page_accepts(key: str, step: Any) -> No
 
 @pytest.mark.parametrize("inv", investigations(BOOK), ids=lambda i: i.key)
 def test_each_investigation_trains_for_well_under_ten_minutes(inv: Any) -> None:
-    assert sum(step.seconds for step in inv.steps) < 5 * 60  # the rest is reading and writing
+    assert sum(step.seconds for step in inv.steps) < 6 * 60  # the rest is reading and writing
 
 
 def test_the_small_scale_shrinks_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
