@@ -40,7 +40,7 @@ from dashboard.views import training as views
 from dashboard.views.cells import theory_caption
 from dashboard.views.compare import compare_section
 from dashboard.views.display import PROJECTOR_KEY, page_style, projector_on
-from dashboard.views.pacing import LivePace
+from dashboard.views.pacing import LivePace, shown_view
 from dashboard.views.teaching import CLIPPING, equation_legend, equations, model_name
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
@@ -227,7 +227,7 @@ def lab_page() -> None:
         started = time.perf_counter()
         views.live_views(lab)
         if lab.job is not None:  # what an investigation's step asks to open, on which run
-            record_view(_view(), lab.job.config.model, lab.job.config.num_steps)
+            record_view(shown_view(), lab.job.config.model, lab.job.config.num_steps)
         if was_active and not lab.active:  # ended, and saved by the job's end
             st.rerun()  # a full rerun: stop polling, refresh buttons and saved runs
         pace.redrawn(time.perf_counter() - started, live=was_active)
