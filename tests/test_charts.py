@@ -504,3 +504,19 @@ def test_a_shared_figure_is_sent_in_half_the_bytes(snap: Snapshot) -> None:
     assert len(pio.to_json(wire_arrays(big), validate=False)) < 0.6 * before
     heat = wire_arrays(go.Figure(go.Heatmap(z=np.random.default_rng(0).normal(size=(4, 5)))))
     assert heat.data[0].z.dtype == np.float32
+
+
+def test_gate_heatmap_character_labels_fit_half_a_page() -> None:
+    """Every character of a 60-character probe keeps its label, in a font small enough that
+    the labels do not overlap in one of two side-by-side charts at 1400 px (overlapping
+    labels made plotly several times slower to draw the heatmap: benchmarks/README.md)."""
+    text = "the time traveller for so it will be convenient to speak of "
+    assert len(text) == 60
+    values = np.random.default_rng(0).uniform(0, 1, (len(text), 256))
+    fig = gate_heatmap_figure(values, text, "Z")
+    axis = fig.layout.xaxis
+    assert list(axis.ticktext) == [c if c != " " else "␣" for c in text]
+    assert list(axis.tickvals) == list(range(60))
+    plot_px = 1400 / 2 - 2.5 * 16 - fig.layout.margin.l - fig.layout.margin.r - 80  # colorbar
+    glyph_px = 0.7 * axis.tickfont.size  # a wide lowercase glyph of a sans font
+    assert glyph_px < plot_px / len(text)

@@ -20,6 +20,11 @@ from gru_core.model.gates import label as gate_label
 from gru_core.step.stats import MEAN, PERCENTILES, SATURATED, gate_column, percentile_suffix
 
 HEATMAP_MAX_UNITS = 256  # hidden units shown in a gate heatmap
+# The heatmap's character labels: one per column, small enough that the probe's 60 fit
+# side by side in half a 1400 px page. At the common 13 px they overlapped there, and
+# plotly's handling of overlapping tick labels made a heatmap 3-5x slower to draw in
+# Chromium (benchmarks/chart_draw.py, benchmarks/README.md).
+CHAR_TICK_PX = 10
 DEEP_BLUE = (8, 48, 107)  # the dark end of plotly's 'Blues'
 
 
@@ -151,6 +156,7 @@ def gate_heatmap_figure(values: np.ndarray, text: str, gate: str) -> go.Figure:
             tickvals=shown,
             ticktext=[_char_label(text[i]) for i in shown],
             tickangle=0,
+            tickfont=dict(size=CHAR_TICK_PX),
         ),
         showlegend=False,
     )
