@@ -145,11 +145,20 @@ def common_ticks(fig: dict) -> dict:
     return fig
 
 
+def no_markers(fig: dict) -> dict:
+    """Lines without markers (the epochs' lines are drawn with a marker per epoch)."""
+    for trace in fig["data"]:
+        if trace.get("mode") == "lines+markers":
+            trace["mode"] = "lines"
+    return fig
+
+
 OPTIONS: dict[str, Callable[[dict], dict]] = {
     "as built": lambda fig: fig,
     "scattergl": as_webgl,
     "no hover": no_hover,
     "13 px characters": common_ticks,
+    "no markers": no_markers,
 }
 
 
@@ -160,12 +169,18 @@ def main() -> None:
     parser.add_argument("--max-points", type=int, help="points a line trace keeps (thinning)")
     parser.add_argument("--units", type=int, help="hidden units a gate heatmap shows")
     parser.add_argument("--options", default=",".join(OPTIONS), help="comma-separated")
+    parser.add_argument("--figures", help="comma-separated names (default: all)")
     args = parser.parse_args()
     if args.max_points:  # the builders read these module constants when they build
         thinning.downsample.__defaults__ = (args.max_points,)
     if args.units:
         cells.HEATMAP_MAX_UNITS = args.units
-    built = {name: wire_arrays(fig) for name, fig in figures(args.steps).items()}
+    wanted = args.figures.split(",") if args.figures else None
+    built = {
+        name: wire_arrays(fig)
+        for name, fig in figures(args.steps).items()
+        if wanted is None or name in wanted
+    }
     specs: dict[tuple[str, str], str] = {}
     for name, fig in built.items():
         base = json.loads(pio.to_json(fig, validate=False))

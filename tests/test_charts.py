@@ -28,6 +28,7 @@ from dashboard.charts.flow import (
 )
 from dashboard.charts.thinning import MAX_POINTS, downsample
 from dashboard.charts.training import (
+    MAX_MARKERS,
     clipped_share,
     compare_figure,
     grad_norm_figure,
@@ -212,9 +213,28 @@ def test_perplexity_figure(snap: Snapshot, big: pd.DataFrame) -> None:
     labels = [a.text for a in fig.layout.annotations]
     assert "clip 1→off" in labels and "lr 1→0.5" in labels
     assert all(shape.line.dash == "dot" for shape in fig.layout.shapes)
+    assert val.mode == "lines+markers"  # a few epochs: a marker on each
     fig = perplexity_figure(big, big_epochs())
     check_figure(fig)
     assert np.isfinite(fig.data[0].y).all()
+
+
+def test_perplexity_markers_only_while_sparse() -> None:
+    """The epochs' lines mark each epoch while there are at most MAX_MARKERS of them; the
+    book's 500 epochs are drawn as lines, every epoch still a point of the line."""
+    for count, mode in ((MAX_MARKERS, "lines+markers"), (500, "lines")):
+        epochs = pd.DataFrame(
+            {
+                "step": np.arange(1, count + 1) * 8,
+                "train_perplexity": np.linspace(20, 1.1, count),
+                "val_perplexity": np.linspace(22, 1.2, count),
+            }
+        )
+        steps = pd.DataFrame({"step": [8], "perplexity": [20.0]})
+        fig = perplexity_figure(steps, epochs)
+        for name in ("train (per epoch)", "validation (per epoch)"):
+            trace = next(t for t in fig.data if t.name == name)
+            assert trace.mode == mode and len(trace.x) == count
 
 
 def test_grad_norm_figure(snap: Snapshot, big: pd.DataFrame) -> None:
@@ -290,7 +310,8 @@ def test_gate_heatmap_figure(snap: Snapshot) -> None:
     wide = np.random.default_rng(0).uniform(0, 1, (len(PROBE), 300))
     fig = gate_heatmap_figure(wide, PROBE, "R")
     check_figure(fig)
-    assert fig.data[0].z.shape == (256, len(PROBE)) and "256 of 300" in fig.layout.title.text
+    assert fig.data[0].z.shape == (64, len(PROBE)) and "64 of 300" in fig.layout.title.text
+    assert np.array_equal(fig.data[0].z, wide[:, :64].T)  # the first 64 units, as they were
     with pytest.raises(ValueError, match="characters"):
         gate_heatmap_figure(wide, "too short", "R")
 

@@ -19,7 +19,9 @@ from gru_core.model.gates import GATES
 from gru_core.model.gates import label as gate_label
 from gru_core.step.stats import MEAN, PERCENTILES, SATURATED, gate_column, percentile_suffix
 
-HEATMAP_MAX_UNITS = 256  # hidden units shown in a gate heatmap
+# Hidden units shown in a gate heatmap: 64 rows of about 4 px in its 240 px plot (256 rows
+# were finer than the plot's pixels, and twice as slow to draw: benchmarks/chart_draw.py).
+HEATMAP_MAX_UNITS = 64
 # The heatmap's character labels: one per column, small enough that the probe's 60 fit
 # side by side in half a 1400 px page. At the common 13 px they overlapped there, and
 # plotly's handling of overlapping tick labels made a heatmap 3-5x slower to draw in

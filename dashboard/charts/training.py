@@ -28,11 +28,17 @@ from gru_core.step.stats import (
     group_column,
 )
 
+# Epochs drawn with a marker each: up to this many points a trace, about one per 10 px of a
+# 700 px chart. More markers overlap into a thick line and cost the browser a node each (the
+# book's 500 epochs tripled the chart's drawing time: benchmarks/chart_draw.py).
+MAX_MARKERS = 70
+
 
 def perplexity_figure(
     steps: pd.DataFrame, epochs: pd.DataFrame, events: pd.DataFrame | None = None
 ) -> go.Figure:
-    """Batch perplexity per step (faint), train and validation perplexity per epoch; log y."""
+    """Batch perplexity per step (faint), train and validation perplexity per epoch; log y.
+    The epochs' lines carry a marker per epoch while they have at most MAX_MARKERS points."""
     fig = go.Figure()
     fig.add_trace(
         line_trace(
@@ -51,7 +57,8 @@ def perplexity_figure(
     ):
         values = numeric_column(epochs, column)
         trace = line_trace(epoch_x, values, name, log=True, line=style.line())
-        trace.update(mode="lines+markers", marker=style.marker(size=6))
+        if len(trace.x) <= MAX_MARKERS:
+            trace.update(mode="lines+markers", marker=style.marker(size=6))
         fig.add_trace(trace)
     add_events(fig, events, steps)
     return apply_layout(fig, "Perplexity", "training step", "perplexity (log)", "perplexity", True)
