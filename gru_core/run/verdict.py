@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from gru_core.i18n import DEFAULT, N_, _, language_scope
 from gru_core.run.records import EpochRecord, StepRecord
 from gru_core.step import stats
 
@@ -46,15 +47,15 @@ BLOW_UP_STEPS = 5
 LAST_STEPS = 10  # batch perplexities averaged when no epoch has finished
 MEMORISED_RATIO = 2.0  # final validation perplexity over its best that counts as memorised
 
-VERDICTS = (
-    "learned",
-    "memorised",
-    "did not learn",
-    "blew up",
-    "diverged",
-    "stopped",
-    "out of memory",
-    "error",
+VERDICTS = (  # identifiers; N_ marks them so that kind_words can say them on screen
+    N_("learned"),
+    N_("memorised"),
+    N_("did not learn"),
+    N_("blew up"),
+    N_("diverged"),
+    N_("stopped"),
+    N_("out of memory"),
+    N_("error"),
 )
 _ENDINGS = {"diverged": "diverged", "out_of_memory": "out of memory", "error": "error"}
 FAILURES = frozenset(
@@ -124,7 +125,7 @@ class Evidence:
 @dataclass(frozen=True)
 class Verdict:
     kind: str  # one of VERDICTS
-    headline: str  # one sentence with the numbers behind it
+    judged: str  # the headline as worded when judged (kept by stored runs; not shown)
     start_perplexity: float | None  # the first step's batch perplexity
     final_perplexity: float | None  # see the module docstring
     final_val_perplexity: float | None = None  # the last evaluated validation perplexity
@@ -134,6 +135,55 @@ class Verdict:
     @property
     def failed(self) -> bool:
         return self.kind in FAILURES
+
+    @property
+    def headline(self) -> str:
+        """One sentence with the numbers behind the verdict, in the language in force."""
+        return _headline(self)
+
+
+def kind_words(kind: str) -> str:
+    """A verdict's kind (or a job's state) as the page says it: 'did not learn', '没有学会'."""
+    return _(kind)
+
+
+def _headline(v: Verdict) -> str:
+    """The verdict's sentence from its facts (``judge``'s rule, in words)."""
+    trip = _trip(v.start_perplexity, v.final_perplexity, v.vocab_size)
+    if v.kind == "diverged":
+        return _("It diverged.")
+    if v.kind == "out of memory":
+        return _("It ran out of memory.")
+    if v.kind == "error":
+        return _("It stopped with an error.")
+    if v.kind == "stopped":
+        return _("Stopped: {trip}.").format(trip=trip) if trip else _("Stopped.")
+    if v.kind == "blew up":
+        # Rule 2 in words: the perplexity when it ended over its bound, else the norm.
+        final = v.final_perplexity
+        why = (
+            _("the final perplexity is over {bound}").format(bound=f"{BLOW_UP_PERPLEXITY:.0e}")
+            if final is not None and final > BLOW_UP_PERPLEXITY
+            else _("the gradient norm stayed over {bound} for the last {n} steps").format(
+                bound=f"{BLOW_UP_NORM:.0e}", n=BLOW_UP_STEPS
+            )
+        )
+        if trip:
+            return _("It blew up: {why} ({trip}).").format(why=why, trip=trip)
+        return _("It blew up: {why}.").format(why=why)
+    if v.kind == "did not learn":
+        return _("It did not learn: {trip}.").format(trip=trip) if trip else _("It did not learn.")
+    if v.kind == "memorised":
+        final_val, best_val = v.final_val_perplexity, v.best_val_perplexity
+        if final_val is None or best_val is None:
+            return _("It memorised its training text: {trip}.").format(trip=trip)
+        return _(
+            "It memorised its training text: {trip}; but on held-out text its perplexity "
+            "ended at {final} (its best was {best})."
+        ).format(trip=trip, final=_num(final_val), best=_num(best_val))
+    if v.kind == "learned":
+        return _("It learned: {trip}.").format(trip=trip) if trip else _("It learned.")
+    return v.judged
 
 
 def final_perplexity(evidence: Evidence) -> float | None:
@@ -164,42 +214,33 @@ def judge(status: str, evidence: Evidence, vocab_size: int) -> Verdict:
     vals = evidence.val_perplexity[~np.isnan(evidence.val_perplexity)]
     final_val = float(vals[-1]) if vals.size else None
     best_val = float(vals.min()) if vals.size else None
-    trip = _fmt_trip(start, final, vocab_size)
 
-    def verdict(kind: str, headline: str) -> Verdict:
-        return Verdict(kind, headline, start, final, final_val, best_val, vocab_size)
+    def verdict(kind: str) -> Verdict:
+        facts = Verdict(kind, "", start, final, final_val, best_val, vocab_size)
+        with language_scope(DEFAULT):
+            return replace(facts, judged=facts.headline)
 
     if status in _ENDINGS:
-        return verdict(_ENDINGS[status], f"It {_ENDINGS[status]}.")
+        return verdict(_ENDINGS[status])
     if status == "stopped":
-        return verdict("stopped", f"Stopped: {trip}." if trip else "Stopped.")
+        return verdict("stopped")
     norms = evidence.grad_norm[-BLOW_UP_STEPS:]
     exploding = len(norms) == BLOW_UP_STEPS and bool(np.all(norms > BLOW_UP_NORM))
     if (final is not None and final > BLOW_UP_PERPLEXITY) or exploding:
-        why = (
-            f"the gradient norm stayed over {BLOW_UP_NORM:.0e} for the last {BLOW_UP_STEPS} steps"
-            if exploding
-            else f"the final perplexity is over {BLOW_UP_PERPLEXITY:.0e}"
-        )
-        return verdict("blew up", f"It blew up: {why} ({trip}).")
+        return verdict("blew up")
     if final is None or final >= vocab_size or (start is not None and final >= start):
-        return verdict(
-            "did not learn", f"It did not learn: {trip}." if trip else "It did not learn."
-        )
+        return verdict("did not learn")
     if memorised(final_val, best_val, vocab_size):
-        assert final_val is not None and best_val is not None
-        return verdict(
-            "memorised",
-            f"It memorised its training text: {trip}; but on held-out text its perplexity "
-            f"ended at {_num(final_val)} (its best was {_num(best_val)}).",
-        )
-    return verdict("learned", f"It learned: {trip}.")
+        return verdict("memorised")
+    return verdict("learned")
 
 
-def _fmt_trip(start: float | None, final: float | None, vocab_size: int) -> str:
-    if start is None or final is None:
+def _trip(start: float | None, final: float | None, vocab_size: int | None) -> str:
+    if start is None or final is None or vocab_size is None:
         return ""
-    return f"perplexity {_num(start)} → {_num(final)}; guessing uniformly gives {vocab_size}"
+    return _("perplexity {start} → {final}; guessing uniformly gives {vocab}").format(
+        start=_num(start), final=_num(final), vocab=vocab_size
+    )
 
 
 def _num(x: float) -> str:
