@@ -43,6 +43,7 @@ from torch.func import functional_call
 
 from gru_core.config import TrainConfig
 from gru_core.data import Vocab, preprocess
+from gru_core.i18n import N_, _
 from gru_core.model.cells import GRUScratch, RecurrentLM, RNNScratch, build_model
 from gru_core.step.backward import input_gradients as step_input_gradients
 from gru_core.step.forward import Workspace, gru_forward, rnn_forward
@@ -95,12 +96,16 @@ def encode_passage(vocab: Vocab, text: str, max_chars: int = MAX_PASSAGE) -> Pas
     seen = preprocess(text)
     if not seen:
         raise ValueError(
-            "the passage has no letters left after preprocessing (d2l keeps only the letters "
-            "a-z, lowercased, and single spaces)"
+            _(
+                "the passage has no letters left after preprocessing (d2l keeps only the "
+                "letters a-z, lowercased, and single spaces)"
+            )
         )
     if len(seen) > max_chars:
         raise ValueError(
-            f"the passage has {len(seen)} characters after preprocessing; at most {max_chars}"
+            _("the passage has {n} characters after preprocessing; at most {most}").format(
+                n=len(seen), most=max_chars
+            )
         )
     ids = vocab.encode(seen)
     unknown = np.array([seen_ch not in vocab.token_to_idx for seen_ch in seen], dtype=bool)
@@ -217,15 +222,16 @@ class Pattern:
 
 
 # Presets for preprocessed text: only a-z and single spaces remain (no quotes, no punctuation).
+# The names are identifiers (a page's widget options) marked for the catalogue: shown as _(name).
 PRESETS: dict[str, Pattern] = {
-    "first letter of a word": Pattern(r"\b[a-z]", "the letter that starts each word"),
-    "last letter of a word": Pattern(r"[a-z]\b", "the letter that ends each word"),
-    "spaces": Pattern(" ", "the gaps between words"),
-    "vowels": Pattern("[aeiou]", "a, e, i, o, u"),
-    "the letter e": Pattern("e", "every e, the commonest letter"),
-    "second half of a word": Pattern("[a-z]+", "letters in the later half of their word", True),
-    "the word 'the'": Pattern(r"\bthe\b", "each whole word 'the'"),
-    "long words (7+ letters)": Pattern("[a-z]{7,}", "every letter of a word of 7+ letters"),
+    N_("first letter of a word"): Pattern(r"\b[a-z]", "the letter that starts each word"),
+    N_("last letter of a word"): Pattern(r"[a-z]\b", "the letter that ends each word"),
+    N_("spaces"): Pattern(" ", "the gaps between words"),
+    N_("vowels"): Pattern("[aeiou]", "a, e, i, o, u"),
+    N_("the letter e"): Pattern("e", "every e, the commonest letter"),
+    N_("second half of a word"): Pattern("[a-z]+", "letters in the later half of their word", True),
+    N_("the word 'the'"): Pattern(r"\bthe\b", "each whole word 'the'"),
+    N_("long words (7+ letters)"): Pattern("[a-z]{7,}", "every letter of a word of 7+ letters"),
 }
 
 
@@ -237,7 +243,11 @@ def pattern_mask(text: str, pattern: str | Pattern) -> np.ndarray:
     try:
         compiled = re.compile(pattern.regex)
     except re.error as exc:
-        raise ValueError(f"{pattern.regex!r} is not a valid regular expression: {exc}") from None
+        raise ValueError(
+            _("{regex} is not a valid regular expression: {error}").format(
+                regex=repr(pattern.regex), error=exc
+            )
+        ) from None
     mask = np.zeros(len(text), dtype=bool)
     for m in compiled.finditer(text):
         start = m.start() + (m.end() - m.start() + 1) // 2 if pattern.second_half else m.start()
@@ -259,8 +269,11 @@ def rank_units(activations: np.ndarray, mask: np.ndarray, n: int = 8) -> list[Un
     if a.ndim != 2 or a.shape[0] != m.size:
         raise ValueError(f"activations {a.shape} do not match a mask of {m.size} characters")
     if m.size == 0 or m.min() == m.max():
-        marked = "every" if m.size and m[0] else "no"
-        raise ValueError(f"the pattern marks {marked} character of the passage: nothing to match")
+        if m.size and m[0]:
+            raise ValueError(
+                _("the pattern marks every character of the passage: nothing to match")
+            )
+        raise ValueError(_("the pattern marks no character of the passage: nothing to match"))
     a_c, m_c = a - a.mean(axis=0), m - m.mean()
     norms = np.linalg.norm(a_c, axis=0) * np.linalg.norm(m_c)
     tiny = norms <= 1e-12 * max(1.0, float(np.abs(a).max(initial=0.0)))

@@ -13,8 +13,9 @@ from dashboard.charts import cells as cell_charts
 from dashboard.charts import describe
 from dashboard.charts import flow as flow_charts
 from dashboard.views.display import chart, chart_columns, held, snapshot_figure
-from dashboard.views.teaching import CAPTIONS
-from gru_core.model.gates import GATES, MODEL_GATES
+from dashboard.views.teaching import CAPTIONS, bands_caption
+from gru_core.i18n import _
+from gru_core.model.gates import MODEL_GATES
 from gru_core.run.telemetry import Snapshot, gate_names
 
 
@@ -24,7 +25,7 @@ def gates(snap: Snapshot, model: str | None) -> None:
         return
     names = gate_names(snap)
     if not names:
-        st.info("Gate statistics appear after the first step.")
+        st.info(_("Gate statistics appear after the first step."))
         return
     shown = names[:2]  # the registry's order: Z and R, or I and F
     cols = chart_columns(len(shown), "bands")
@@ -40,7 +41,7 @@ def gates(snap: Snapshot, model: str | None) -> None:
             )
             words = held(f"alt-bands-{gate}", lambda g=gate: describe.gate_bands(snap.steps, g))
             chart(fig, f"bands-{gate}", alt=words)
-    st.caption(CAPTIONS["bands"] + " " + " ".join(GATES[g].caption for g in shown))
+    st.caption(bands_caption(shown))
     probe = held("probe", lambda: snap.probe)  # heatmaps, caption and text of one probe
     if probe is None:
         return
@@ -57,7 +58,8 @@ def gates(snap: Snapshot, model: str | None) -> None:
                     ),
                 )
                 chart(fig, f"heat-{gate}", alt=describe.heatmap)
-    st.caption(CAPTIONS["heatmap"] + f" Probe traced at step {probe['step']:,}.")
+    traced = _("Probe traced at step {step}.").format(step=f"{probe['step']:,}")
+    st.caption(CAPTIONS["heatmap"] + " " + traced)
     key_gate = "Z" if "Z" in probe["gates"] else shown[0]
     z = probe["gates"].get(key_gate)
     if z is not None and key_gate == "Z":
@@ -69,7 +71,11 @@ def through_time(snap: Snapshot, flow_every: int) -> None:
     """How far back one position's loss reaches (the vanishing picture), over training, and
     the total gradient at each H_t as a secondary view."""
     if len(snap.flow_steps) == 0:
-        st.info(f"Gradient flow is recorded on step 1 and every {flow_every}th step after it.")
+        st.info(
+            _("Gradient flow is recorded on step 1 and every {n}th step after it.").format(
+                n=flow_every
+            )
+        )
         return
     reach, numbers, heat, line = held("flow", lambda: flow_figures(snap))
     left, right = chart_columns(2, "flow")
@@ -79,7 +85,7 @@ def through_time(snap: Snapshot, flow_every: int) -> None:
     with right:
         chart(heat, "flow-heat", alt=describe.heatmap)
         st.caption(CAPTIONS["flow_heat"])
-    with st.expander("The total gradient at each H_t (every position's loss together)"):
+    with st.expander(_("The total gradient at each H_t (every position's loss together)")):
         chart(line, "flow-line", alt=describe.lines)
         st.caption(CAPTIONS["flow_line"])
 
@@ -101,8 +107,8 @@ def flow_figures(snap: Snapshot) -> tuple[go.Figure, str, go.Figure, go.Figure]:
         lambda: flow_charts.grad_flow_heatmap_figure(
             snap.flow_steps,
             flow_charts.normalise_at_end(snap.flow_last),
-            "How far back the last loss reaches, over training",
-            "log10 of 1 at t = T",
+            _("How far back the last loss reaches, over training"),
+            _("log10 of 1 at t = T"),
         ),
     )
     line = snapshot_figure(
@@ -117,12 +123,12 @@ def reach_numbers(flow_last: np.ndarray) -> str:
     normed = flow_charts.normalise_at_end(flow_last)[0]
     if normed.size < 2 or not np.isfinite(normed[0]):
         return ""
-    first = flow_charts.FLOOR_LABEL if normed[0] < flow_charts.FLOOR else f"{normed[0]:.2g}"
+    first = _(flow_charts.FLOOR_LABEL) if normed[0] < flow_charts.FLOOR else f"{normed[0]:.2g}"
     reach = flow_charts.reach_steps(normed)
-    return (
-        f"Now: at t = 1 it is {first} of its value at t = T ({normed.size - 1} steps back); "
-        f"it stays above {flow_charts.REACH_LEVEL:g} for {reach} of them."
-    )
+    return _(
+        "Now: at t = 1 it is {first} of its value at t = T ({back} steps back); "
+        "it stays above {level} for {reach} of them."
+    ).format(first=first, back=normed.size - 1, level=f"{flow_charts.REACH_LEVEL:g}", reach=reach)
 
 
 def theory_caption(lam: float | None) -> None:
@@ -133,8 +139,16 @@ def theory_caption(lam: float | None) -> None:
 
 def lambda_sentence(lam: float) -> str:
     """λ in words a class reads: what it does to a gradient 35 steps back."""
-    trend = "shrink" if lam < 0 else "grow"
-    return (
-        f"Theory, at initialisation: λ = {lam:+.2f} per step, so signals and gradients {trend} "
-        f"about e^λ = {np.exp(lam):.2g}× per step (35 steps back: {np.exp(35 * lam):.1e}×)."
+    if lam < 0:
+        words = _(
+            "Theory, at initialisation: λ = {lam} per step, so signals and gradients shrink "
+            "about e^λ = {per_step}× per step (35 steps back: {back}×)."
+        )
+    else:
+        words = _(
+            "Theory, at initialisation: λ = {lam} per step, so signals and gradients grow "
+            "about e^λ = {per_step}× per step (35 steps back: {back}×)."
+        )
+    return words.format(
+        lam=f"{lam:+.2f}", per_step=f"{np.exp(lam):.2g}", back=f"{np.exp(35 * lam):.1e}"
     )

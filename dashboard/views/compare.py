@@ -21,6 +21,8 @@ from dashboard.runs.saved import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
 from dashboard.session.lab import Lab
 from dashboard.views.display import chart, chart_columns
 from dashboard.views.teaching import CAPTIONS
+from gru_core.i18n import N_, _
+from gru_core.run.verdict import kind_words
 from gru_core.step.stats import (
     CLIPPED,
     EPOCH,
@@ -37,20 +39,43 @@ from gru_core.step.stats import (
 class Metric:
     table: str  # 'steps' or 'epochs'
     column: str
-    axis: str  # the y-axis title
+    axis: str  # the y-axis title (N_-marked: shown as _(axis))
     log: bool  # the default scale
 
 
+# Keyed by the English name (a widget option and part of widget keys): shown as _(name).
 METRICS = {
-    "Training perplexity (per epoch)": Metric("epochs", "train_perplexity", "perplexity", True),
-    "Validation perplexity (per epoch)": Metric("epochs", "val_perplexity", "perplexity", True),
-    "Perplexity per minibatch": Metric("steps", PERPLEXITY, "perplexity", True),
-    "Gradient norm before clipping": Metric("steps", GRAD_NORM, "‖g‖ before clipping", True),
-    "Gradient norm after clipping": Metric("steps", GRAD_NORM_CLIPPED, "‖g‖ after clipping", True),
-    "Recurrent-weight gradient norm": Metric(
+    N_("Training perplexity (per epoch)"): Metric(
+        "epochs", "train_perplexity", N_("perplexity"), True
+    ),
+    N_("Validation perplexity (per epoch)"): Metric(
+        "epochs", "val_perplexity", N_("perplexity"), True
+    ),
+    N_("Perplexity per minibatch"): Metric("steps", PERPLEXITY, N_("perplexity"), True),
+    N_("Gradient norm before clipping"): Metric(
+        "steps", GRAD_NORM, N_("‖g‖ before clipping"), True
+    ),
+    N_("Gradient norm after clipping"): Metric(
+        "steps", GRAD_NORM_CLIPPED, N_("‖g‖ after clipping"), True
+    ),
+    N_("Recurrent-weight gradient norm"): Metric(
         "steps", group_column(RECURRENT_WEIGHTS), "‖∂L/∂W_h·‖", True
     ),
-    "Share of steps clipped (so far)": Metric("steps", "clipped_share", "share clipped", False),
+    N_("Share of steps clipped (so far)"): Metric(
+        "steps", "clipped_share", N_("share clipped"), False
+    ),
+}
+# The summary table's columns (identifiers) and their headings on screen.
+COLUMNS = {
+    "pinned": "📌",
+    "run": N_("run"),
+    "outcome": N_("outcome"),
+    "steps": N_("steps"),
+    "start perplexity": N_("start perplexity"),
+    "final perplexity": N_("final perplexity"),
+    "validation": N_("validation"),
+    "max ‖g‖": N_("max ‖g‖"),
+    "clipped": N_("share clipped"),
 }
 
 
@@ -100,12 +125,16 @@ def gru_rnn_reading(runs: list[SavedRun]) -> str | None:
         steps = newest[model].steps
         norms = steps[GRAD_NORM].to_numpy(dtype=float) if GRAD_NORM in steps else np.array([])
         norms = norms[np.isfinite(norms)]
-        median = f"median ‖g‖ {np.median(norms):.3g}" if norms.size else "no finite ‖g‖"
         share = float(steps[CLIPPED].astype(float).mean()) if len(steps) else 0.0
-        parts.append(
-            f"{newest[model].name}: {median} before clipping, {share:.0%} of steps clipped"
+        words = (
+            _("{run}: median ‖g‖ {median} before clipping, {share} of steps clipped")
+            if norms.size
+            else _("{run}: no finite ‖g‖ before clipping, {share} of steps clipped")
         )
-    return "In the runs shown: " + "; ".join(parts) + ". " + CAPTIONS["compare_explain"]
+        median = f"{np.median(norms):.3g}" if norms.size else ""
+        parts.append(words.format(run=newest[model].name, median=median, share=f"{share:.0%}"))
+    shown = _("In the runs shown: {parts}.").format(parts=_("; ").join(parts))
+    return shown + " " + CAPTIONS["compare_explain"]
 
 
 def _follow_new_runs(names: list[str]) -> None:
@@ -125,12 +154,14 @@ def _follow_new_runs(names: list[str]) -> None:
 
 
 def compare_section(lab: Lab) -> None:
-    st.subheader("Compare runs")
+    st.subheader(_("Compare runs"))
     lab.keep_short = st.toggle(
-        f"Keep runs shorter than {MIN_STEPS_KEPT} steps",
+        _("Keep runs shorter than {n} steps").format(n=MIN_STEPS_KEPT),
         key="keep_short",
-        help="by default a run that stopped almost at once (a quick Restart) is not kept; "
-        "failed runs are always kept",
+        help=_(
+            "by default a run that stopped almost at once (a quick Restart) is not kept; "
+            "failed runs are always kept"
+        ),
     )
     if lab.runs.status_message:
         st.warning(lab.runs.status_message, icon="💾")
@@ -141,7 +172,7 @@ def compare_section(lab: Lab) -> None:
     names = [run.name for run in runs]
     _follow_new_runs(names)
     _table(lab, runs)
-    chosen = st.multiselect("Runs to overlay", names, key="compare_runs")
+    chosen = st.multiselect(_("Runs to overlay"), names, key="compare_runs")
     if chosen:
         left, right = chart_columns(2, "compare")
         with left:
@@ -154,33 +185,40 @@ def compare_section(lab: Lab) -> None:
             st.caption(reading)
         _through_time(lab, chosen)
     with st.container(horizontal=True):
-        pick = st.selectbox("Download a run", names, key="download_run")
+        pick = st.selectbox(_("Download a run"), names, key="download_run")
         run = lab.runs.get(pick)
         if run is not None:
             st.download_button(
-                "Metrics CSV", run.metrics_csv(), f"gru-lab-run{run.number}-metrics.csv",
+                _("Metrics CSV"), run.metrics_csv(), f"gru-lab-run{run.number}-metrics.csv",
                 "text/csv",
             )  # fmt: skip
             st.download_button(
-                "Config JSON", run.config_json(), f"gru-lab-run{run.number}-config.json",
+                _("Config JSON"), run.config_json(), f"gru-lab-run{run.number}-config.json",
                 "application/json",
             )  # fmt: skip
 
 
 def _table(lab: Lab, runs: list[SavedRun]) -> None:
     table = summary_table(runs)
+    shown = table.assign(outcome=[kind_words(k) for k in table["outcome"]])
+    heading = {c: _(COLUMNS[c]) for c in COLUMNS}
     edited = st.data_editor(
-        table,
+        shown,
         key=f"compare_table_{len(runs)}_{runs[-1].number}",
         hide_index=True,
         disabled=[c for c in table.columns if c != "pinned"],
         column_config={
-            "pinned": st.column_config.CheckboxColumn("📌", help="a pinned run is never dropped"),
-            "start perplexity": st.column_config.NumberColumn(format="%.3g"),
-            "final perplexity": st.column_config.NumberColumn(format="%.3g"),
-            "validation": st.column_config.NumberColumn(format="%.3g"),
-            "max ‖g‖": st.column_config.NumberColumn(format="%.3g"),
-            "clipped": st.column_config.NumberColumn("share clipped", format="percent"),
+            "pinned": st.column_config.CheckboxColumn(
+                heading["pinned"], help=_("a pinned run is never dropped")
+            ),
+            "run": st.column_config.TextColumn(heading["run"]),
+            "outcome": st.column_config.TextColumn(heading["outcome"]),
+            "steps": st.column_config.NumberColumn(heading["steps"]),
+            **{
+                c: st.column_config.NumberColumn(heading[c], format="%.3g")
+                for c in ("start perplexity", "final perplexity", "validation", "max ‖g‖")
+            },
+            CLIPPED: st.column_config.NumberColumn(heading[CLIPPED], format="percent"),
         },
     )
     for name, was, now in zip(table["run"], table["pinned"], edited["pinned"], strict=True):
@@ -212,15 +250,16 @@ def _through_time(lab: Lab, chosen: list[str]) -> None:
 def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:
     names = list(METRICS)
     metric_name = st.selectbox(
-        "Metric", names, index=names.index(default), key=f"compare_metric_{side}"
-    )
+        _("Metric"), names, index=names.index(default), key=f"compare_metric_{side}",
+        format_func=_,
+    )  # fmt: skip
     metric = METRICS[metric_name]
     with st.container(horizontal=True):
-        log = st.toggle("Log scale", value=metric.log, key=f"compare_log_{side}_{metric_name}")
+        log = st.toggle(_("Log scale"), value=metric.log, key=f"compare_log_{side}_{metric_name}")
         hide = st.toggle(
-            "Hide outliers",
+            _("Hide outliers"),
             key=f"compare_hide_{side}",
-            help="leave out runs whose typical value is over 100x away from the others'",
+            help=_("leave out runs whose typical value is over 100x away from the others'"),
         )
     frames = {}
     for name in chosen:
@@ -230,11 +269,12 @@ def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:
     hidden: list[str] = []
     if hide:
         frames, hidden = charts.split_outliers(frames, metric.column)
-    x_title = "epoch" if metric.table == "epochs" else "training step"
+    x_title = _("epoch") if metric.table == "epochs" else _("training step")
     x = EPOCH if metric.table == "epochs" else STEP
     figure = charts.compare_figure(
-        frames, metric.column, metric_name, log_y=log, x=x, x_title=x_title, y_title=metric.axis
-    )
+        frames, metric.column, _(metric_name), log_y=log, x=x, x_title=x_title,
+        y_title=_(metric.axis),
+    )  # fmt: skip
     chart(figure, f"cmp-{side}", alt=describe.lines)
     if hidden:
-        st.caption("Hidden as outliers: " + "; ".join(hidden))
+        st.caption(_("Hidden as outliers: {runs}").format(runs=_("; ").join(hidden)))

@@ -24,9 +24,10 @@ from dashboard.session.reading import Source, compare_defaults
 from dashboard.views.display import chart, chart_columns, held
 from dashboard.views.teaching import CAPTIONS
 from gru_core import memory
+from gru_core.i18n import N_, _
 
 MAX_CHARS = 500  # the passage box
-CUSTOM = "your own pattern (regex)…"
+CUSTOM = N_("your own pattern (regex)…")  # an option's identifier, shown as _(CUSTOM)
 
 
 def _random_passage(lab: Lab) -> None:
@@ -48,21 +49,21 @@ def memory_view(lab: Lab) -> None:
     if not found:
         st.info(CAPTIONS["memory_empty"])
         return
-    source = found[st.selectbox("Model to read", list(found), key="memory_source")]
+    source = found[st.selectbox(_("Model to read"), list(found), key="memory_source")]
     probe = (lab.job_corpus or lab.corpus).probe or (lab.job_corpus or lab.corpus).prefix
     passage = st.session_state.setdefault("memory_passage", probe)
     box = f"memory_box_{st.session_state.get('memory_box', 0)}"
     with st.container(horizontal=True, vertical_alignment="bottom"):
         st.text_area(
-            "Passage (up to 500 characters)", value=passage, key=box, max_chars=MAX_CHARS,
-            height=90, on_change=_typed, args=(box,),
+            _("Passage (up to {n} characters)").format(n=MAX_CHARS), value=passage, key=box,
+            max_chars=MAX_CHARS, height=90, on_change=_typed, args=(box,),
         )  # fmt: skip
-        st.button("Random passage of the validation text", on_click=_random_passage, args=(lab,))
+        st.button(_("Random passage of the validation text"), on_click=_random_passage, args=(lab,))
     text = passage or probe
     try:
         seen = memory.encode_passage(source.vocab, text).text
         target = st.slider(
-            "Position t whose prediction to explain", 0, max(len(seen) - 1, 1), len(seen) - 1,
+            _("Position t whose prediction to explain"), 0, max(len(seen) - 1, 1), len(seen) - 1,
             key=f"memory_target_{len(seen)}",
         )  # fmt: skip
         target = min(target, len(seen) - 1)
@@ -71,7 +72,7 @@ def memory_view(lab: Lab) -> None:
             lambda: lab.analysis(source, text, target),
         )
     except ValueError as exc:
-        st.warning(f"Can't read this passage: {exc}")
+        st.warning(_("Can't read this passage: {error}").format(error=exc))
         return
     _unit_and_connectivity(result)
     _unit_finder(result)
@@ -83,13 +84,14 @@ def _unit_and_connectivity(result: memory.MemoryAnalysis) -> None:
     left, right = chart_columns(2, "memory")
     with left:
         unit = st.number_input(
-            f"Hidden unit (0..{hidden - 1})", 0, hidden - 1, key="memory_unit", step=1
-        )
+            _("Hidden unit (0..{last})").format(last=hidden - 1), 0, hidden - 1,
+            key="memory_unit", step=1,
+        )  # fmt: skip
         unit = min(int(unit), hidden - 1)
         st.html(
             memory_charts.unit_text_html(
                 result.text_seen, result.activations[:, unit], result.top_chars,
-                result.top_probs, header=f"unit {unit} on the passage",
+                result.top_probs, header=_("unit {unit} on the passage").format(unit=unit),
             )
         )  # fmt: skip
         st.caption(CAPTIONS["memory_unit"])
@@ -110,12 +112,15 @@ def _unit_and_connectivity(result: memory.MemoryAnalysis) -> None:
 
 
 def _unit_finder(result: memory.MemoryAnalysis) -> None:
-    st.markdown("**Unit finder**: which hidden units follow a pattern of the text?")
+    st.markdown(_("**Unit finder**: which hidden units follow a pattern of the text?"))
     names = [*memory.PRESETS, CUSTOM]
-    choice = st.selectbox("Pattern", names, key="memory_pattern")
+    choice = st.selectbox(_("Pattern"), names, key="memory_pattern", format_func=_)
     pattern: Any = choice
+    shown = _(choice)
     if choice == CUSTOM:
-        pattern = st.text_input("Regular expression over the passage", "[aeiou]", key="memory_re")
+        pattern = shown = st.text_input(
+            _("Regular expression over the passage"), "[aeiou]", key="memory_re"
+        )
     try:
         mask = memory.pattern_mask(result.text_seen, pattern)
         ranked = memory.rank_units(result.activations, mask)
@@ -125,7 +130,7 @@ def _unit_finder(result: memory.MemoryAnalysis) -> None:
     left, right = chart_columns([1, 2], "finder")
     with left:
         chart(
-            memory_charts.unit_ranking_figure(ranked, str(pattern)),
+            memory_charts.unit_ranking_figure(ranked, str(shown)),
             "memory-ranking",
             alt=describe.bars,
         )
@@ -145,7 +150,9 @@ def _compare(lab: Lab, found: dict[str, Source], text: str, target: int) -> None
     if len(default) < 2:  # one run (perhaps beside its own saved copy): nothing to compare
         st.caption(CAPTIONS["memory_compare_empty"])
         return
-    chosen = st.multiselect("Compare connectivity of", names, default=default, key="memory_compare")
+    chosen = st.multiselect(
+        _("Compare connectivity of"), names, default=default, key="memory_compare"
+    )
     curves = {}
     for name in chosen:
         try:

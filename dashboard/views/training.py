@@ -21,55 +21,87 @@ from dashboard.session.lab import Lab
 from dashboard.views import cells as cell_views
 from dashboard.views.display import chart, chart_columns, snapshot_figure
 from dashboard.views.memory import memory_view
-from dashboard.views.teaching import CAPTIONS, outcome_advice
+from dashboard.views.teaching import CAPTIONS, bands_caption, outcome_advice
 from gru_core.config import LIVE_KNOBS, TrainConfig, format_knob
-from gru_core.model.gates import GATES, MODEL_GATES
+from gru_core.i18n import N_, _
+from gru_core.model.gates import MODEL_GATES
 from gru_core.model.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE
 from gru_core.run.job import JobStatus
 from gru_core.run.records import Outcome
 from gru_core.run.telemetry import Snapshot, gate_names
-from gru_core.run.verdict import Verdict
+from gru_core.run.verdict import Verdict, kind_words
 from gru_core.step.stats import EPOCH
 
-VIEWS = ("Overview", "Gradients", "Gates", "Through time", "Memory", "Text")
+# The view selector's options: identifiers (widget values, tests) that the page says with _().
+VIEWS = (N_("Overview"), N_("Gradients"), N_("Gates"), N_("Through time"), N_("Memory"), N_("Text"))
+# A job's states as the page says them (verdicts use their own VERDICTS marks).
+STATES = {
+    "ready": N_("ready"),
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "paused": N_("paused"),
+    "done": N_("done"),
+    "stopped": N_("stopped"),
+    "diverged": N_("diverged"),
+    "out_of_memory": N_("out of memory"),
+    "error": N_("error"),
+}
+
+
+def state_words(state: str) -> str:
+    """A job's state (JobState or an Outcome's status) as the page says it."""
+    return _(STATES.get(str(state), str(state)))
+
+
+def basis_words(basis: str) -> str:
+    """What a tokens/s figure is over ('last 5 s', 'mean over the run': the job's facts)."""
+    if basis == "mean over the run":
+        return _("mean over the run")
+    if basis.startswith("last ") and basis.endswith(" s"):
+        return _("last {seconds} s").format(seconds=basis[5:-2])
+    return basis
 
 
 def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | None) -> None:
     """Step, epoch, tokens/s, device and state (or, once it ended, the verdict)."""
     if status is None:
         st.info(
-            "Nothing is training. Choose settings in the sidebar (or a lesson) and press Start."
+            _("Nothing is training. Choose settings in the sidebar (or a lesson) and press Start.")
         )
         return
     tps = f"{status.tokens_per_sec:,.0f}" if status.tokens_per_sec else "–"
-    state = verdict.kind if verdict is not None else status.state
+    state = kind_words(verdict.kind) if verdict is not None else state_words(status.state)
     if status.state == "queued" and status.queue_position:
-        state = f"queued (#{status.queue_position})"
+        state = _("queued (#{n})").format(n=status.queue_position)
+    basis = basis_words(status.tokens_per_sec_basis)
     clip = format_knob("clip_threshold", status.clip_threshold)
     pending = _pending_knobs(status)
     share = snap.clipped_steps / snap.total_steps if snap.total_steps else 0.0
     with st.container(horizontal=True, wrap=True, gap="medium", key="metrics"):
-        st.metric("State", state, width="content")
-        st.metric("Step", f"{status.step:,}", width="content")
-        st.metric("Epoch", f"{status.epoch} / {status.num_epochs}", width="content")
-        st.metric("Tokens/s", tps, help=status.tokens_per_sec_basis or None, width="content")
+        st.metric(_("State"), state, width="content")
+        st.metric(_("Step"), f"{status.step:,}", width="content")
+        st.metric(_("Epoch"), f"{status.epoch} / {status.num_epochs}", width="content")
+        st.metric(_("Tokens/s"), tps, help=basis or None, width="content")
         st.metric(
-            LIVE_KNOBS["clip_threshold"].title,
+            _(LIVE_KNOBS["clip_threshold"].title),
             clip,
-            help="what the next step uses" + (f"; {pending}" if pending else ""),
+            help=_("what the next step uses") + (f"; {pending}" if pending else ""),
             width="content",
         )
         st.metric(
-            "Steps clipped",
+            _("Steps clipped"),
             f"{share:.0%}",
-            help="share of all steps so far whose gradient was clipped",
+            help=_("share of all steps so far whose gradient was clipped"),
             width="content",
         )
+    detail = _(
+        "step {step} · epoch {epoch} · {tps} tokens/s ({basis}) · {device} · lr {lr} · {state}"
+    ).format(
+        step=f"{status.step:,}", epoch=status.epoch, tps=tps, basis=basis,
+        device=status.device, lr=f"{status.lr:g}", state=state,
+    )  # fmt: skip
     st.container(key="status-detail").caption(
-        f"step {status.step:,} · epoch {status.epoch} · {tps} tokens/s "
-        f"({status.tokens_per_sec_basis}) · {status.device} · lr {status.lr:g} · {state}"
-        + (f" · {pending}" if pending else "")
-        + (f" · {status.note}" if status.note else "")
+        detail + (f" · {pending}" if pending else "") + (f" · {status.note}" if status.note else "")
     )
 
 
@@ -80,12 +112,10 @@ def _pending_knobs(status: JobStatus) -> str:
         return ""
     now = {"clip_threshold": status.clip_threshold, "lr": status.lr}
     changed = [n for n in LIVE_KNOBS if n in used and used[n] != now.get(n)]
-    return (
-        "the last step used "
-        + ", ".join(f"{LIVE_KNOBS[n].label} {format_knob(n, used[n])}" for n in changed)
-        if changed
-        else ""
-    )
+    if not changed:
+        return ""
+    knobs = ", ".join(f"{_(LIVE_KNOBS[n].label)} {format_knob(n, used[n])}" for n in changed)
+    return _("the last step used {knobs}").format(knobs=knobs)
 
 
 def live_views(lab: Lab, snapshot_age: float = 0.0) -> None:
@@ -99,8 +129,9 @@ def live_views(lab: Lab, snapshot_age: float = 0.0) -> None:
     if job is not None and status is not None and status.outcome is not None:
         _ending_message(verdict, status.outcome, job.config)
     view = st.segmented_control(
-        "View", VIEWS, default=VIEWS[0], key="view", label_visibility="collapsed", required=True
-    )
+        _("View"), VIEWS, default=VIEWS[0], key="view", label_visibility="collapsed",
+        required=True, format_func=_,
+    )  # fmt: skip
     # required=True stops the browser from deselecting; a None that still arrives (an old
     # client) keeps the view that was showing instead of leaving the page blank.
     view = view or st.session_state.get("_last_view", VIEWS[0])
@@ -124,10 +155,12 @@ def live_views(lab: Lab, snapshot_age: float = 0.0) -> None:
 def _placeholder(status: JobStatus | None) -> str:
     """What an empty chart says: nothing yet, or why there is nothing."""
     if status is not None and status.outcome is not None and status.state != "stopped":
-        return f"{status.outcome.status.replace('_', ' ')} at step {status.outcome.step}: " + (
-            "no finite value to plot"
+        return _("{state} at step {step}: no finite value to plot").format(
+            state=state_words(status.outcome.status), step=status.outcome.step
         )
-    return "press Start to train" if status is None or status.step == 0 else "waiting for data"
+    if status is None or status.step == 0:
+        return _("press Start to train")
+    return _("waiting for data")
 
 
 def _ending_message(verdict: Verdict | None, outcome: Outcome, config: TrainConfig) -> None:
@@ -155,7 +188,7 @@ def overview(snap: Snapshot, model: str | None, placeholder: str) -> None:
                 snap, "ppl", lambda: charts.perplexity_figure(snap.steps, snap.epochs, snap.events)
             )
             if has_data
-            else empty_figure("Perplexity", placeholder)
+            else empty_figure(_("Perplexity"), placeholder)
         )
         chart(fig, "ppl", alt=describe.perplexity(snap.steps, snap.epochs))
         st.caption(CAPTIONS["perplexity"])
@@ -163,7 +196,7 @@ def overview(snap: Snapshot, model: str | None, placeholder: str) -> None:
         fig = (
             snapshot_figure(snap, "gnorm", lambda: charts.grad_norm_figure(snap.steps, snap.events))
             if has_data
-            else empty_figure("Gradient norm", placeholder)
+            else empty_figure(_("Gradient norm"), placeholder)
         )
         chart(fig, "gnorm", alt=describe.grad_norm(snap.steps))
         st.caption(CAPTIONS["grad_norm"])
@@ -179,10 +212,10 @@ def overview(snap: Snapshot, model: str | None, placeholder: str) -> None:
                 snap, f"bands-{gate}", lambda: cell_charts.gate_bands_figure(snap.steps, gate)
             )
             chart(fig, f"overview-bands-{gate}", alt=describe.gate_bands(snap.steps, gate))
-            st.caption(CAPTIONS["bands"] + " " + GATES[gate].caption)
+            st.caption(bands_caption([gate]))
         else:
-            chart(empty_figure("Gates", placeholder), "overview-bands", alt=describe.lines)
-            st.caption(CAPTIONS["bands"])
+            chart(empty_figure(_("Gates"), placeholder), "overview-bands", alt=describe.lines)
+            st.caption(bands_caption([]))
     if snap.last_epoch is not None:
         _text_block(snap)
 
@@ -207,21 +240,38 @@ def gradients(snap: Snapshot) -> None:
 def text(snap: Snapshot, lab: Lab) -> None:
     _sample_at_temperature(lab)
     if snap.last_epoch is None:
-        st.info("Generated text appears after the first epoch.")
+        st.info(_("Generated text appears after the first epoch."))
         return
     _text_block(snap)
     epochs = snap.epochs
     if len(epochs):
         table = epochs[[EPOCH, "train_perplexity", "val_perplexity", "greedy_text"]].tail(10)
-        st.dataframe(table.iloc[::-1], hide_index=True)
+        st.dataframe(
+            table.iloc[::-1],
+            hide_index=True,
+            column_config={
+                EPOCH: st.column_config.Column(_("epoch")),
+                "train_perplexity": st.column_config.Column(_("training perplexity")),
+                "val_perplexity": st.column_config.Column(_("validation perplexity")),
+                "greedy_text": st.column_config.Column(_("greedy text")),
+            },
+        )
 
 
 def _text_block(snap: Snapshot) -> None:
     e = snap.last_epoch
     assert e is not None
     train, val = _ppl(e.train_perplexity), _ppl(e.val_perplexity)
-    st.markdown(f"**Epoch {e.epoch}** · train perplexity {train} · validation {val}")
-    st.code(f"greedy : {e.greedy_text}\nsampled: {e.sampled_text}", language=None)
+    st.markdown(
+        _("**Epoch {epoch}** · train perplexity {train} · validation {val}").format(
+            epoch=e.epoch, train=train, val=val
+        )
+    )
+    greedy, sampled = _("greedy"), _("sampled")
+    width = max(len(greedy), len(sampled))
+    st.code(
+        f"{greedy:<{width}}: {e.greedy_text}\n{sampled:<{width}}: {e.sampled_text}", language=None
+    )
 
 
 def _ppl(value: float | None) -> str:
@@ -241,13 +291,17 @@ def _sample_at_temperature(lab: Lab) -> None:
     left, right = st.columns([1, 3])
     with left:
         temperature = st.slider(
-            "Temperature", MIN_TEMPERATURE, MAX_TEMPERATURE, 1.0, 0.1, key="temperature",
-            help="low: the likeliest characters (near greedy); high: more surprising ones",
+            _("Temperature"), MIN_TEMPERATURE, MAX_TEMPERATURE, 1.0, 0.1, key="temperature",
+            help=_("low: the likeliest characters (near greedy); high: more surprising ones"),
         )  # fmt: skip
-        draw = st.button("Sample again", key="resample")
+        draw = st.button(_("Sample again"), key="resample")
     if draw:
         st.session_state.sample_seed = st.session_state.get("sample_seed", 0) + 1
     sample = lab.sample(source, temperature, st.session_state.get("sample_seed", 0))
     with right:
-        st.markdown(f"**Sampled at temperature {temperature:g}** from {source.label}")
+        st.markdown(
+            _("**Sampled at temperature {temperature}** from {source}").format(
+                temperature=f"{temperature:g}", source=source.label
+            )
+        )
         st.code(sample, language=None, wrap_lines=True)
