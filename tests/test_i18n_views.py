@@ -169,6 +169,9 @@ def test_the_advice_speaks_the_books_terms_in_chinese() -> None:
         assert "第 7 步发散" in text and "**开启梯度裁剪**" in text and "**降低学习率**" in text
         text = outcome_advice(judge("done", MEMORISED, V), Outcome("done", 4000), TrainConfig())
         assert "10,000 个训练字符" in text and "77 对比 28" in text and "隐藏单元" in text
+        oom = Outcome("out_of_memory", 9, "out of memory on cuda at step 9: CUDA OOM")
+        text = outcome_advice(Verdict("out of memory", "", None, None), oom, TrainConfig())
+        assert text.startswith("**在第 9 步内存不足**（out of memory on cuda") and "CPU" in text
     with language_scope("en"):
         text = outcome_advice(Verdict("diverged", "", None, None), diverged, wild)
         assert text.startswith("**The run diverged at step 7.** Last finite loss 3, ")
@@ -242,3 +245,29 @@ def test_the_memory_views_words_and_errors_are_worded() -> None:
             memory.encode_passage(vocab, "1234 !!")
         # A preset is found by its English name, whatever language shows it.
         assert memory.pattern_mask("a b", "spaces").tolist() == [False, True, False]
+
+
+def test_a_snapshots_figure_is_kept_per_language() -> None:
+    """Watchers of one run share its figures, but a Chinese reader never gets an English
+    reader's titles (``display.snapshot_figure`` keys its cache by the language too)."""
+    import plotly.graph_objects as go
+
+    from dashboard.views.display import snapshot_figure
+
+    class Snap:  # any object a weak reference can point at
+        pass
+
+    snap, builds = Snap(), []
+
+    def build() -> go.Figure:
+        builds.append(1)
+        return go.Figure(layout={"title": {"text": _("Perplexity")}})
+
+    with language_scope("en"):
+        english = snapshot_figure(snap, "i18n-ppl", build)
+        assert snapshot_figure(snap, "i18n-ppl", build) is english
+    with language_scope("zh_CN"):
+        zh = snapshot_figure(snap, "i18n-ppl", build)
+        assert snapshot_figure(snap, "i18n-ppl", build) is zh
+    assert len(builds) == 2
+    assert english.layout.title.text == "Perplexity" and zh.layout.title.text == "困惑度"

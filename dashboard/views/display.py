@@ -27,7 +27,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 
 from dashboard.charts.base import FONT_FAMILY, for_projector
 from dashboard.charts.thinning import wire_arrays
-from gru_core.i18n import _
+from gru_core.i18n import _, language
 
 PLOT_CONFIG = {"displaylogo": False}
 PROJECTOR_KEY = "projector"
@@ -150,8 +150,9 @@ def alt_html(alt: str) -> str:
     return '<p class="gru-alt">{}</p>'.format(html.escape(_("Chart: {text}").format(text=alt)))
 
 
-_FIGURES: OrderedDict[tuple[int, str], tuple[weakref.ref, go.Figure]] = OrderedDict()
-_BUILDING: dict[tuple[int, str], threading.Event] = {}  # figures being built right now
+# Keyed by (snapshot, figure, language): a figure's words are the language of its builder.
+_FIGURES: OrderedDict[tuple[int, str, str], tuple[weakref.ref, go.Figure]] = OrderedDict()
+_BUILDING: dict[tuple[int, str, str], threading.Event] = {}  # figures being built right now
 _FIGURES_LOCK = threading.Lock()
 CACHED_FIGURES = 64
 BUILD_WAIT_S = 5.0  # the longest a session waits for another's build of the same figure
@@ -176,8 +177,10 @@ def snapshot_figure(snapshot: object, name: str, build: Callable[[], go.Figure])
     object (the store caches it; watchers take one up to a few seconds old), so forty
     watchers cost one build per snapshot. A session that asks while another is building
     the same figure waits for that build instead of making its own. Its arrays are narrowed
-    once (``figure_base.wire_arrays``): every page that draws it is sent half the bytes."""
-    key = (id(snapshot), name)
+    once (``figure_base.wire_arrays``): every page that draws it is sent half the bytes.
+    Its titles and legends are worded in the reader's language, so a figure is kept per
+    language (``gru_core.i18n.language``): a Chinese and an English watcher each get theirs."""
+    key = (id(snapshot), name, language())
     while True:
         with _FIGURES_LOCK:
             hit = _FIGURES.get(key)

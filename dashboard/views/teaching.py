@@ -258,10 +258,11 @@ def outcome_advice(verdict: Verdict, outcome: Outcome, config: TrainConfig) -> s
     if verdict.kind == "memorised":
         return memorised_advice(verdict, config)
     if verdict.kind == "out of memory":
+        # The job's message (device, the library's first line) stays as the worker wrote it.
         return _(
-            "**{message}.** Memory was released; try a smaller hidden size, batch or "
-            "sequence length, or the CPU."
-        ).format(message=outcome.message)
+            "**It ran out of memory at step {step}** ({message}). Memory was released; try a "
+            "smaller hidden size, batch or sequence length, or the CPU."
+        ).format(step=outcome.step, message=outcome.message)
     if verdict.kind == "error":
         return _("**The run stopped with an error:** {message}").format(message=outcome.message)
     return f"**{verdict.headline}**"
