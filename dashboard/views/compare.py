@@ -19,7 +19,7 @@ from dashboard.charts import flow as flow_charts
 from dashboard.charts import training as charts
 from dashboard.runs.saved import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
 from dashboard.session.lab import Lab
-from dashboard.views.display import chart, chart_columns
+from dashboard.views.display import chart, chart_columns, worded
 from dashboard.views.teaching import CAPTIONS
 from gru_core.i18n import N_, _
 from gru_core.run.verdict import kind_words
@@ -251,7 +251,7 @@ def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:
     names = list(METRICS)
     metric_name = st.selectbox(
         _("Metric"), names, index=names.index(default), key=f"compare_metric_{side}",
-        format_func=_,
+        format_func=worded(names),
     )  # fmt: skip
     metric = METRICS[metric_name]
     with st.container(horizontal=True):

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 import plotly.graph_objects as go
@@ -249,3 +249,10 @@ def kept_or_made(
     made = make()
     kept[name] = (now, made)
     return made
+
+
+def worded(options: Iterable[str]) -> Callable[[str], str]:
+    """A widget's ``format_func`` for ``N_``-marked options, worded now in this run's language:
+    Streamlit (and AppTest) may call it after the run, where another language is in force."""
+    words = {option: _(option) for option in options}
+    return lambda option: words.get(option, option)

@@ -21,7 +21,7 @@ from dashboard.charts import describe
 from dashboard.charts import memory as memory_charts
 from dashboard.session.lab import Lab
 from dashboard.session.reading import Source, compare_defaults
-from dashboard.views.display import chart, chart_columns, held
+from dashboard.views.display import chart, chart_columns, held, worded
 from dashboard.views.teaching import CAPTIONS
 from gru_core import memory
 from gru_core.i18n import N_, _
@@ -114,7 +114,7 @@ def _unit_and_connectivity(result: memory.MemoryAnalysis) -> None:
 def _unit_finder(result: memory.MemoryAnalysis) -> None:
     st.markdown(_("**Unit finder**: which hidden units follow a pattern of the text?"))
     names = [*memory.PRESETS, CUSTOM]
-    choice = st.selectbox(_("Pattern"), names, key="memory_pattern", format_func=_)
+    choice = st.selectbox(_("Pattern"), names, key="memory_pattern", format_func=worded(names))
     pattern: Any = choice
     shown = _(choice)
     if choice == CUSTOM:

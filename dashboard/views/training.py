@@ -19,7 +19,7 @@ from dashboard.charts import training as charts
 from dashboard.charts.base import empty_figure
 from dashboard.session.lab import Lab
 from dashboard.views import cells as cell_views
-from dashboard.views.display import chart, chart_columns, snapshot_figure
+from dashboard.views.display import chart, chart_columns, snapshot_figure, worded
 from dashboard.views.memory import memory_view
 from dashboard.views.teaching import CAPTIONS, bands_caption, outcome_advice
 from gru_core.config import LIVE_KNOBS, TrainConfig, format_knob
@@ -130,7 +130,7 @@ def live_views(lab: Lab, snapshot_age: float = 0.0) -> None:
         _ending_message(verdict, status.outcome, job.config)
     view = st.segmented_control(
         _("View"), VIEWS, default=VIEWS[0], key="view", label_visibility="collapsed",
-        required=True, format_func=_,
+        required=True, format_func=worded(VIEWS),
     )  # fmt: skip
     # required=True stops the browser from deselecting; a None that still arrives (an old
     # client) keeps the view that was showing instead of leaving the page blank.
