@@ -271,3 +271,14 @@ def test_a_snapshots_figure_is_kept_per_language() -> None:
         assert snapshot_figure(snap, "i18n-ppl", build) is zh
     assert len(builds) == 2
     assert english.layout.title.text == "Perplexity" and zh.layout.title.text == "困惑度"
+
+
+def test_a_worded_format_func_keeps_the_language_of_its_run() -> None:
+    """Streamlit may format a widget's options after the run: they stay in its language."""
+    from dashboard.views.display import worded
+
+    with language_scope("zh_CN"):
+        show = worded(training.VIEWS)
+    assert show("Gates") == "门控" and show("not an option") == "not an option"
+    with language_scope("en"):
+        assert worded(compare.METRICS)("Perplexity per minibatch") == "Perplexity per minibatch"
