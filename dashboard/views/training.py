@@ -85,7 +85,7 @@ def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | Non
         st.metric(
             _(LIVE_KNOBS["clip_threshold"].title),
             clip,
-            help=_("what the next step uses") + (f"; {pending}" if pending else ""),
+            help=_("what the next step uses") + (_("; ") + pending if pending else ""),
             width="content",
         )
         st.metric(
