@@ -48,10 +48,6 @@ PENDING = frozenset(
         "dashboard/sidebar/lessons.py",
         "dashboard/sidebar/panel.py",
         "dashboard/sidebar/room.py",
-        "dashboard/views/cells.py",
-        "dashboard/views/compare.py",
-        "dashboard/views/memory.py",
-        "dashboard/views/training.py",
     }
 )
 
