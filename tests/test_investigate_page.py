@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from worksheet_sample import saved_run
 
 from dashboard.investigate.evidence import MapCell, MapFact
 from dashboard.runs.records import new_token
+from dashboard.runs.saved import SavedRuns
+from dashboard.runs.sqlite import SQLiteRunStore
 from dashboard.session.lab import Lab
 from dashboard.sidebar import controls as ctl
 from gru_core.sources import load_corpus
@@ -178,3 +181,29 @@ def test_a_student_who_forked_a_watched_run_goes_on_with_the_investigation(
         assert "Step 2: A long window: T = 280" in banner and "1 of 4 done" in banner
     finally:
         teacher.close()
+
+
+def test_a_run_another_session_of_the_bench_saved_later_counts(
+    make_app: Callable[..., AppTest], corpus_path: str, tmp_path: Path
+) -> None:
+    """The clip walk's step 3 (measured in the browser): the lab left for a new page while the
+    GRU's clip-off run was ending; that run reached the store when the old session closed,
+    after the new session had loaded the bench's runs. The check must still see it."""
+    bench = new_token()
+    store = SQLiteRunStore(tmp_path / "runs.sqlite")  # the file the app's run_store opens
+    at = make_app(guide=True, bench=bench)
+    at.session_state["lab"] = Lab(
+        corpus=load_corpus(corpus_path),
+        runner=SyncRunner(),
+        runs=SavedRuns(store=store, token=bench),
+    )
+    at.run()
+    at.radio(key="investigation").set_value("clip").run()
+    gru = {"model": "gru", "init_std": 0.1, "hidden_size": 256}
+    at.session_state["lab"].runs.add(saved_run(2, 1, clip_threshold=1.0, **gru))  # this tab's
+    SavedRuns(store=store, token=bench).add(saved_run(1, 0, clip_threshold=None, **gru))  # the old
+    at.run()
+    assert not at.exception
+    said = " ".join(s.value for s in at.success)
+    assert "θ 1: learned" in said and "θ off: learned" in said, said
+    assert not any("two θ values" in i.value for i in at.info)

@@ -116,3 +116,20 @@ def test_a_corrupt_database_is_kept_aside_and_the_lab_still_works(
 def test_a_malformed_token_keys_nothing(small_corpus: Corpus, tmp_path: Path, token: str) -> None:
     with pytest.raises(ValueError, match="token"):
         open_run_store(tmp_path / "runs.sqlite3").list_runs(token)
+
+
+def test_refresh_takes_in_what_another_session_of_the_bench_saved_since(
+    small_corpus: Corpus, tmp_path: Path
+) -> None:
+    """Two tabs of one bench: the second loaded before the first's run reached the store;
+    refresh brings that run in (once), in order of creation, and keeps its own runs."""
+    token, db = new_token(), tmp_path / "runs.sqlite3"
+    first, second = lab_with_store(small_corpus, db, token), lab_with_store(small_corpus, db, token)
+    train_and_save(first)
+    train_and_save(second)
+    assert len(second.runs) == 1  # loaded before the first tab's run was saved
+    assert second.runs.refresh() == 1 and second.runs.refresh() == 0
+    ours, theirs = second.runs.newest(), first.runs.newest()
+    assert theirs is not None and ours is not None
+    assert [r.run_id for r in second.runs] == [theirs.run_id, ours.run_id]
+    assert ours.weights is not None  # the session's own run keeps its weights in memory

@@ -193,6 +193,28 @@ class SavedRuns:
             self._runs = runs[-self.capacity :]
         return skipped
 
+    def refresh(self) -> int:
+        """Take in the runs another session of this bench saved to the store since (a second
+        tab; a page left while its run was ending, saved when its session closed): kept in
+        order of creation, within capacity. Return how many came in."""
+        if self.store is None or self.token is None:
+            return 0
+        with self._lock:
+            have = {r.run_id for r in self._runs}
+        new = []
+        for stored in self.store.list_runs(self.token):
+            if stored.run_id not in have:
+                try:
+                    new.append(from_stored(stored))
+                except (ValueError, KeyError, TypeError):
+                    continue  # load() said so when the session started
+        if new:
+            with self._lock:
+                known = {r.run_id for r in self._runs}
+                runs = self._runs + [r for r in new if r.run_id not in known]
+                self._runs = sorted(runs, key=lambda r: r.created)[-self.capacity :]
+        return len(new)
+
     @property
     def status_message(self) -> str | None:
         """Why runs are not reaching the disk now (shown while it lasts), else None."""

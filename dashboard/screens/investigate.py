@@ -20,7 +20,7 @@ from dashboard.investigate.evidence import Evidence, ViewMark, map_fact
 from dashboard.investigate.findings import finding
 from dashboard.investigate.progress import ProgressBook
 from dashboard.investigate.sheet import worksheet_from_progress
-from dashboard.runs.saved import SavedRuns
+from dashboard.runs.saved import SavedRun, SavedRuns
 from dashboard.screens.resources import TOKEN_PARAM, browser_token, run_store
 from dashboard.sidebar import controls as ctl
 from dashboard.sidebar.panel import init_widget_state
@@ -45,16 +45,22 @@ def progress_book() -> ProgressBook:
     return book
 
 
-def evidence(book: ProgressBook) -> Evidence:
-    """The student's saved runs (this bench's) with the maps and views in their progress."""
+def student_runs() -> list[SavedRun]:
+    """This bench's saved runs: the lab's, with those another session of the bench saved to
+    the store since this one loaded (a second tab; a page left while its run was ending is
+    saved when its session closes, after the next page has loaded), else the store's."""
     lab = st.session_state.get("lab")
     if lab is not None:
-        runs = list(lab.runs)
-    else:  # the lab not opened yet in this session: its saved runs, from the store
-        saved = SavedRuns(store=run_store(), token=browser_token())
-        saved.load()
-        runs = list(saved)
-    return Evidence.gather(runs, book.progress.maps, book.progress.views)
+        lab.runs.refresh()
+        return list(lab.runs)
+    saved = SavedRuns(store=run_store(), token=browser_token())  # the lab not opened yet
+    saved.load()
+    return list(saved)
+
+
+def evidence(book: ProgressBook) -> Evidence:
+    """The student's saved runs (this bench's) with the maps and views in their progress."""
+    return Evidence.gather(student_runs(), book.progress.maps, book.progress.views)
 
 
 def checked(inv: Investigation, ev: Evidence, book: ProgressBook) -> list[Check]:
@@ -225,8 +231,7 @@ def _answer(inv: Investigation, book: ProgressBook, ev: Evidence, scale: Scale) 
 def _downloads(book: ProgressBook, scale: Scale) -> None:
     """'Download my worksheet': HTML (figures inline, offline) and Markdown, built when
     clicked (on another thread: in this page's language, from the progress and runs now)."""
-    lab = st.session_state.get("lab")
-    runs = list(lab.runs) if lab is not None else []
+    runs = student_runs()  # the runs the checks read, the lab opened or not
     progress, lang, bench = book.progress, language(), book.token
 
     def sheet() -> Worksheet:
