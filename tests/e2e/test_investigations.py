@@ -56,7 +56,9 @@ def apply(lab: GruLab, step_id: str) -> None:
 
 def back(lab: GruLab, step_id: str) -> str:
     """Back to the investigation by the banner's link; the step's result once it is done."""
-    lab.page.get_by_role("link", name="Back to the investigation").click(timeout=PAGE_LOAD_MS)
+    # While a page reruns in full its old banner may still stand beside the new one.
+    link = lab.page.get_by_role("link", name="Back to the investigation").first
+    link.click(timeout=PAGE_LOAD_MS)
     box = lab.page.locator(f".st-key-step_{step_id.replace('.', '_')}")
     done = box.locator('[data-testid="stAlertContentSuccess"]')
     expect(done).to_be_visible(timeout=PAGE_LOAD_MS)
@@ -75,6 +77,10 @@ def run_map(lab: GruLab, step: int) -> None:
 def run_lab(lab: GruLab, view: str | None = None) -> None:
     """In the lab: Start a fresh run and wait for its end (then open ``view`` on it)."""
     expect(lab.page.get_by_text("Corpus:")).to_be_visible(timeout=PAGE_LOAD_MS)
+    # The last job's Step card, or nothing: drawn after the header, so wait for one of them
+    # (a card drawn after a too-early look would pass for the new run's first step).
+    idle = lab.page.get_by_text("Nothing is training.")
+    expect(lab.metric_card("Step").or_(idle).first).to_be_visible(timeout=PAGE_LOAD_MS)
     if lab.metric_card("Step").count():
         lab.reset()
     start = lab.button("Start")
@@ -191,3 +197,31 @@ def test_walk_the_half_gru_investigation(lab: GruLab) -> None:
     assert "Z = 0" in said
     all_done(lab, title)
     print(f"half walk: {time.monotonic() - started:.0f} s")
+
+
+def test_download_my_worksheet_holds_the_answer_and_every_figure(lab: GruLab) -> None:
+    """One run of the clip investigation, then the investigations page opened afresh (a new
+    session of the bench, the lab not opened in it): the downloaded HTML file holds the
+    student's answer and the run's figures, each drawn by its own Plotly.newPlot call."""
+    open_investigation(lab, "Does a GRU need a higher clip threshold than an RNN?", "clip.1")
+    apply(lab, "clip.2")
+    run_lab(lab)
+    bench = parse_qs(urlsplit(lab.page.url).query)["bench"][-1]
+    lab.page.goto(f"{lab.base_url}/investigate?{urlencode({'bench': bench})}")
+    said = "The RNN needed the cap; my GRU run is still to come."
+    area = lab.page.locator(".st-key-answer_clip textarea")
+    expect(area).to_be_visible(timeout=PAGE_LOAD_MS)
+    area.fill(said)
+    lab.button("Save my answer").click()
+    expect(lab.page.get_by_text("Finish the steps above")).to_be_visible(timeout=PAGE_LOAD_MS)
+    with lab.page.expect_download(timeout=PAGE_LOAD_MS) as info:
+        lab.button("Download my worksheet (HTML)").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".html")
+    text = Path(download.path()).read_text(encoding="utf-8")
+    assert said in text
+    assert "#1 RNN h16 std0.1 clip 10 T35" in text  # the run, read from the bench's store
+    divs = text.count('class="plotly-graph-div"')
+    assert divs >= 2  # the run's perplexity and gradient-norm charts
+    assert all(f'Plotly.newPlot("chart-{n}"' in text for n in range(1, divs + 1))
+    assert lab.exceptions() == 0
