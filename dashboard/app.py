@@ -25,9 +25,11 @@ from gru_core.i18n import _
 SWITCH_INTERVAL_S = 0.001
 sys.setswitchinterval(SWITCH_INTERVAL_S)
 page_language()  # first: everything below speaks the page's language (fragments set it again)
-st.set_page_config(page_title="GRU Lab", page_icon="🔁", layout="wide")
-LAB = st.Page(lab_page, title="Lab", icon=":material/monitoring:", default=True)  # at /
-MAP = st.Page(map_page, title="Trainability map", icon=":material/grid_on:", url_path="map")
+# Titles in the reader's language; a page's address comes from its function's name, never its
+# title, so a language switch keeps every page where it is.
+st.set_page_config(page_title=_("GRU Lab"), page_icon="🔁", layout="wide")
+LAB = st.Page(lab_page, title=_("Lab"), icon=":material/monitoring:", default=True)  # at /
+MAP = st.Page(map_page, title=_("Trainability map"), icon=":material/grid_on:", url_path="map")
 GUIDE = st.Page(
     investigate_page, title=_("Investigations"), icon=":material/school:", url_path="investigate"
 )

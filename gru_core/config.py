@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from gru_core.i18n import N_, _, format_int
+from gru_core.i18n import N_, _, format_int, ngettext
 
 MODELS = ("gru", "rnn", "lstm", "gru_reset_only", "gru_update_only")
 # The GRU and its halves (d2l's exercise 4): 'gru_reset_only' fixes Z = 0 (H_t = H_tilde_t),
@@ -23,13 +23,14 @@ MODELS = ("gru", "rnn", "lstm", "gru_reset_only", "gru_update_only")
 # gru_variant convention (with R = 1 the two conventions differ only by the bias split).
 GRU_MODELS = ("gru", "gru_reset_only", "gru_update_only")
 # How each model is named on screen, in tables and in a run's name (no commas: a map's URL
-# lists models separated by commas).
+# lists models separated by commas). These English titles are identifiers too (widget options,
+# saved runs' names); the page shows ``model_title(model)``, in the reader's language.
 MODEL_TITLES = {
     "gru": "GRU",
     "rnn": "RNN",
     "lstm": "LSTM",
-    "gru_reset_only": "GRU (reset gate only)",
-    "gru_update_only": "GRU (update gate only)",
+    "gru_reset_only": N_("GRU (reset gate only)"),
+    "gru_update_only": N_("GRU (update gate only)"),
 }
 GRU_VARIANTS = ("d2l", "cudnn")
 SAMPLINGS = ("sequential", "random")
@@ -67,6 +68,25 @@ INT_FIELDS = {
     "flow_every",
     "num_threads",
 }
+# Every TrainConfig field's name in words, as a page names it ('hidden size 256 → 64').
+FIELD_NAMES: dict[str, str] = {
+    "model": N_("model"),
+    "gru_variant": N_("gru variant"),
+    "hidden_size": N_("hidden size"),
+    "init_std": N_("init std"),
+    "clip_threshold": N_("clip threshold"),
+    "num_steps": N_("num steps"),
+    "batch_size": N_("batch size"),
+    "lr": N_("lr"),
+    "num_epochs": N_("num epochs"),
+    "max_tokens": N_("max tokens"),
+    "val_tokens": N_("val tokens"),
+    "sampling": N_("sampling"),
+    "seed": N_("seed"),
+    "device": N_("device"),
+    "flow_every": N_("flow every"),
+    "num_threads": N_("num threads"),
+}
 # Fields that may be None, and what None means.
 OPTIONAL_FIELDS = {
     "clip_threshold": N_("clipping off"),
@@ -79,8 +99,8 @@ class LiveKnob:
     """A setting that reaches a running job at its next step, without a restart."""
 
     name: str  # the TrainConfig field
-    label: str  # short label: chart markers and run names ('clip 0.5', 'lr 0.25')
-    title: str  # what the status line calls its value in force
+    label: str  # short label: chart markers and run names ('clip 0.5', 'lr 0.25'); N_-marked
+    title: str  # what the status line calls its value in force; N_-marked, shown as _(title)
     off: str | None  # how None reads (None = off), or None where None is not allowed
 
 
@@ -91,10 +111,16 @@ class LiveKnob:
 LIVE_KNOBS: dict[str, LiveKnob] = {
     k.name: k
     for k in (
-        LiveKnob("clip_threshold", "clip", "Clip θ in force", "off"),
-        LiveKnob("lr", "lr", "Learning rate in force", None),
+        LiveKnob("clip_threshold", N_("clip"), N_("Clip θ in force"), N_("off")),
+        LiveKnob("lr", N_("lr"), N_("Learning rate in force"), None),
     )
 }
+
+
+def model_title(model: str) -> str:
+    """How the page names ``model``, in the language in force; ``MODEL_TITLES[model]`` is the
+    same name in English, as identifiers and saved runs write it."""
+    return _(MODEL_TITLES[model])
 
 
 def format_knob(name: str, value: float | None) -> str:
@@ -257,4 +283,4 @@ def describe_device(device: str) -> str:
     if device == "mps":
         return "Apple MPS"
     n = torch.get_num_threads()
-    return f"CPU ({n} thread{'s' if n != 1 else ''})"
+    return ngettext("CPU ({n} thread)", "CPU ({n} threads)", n).format(n=n)

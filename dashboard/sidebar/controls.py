@@ -8,7 +8,8 @@ allowed values. Bounds and choices come from ``TrainConfig``'s ``NUMERIC_RANGES`
 one; a test holds every control to its field). ``config_from_values`` turns the widget values
 into a frozen, validated ``TrainConfig``; ``values_from_config`` goes back.
 
-Pure functions and data only (no ``st.*``): ``sidebar.py`` renders these rows.
+Pure functions and data only (no ``st.*``): ``panel.py`` renders these rows, in the reader's
+language (labels, help, sections and option names are English marked ``N_``; ids stay English).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import Any
 
 from gru_core.config import (
     CHOICES,
+    FIELD_NAMES,
     GRU_MODELS,
     LIVE_KNOBS,
     MODEL_TITLES,
     NUMERIC_RANGES,
     TrainConfig,
 )
+from gru_core.i18n import N_, _
 
 # 1-2-5 ladders for the log-scale sliders.
 INIT_STDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0)
@@ -69,11 +72,12 @@ class Control:
     help: str = ""
     live: bool = False  # reaches a running job at its next step: a field in LIVE_KNOBS, speed
     enabled_if: Callable[[Mapping[str, Any]], bool] | None = None  # greyed out otherwise
-    section: str = "Training"  # the sidebar heading it sits under
-    labels: tuple[tuple[Any, str], ...] = ()  # option -> how the widget shows it
+    section: str = N_("Training")  # the sidebar heading it sits under
+    labels: tuple[tuple[Any, str], ...] = ()  # option -> how the widget shows it (English id)
 
     def show(self, option: Any) -> str:
-        return dict(self.labels).get(option, str(option))
+        shown = dict(self.labels).get(option, option)
+        return _(shown) if isinstance(shown, str) else str(shown)
 
     @property
     def kind(self) -> str:
@@ -99,67 +103,70 @@ def _ladder(options: tuple[Any, ...]) -> dict[str, Any]:
 
 CONTROLS: tuple[Control, ...] = (
     Control(
-        "model", "Model", "GRU", "radio", "model", options=tuple(MODELS), section="Model",
-        help="half a GRU (d2l's exercise 4): reset gate only fixes Z = 0, so H_t = H̃_t; "
-        "update gate only fixes R = 1, so the whole old state feeds H̃_t",
+        "model", N_("Model"), "GRU", "radio", "model", options=tuple(MODELS),
+        section=N_("Model"),
+        help=N_("half a GRU (d2l's exercise 4): reset gate only fixes Z = 0, so H_t = H̃_t; "
+                "update gate only fixes R = 1, so the whole old state feeds H̃_t"),
     ),
     Control(
-        "variant", "GRU variant", "d2l", "radio", "gru_variant", options=tuple(VARIANTS),
-        help="d2l: reset before W_hh; cuDNN / torch.nn.GRU: reset after W_hh",
-        enabled_if=lambda v: v.get("model", "GRU") in GRU_LABELS, section="Model",
+        "variant", N_("GRU variant"), "d2l", "radio", "gru_variant", options=tuple(VARIANTS),
+        help=N_("d2l: reset before W_hh; cuDNN / torch.nn.GRU: reset after W_hh"),
+        enabled_if=lambda v: v.get("model", "GRU") in GRU_LABELS, section=N_("Model"),
     ),
     Control(
-        "hidden", "Hidden size", 256, "slider", "hidden_size", step=8, section="Model",
-        help="units in the hidden state H_t (d2l: 256)", **_range("hidden_size", 8, 1024),
+        "hidden", N_("Hidden size"), 256, "slider", "hidden_size", step=8, section=N_("Model"),
+        help=N_("units in the hidden state H_t (d2l: 256)"), **_range("hidden_size", 8, 1024),
     ),
     Control(
-        "init_std", "Init std (log scale)", 0.01, "ladder", "init_std", section="Model",
-        help="weights ~ N(0, std²); d2l multiplies randn by 0.01", **_ladder(INIT_STDS),
+        "init_std", N_("Init std (log scale)"), 0.01, "ladder", "init_std", section=N_("Model"),
+        help=N_("weights ~ N(0, std²); d2l multiplies randn by 0.01"), **_ladder(INIT_STDS),
     ),
     Control(
-        "slice", "Training text (characters)", 10_000, "radio", "max_tokens", options=SLICES,
-        labels=((10_000, "10,000 (d2l)"), (100_000, "100,000"), ("all", "all")),
-        help="train on the first N characters, as d2l does with 10,000; validation uses the "
-        "5,000 after them (with 'all', the last 5,000)",
+        "slice", N_("Training text (characters)"), 10_000, "radio", "max_tokens",
+        options=SLICES, labels=((10_000, "10,000 (d2l)"), (100_000, "100,000"), ("all", N_("all"))),
+        help=N_("train on the first N characters, as d2l does with 10,000; validation uses the "
+                "5,000 after them (with 'all', the last 5,000)"),
     ),
     Control(
-        "steps", "Sequence length (num_steps)", 35, "slider", "num_steps",
-        help="BPTT window T (d2l: 35)", **_range("num_steps", 5, 500),
+        "steps", N_("Sequence length (num_steps)"), 35, "slider", "num_steps",
+        help=N_("BPTT window T (d2l: 35)"), **_range("num_steps", 5, 500),
     ),
     Control(
-        "clip_on", "Clip gradients", True, "toggle", "clip_threshold",
-        help="off: the gradient is used as it is, however long",
+        "clip_on", N_("Clip gradients"), True, "toggle", "clip_threshold",
+        help=N_("off: the gradient is used as it is, however long"),
     ),
     Control(
-        "clip", "Clip threshold θ (log scale)", 1.0, "ladder", "clip_threshold",
-        help="global L2 norm cap (d2l: 1); changes reach a running job at its next step",
+        "clip", N_("Clip threshold θ (log scale)"), 1.0, "ladder", "clip_threshold",
+        help=N_("global L2 norm cap (d2l: 1); changes reach a running job at its next step"),
         enabled_if=lambda v: bool(v.get("clip_on", True)), **_ladder(CLIPS),
     ),
     Control(
-        "lr", "Learning rate (log scale)", 1.0, "ladder", "lr",
-        help="SGD step size (d2l: 1); changes reach a running job at its next step",
+        "lr", N_("Learning rate (log scale)"), 1.0, "ladder", "lr",
+        help=N_("SGD step size (d2l: 1); changes reach a running job at its next step"),
         **_ladder(LRS),
     ),
     Control(
-        "batch", "Batch size", 32, "ladder", "batch_size", help="sequences per minibatch B "
-        "(d2l: 32)", **_ladder(BATCHES),
+        "batch", N_("Batch size"), 32, "ladder", "batch_size",
+        help=N_("sequences per minibatch B (d2l: 32)"), **_ladder(BATCHES),
     ),
     Control(
-        "epochs", "Epochs", 500, "number", "num_epochs", step=10,
-        help="passes over the training text (d2l: 500)", **_range("num_epochs"),
+        "epochs", N_("Epochs"), 500, "number", "num_epochs", step=10,
+        help=N_("passes over the training text (d2l: 500)"), **_range("num_epochs"),
     ),
     Control(
-        "sampling", "Sampling", "sequential", "radio", "sampling", options=SAMPLINGS,
-        help="sequential: each row continues the last minibatch and the state carries over; "
-        "random: shuffled windows, fresh state",
+        "sampling", N_("Sampling"), "sequential", "radio", "sampling", options=SAMPLINGS,
+        labels=(("sequential", N_("sequential")), ("random", N_("random"))),
+        help=N_("sequential: each row continues the last minibatch and the state carries over; "
+                "random: shuffled windows, fresh state"),
     ),
-    Control("seed", "Seed", 0, "number", "seed", help="weights and minibatch order",
+    Control("seed", N_("Seed"), 0, "number", "seed", help=N_("weights and minibatch order"),
             **_range("seed")),
-    Control("device", "Device", "auto", "select", "device", options=DEVICES, section="Run"),
+    Control("device", N_("Device"), "auto", "select", "device", options=DEVICES,
+            labels=(("auto", N_("auto")),), section=N_("Run")),
     Control(
-        "speed", "Speed (steps per second)", "max", "ladder", options=SPEEDS, live=True,
-        help="slow a run down so a class can watch it unfold; 'max' = as fast as possible",
-        section="Run",
+        "speed", N_("Speed (steps per second)"), "max", "ladder", options=SPEEDS, live=True,
+        help=N_("slow a run down so a class can watch it unfold; 'max' = as fast as possible"),
+        labels=(("max", N_("max")),), section=N_("Run"),
     ),
 )  # fmt: skip
 BY_KEY = {c.key: c for c in CONTROLS}
@@ -275,7 +282,8 @@ def from_query(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
         try:
             values[key] = parse(control, raw)
         except ValueError as exc:
-            warnings.append(f"ignored `{key}={raw}` in the URL: {exc}")
+            ignored = _("ignored `{key}={raw}` in the URL: {reason}")
+            warnings.append(ignored.format(key=key, raw=raw, reason=exc))
     return values, warnings
 
 
@@ -287,35 +295,40 @@ def parse(c: Control, raw: str) -> Any:
             return True
         if text.lower() in ("0", "false", "off", "no"):
             return False
-        raise ValueError("expected true or false")
+        raise ValueError(_("expected true or false"))
     numeric = [o for o in c.options if isinstance(o, int | float) and not isinstance(o, bool)]
     for option in c.options:  # an option as the URL writes it ('GRU', 'max', '100000')
         if text.lower() == _fmt(option).lower():
             return option
     if c.kind == "choice" or (c.options and not numeric):
-        raise ValueError("expected one of " + ", ".join(str(o) for o in c.options))
+        options = ", ".join(str(o) for o in c.options)
+        raise ValueError(_("expected one of {options}").format(options=options))
     try:
         number = float(text)
     except ValueError:
-        raise ValueError("not a number") from None
+        raise ValueError(_("not a number")) from None
     if not math.isfinite(number):
-        raise ValueError("not a finite number")
+        raise ValueError(_("not a finite number"))
     if c.kind == "int":
         assert c.low is not None and c.high is not None
         if not c.low <= number <= c.high:
-            raise ValueError(f"outside {_fmt(c.low)}..{_fmt(c.high)}")
+            raise ValueError(_outside(c.low, c.high))
         if not number.is_integer():
-            raise ValueError("expected a whole number")
+            raise ValueError(_("expected a whole number"))
         return int(number)
     # ladder: the rung it names, on a log scale
     if number <= 0:
-        raise ValueError(f"outside {_fmt(min(numeric))}..{_fmt(max(numeric))}")
+        raise ValueError(_outside(min(numeric), max(numeric)))
     rung = _nearest(tuple(numeric), number)
     if not math.isclose(rung, number, rel_tol=1e-9):
         if not min(numeric) <= number <= max(numeric):
-            raise ValueError(f"outside {_fmt(min(numeric))}..{_fmt(max(numeric))}")
-        raise ValueError(f"not on the slider; nearest is {_fmt(rung)}")
+            raise ValueError(_outside(min(numeric), max(numeric)))
+        raise ValueError(_("not on the slider; nearest is {rung}").format(rung=_fmt(rung)))
     return rung
+
+
+def _outside(low: float, high: float) -> str:
+    return _("outside {low}..{high}").format(low=_fmt(low), high=_fmt(high))
 
 
 def _fmt(value: Any) -> str:
@@ -327,10 +340,10 @@ def _fmt(value: Any) -> str:
 
 
 def restart_changes(running: TrainConfig, wanted: TrainConfig) -> list[str]:
-    """Human list of the settings that differ and only apply when the run restarts."""
+    """The settings that differ and apply only on a restart, in words ('hidden size 256 → 64')."""
     changes = []
     for name, old in running.to_dict().items():
         new = getattr(wanted, name)
         if name not in LIVE_FIELDS and new != old:
-            changes.append(f"{name.replace('_', ' ')} {old} → {new}")
+            changes.append(f"{_(FIELD_NAMES[name])} {old} → {new}")
     return changes

@@ -3,7 +3,9 @@
 Every widget is drawn from a row of ``controls.CONTROLS`` (label, help, bounds, options, which
 ones are live), so the sidebar restates nothing. Widget values live in ``st.session_state``
 under ``controls.widget_key(key, generation)``; each applied lesson starts a new generation.
-Runs in the script thread only.
+Every word is shown in the reader's language (``gru_core.i18n``): the table's labels, help,
+sections and option names are translated here, where they are drawn; widget keys and values stay
+the table's identifiers. Runs in the script thread only.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from dashboard.sidebar.room import hidden_controls, locked_controls, read_room_p
 from dashboard.views.display import PROJECTOR_KEY
 from gru_core.config import LIVE_KNOBS, available_devices
 from gru_core.data import Corpus, max_num_steps, split_sizes
-from gru_core.i18n import _
+from gru_core.i18n import N_, _
 from gru_core.sources import MAX_UPLOAD_BYTES
 
 WIDGET_GENERATION = "_widget_generation"  # bumped by each applied lesson
 LOCK_NOTE = "_lock_note"  # the locked controls the last preset left as they were
+LOCKED_HELP = N_("locked by this link")  # added to a locked control's help
 
 
 def wkey(key: str) -> str:
@@ -118,25 +121,32 @@ def _steps_fit(c: Control, values: dict[str, Any], corpus: Corpus, sb: DeltaGene
         config = ctl.config_from_values(values)
     except ValueError:
         return int(c.high or 0)
-    train, _, _ = split_sizes(len(corpus.tokens), config.max_tokens, config.val_tokens)
+    train, _val, _end = split_sizes(len(corpus.tokens), config.max_tokens, config.val_tokens)
     fit = max_num_steps(train, config.batch_size)
     assert c.low is not None and c.high is not None
     if fit < c.low:
         sb.warning(
-            f"The training text ({train:,} characters) cannot fill one minibatch of "
-            f"{config.batch_size} sequences × {int(c.low)} steps: lower the batch size."
+            _(
+                "The training text ({chars} characters) cannot fill one minibatch of "
+                "{batch} sequences × {steps} steps: lower the batch size."
+            ).format(chars=f"{train:,}", batch=config.batch_size, steps=int(c.low))
         )
         return int(c.high)
     top = min(int(c.high), fit)
     if values["steps"] > top:
         st.session_state[wkey("steps")] = top
         values["steps"] = top
-        more = " or train on more text (Training text)" if values["slice"] != "all" else ""
-        sb.warning(
-            f"Sequence length lowered to {top}: {config.batch_size} sequences × {top} steps "
-            f"fill the {train:,} training characters. Lower the batch size{more} for longer "
-            "sequences."
-        )
+        if values["slice"] != "all":
+            advice = _(
+                "Lower the batch size or train on more text (Training text) for longer sequences."
+            )
+        else:
+            advice = _("Lower the batch size for longer sequences.")
+        said = _(
+            "Sequence length lowered to {top}: {batch} sequences × {top} steps fill the "
+            "{chars} training characters."
+        ).format(top=top, batch=config.batch_size, chars=f"{train:,}")
+        sb.warning(said + " " + advice)
     return top
 
 
@@ -145,24 +155,26 @@ def _widget(
 ) -> None:
     common: dict[str, Any] = dict(
         key=wkey(c.key),
-        help=(c.help + (" · locked by this link" if locked else "")) or None,
+        help=" · ".join(_(text) for text in (c.help, LOCKED_HELP if locked else "") if text)
+        or None,
         disabled=locked or not c.enabled(values),
         on_change=push_live_knobs if c.live else None,
     )
+    label = _(c.label)
     if c.widget == "slider":
         assert c.low is not None and c.high is not None
         high = _steps_fit(c, values, corpus, sb) if c.key == "steps" else int(c.high)
-        sb.slider(c.label, int(c.low), high, _shown(c, values), step=c.step, **common)
+        sb.slider(label, int(c.low), high, _shown(c, values), step=c.step, **common)
     elif c.widget == "number":
         assert c.low is not None and c.high is not None
-        sb.number_input(c.label, int(c.low), int(c.high), _shown(c, values), step=c.step, **common)
+        sb.number_input(label, int(c.low), int(c.high), _shown(c, values), step=c.step, **common)
     elif c.widget == "ladder":
-        sb.select_slider(c.label, c.options, _shown(c, values), **common)
+        sb.select_slider(label, c.options, _shown(c, values), format_func=c.show, **common)
     elif c.widget == "toggle":
-        sb.toggle(c.label, bool(_shown(c, values)), **common)
+        sb.toggle(label, bool(_shown(c, values)), **common)
     elif c.widget == "radio":
         sb.radio(
-            c.label,
+            label,
             c.options,
             _index(c.options, _shown(c, values)),
             horizontal=True,
@@ -171,9 +183,12 @@ def _widget(
         )
     elif c.widget == "select":
         options = _options(c)
-        sb.selectbox(c.label, options, _index(options, _shown(c, values)), **common)
+        sb.selectbox(
+            label, options, _index(options, _shown(c, values)), format_func=c.show, **common
+        )
     else:  # a row the table validates cannot get here
-        raise ValueError(f"control {c.key!r}: unknown widget {c.widget!r}")
+        said = _("control {key}: unknown widget {widget}")
+        raise ValueError(said.format(key=repr(c.key), widget=repr(c.widget)))
 
 
 def _shown(c: Control, values: dict[str, Any]) -> Any:
@@ -198,7 +213,9 @@ def _options(c: Control) -> tuple[Any, ...]:
     found = available_devices()
     if st.session_state.get(wkey("device")) not in found:
         device = st.session_state.get(wkey("device"))
-        st.session_state.url_warnings.append(f"device {device!r} is not available here; using auto")
+        st.session_state.url_warnings.append(
+            _("device {device} is not available here; using auto").format(device=repr(device))
+        )
         st.session_state[wkey("device")] = "auto"
     return tuple(o for o in c.options if o in found)
 
@@ -235,22 +252,27 @@ def _left_lesson() -> str | None:
 def sidebar(corpus: Corpus, sb: DeltaGenerator) -> None:
     """The lesson picker and every control, into ``sb`` (a sidebar container)."""
     _restore_missing()
-    sb.header("Lesson")
+    sb.header(_("Lesson"))
     left = _left_lesson()
     sb.selectbox(
-        "Lesson preset",
+        _("Lesson preset"),
         [lesson.name for lesson in lessons.LESSONS],
         key="lesson",
         index=None,
-        placeholder="choose a lesson…",
+        format_func=_,
+        placeholder=_("choose a lesson…"),
         on_change=_apply_lesson,
     )
     lesson = lessons.BY_NAME.get(st.session_state.get("lesson") or "")
     if lesson:
-        sb.info(lesson.text)
+        sb.info(lesson.words)
     lock_note(sb)
     if not lesson and left:
-        sb.caption(f"Settings changed since the lesson “{left}”; choose it again to go back.")
+        sb.caption(
+            _("Settings changed since the lesson “{lesson}”; choose it again to go back.").format(
+                lesson=_(left)
+            )
+        )
     values = widget_values()
     hidden, locked = hidden_controls(), locked_controls()
     section = None
@@ -259,7 +281,7 @@ def sidebar(corpus: Corpus, sb: DeltaGenerator) -> None:
             continue
         if c.section != section:
             section = c.section
-            sb.header(section)
+            sb.header(_(section))
         _widget(c, values, corpus, sb, locked=c.key in locked)
     st.session_state[KNOWN] = widget_values()
 
@@ -271,29 +293,35 @@ def corpus_picker(lab: Lab, default: Corpus | None, sb: DeltaGenerator) -> None:
     """The text to train on: the default corpus (named as it is: The Time Machine, or the
     offline fallback) or an upload. An upload over the app's limit still reaches the server
     (the widget allows more), so its reason is said in the page, not only in a tooltip."""
-    sb.header("Corpus")
-    default_name = default.name[:1].upper() + default.name[1:] if default else "No default text"
-    if default is not None and default.source == "fallback":
-        default_name += " (offline)"
-    choice = sb.radio("Text", (default_name, "Upload a .txt"), key="corpus_choice")
-    if choice != "Upload a .txt":
+    sb.header(_("Corpus"))
+    if default is not None:
+        name = _(default.name)  # the text's name: The Time Machine, or the offline fallback
+        default_name = name[:1].upper() + name[1:]
+        if default.source == "fallback":
+            default_name = _("{name} (offline)").format(name=default_name)
+    else:
+        default_name = _("No default text")
+    shown = {"default": default_name, "upload": _("Upload a .txt")}
+    choice = sb.radio(_("Text"), tuple(shown), key="corpus_choice", format_func=shown.get)
+    if choice != "upload":
         if default is not None:
             lab.use_corpus(default)
         return
+    megabytes = MAX_UPLOAD_BYTES // 2**20
     upload = sb.file_uploader(
-        "Upload a UTF-8 .txt",
+        _("Upload a UTF-8 .txt"),
         type=["txt"],
         key="upload",
         max_upload_size=UPLOAD_WIDGET_MB,
-        help=f"plain UTF-8 text, up to {MAX_UPLOAD_BYTES // 2**20} MB",
+        help=_("plain UTF-8 text, up to {mb} MB").format(mb=megabytes),
     )
-    sb.caption(f"Plain UTF-8 text, up to {MAX_UPLOAD_BYTES // 2**20} MB (about 2,500 pages).")
+    sb.caption(_("Plain UTF-8 text, up to {mb} MB (about 2,500 pages).").format(mb=megabytes))
     if upload is None:
         return
     try:
         message = lab.accept_upload(upload.getvalue(), upload.name)
     except ValueError as exc:
-        sb.error(f"{exc} The previous text is still in use.")
+        sb.error(_("{problem} The previous text is still in use.").format(problem=exc))
         return
     if message:
         sb.success(message)

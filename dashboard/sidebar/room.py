@@ -10,7 +10,7 @@
 - "Your runs" shows this bench's link (``?bench=<token>``) to bookmark, and has the browser
   remember the token in a cookie (``resources.TOKEN_COOKIE``), so the plain address finds
   the same saved runs; it also says when runs are not reaching the disk.
-Script thread only.
+Every word in the reader's language (``gru_core.i18n``). Script thread only.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dashboard.sidebar import controls as ctl
 from dashboard.sidebar import lessons
 from dashboard.sidebar.language import current_page_language, language_fragment
 from dashboard.views.display import PROJECTOR_KEY, projector_on
+from gru_core.i18n import _
 
 HIDE, LOCK, WATCH = "hide", "lock", "watch"  # URL parameters
 TOKEN_PARAM = "bench"  # the URL parameter holding this browser's saved-runs token
@@ -47,7 +48,11 @@ def parse_keys(raw: str | None, what: str) -> tuple[frozenset[str], list[str]]:
         if key in ctl.BY_KEY:
             keys.add(key)
         elif key:
-            warnings.append(f"ignored `{what}={key}` in the URL: no control is called {key!r}")
+            warnings.append(
+                _("ignored `{what}={key}` in the URL: no control is called {name}").format(
+                    what=what, key=key, name=repr(key)
+                )
+            )
     return frozenset(keys), warnings
 
 
@@ -84,7 +89,7 @@ def student_link(
         query[LOCK] = ",".join(k for k in lock if k not in hide)
     if projector:
         query[PROJECTOR_KEY] = "1"
-    scheme, netloc, path, _, _ = urlsplit(base_url or "http://localhost:8501/")
+    scheme, netloc, path, _query, _fragment = urlsplit(base_url or "http://localhost:8501/")
     return urlunsplit((scheme, netloc, path or "/", urlencode(query, safe=","), ""))
 
 
@@ -93,21 +98,21 @@ def room_section(
 ) -> None:
     """The sidebar's Room section: projector mode, a link for students, sharing this run,
     and this bench's own link (``remembered``: the token the browser's cookie holds)."""
-    sb.header("Room")
+    sb.header(_("Room"))
     sb.toggle(
-        "Projector mode",
+        _("Projector mode"),
         key=PROJECTOR_KEY,
-        help="large type, thick lines and fewer ticks for the back row (or ?projector=1)",
+        help=_("large type, thick lines and fewer ticks for the back row (or ?projector=1)"),
     )
-    with sb.popover("Link for students", width="stretch"):
+    with sb.popover(_("Link for students"), width="stretch"):
         lesson = lessons.BY_NAME.get(st.session_state.get("lesson") or "")
-        labels = {c.key: c.label for c in ctl.CONTROLS}
+        labels = {c.key: _(c.label) for c in ctl.CONTROLS}
         hide = st.multiselect(
-            "Hide", list(labels), default=list(lesson.hide) if lesson else [],
+            _("Hide"), list(labels), default=list(lesson.hide) if lesson else [],
             format_func=labels.get, key="link_hide",
         )  # fmt: skip
         lock = st.multiselect(
-            "Lock (shown, greyed out)", [k for k in labels if k not in hide],
+            _("Lock (shown, greyed out)"), [k for k in labels if k not in hide],
             default=[k for k in (lesson.lock if lesson else ()) if k not in hide],
             format_func=labels.get, key="link_lock",
         )  # fmt: skip
@@ -115,7 +120,7 @@ def room_section(
             str(st.context.url or ""), values, hide, lock, projector_on(), current_page_language()
         )
         st.code(url, language=None, wrap_lines=True)
-        st.caption("Opens with these settings; hidden controls keep the values above.")
+        st.caption(_("Opens with these settings; hidden controls keep the values above."))
     if not st.session_state.get("_share_resumed"):  # once a session: a share of this bench
         st.session_state._share_resumed = True
         registry.resume(lab, _owner_secret())
@@ -137,12 +142,14 @@ def bench_link(lab: Lab, sb: Any, remembered: str | None) -> None:
     token = runs.token
     if token is None:
         return
-    sb.markdown("**Your runs** · bookmark this link")
+    sb.markdown(_("**Your runs** · bookmark this link"))
     link = bench_url(str(st.context.url or ""), token, current_page_language())
     sb.code(link, language=None, wrap_lines=True)
     sb.caption(
-        "It brings your saved runs back after a restart, in any browser; this browser also "
-        "remembers it, so the plain address finds them too."
+        _(
+            "It brings your saved runs back after a restart, in any browser; this browser also "
+            "remembers it, so the plain address finds them too."
+        )
     )
     if remembered != token and st.session_state.get("_cookie_set") != token:
         st.session_state._cookie_set = token
@@ -161,7 +168,7 @@ def watch_url(base_url: str, token: str, page: PageLanguage | None = None) -> st
 
 
 def _link(base_url: str, query: Mapping[str, str]) -> str:
-    scheme, netloc, path, _, _ = urlsplit(base_url or "http://localhost:8501/")
+    scheme, netloc, path, _query, _fragment = urlsplit(base_url or "http://localhost:8501/")
     return urlunsplit((scheme, netloc, path or "/", urlencode(query), ""))
 
 
@@ -183,7 +190,7 @@ def _owner_secret() -> str:
 def _share_controls(lab: Lab, registry: ShareRegistry, sb: Any) -> None:
     token = registry.token_of(lab)
     if token is None:
-        if sb.button("Share this run with the class", help="a read-only link to this bench"):
+        if sb.button(_("Share this run with the class"), help=_("a read-only link to this bench")):
             registry.share(lab, _owner_secret())
             st.rerun()
         return
@@ -191,11 +198,11 @@ def _share_controls(lab: Lab, registry: ShareRegistry, sb: Any) -> None:
 
     @language_fragment(run_every=WATCH_COUNT_S)
     def watching() -> None:  # the count changes while the page does not rerun in full
-        st.caption(f"Shared, read-only · {registry.watchers(token)} watching now")
+        st.caption(_("Shared, read-only · {n} watching now").format(n=registry.watchers(token)))
 
     with sb:
         watching()
     sb.code(link, language=None, wrap_lines=True)
-    if sb.button("Stop sharing"):
+    if sb.button(_("Stop sharing")):
         registry.stop(token, _owner_secret())
         st.rerun()

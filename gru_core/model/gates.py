@@ -8,6 +8,10 @@ memory views, not here.
 Saturation: a sigmoid gate (values in (0, 1)) is saturated below ``SAT_LOW`` or above
 ``SAT_HIGH``; a tanh-valued one (in (-1, 1)) when ``|v| > SAT_HIGH``. Either way its local
 derivative is under about 0.05 (sigmoid) or 0.1 (tanh), so it passes little gradient.
+
+Words: ``title`` and ``meaning`` are the registry's English (marked for the catalogue);
+``label``, ``caption`` and ``saturation_rule`` read them in the language in force
+(``gru_core.i18n``), so a page words a gate when it draws it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gru_core.i18n import N_, _
+
 SAT_LOW, SAT_HIGH = 0.05, 0.95
 
 
@@ -23,9 +29,19 @@ SAT_LOW, SAT_HIGH = 0.05, 0.95
 class Gate:
     name: str  # key in ForwardOutput.gates and in the telemetry columns ('Z', 'H_tilde')
     symbol: str  # as the equations write it ('Z', 'H̃')
-    label: str  # for titles and legends ('update gate Z')
+    title: str  # for titles and legends ('update gate Z'), English; shown as ``label``
     activation: str  # 'sigmoid' (values in (0, 1)) or 'tanh' (values in (-1, 1))
-    caption: str  # one sentence: what a value near either end means
+    meaning: str  # one sentence: what a value near either end means; shown as ``caption``
+
+    @property
+    def label(self) -> str:
+        """The title in the language in force ('update gate Z', '更新门 Z')."""
+        return _(self.title)
+
+    @property
+    def caption(self) -> str:
+        """The meaning in the language in force."""
+        return _(self.meaning)
 
     @property
     def range(self) -> tuple[float, float]:
@@ -40,9 +56,10 @@ class Gate:
 
     @property
     def saturation_rule(self) -> str:
+        """When a value counts as saturated, in words (the language in force)."""
         if self.activation == "sigmoid":
-            return f"below {SAT_LOW:g} or above {SAT_HIGH:g}"
-        return f"|value| above {SAT_HIGH:g}"
+            return _("below {low} or above {high}").format(low=f"{SAT_LOW:g}", high=f"{SAT_HIGH:g}")
+        return _("|value| above {high}").format(high=f"{SAT_HIGH:g}")
 
 
 GATES: dict[str, Gate] = {
@@ -51,51 +68,51 @@ GATES: dict[str, Gate] = {
         Gate(
             "Z",
             "Z",
-            "update gate Z",
+            N_("update gate Z"),
             "sigmoid",
-            "Z near 1 keeps the old state H_{t-1}; near 0 writes the candidate H̃ in its place.",
+            N_("Z near 1 keeps the old state H_{t-1}; near 0 writes the candidate H̃ in its place."),
         ),
         Gate(
             "R",
             "R",
-            "reset gate R",
+            N_("reset gate R"),
             "sigmoid",
-            "R near 0 hides the old state from the candidate; near 1 lets it through.",
+            N_("R near 0 hides the old state from the candidate; near 1 lets it through."),
         ),
         Gate(
             "H_tilde",
             "H̃",
-            "candidate state H̃",
+            N_("candidate state H̃"),
             "tanh",
-            "The new content the cell proposes; ±1 means its tanh is saturated.",
+            N_("The new content the cell proposes; ±1 means its tanh is saturated."),
         ),
         Gate(
             "I",
             "I",
-            "input gate I",
+            N_("input gate I"),
             "sigmoid",
-            "I near 1 writes the candidate C̃ into the cell; near 0 ignores it.",
+            N_("I near 1 writes the candidate C̃ into the cell; near 0 ignores it."),
         ),
         Gate(
             "F",
             "F",
-            "forget gate F",
+            N_("forget gate F"),
             "sigmoid",
-            "F near 1 keeps the old cell C_{t-1}; near 0 forgets it.",
+            N_("F near 1 keeps the old cell C_{t-1}; near 0 forgets it."),
         ),
         Gate(
             "O",
             "O",
-            "output gate O",
+            N_("output gate O"),
             "sigmoid",
-            "O near 1 shows the cell in H_t; near 0 hides it.",
+            N_("O near 1 shows the cell in H_t; near 0 hides it."),
         ),
         Gate(
             "C_tilde",
             "C̃",
-            "candidate cell C̃",
+            N_("candidate cell C̃"),
             "tanh",
-            "The new content for the cell; ±1 means its tanh is saturated.",
+            N_("The new content for the cell; ±1 means its tanh is saturated."),
         ),
     )
 }
@@ -119,6 +136,7 @@ def gate(name: str) -> Gate:
 
 
 def label(name: str) -> str:
-    """A gate's label, or the name itself for something that is not a registered gate."""
+    """A gate's label (the language in force), or the name itself for something that is not a
+    registered gate."""
     entry = GATES.get(name)
     return entry.label if entry else name
