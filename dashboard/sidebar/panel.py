@@ -169,7 +169,7 @@ def _widget(
         assert c.low is not None and c.high is not None
         sb.number_input(label, int(c.low), int(c.high), _shown(c, values), step=c.step, **common)
     elif c.widget == "ladder":
-        sb.select_slider(label, c.options, _shown(c, values), format_func=c.show, **common)
+        sb.select_slider(label, c.options, _shown(c, values), format_func=_names(c), **common)
     elif c.widget == "toggle":
         sb.toggle(label, bool(_shown(c, values)), **common)
     elif c.widget == "radio":
@@ -178,17 +178,24 @@ def _widget(
             c.options,
             _index(c.options, _shown(c, values)),
             horizontal=True,
-            format_func=c.show,
+            format_func=_names(c),
             **common,
         )
     elif c.widget == "select":
         options = _options(c)
         sb.selectbox(
-            label, options, _index(options, _shown(c, values)), format_func=c.show, **common
+            label, options, _index(options, _shown(c, values)), format_func=_names(c), **common
         )
     else:  # a row the table validates cannot get here
         said = _("control {key}: unknown widget {widget}")
         raise ValueError(said.format(key=repr(c.key), widget=repr(c.widget)))
+
+
+def _names(c: Control) -> Any:
+    """The widget's ``format_func``: each option as this run shows it, in this run's language
+    (a lookup, not a call to ``_``: whoever reads a value back through it later, in another
+    language or thread, as AppTest does, finds the names the page showed)."""
+    return {option: c.show(option) for option in c.options}.__getitem__
 
 
 def _shown(c: Control, values: dict[str, Any]) -> Any:
@@ -259,7 +266,7 @@ def sidebar(corpus: Corpus, sb: DeltaGenerator) -> None:
         [lesson.name for lesson in lessons.LESSONS],
         key="lesson",
         index=None,
-        format_func=_,
+        format_func={lesson.name: lesson.title for lesson in lessons.LESSONS}.__getitem__,
         placeholder=_("choose a lesson…"),
         on_change=_apply_lesson,
     )
