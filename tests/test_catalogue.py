@@ -34,15 +34,6 @@ from gru_core.i18n import LANGUAGES
 # ``python tests/catalogue_scan.py`` prints every string still to wrap, file:line.
 PENDING = frozenset(
     {
-        "dashboard/charts/cells.py",
-        "dashboard/charts/flow.py",
-        "dashboard/charts/map.py",
-        "dashboard/charts/memory.py",
-        "dashboard/charts/training.py",
-        "dashboard/screens/lab.py",
-        "dashboard/screens/map.py",
-        "dashboard/screens/watch.py",
-        "dashboard/session/sharing.py",
     }
 )
 

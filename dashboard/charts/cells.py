@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from dashboard.charts import palette
 from dashboard.charts.base import apply_layout, numeric_column, steps_x
 from dashboard.charts.thinning import downsample
+from gru_core.i18n import _
 from gru_core.model.gates import GATES
 from gru_core.model.gates import label as gate_label
 from gru_core.step.stats import MEAN, PERCENTILES, SATURATED, gate_column, percentile_suffix
@@ -39,8 +40,8 @@ def gate_range(gate: str) -> tuple[float, float] | None:
 def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
     """Percentile bands (p5–p95 light, p25–p75 darker), median, mean (dashed) of one gate,
     and its saturated fraction on a right-hand axis (0..1)."""
-    label = gate_label(gate)
-    title = f"{label}: distribution per step"
+    label = _(gate_label(gate))
+    title = _("{gate}: distribution per step").format(gate=label)
     low, q1, median, q3, high = map(percentile_suffix, PERCENTILES)  # the bands' edges
     names = (low, q1, median, q3, high, MEAN, SATURATED)
     x = steps_x(steps)
@@ -64,15 +65,15 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
             go.Scatter(
                 x=x,
                 y=cols[median],
-                name="median",
+                name=_("median"),
                 mode="lines",
                 line=palette.MEDIAN.line(width=1.5),
             ),  # fmt: skip
-            go.Scatter(x=x, y=cols[MEAN], name="mean", mode="lines", line=palette.MEAN.line()),
+            go.Scatter(x=x, y=cols[MEAN], name=_("mean"), mode="lines", line=palette.MEAN.line()),
             go.Scatter(
                 x=x,
                 y=cols[SATURATED],
-                name="saturated",
+                name=_("saturated"),
                 mode="lines",
                 yaxis="y2",
                 line=palette.SATURATED.line(width=1.5),
@@ -82,7 +83,7 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
     value_range = gate_range(gate)
     own = dict(
         yaxis2=dict(
-            title=dict(text="saturated fraction"),
+            title=dict(text=_("saturated fraction")),
             overlaying="y",
             side="right",
             range=[0, 1],
@@ -94,9 +95,8 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
         legend=dict(entrywidth=0.5, entrywidthmode="fraction"),
         **({"yaxis": dict(range=list(value_range))} if value_range is not None else {}),
     )
-    return apply_layout(
-        fig, title, "training step", f"{gate} value", f"gate_bands:{gate}", extra=own
-    )
+    y_title = _("{gate} value").format(gate=gate)
+    return apply_layout(fig, title, _("training step"), y_title, f"gate_bands:{gate}", extra=own)
 
 
 def _char_label(ch: str) -> str:
@@ -115,10 +115,12 @@ def gate_heatmap_figure(values: np.ndarray, text: str, gate: str) -> go.Figure:
     T, H = values.shape
     if len(text) != T:
         raise ValueError(f"gate_heatmap_figure: text has {len(text)} characters, values T={T}")
-    label = gate_label(gate)
-    title = f"{label} on the probe text"
+    label = _(gate_label(gate))
     if H > HEATMAP_MAX_UNITS:
-        title += f" (first {HEATMAP_MAX_UNITS} of {H} hidden units)"
+        title = _("{gate} on the probe text (first {shown} of {units} hidden units)")
+    else:
+        title = _("{gate} on the probe text")
+    title = title.format(gate=label, shown=HEATMAP_MAX_UNITS, units=H)
     z = values[:, :HEATMAP_MAX_UNITS].T  # (units, T)
     value_range = gate_range(gate)
     finite = z[np.isfinite(z)]
@@ -140,15 +142,19 @@ def gate_heatmap_figure(values: np.ndarray, text: str, gate: str) -> go.Figure:
             colorscale=palette.DIVERGING if diverging else palette.SEQUENTIAL,
             hoverongaps=False,
             colorbar=dict(title=dict(text=gate)),
-            hovertemplate="t=%{x}<br>unit %{y}<br>" + gate + "=%{z:.3f}<extra></extra>",
+            hovertemplate="t=%{x}<br>"
+            + _("unit {unit}").format(unit="%{y}")
+            + "<br>"
+            + gate
+            + "=%{z:.3f}<extra></extra>",
         )
     )
     shown = t[:: max(1, -(-T // 100))]
     apply_layout(
         fig,
         title,
-        "time step (character)",
-        "hidden unit",
+        _("time step (character)"),
+        _("hidden unit"),
         f"gate_heatmap:{gate}",
         hovermode="closest",
     )
@@ -193,12 +199,13 @@ def probe_text_html(text: str, z_mean: np.ndarray) -> str:
             f'border-radius:2px" title="{tip}">{shown}</span>'
         )
     gradient = "linear-gradient(to right, #ffffff, rgb({},{},{}))".format(*DEEP_BLUE)
+    writes, keeps = html.escape(_("Z≈0 writes new state")), html.escape(_("Z≈1 keeps old state"))
     legend = (
         '<div style="font-size:0.8em;color:#555;margin-top:0.4em">'
-        "Z≈0 writes new state "
+        f"{writes} "
         f'<span style="display:inline-block;width:8em;height:0.8em;background:{gradient};'
         'border:1px solid #ccc;vertical-align:middle"></span>'
-        " Z≈1 keeps old state</div>"
+        f" {keeps}</div>"
     )
     return (
         '<div style="font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;'

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from dashboard.charts.base import INK, LEGEND_PX, numeric_column, relayout, steps_x
 from dashboard.charts.palette import EVENT
 from gru_core.config import LIVE_KNOBS
+from gru_core.i18n import _
 from gru_core.run.telemetry import EVENT_COLUMNS
 from gru_core.step.stats import STEP
 
@@ -25,7 +26,7 @@ EVENT_LABELS = {name: knob.label for name, knob in LIVE_KNOBS.items()}
 
 
 def _fmt(value: float) -> str:
-    return "off" if not math.isfinite(value) else f"{value:g}"
+    return _("off") if not math.isfinite(value) else f"{value:g}"
 
 
 def _event_marks(events: pd.DataFrame | None, steps: pd.DataFrame) -> tuple[list, list]:
@@ -52,7 +53,7 @@ def _event_marks(events: pd.DataFrame | None, steps: pd.DataFrame) -> tuple[list
             before = np.flatnonzero(step_x < step)
             if len(before):
                 previous[kind] = float(numeric_column(steps, kind)[before[-1]])
-        label = EVENT_LABELS.get(kind, kind)
+        label = _(EVENT_LABELS[kind]) if kind in EVENT_LABELS else kind
         text = f"{label} {_fmt(value)}"
         if kind in previous:
             text = f"{label} {_fmt(previous[kind])}→{_fmt(value)}"
@@ -62,10 +63,10 @@ def _event_marks(events: pd.DataFrame | None, steps: pd.DataFrame) -> tuple[list
     line = EVENT.line(width=1)
     shapes = [
         dict(type="line", xref="x", yref="paper", x0=s, x1=s, y0=0, y1=1, line=line)
-        for s, _ in marks
+        for s, _text in marks
     ]
     notes = []
-    xs = [s for s, _ in marks]
+    xs = [s for s, _text in marks]
     finite = step_x[np.isfinite(step_x)]
     span = float(np.ptp(np.concatenate([finite, xs]))) if len(xs) else 0.0
     for (s, text), row in zip(marks, _label_rows(xs, span), strict=True):

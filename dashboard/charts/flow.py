@@ -27,10 +27,11 @@ from dashboard.charts import palette
 from dashboard.charts.base import apply_layout, empty_figure, with_subtitle
 from dashboard.charts.palette import GREY
 from dashboard.charts.thinning import MAX_POINTS
+from gru_core.i18n import N_, _
 
 HEATMAP_MAX_ROWS = 400  # training steps shown in the gradient-flow heatmap
 FLOOR = 1e-30  # norms below this (float32's 0 included) are drawn here
-FLOOR_LABEL = "below 1e-30"
+FLOOR_LABEL = N_("below 1e-30")  # worded where drawn: _(FLOOR_LABEL)
 REACH_LEVEL = 1e-3  # the reach: steps back where the normalised gradient is still >= this
 
 
@@ -76,6 +77,7 @@ def floor_line(
     triangle, 'below 1e-30' in the hover: never colour alone)."""
     drawn, below = at_floor(y)
     keep = np.isfinite(drawn)
+    floor = _(FLOOR_LABEL)
     traces = [
         go.Scatter(
             x=t[keep], y=drawn[keep], name=name, mode="lines+markers", legendgroup=group or name,
@@ -86,10 +88,10 @@ def floor_line(
     if below.any():
         traces.append(
             go.Scatter(
-                x=t[below], y=drawn[below], name=f"{name}: {FLOOR_LABEL}", mode="markers",
+                x=t[below], y=drawn[below], name=f"{name}: {floor}", mode="markers",
                 legendgroup=group or name, showlegend=False,
                 marker=palette.FLOOR.marker(size=9, line=dict(color=style.colour, width=1.5)),
-                hovertemplate=x_name + "=%{x}: " + FLOOR_LABEL + "<extra>" + name + "</extra>",
+                hovertemplate=x_name + "=%{x}: " + floor + "<extra>" + name + "</extra>",
             )
         )  # fmt: skip
     return traces
@@ -97,7 +99,7 @@ def floor_line(
 
 def _through_time(fig: go.Figure, T: int, title: str, y_title: str, key: str) -> go.Figure:
     """Log y, x fixed at 1..T, and the floor drawn and labelled when something reached it."""
-    apply_layout(fig, title, "time step t", y_title, key, log_y=True)
+    apply_layout(fig, title, _("time step t"), y_title, key, log_y=True)
     fig.update_xaxes(range=[0.5, T + 0.5], autorange=False)
     return mark_floor(fig)
 
@@ -105,14 +107,15 @@ def _through_time(fig: go.Figure, T: int, title: str, y_title: str, key: str) ->
 def mark_floor(fig: go.Figure, reached: bool | None = None) -> go.Figure:
     """The floor as a dotted line labelled 'below 1e-30', when something reached it (by
     default: when a trace of ``floor_line``'s floor points is in the figure)."""
+    floor = _(FLOOR_LABEL)
     if reached is None:
-        reached = any(FLOOR_LABEL in (trace.name or "") for trace in fig.data)
+        reached = any(floor in (trace.name or "") for trace in fig.data)
     if reached:
         fig.add_hline(y=FLOOR, line=dict(color=GREY, dash="dot", width=1))
         # An annotation on a log axis is placed by log10 of its value (a shape by the value).
         fig.add_annotation(
             x=1, xref="paper", xanchor="right", y=math.log10(FLOOR), yref="y",
-            yanchor="bottom", text=FLOOR_LABEL, showarrow=False, font=dict(color=GREY),
+            yanchor="bottom", text=floor, showarrow=False, font=dict(color=GREY),
         )  # fmt: skip
     return fig
 
@@ -122,9 +125,9 @@ def grad_flow_line_figure(flow: np.ndarray, step: int) -> go.Figure:
     flow = np.asarray(flow, dtype=np.float64).reshape(-1)
     t = np.arange(1, len(flow) + 1, dtype=np.float64)
     fig = go.Figure(floor_line(t, flow, "||dL/dH_t||", palette.series(0)))
-    _through_time(fig, len(flow), "Total gradient at each H_t", "||dL/dH_t|| (log)",
+    _through_time(fig, len(flow), _("Total gradient at each H_t"), _("||dL/dH_t|| (log)"),
                   "grad_flow_line")  # fmt: skip
-    return with_subtitle(fig, f"at training step {step}")
+    return with_subtitle(fig, _("at training step {step}").format(step=step))
 
 
 def flow_reach_figure(flow_last: np.ndarray, flow_late: np.ndarray, step: int) -> go.Figure:
@@ -135,55 +138,61 @@ def flow_reach_figure(flow_last: np.ndarray, flow_late: np.ndarray, step: int) -
     t = np.arange(1, len(last) + 1, dtype=np.float64)
     fig = go.Figure(
         [
-            *floor_line(t, last, "last character's loss ℓ_T", palette.series(0)),
-            *floor_line(t[: len(late)], late, "mean loss of the last 5", palette.series(1)),
+            *floor_line(t, last, _("last character's loss ℓ_T"), palette.series(0)),
+            *floor_line(t[: len(late)], late, _("mean loss of the last 5"), palette.series(1)),
         ]
     )
-    _through_time(fig, len(last), "How far back one loss reaches", "‖∂ℓ/∂H_t‖, 1 at t = T (log)",
-                  "flow_reach")  # fmt: skip
-    return with_subtitle(fig, f"at training step {step}")
+    _through_time(fig, len(last), _("How far back one loss reaches"),
+                  _("‖∂ℓ/∂H_t‖, 1 at t = T (log)"), "flow_reach")  # fmt: skip
+    return with_subtitle(fig, _("at training step {step}").format(step=step))
 
 
 def reach_overlay_figure(runs: Mapping[str, np.ndarray]) -> go.Figure:
     """Saved runs' last recorded ||∂ℓ_T/∂H_t||, each normalised to 1 at its t = T, on one
     chart: shared axes (t = 1..the longest T), one floor."""
-    title = "Run by run: how far back one loss reaches"
+    title = _("Run by run: how far back one loss reaches")
     rows = {name: normalise_at_end(flow)[0] for name, flow in runs.items() if np.size(flow)}
     if not rows:
-        return empty_figure(title, "The chosen runs recorded no gradient flow.")
+        return empty_figure(title, _("The chosen runs recorded no gradient flow."))
     fig = go.Figure()
     for i, (name, normed) in enumerate(rows.items()):
         t = np.arange(1, len(normed) + 1, dtype=np.float64)
         for trace in floor_line(t, normed, name, palette.series(i)):
             fig.add_trace(trace)
     longest = max(len(r) for r in rows.values())
-    return _through_time(fig, longest, title, "‖∂ℓ_T/∂H_t‖, 1 at t = T (log)", "reach_overlay")
+    y_title = _("‖∂ℓ_T/∂H_t‖, 1 at t = T (log)")
+    return _through_time(fig, longest, title, y_title, "reach_overlay")
 
 
 def reach_figure(runs: Mapping[str, np.ndarray]) -> go.Figure:
     """One bar per saved run: its reach (steps back where the normalised gradient is still
     >= 1e-3), against its window T - 1 (the grey bar behind it)."""
-    title = f"Reach: steps back where the gradient is still ≥ {REACH_LEVEL:g} of its size at T"
+    title = _("Reach: steps back where the gradient is still ≥ {level} of its size at T").format(
+        level=f"{REACH_LEVEL:g}"
+    )
     rows = {name: normalise_at_end(flow)[0] for name, flow in runs.items() if np.size(flow)}
     reach = {name: reach_steps(normed) for name, normed in rows.items()}
     reach = {name: r for name, r in reach.items() if r is not None}
     if not reach:
-        return empty_figure(title, "The chosen runs recorded no gradient flow.")
+        return empty_figure(title, _("The chosen runs recorded no gradient flow."))
     names = list(reach)
+    of = _("{s} of {w}")
     window = [len(rows[n]) - 1 for n in names]
     steps = [reach[n] for n in names]
     fig = go.Figure(
         [
-            go.Bar(y=names, x=window, orientation="h", name="window (T - 1)",
+            go.Bar(y=names, x=window, orientation="h", name=_("window (T - 1)"),
                    marker=dict(color=palette.LIGHT_GREY),
-                   hovertemplate="window %{x}<extra></extra>"),
-            go.Bar(y=names, x=steps, orientation="h", name="reach", marker=dict(color=palette.BLUE),
-                   text=[f"{s} of {w}" for s, w in zip(steps, window, strict=True)],
+                   hovertemplate=_("window {x}").format(x="%{x}") + "<extra></extra>"),
+            go.Bar(y=names, x=steps, orientation="h", name=_("reach"),
+                   marker=dict(color=palette.BLUE),
+                   text=[of.format(s=s, w=w) for s, w in zip(steps, window, strict=True)],
                    textposition="outside",
-                   hovertemplate="reach %{x} steps back<extra>%{y}</extra>"),
+                   hovertemplate=_("reach {x} steps back").format(x="%{x}")
+                   + "<extra>%{y}</extra>"),
         ]
     )  # fmt: skip
-    apply_layout(fig, title, "steps back from t = T", "", "reach", hovermode="closest")
+    apply_layout(fig, title, _("steps back from t = T"), "", "reach", hovermode="closest")
     fig.update_layout(barmode="overlay", showlegend=True)
     fig.update_yaxes(type="category", autorange="reversed")  # run names, the first on top
     return fig
@@ -192,11 +201,14 @@ def reach_figure(runs: Mapping[str, np.ndarray]) -> go.Figure:
 def grad_flow_heatmap_figure(
     flow_steps: np.ndarray,
     flow: np.ndarray,
-    title: str = "Gradient flow through time over training",
+    title: str | None = None,
     colour_title: str = "log10 ||dL/dH_t||",
 ) -> go.Figure:
     """log10 of ``flow`` (e.g. ||dL/dH_t||) for every recorded step: x = t (1..T), y = step.
-    Cells below the floor take the floor's colour (the bottom of the scale, 'below 1e-30')."""
+    Cells below the floor take the floor's colour (the bottom of the scale, 'below 1e-30').
+    ``title`` None: 'Gradient flow through time over training', in the reader's language."""
+    if title is None:
+        title = _("Gradient flow through time over training")
     flow_steps = np.asarray(flow_steps).reshape(-1)
     flow = np.asarray(flow, dtype=np.float64)
     if flow.ndim != 2 or flow.shape[0] != len(flow_steps):
@@ -204,7 +216,7 @@ def grad_flow_heatmap_figure(
             f"grad_flow_heatmap_figure: flow {flow.shape} does not match steps {flow_steps.shape}"
         )
     if flow.size == 0:
-        return empty_figure(title, "No gradient-flow rows recorded yet")
+        return empty_figure(title, _("No gradient-flow rows recorded yet"))
     order = np.argsort(flow_steps, kind="stable")
     flow_steps, flow = flow_steps[order], flow[order]
     rows = np.unique(np.linspace(0, len(flow_steps) - 1, HEATMAP_MAX_ROWS).round().astype(int))
@@ -217,17 +229,21 @@ def grad_flow_heatmap_figure(
     if below.any():  # the floor is the scale's bottom, labelled
         top = float(np.nanmax(z))
         ticks = [v for v in np.linspace(floor, top, 6)[1:]]
-        bar.update(tickvals=[floor, *ticks], ticktext=[FLOOR_LABEL, *(f"{v:.0f}" for v in ticks)])
+        ticktext = [_(FLOOR_LABEL), *(f"{v:.0f}" for v in ticks)]
+        bar.update(tickvals=[floor, *ticks], ticktext=ticktext)
     fig = go.Figure(
         go.Heatmap(
             z=z, x=(cols + 1).astype(np.int64), y=flow_steps[rows].astype(np.int64),
             colorscale=palette.SEQUENTIAL, hoverongaps=False, colorbar=bar,
             zmin=floor if below.any() else None,
-            hovertemplate="t=%{x}<br>step %{y}<br>log10 norm=%{z:.2f}<extra></extra>",
+            hovertemplate=_("t={t}<br>step {step}<br>log10 norm={value}").format(
+                t="%{x}", step="%{y}", value="%{z:.2f}"
+            )
+            + "<extra></extra>",
         )
     )  # fmt: skip
     apply_layout(
-        fig, title, "time step t", "training step", "grad_flow_heatmap", hovermode="closest"
+        fig, title, _("time step t"), _("training step"), "grad_flow_heatmap", hovermode="closest"
     )
     fig.update_xaxes(range=[0.5, flow.shape[1] + 0.5], autorange=False)
     fig.update_layout(showlegend=False)

@@ -46,15 +46,16 @@ from dashboard.charts.base import (
     apply_layout,
     empty_figure,
 )
-from dashboard.charts.map_cells import category, cell_label, hover, styles
+from dashboard.charts.map_cells import category, cell_label, hover, shown_value, styles
 from dashboard.charts.palette import SEQUENTIAL
 from dashboard.charts.ticks import log_ticks
 from gru_core.config import MODEL_TITLES
+from gru_core.i18n import N_, _
 from gru_core.sweep.results import CellResult, summarize
-from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, Value, axis_label, axis_value
+from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, Value, axis_value
 
 COLORSCALE = SEQUENTIAL  # low perplexity dark, high bright
-EDGE_NAME = "edge of chaos (theory, at initialisation)"
+EDGE_NAME = N_("edge of chaos (theory, at initialisation)")  # worded where drawn
 MAP_HEIGHT = HEIGHT + 60
 CLICK_MARKER_PX = 40  # the click layer's squares: most of a cell at the usual map size
 
@@ -65,7 +66,7 @@ def _grid(results: Sequence[CellResult], spec: SweepSpec, model: str) -> dict[st
     """One model's cells as arrays (rows y, columns x): z = log10 perplexity, the category
     code, text, hover and customdata."""
     xs, ys = list(spec.x_values), list(spec.y_values)
-    x_name, y_name = AXIS_TITLES[spec.x_axis], AXIS_TITLES[spec.y_axis]
+    x_name, y_name = _(AXIS_TITLES[spec.x_axis]), _(AXIS_TITLES[spec.y_axis])
     cells = {(c.x, c.y): c for c in summarize(r for r in results if r.model == model)}
     shape = (len(ys), len(xs))
     grid = dict(
@@ -78,8 +79,10 @@ def _grid(results: Sequence[CellResult], spec: SweepSpec, model: str) -> dict[st
             grid["custom"][i, j] = [x, y, model]
             cell = cells.get((x, y))
             if cell is None:
-                where = f"{x_name} {axis_label(x)} · {y_name} {axis_label(y)}"
-                grid["hover"][i, j] = f"<b>{model}</b> · {where}: not started"
+                where = f"{x_name} {shown_value(x)} · {y_name} {shown_value(y)}"
+                grid["hover"][i, j] = _("<b>{model}</b> · {where}: not started").format(
+                    model=model, where=where
+                )
                 continue
             lam = cell.runs[0].lyapunov
             kind = category(cell)
@@ -100,18 +103,18 @@ def maps_figure(
     from the runs in ``results`` (any subset; a run not in it is drawn as not finished)."""
     models = list(models or spec.models)
     xs, ys = list(spec.x_values), list(spec.y_values)
-    x_name, y_name = AXIS_TITLES[spec.x_axis], AXIS_TITLES[spec.y_axis]
-    title = f"Final perplexity by {x_name} and {y_name}"
+    x_name, y_name = _(AXIS_TITLES[spec.x_axis]), _(AXIS_TITLES[spec.y_axis])
     if len(models) > 1:
-        title += ": one colour scale for every map"
+        title = _("Final perplexity by {x} and {y}: one colour scale for every map")
     else:
-        title = f"{MODEL_TITLES[models[0]]}: final perplexity by {x_name} and {y_name}"
+        title = _("{model}: final perplexity by {x} and {y}")
+    title = title.format(model=_(MODEL_TITLES[models[0]]), x=x_name, y=y_name)
     mine = [r for r in results if r.model in models]
     if not mine:
-        return empty_figure(title, "No runs yet: start the sweep to fill the map.")
+        return empty_figure(title, _("No runs yet: start the sweep to fill the map."))
     fig = make_subplots(
         rows=1, cols=len(models), shared_yaxes=True, horizontal_spacing=0.04,
-        subplot_titles=[MODEL_TITLES[m] for m in models] if len(models) > 1 else None,
+        subplot_titles=[_(MODEL_TITLES[m]) for m in models] if len(models) > 1 else None,
     )  # fmt: skip
     grids = [_grid(results, spec, m) for m in models]
     codes = {str(k) for g in grids for k in g["kind"].ravel()} - {"value"}
@@ -124,7 +127,7 @@ def maps_figure(
         fig.add_trace(
             go.Heatmap(
                 z=g["z"], text=g["text"], hovertext=g["hover"], customdata=g["custom"],
-                coloraxis="coloraxis", name="perplexity", meta=model, **common,
+                coloraxis="coloraxis", name=_("perplexity"), meta=model, **common,
             ),
             row=1, col=col,
         )  # fmt: skip
@@ -177,10 +180,10 @@ def maps_figure(
     )  # fmt: skip
     ink = dict(size=AXIS_TITLE_PX, color=INK)  # every subplot's axes read alike
     fig.update_xaxes(
-        tickvals=list(range(len(xs))), ticktext=[axis_label(x) for x in xs],
+        tickvals=list(range(len(xs))), ticktext=[shown_value(x) for x in xs],
         title=dict(text=x_name, font=ink), **labels,
     )  # fmt: skip
-    fig.update_yaxes(tickvals=list(range(len(ys))), ticktext=[axis_label(y) for y in ys], **labels)
+    fig.update_yaxes(tickvals=list(range(len(ys))), ticktext=[shown_value(y) for y in ys], **labels)
     fig.update_yaxes(title=dict(text=y_name, font=ink), row=1, col=1)
     return fig
 
@@ -194,7 +197,7 @@ def map_figure(
 
 def _bar_title(mine: Sequence[CellResult]) -> str:
     has_val = any(r.final_val_perplexity is not None for r in mine)
-    return "validation<br>perplexity" if has_val else "training<br>perplexity"
+    return _("validation<br>perplexity") if has_val else _("training<br>perplexity")
 
 
 def _coloraxis(z: np.ndarray, title: str) -> dict:
@@ -258,7 +261,7 @@ def _edge_line(
     ):
         fig.add_trace(
             go.Scatter(
-                x=line_x, y=line_y, mode="lines", name=EDGE_NAME, legendgroup="edge",
+                x=line_x, y=line_y, mode="lines", name=_(EDGE_NAME), legendgroup="edge",
                 line=dict(color=colour, width=width, dash=dash), hoverinfo="skip",
                 showlegend=show, meta=model,
             ),

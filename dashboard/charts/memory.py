@@ -18,6 +18,7 @@ from dashboard.charts.base import apply_layout, empty_figure
 from dashboard.charts.cells import _char_label
 from dashboard.charts.flow import FLOOR_LABEL, at_floor, floor_line, mark_floor
 from dashboard.charts.palette import GREY
+from gru_core.i18n import _, ngettext
 
 NEGATIVE, POSITIVE = (33, 102, 172), (178, 24, 43)  # the ends of plotly's 'RdBu'
 MAX_TICKS = 80  # character labels on a connectivity axis
@@ -37,18 +38,20 @@ def diverging_colour(value: float) -> tuple[str, str]:
 
 def _tip(ch: str, value: float, chars: Sequence[str] | None, probs: Sequence[float] | None) -> str:
     """Hover text of one character: its value and the model's top guesses for the next one."""
-    shown = f"h = {value:+.3f}" if math.isfinite(value) else "h = n/a"
+    shown = f"h = {value:+.3f}" if math.isfinite(value) else "h = " + _("n/a")
     lines = [f"{_char_label(ch)}  {shown}"]
     if chars is not None and probs is not None:
         guesses = ", ".join(
             f"{_char_label(str(c))} {float(p):.2f}" for c, p in zip(chars, probs, strict=True)
         )
-        lines.append(f"next: {guesses}")
+        lines.append(_("next: {guesses}").format(guesses=guesses))
     return html.escape("\n".join(lines), quote=True)
 
 
-def legend_html(label: str = "hidden unit h") -> str:
-    """The colour key: -1 blue, 0 white, +1 red."""
+def legend_html(label: str | None = None) -> str:
+    """The colour key: -1 blue, 0 white, +1 red (``label`` None: 'hidden unit h')."""
+    label = _("hidden unit h") if label is None else label
+    hint = _("(hover a character for its value and the model's next-character guesses)")
     gradient = "linear-gradient(to right, rgb({},{},{}), #ffffff, rgb({},{},{}))".format(
         *NEGATIVE, *POSITIVE
     )
@@ -57,7 +60,7 @@ def legend_html(label: str = "hidden unit h") -> str:
         f"{html.escape(label)}: −1 "
         f'<span style="display:inline-block;width:10em;height:0.8em;background:{gradient};'
         'border:1px solid #ccc;vertical-align:middle"></span> +1 '
-        "(hover a character for its value and the model's next-character guesses)</div>"
+        f"{html.escape(hint)}</div>"
     )
 
 
@@ -87,7 +90,8 @@ def unit_text_html(
             )
     head = f'<div style="font-weight:600;margin-bottom:0.2em">{html.escape(header)}</div>'
     if not text:
-        body = '<div style="color:#7f7f7f">No text to show.</div>'
+        empty = html.escape(_("No text to show."))
+        body = f'<div style="color:#7f7f7f">{empty}</div>'
         return f'<div style="{FONT}">{head if header else ""}{body}</div>'
     spans = []
     for t, (ch, v) in enumerate(zip(text, values, strict=True)):
@@ -126,7 +130,8 @@ def unit_blocks_html(
     for i, (unit, r) in enumerate(shown):
         if not 0 <= unit < activations.shape[1]:
             raise ValueError(f"unit {unit} is outside the {activations.shape[1]} hidden units")
-        header = f"unit {unit} · r = {r:+.2f}" if math.isfinite(r) else f"unit {unit} · r = n/a"
+        value = f"{r:+.2f}" if math.isfinite(r) else _("n/a")
+        header = _("unit {unit} · r = {r}").format(unit=unit, r=value)
         last = i == len(shown) - 1
         blocks.append(
             unit_text_html(text, activations[:, unit], top_chars, top_probs, header, legend=last)
@@ -136,11 +141,11 @@ def unit_blocks_html(
 
 def unit_ranking_figure(ranked: Sequence[tuple[int, float]], pattern: str) -> go.Figure:
     """The unit finder's result as bars: signed Pearson r of each unit with the pattern."""
-    title = f"Units that follow “{pattern}”"
+    title = _("Units that follow “{pattern}”").format(pattern=pattern)
     if not ranked:
-        return empty_figure(title, "No units to rank.")
-    units = np.array([u for u, _ in ranked], dtype=np.int64)
-    r = np.nan_to_num(np.array([v for _, v in ranked], dtype=np.float64), nan=0.0)
+        return empty_figure(title, _("No units to rank."))
+    units = np.array([u for u, _r in ranked], dtype=np.int64)
+    r = np.nan_to_num(np.array([v for _u, v in ranked], dtype=np.float64), nan=0.0)
     fig = go.Figure(
         go.Bar(
             x=r,
@@ -148,17 +153,20 @@ def unit_ranking_figure(ranked: Sequence[tuple[int, float]], pattern: str) -> go
             orientation="h",
             marker_color=[palette.POSITIVE if v > 0 else palette.NEGATIVE for v in r],
             customdata=units,
-            hovertemplate="unit %{customdata}<br>r = %{x:+.3f}<extra></extra>",
-            name="Pearson r",
+            hovertemplate=_("unit {unit}").format(unit="%{customdata}")
+            + "<br>r = %{x:+.3f}<extra></extra>",
+            name=_("Pearson r"),
         )
     )
-    apply_layout(fig, title, "Pearson r with the pattern", "unit", "unit_ranking", hovermode=False)
+    apply_layout(
+        fig, title, _("Pearson r with the pattern"), _("unit"), "unit_ranking", hovermode=False
+    )
     fig.update_layout(
         xaxis_range=[-1, 1],
         yaxis=dict(
             tickmode="array",
             tickvals=np.arange(len(units)),
-            ticktext=[f"unit {u}" for u in units],
+            ticktext=[_("unit {unit}").format(unit=u) for u in units],
             autorange="reversed",
         ),
         showlegend=False,
@@ -184,36 +192,40 @@ def connectivity_figure(
     ``share`` of the total) shaded. Values below the floor (1e-30, 0 included) are drawn at it,
     grey and labelled; NaN is left out."""
     conn = np.asarray(conn, dtype=np.float64).reshape(-1)
-    title = "How far back the prediction looks"
+    title = _("How far back the prediction looks")
     if conn.size == 0:
-        return empty_figure(title, "No position chosen.")
+        return empty_figure(title, _("No position chosen."))
     if len(text) < len(conn):
         raise ValueError(f"connectivity_figure: {len(conn)} values but {len(text)} characters")
     t = len(conn) - 1
     if target_next:
-        title += f": p(next = “{_char_label(target_next)}” | text up to “{_char_label(text[t])}”)"
+        title = _("{title}: p(next = “{next}” | text up to “{last}”)").format(
+            title=title, next=_char_label(target_next), last=_char_label(text[t])
+        )
     if not (np.isfinite(conn) & (conn > 0)).any():
-        return empty_figure(title, "The prediction does not depend on any earlier character.")
+        return empty_figure(title, _("The prediction does not depend on any earlier character."))
     # What underflows is drawn at the floor, grey and labelled (never left out of the log axis).
     shown, below = at_floor(np.where(np.isfinite(conn), conn, np.nan))
     s = np.arange(t + 1)
     labels = np.array([_char_label(ch) for ch in text[: t + 1]], dtype=object)
     colours = [GREY if below[i] else palette.HIGHLIGHT if i == t else palette.PLAIN for i in s]
-    values = np.array([FLOOR_LABEL if below[i] else f"{shown[i]:.3g}" for i in s], dtype=object)
+    floor = _(FLOOR_LABEL)
+    values = np.array([floor if below[i] else f"{shown[i]:.3g}" for i in s], dtype=object)
     fig = go.Figure(
         go.Bar(
             x=s,
             y=shown,
             marker_color=colours,
             customdata=np.stack([labels, (t - s).astype(str), values], axis=1),
-            hovertemplate="“%{customdata[0]}”, %{customdata[1]} back<br>"
-            "||∂ log p / ∂e_s|| = %{customdata[2]}<extra></extra>",
-            name="connectivity",
+            hovertemplate=_("“{char}”, {back} back").format(
+                char="%{customdata[0]}", back="%{customdata[1]}"
+            )
+            + "<br>||∂ log p / ∂e_s|| = %{customdata[2]}<extra></extra>",
+            name=_("connectivity"),
         )
     )
-    apply_layout(
-        fig, title, "earlier character s", "||∂ log p / ∂e_s|| (log)", "connectivity", log_y=True
-    )
+    x_title, y_title = _("earlier character s"), _("||∂ log p / ∂e_s|| (log)")
+    apply_layout(fig, title, x_title, y_title, "connectivity", log_y=True)
     tickvals, ticktext = _axis_labels(text, t + 1)
     fig.update_layout(
         xaxis=dict(tickmode="array", tickvals=tickvals, ticktext=ticktext, tickangle=0),
@@ -228,18 +240,21 @@ def connectivity_figure(
             fillcolor=GREY,
             opacity=0.15,
             line_width=0,
-            annotation_text=f"{share:.0%} within {reach} character{'s' if reach != 1 else ''}",
+            annotation_text=ngettext(
+                "{share} within {n} character", "{share} within {n} characters", reach
+            ).format(share=f"{share:.0%}", n=reach),
             annotation_position="top left",
         )
     return fig
 
 
 def connectivity_compare_figure(
-    curves: dict[str, np.ndarray], title: str = "Connectivity by model"
+    curves: dict[str, np.ndarray], title: str | None = None
 ) -> go.Figure:
     """Several models' connectivity for the same position (e.g. GRU vs RNN saved runs), each
     normalised to sum to 1 so their shapes compare; log y, x = characters back from t, one axis
     for all (0 to the longest); shares below the floor drawn at it and labelled."""
+    title = _("Connectivity by model") if title is None else title
     traces: list[go.Scatter] = []
     longest = 0
     for i, (name, conn) in enumerate(curves.items()):
@@ -249,15 +264,15 @@ def connectivity_compare_figure(
             continue
         back = np.arange(c.size)
         share = c[::-1] / total  # share[d]: d characters back from t
-        traces += floor_line(back, share, name, palette.series(i), x_name="back")
+        traces += floor_line(back, share, name, palette.series(i), x_name=_("back"))
         longest = max(longest, c.size)
     if not traces:
-        return empty_figure(title, "No connectivity to compare.")
-    y_title = "share of connectivity (log)"
+        return empty_figure(title, _("No connectivity to compare."))
+    y_title = _("share of connectivity (log)")
     fig = apply_layout(
         go.Figure(traces),
         title,
-        "characters back from t",
+        _("characters back from t"),
         y_title,
         "connectivity_compare",
         log_y=True,

@@ -18,6 +18,7 @@ from dashboard.charts.base import (
 )
 from dashboard.charts.events import add_events
 from dashboard.charts.thinning import downsample
+from gru_core.i18n import _
 from gru_core.step.stats import (
     CLIP_THRESHOLD,
     CLIPPED,
@@ -44,7 +45,7 @@ def perplexity_figure(
         line_trace(
             steps_x(steps),
             numeric_column(steps, PERPLEXITY),
-            "batch perplexity",
+            _("batch perplexity"),
             log=True,
             line=palette.BATCH.line(width=1),
             opacity=0.3,
@@ -52,8 +53,8 @@ def perplexity_figure(
     )
     epoch_x = numeric_column(epochs, STEP)
     for column, name, style in (
-        ("train_perplexity", "train (per epoch)", palette.TRAIN),
-        ("val_perplexity", "validation (per epoch)", palette.VALIDATION),
+        ("train_perplexity", _("train (per epoch)"), palette.TRAIN),
+        ("val_perplexity", _("validation (per epoch)"), palette.VALIDATION),
     ):
         values = numeric_column(epochs, column)
         trace = line_trace(epoch_x, values, name, log=True, line=style.line())
@@ -61,7 +62,9 @@ def perplexity_figure(
             trace.update(mode="lines+markers", marker=style.marker(size=6))
         fig.add_trace(trace)
     add_events(fig, events, steps)
-    return apply_layout(fig, "Perplexity", "training step", "perplexity (log)", "perplexity", True)
+    return apply_layout(
+        fig, _("Perplexity"), _("training step"), _("perplexity (log)"), "perplexity", True
+    )
 
 
 def clipped_share(steps: pd.DataFrame) -> float:
@@ -89,8 +92,8 @@ def grad_norm_figure(steps: pd.DataFrame, events: pd.DataFrame | None = None) ->
     # 'after' is drawn first, wide and pale, so the thin 'before' line stays visible on top
     # of it where they coincide (every step that was not clipped).
     for column, name, line in (
-        (GRAD_NORM_CLIPPED, "after clipping", palette.AFTER_CLIP.line(width=4)),
-        (GRAD_NORM, "before clipping", palette.BEFORE_CLIP.line(width=1.2)),
+        (GRAD_NORM_CLIPPED, _("after clipping"), palette.AFTER_CLIP.line(width=4)),
+        (GRAD_NORM, _("before clipping"), palette.BEFORE_CLIP.line(width=1.2)),
     ):
         opacity = 0.45 if column == GRAD_NORM_CLIPPED else 1.0
         fig.add_trace(
@@ -107,7 +110,7 @@ def grad_norm_figure(steps: pd.DataFrame, events: pd.DataFrame | None = None) ->
         go.Scatter(
             x=tx,
             y=ts["y"],
-            name="clip threshold" if clipping else "clip threshold (off)",
+            name=_("clip threshold") if clipping else _("clip threshold (off)"),
             mode="lines",
             connectgaps=False,
             line=palette.THRESHOLD.line(shape="hv", width=1.5),
@@ -115,9 +118,12 @@ def grad_norm_figure(steps: pd.DataFrame, events: pd.DataFrame | None = None) ->
     )
     add_events(fig, events, steps)
     # The share in the title, short: a subtitle would sit where a narrow column's legend wraps.
-    note = f"{clipped_share(steps):.0%} of steps clipped" if clipping else "clipping off"
-    title = f"Gradient norm · {note}"
-    return apply_layout(fig, title, "training step", "||g|| (log)", "grad_norm", log_y=True)
+    if clipping:
+        note = _("{share} of steps clipped").format(share=f"{clipped_share(steps):.0%}")
+    else:
+        note = _("clipping off")
+    title = _("Gradient norm · {note}").format(note=note)
+    return apply_layout(fig, title, _("training step"), _("||g|| (log)"), "grad_norm", log_y=True)
 
 
 def param_group_figure(steps: pd.DataFrame) -> go.Figure:
@@ -131,9 +137,9 @@ def param_group_figure(steps: pd.DataFrame) -> go.Figure:
         fig.add_trace(line_trace(x, numeric_column(steps, column), name, log=True, line=line))
     return apply_layout(
         fig,
-        "Gradient norm per parameter group",
-        "training step",
-        "||g|| (log)",
+        _("Gradient norm per parameter group"),
+        _("training step"),
+        _("||g|| (log)"),
         "param_groups",
         log_y=True,
     )
@@ -160,7 +166,8 @@ def compare_figure(
                     line=style.line(), marker=style.marker(size=5),
                 )
             )  # fmt: skip
-    y_label = (y_title or y) + (" (log scale)" if log_y else "")
+    y_label = _("{title} (log scale)") if log_y else "{title}"
+    y_label = y_label.format(title=y_title or y)
     return apply_layout(fig, title, x_title or x, y_label, f"compare:{y}", log_y=log_y)
 
 
@@ -181,4 +188,5 @@ def split_outliers(
     centre = float(np.median(np.log10(list(medians.values()))))
     hidden = {n for n, m in medians.items() if abs(np.log10(m) - centre) > decades}
     kept = {n: f for n, f in runs.items() if n not in hidden}
-    return kept, [f"{n} (median {medians[n]:.3g})" for n in runs if n in hidden]
+    left_out = _("{name} (median {median})")
+    return kept, [left_out.format(name=n, median=f"{medians[n]:.3g}") for n in runs if n in hidden]

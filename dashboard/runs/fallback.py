@@ -17,22 +17,36 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
+from functools import reduce
 from typing import Any, TypeVar
 
 from dashboard.runs.memory import MemoryRunStore
 from dashboard.runs.records import (
     PER_TOKEN,
     TOTAL,
+    Note,
     RunStore,
     StorageError,
     StoredRun,
     StoredShare,
     check_token,
 )
+from gru_core.i18n import N_
 
 MIRROR_TOTAL = 256  # runs kept in memory in case the database fails; also the backlog's bound
-PENDING = "runs saved now are kept in memory only, and written to the disk once it works again"
+PENDING = N_("runs saved now are kept in memory only, and written to the disk once it works again")
 T = TypeVar("T")
+# What the primary failed at, by the verb the store passes (one sentence each, to translate).
+_TRIED = {
+    "read": N_(
+        "Could not read the saved-runs database ({err}): saved runs are not reaching the "
+        "disk; {pending}."
+    ),
+    "write to": N_(
+        "Could not write to the saved-runs database ({err}): saved runs are not reaching the "
+        "disk; {pending}."
+    ),
+}
 
 
 class FallbackRunStore:
@@ -71,7 +85,8 @@ class FallbackRunStore:
         """The trouble now (runs not reaching the disk, a damaged row), else None."""
         primary = self._primary
         parts = [self._problem, None if primary is None else primary.status_message]
-        return " ".join(p for p in parts if p) or None
+        shown = [p if isinstance(p, Note) else Note("{text}", text=p) for p in parts if p]
+        return reduce(Note.then, shown) if shown else None
 
     # -- runs --------------------------------------------------------------------------------
     def list_runs(self, token: str) -> list[StoredRun]:
@@ -147,10 +162,7 @@ class FallbackRunStore:
                     self._backlog.popleft()
                 result = call(primary)
             except StorageError as err:
-                self._problem = (
-                    f"Could not {verb} the saved-runs database ({err}): saved runs are not "
-                    f"reaching the disk; {PENDING}."
-                )
+                self._problem = Note(_TRIED[verb], err=err, pending=Note(PENDING))
                 return None
             self._problem = None
             return result

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 import torch
 
-from dashboard.runs.records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict
+from dashboard.runs.records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict, worded
 from dashboard.runs.store import RunStore
 from gru_core.config import LIVE_KNOBS, MODEL_TITLES, TrainConfig, format_knob
 from gru_core.data import Vocab
+from gru_core.i18n import _
 from gru_core.run.records import Outcome
 from gru_core.run.verdict import Verdict
 
@@ -218,12 +219,12 @@ class SavedRuns:
     @property
     def status_message(self) -> str | None:
         """Why runs are not reaching the disk now (shown while it lasts), else None."""
-        return self.store.status_message if self.store is not None else None
+        return worded(self.store.status_message) if self.store is not None else None
 
     @property
     def notice(self) -> str | None:
         """What the store found at start (a damaged file kept as a backup): told once."""
-        return self.store.notice if self.store is not None else None
+        return worded(self.store.notice) if self.store is not None else None
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -268,11 +269,13 @@ class SavedRuns:
         with self._lock:
             run = next((r for r in self._runs if r.name == name), None)
             if run is None:
-                raise ValueError(f"no saved run named {name!r}")
+                raise ValueError(_("no saved run named {name!r}").format(name=name))
             if pinned and not run.pinned:
                 if sum(r.pinned for r in self._runs) >= self.capacity - 1:
                     raise ValueError(
-                        f"at most {self.capacity - 1} runs can be pinned; unpin one first"
+                        _("at most {n} runs can be pinned; unpin one first").format(
+                            n=self.capacity - 1
+                        )
                     )
             self._runs[self._runs.index(run)] = replace(run, pinned=pinned)
         if self.store is not None and self.token is not None:

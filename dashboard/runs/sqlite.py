@@ -29,6 +29,7 @@ from dashboard.runs.records import (
     PER_TOKEN,
     TOTAL,
     CorruptStoreError,
+    Note,
     StorageError,
     StoreBusyError,
     StoredRun,
@@ -41,6 +42,7 @@ from dashboard.runs.records import (
     progress_from_json,
     progress_json,
 )
+from gru_core.i18n import N_
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 10.0  # how long a connection waits for another writer's lock
@@ -96,7 +98,7 @@ class SQLiteRunStore:
         self.path = Path(path).expanduser().absolute()
         self.per_token, self.total = check_bounds(per_token, total)
         self.busy_timeout_s = busy_timeout_s
-        self.status_message: str | None = None  # set when stored rows could not be read
+        self.status_message: str | None = None  # a Note when stored rows could not be read
         self.notice: str | None = None
         self._uri = self.path.as_uri()
         self._write_lock = threading.Lock()
@@ -301,7 +303,9 @@ class SQLiteRunStore:
         try:
             return _from_row(row)
         except ValueError as err:
-            self.status_message = f"A saved run in {self.path} could not be read ({err})."
+            self.status_message = Note(
+                N_("A saved run in {path} could not be read ({err})."), path=self.path, err=err
+            )
             return None
 
     @staticmethod

@@ -35,6 +35,7 @@ from dashboard.runs.records import (
     PER_TOKEN,
     TOTAL,
     CorruptStoreError,
+    Note,
     RunStore,
     StorageError,
     StoreBusyError,
@@ -45,6 +46,7 @@ from dashboard.runs.records import (
     valid_token,
 )
 from dashboard.runs.sqlite import BUSY_TIMEOUT_S, SQLiteRunStore
+from gru_core.i18n import N_
 from gru_core.sources import default_cache_dir
 
 __all__ = [
@@ -66,7 +68,7 @@ __all__ = [
 
 RUNS_DB_ENV = "GRU_LAB_RUNS_DB"  # env var: where the database lives (a file path)
 RUNS_DB_FILE = "runs.sqlite3"  # its name under default_cache_dir() otherwise
-_IN_MEMORY = "saved runs are kept in memory until the server restarts"
+_IN_MEMORY = N_("saved runs are kept in memory until the server restarts")
 
 
 def open_run_store(
@@ -98,25 +100,44 @@ def open_run_store(
         try:
             backup = _move_aside(where)
         except OSError as move_err:
-            message = (
-                f"The saved-runs database at {where} is damaged ({err}) and could not be moved "
-                f"aside ({move_err.strerror or move_err}); {_IN_MEMORY}."
-            )
+            message = Note(
+                N_(
+                    "The saved-runs database at {where} is damaged ({err}) and could not be "
+                    "moved aside ({reason}); {in_memory}."
+                ),
+                where=where, err=err, reason=move_err.strerror or move_err,
+                in_memory=Note(_IN_MEMORY),
+            )  # fmt: skip
             return MemoryRunStore(**bounds, status_message=message)
-        note = (
-            f"The saved-runs database at {where} was damaged ({err}); it was kept as {backup} "
-            "and a new, empty one was started."
-        )
+        note = Note(
+            N_(
+                "The saved-runs database at {where} was damaged ({err}); it was kept as "
+                "{backup} and a new, empty one was started."
+            ),
+            where=where, err=err, backup=backup,
+        )  # fmt: skip
     except StoreBusyError as err:  # the file is fine: open it at the next call
-        problem = f"The saved-runs database is busy ({err}); it is tried again at each save."
+        problem = Note(
+            N_("The saved-runs database is busy ({err}); it is tried again at each save."),
+            err=err,
+        )
         return FallbackRunStore(None, **bounds, reopen=sqlite, problem=problem)
     except StorageError as err:
-        message = f"The saved-runs database at {where} cannot be used ({err}); {_IN_MEMORY}."
+        message = Note(
+            N_("The saved-runs database at {where} cannot be used ({err}); {in_memory}."),
+            where=where, err=err, in_memory=Note(_IN_MEMORY),
+        )  # fmt: skip
         return MemoryRunStore(**bounds, status_message=message)
     try:
         return FallbackRunStore(sqlite(), **bounds, notice=note)
     except StorageError as err:
-        message = f"{note} The new one cannot be used either ({err}); {_IN_MEMORY}."
+        message = note.then(
+            Note(
+                N_("The new one cannot be used either ({err}); {in_memory}."),
+                err=err,
+                in_memory=Note(_IN_MEMORY),
+            )  # fmt: skip
+        )
         return MemoryRunStore(**bounds, status_message=message)
 
 

@@ -44,6 +44,7 @@ from dashboard.views.pacing import LivePace, shown_view
 from dashboard.views.teaching import CLIPPING, equation_legend, equations, model_name
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
+from gru_core.i18n import _, pgettext
 from gru_core.run.scheduling import shared_pool
 
 REFRESH_S = 0.75  # live views poll twice in 1.5 s while a job is active
@@ -55,7 +56,7 @@ def get_lab(corpus: Corpus) -> Lab:
         runs = SavedRuns(store=run_store(), token=browser_token())
         for note in runs.load():
             st.session_state.setdefault("url_warnings", []).append(
-                f"a saved run was skipped: {note}"
+                _("a saved run was skipped: {note}").format(note=note)
             )
         st.session_state.lab = Lab(corpus=corpus, runs=runs)
     lab: Lab = st.session_state.lab
@@ -95,35 +96,37 @@ def run_controls(lab: Lab) -> None:
     active = lab.active
     row = st.container(horizontal=True, wrap=True, key="run_buttons")
     row.button(
-        "Restart" if active else "Start",
+        _("Restart") if active else _("Start"),
         type="primary",
         on_click=_start,
-        help="train with the settings in the sidebar",
+        help=_("train with the settings in the sidebar"),
     )
     row.button(
-        "Resume" if state == "paused" else "Pause",
+        _("Resume") if state == "paused" else _("Pause"),
         on_click=_pause_resume,
         disabled=not active,
     )
     row.button(
-        "Step",
+        pgettext("button", "Step"),
         on_click=_start,
         kwargs=dict(step_only=True),
-        help="one minibatch (pauses a running job first)",
+        help=_("one minibatch (pauses a running job first)"),
         disabled=active and state not in ("paused", "ready"),
     )
-    row.button("Stop", on_click=lab.stop, disabled=not active)
-    row.button("Reset", on_click=lab.reset, help="clear the current run")
+    row.button(_("Stop"), on_click=lab.stop, disabled=not active)
+    row.button(_("Reset"), on_click=lab.reset, help=_("clear the current run"))
     if st.session_state.get("start_error"):
-        st.error(f"Can't start: {st.session_state.start_error}")
+        st.error(_("Can't start: {reason}").format(reason=st.session_state.start_error))
 
 
 # -- the page --------------------------------------------------------------------------------
 def header(lab: Lab, config: TrainConfig | None) -> None:
-    st.title("GRU Lab")
+    st.title(_("GRU Lab"))  # a name: the same in every language
     st.container(key="tagline").caption(
-        "Dive into Deep Learning's GRU chapter, live: train it, watch its gates and "
-        "gradients, make them explode, and let clipping rescue the run."
+        _(
+            "Dive into Deep Learning's GRU chapter, live: train it, watch its gates and "
+            "gradients, make them explode, and let clipping rescue the run."
+        )
     )
     c = lab.corpus
     device = "?"
@@ -132,9 +135,13 @@ def header(lab: Lab, config: TrainConfig | None) -> None:
         try:
             device = describe_device(resolve_device(config.device))
         except ValueError as exc:
-            device = f"unavailable ({exc})"
+            device = _("unavailable ({reason})").format(reason=exc)
         slice_text = " · " + training_slice_text(len(c.tokens), config)
-    st.markdown(f"**Corpus:** {c.label}{slice_text} · **Device:** {device}")
+    st.markdown(
+        _("**Corpus:** {corpus}{slice} · **Device:** {device}").format(
+            corpus=c.label, slice=slice_text, device=device
+        )
+    )
     if c.source == "fallback":
         st.warning(c.reason, icon="📡")
 
@@ -143,15 +150,21 @@ def training_slice_text(num_tokens: int, config: TrainConfig) -> str:
     """'trains on the first 10,000 of 170,580 characters (as in d2l), validates on the next
     5,000': what the run will read, from the same split the trainer makes."""
     train, val_start, val_end = split_sizes(num_tokens, config.max_tokens, config.val_tokens)
+    numbers = dict(train=f"{train:,}", total=f"{num_tokens:,}")
     if train < num_tokens and val_start == train:
-        what = f"trains on the first {train:,} of {num_tokens:,} characters"
         if train == TrainConfig().max_tokens:
-            what += " (as in d2l)"
+            what = _("trains on the first {train} of {total} characters (as in d2l)")
+        else:
+            what = _("trains on the first {train} of {total} characters")
+        what = what.format(**numbers)
     else:
-        what = f"trains on {train:,} of {num_tokens:,} characters"
+        what = _("trains on {train} of {total} characters").format(**numbers)
     if val_end > val_start:
-        where = "next" if val_start == train and val_end < num_tokens else "last"
-        what += f", validates on the {where} {val_end - val_start:,}"
+        val = f"{val_end - val_start:,}"
+        if val_start == train and val_end < num_tokens:
+            what += _(", validates on the next {val}").format(val=val)
+        else:
+            what += _(", validates on the last {val}").format(val=val)
     return what
 
 
@@ -160,9 +173,11 @@ def restart_notice(lab: Lab, config: TrainConfig | None) -> None:
         return
     changes = ctl.restart_changes(lab.job.config, config)
     if lab.job.corpus_name != lab.corpus.name:
-        changes.append(f"corpus {lab.job.corpus_name} → {lab.corpus.name}")
+        changes.append(
+            _("corpus {old} → {new}").format(old=lab.job.corpus_name, new=lab.corpus.name)
+        )
     if changes:
-        st.info("Applies on restart: " + "; ".join(changes), icon="🔁")
+        st.info(_("Applies on restart: {changes}").format(changes="; ".join(changes)), icon="🔁")
 
 
 def teaching(config: TrainConfig | None) -> None:
@@ -170,7 +185,8 @@ def teaching(config: TrainConfig | None) -> None:
     into one line until opened, so that the first charts start on the first screen."""
     if config is None:
         return
-    with st.expander(f"**The equations: {model_name(config)}**", key="equations"):
+    title = _("**The equations: {model}**").format(model=model_name(config))
+    with st.expander(title, key="equations"):
         _equations(config)
 
 
@@ -183,7 +199,7 @@ def _equations(config: TrainConfig) -> None:
 def lab_page() -> None:
     default, load_error = default_corpus()
     if default is None:
-        st.error(f"Could not load any text: {load_error}")
+        st.error(_("Could not load any text: {reason}").format(reason=load_error))
         st.stop()
     page_style()
     watch = st.query_params.get(WATCH)
@@ -196,7 +212,7 @@ def lab_page() -> None:
         set_values(forked)
     lab = get_lab(default)
     # The corpus is read first (the sequence-length slider fits its length), shown last.
-    controls_box, corpus_box, room_box = (st.sidebar.container() for _ in range(3))
+    controls_box, corpus_box, room_box = (st.sidebar.container() for _box in range(3))
     corpus_picker(lab, default, corpus_box)
     sidebar(lab.corpus, controls_box)
     room_section(lab, share_registry(), widget_values(), room_box, remembered_token())
@@ -207,7 +223,7 @@ def lab_page() -> None:
         config: TrainConfig | None = ctl.config_from_values(widget_values())
     except ValueError as exc:
         config = None
-        st.error(f"Invalid setting: {exc}")
+        st.error(_("Invalid setting: {reason}").format(reason=exc))
     left, right = st.container(key="top").columns([3, 2], gap="large")
     with left:
         header(lab, config)

@@ -16,6 +16,7 @@ import streamlit as st
 
 from dashboard.charts import describe
 from dashboard.charts import map as map_charts
+from dashboard.charts.map_cells import shown_value
 from dashboard.screens.investigate import record_map, step_banner
 from dashboard.screens.resources import default_corpus, sweep_guard
 from dashboard.sidebar import controls as ctl
@@ -24,7 +25,8 @@ from dashboard.views.cell_picker import cell_picker
 from dashboard.views.display import chart, page_style
 from dashboard.views.teaching import CAPTIONS
 from gru_core.config import MODEL_TITLES, TrainConfig
-from gru_core.sweep.job import ENDED, SweepJob
+from gru_core.i18n import N_, _, ngettext
+from gru_core.sweep.job import ENDED, SweepJob, SweepSnapshot
 from gru_core.sweep.results import results_frame
 from gru_core.sweep.spec import AXES, AXIS_TITLES, SweepSpec, axis_label, default_values
 
@@ -43,6 +45,16 @@ STEPS = (10, 20, 35, 50, 70, 100, 140, 200, 280, 400)
 HIDDEN = (8, 16, 32, 64, 128, 256, 512)
 # The size input an axis takes over (not used while that axis is swept).
 AXIS_INPUTS = {"num_steps": "map_steps", "hidden_size": "map_hidden"}
+SIZE_LABELS = {
+    "map_hidden": N_("Hidden size"), "map_steps": N_("Sequence length"),
+    "map_epochs": N_("Epochs"), "map_seeds": N_("Seeds per cell"),
+}  # fmt: skip
+SIDES = {"x": N_("x axis"), "y": N_("y axis")}
+# A sweep's state as the progress bar words it (the job records the state, the page words it).
+STATES = {
+    "ready": N_("ready"), "queued": N_("queued"), "running": N_("running"),
+    "paused": N_("paused"), "done": N_("done"), "stopped": N_("stopped"), "error": N_("error"),
+}  # fmt: skip
 
 
 def _options(axis: str) -> list[Any]:
@@ -99,36 +111,46 @@ def _why_001() -> None:
 
 
 def _settings() -> None:
+    # Options are worded now, in this run's language: Streamlit may call a format_func after
+    # the run, where another language is in force.
+    axis_titles = {axis: _(AXIS_TITLES[axis]) for axis in AXES}
     left, right = st.columns(2)
     for col, side in ((left, "x"), (right, "y")):
         with col:
             axis = st.selectbox(
-                f"{side} axis", AXES, key=f"map_{side}", format_func=AXIS_TITLES.get
+                _(SIDES[side]), AXES, key=f"map_{side}", format_func=axis_titles.__getitem__
             )
             if st.session_state.get(f"_map_{side}_axis") != axis:  # the axis changed
                 st.session_state[f"map_{side}v"] = list(default_values(axis))
                 st.session_state[f"_map_{side}_axis"] = axis
             st.multiselect(
-                f"{AXIS_TITLES[axis]} values", _options(axis), key=f"map_{side}v",
-                format_func=axis_label,
+                _("{axis} values").format(axis=axis_titles[axis]), _options(axis),
+                key=f"map_{side}v", format_func={v: shown_value(v) for v in _options(axis)}.get,
             )  # fmt: skip
     swept = {AXIS_INPUTS.get(st.session_state.map_x), AXIS_INPUTS.get(st.session_state.map_y)}
     with st.container(horizontal=True):
-        st.multiselect("Models (one map each)", list(MODEL_NAMES), key="map_models")
-        for key, label in (
-            ("map_hidden", "Hidden size"), ("map_steps", "Sequence length"),
-            ("map_epochs", "Epochs"), ("map_seeds", "Seeds per cell"),
-        ):  # fmt: skip
+        models = {label: _(label) for label in MODEL_NAMES}
+        st.multiselect(
+            _("Models (one map each)"), list(MODEL_NAMES), key="map_models",
+            format_func=models.__getitem__,
+        )  # fmt: skip
+        for key, label in SIZE_LABELS.items():
             low, high = SIZES[key]
-            st.number_input(label, low, high, key=key, step=1)
+            st.number_input(_(label), low, high, key=key, step=1)
     # The input an axis takes over stays as it is: disabling it (or changing its help) made
     # the browser drop every widget's value after the sweep's closing rerun (Streamlit 1.67).
-    overridden = [AXIS_TITLES[axis] for axis, key in AXIS_INPUTS.items() if key in swept]
+    overridden = [axis_titles[axis] for axis, key in AXIS_INPUTS.items() if key in swept]
     if len(overridden) == 1:
-        st.caption(f"The {overridden[0]} comes from the map's axis; its input above is not used.")
+        st.caption(
+            _("The {axis} comes from the map's axis; its input above is not used.").format(
+                axis=overridden[0]
+            )
+        )
     elif overridden:
-        st.caption(f"The {' and '.join(overridden)} come from the map's axes; their inputs above "
-                   "are not used.")  # fmt: skip
+        st.caption(
+            _("The {first} and {second} come from the map's axes; their inputs above are not "
+              "used.").format(first=overridden[0], second=overridden[1])
+        )  # fmt: skip
 
 
 def spec_from_state() -> SweepSpec:
@@ -154,7 +176,7 @@ def _start() -> None:
     corpus, reason = default_corpus()
     try:
         if corpus is None:
-            raise ValueError(f"no text to train on: {reason}")
+            raise ValueError(_("no text to train on: {reason}").format(reason=reason))
         job = SweepJob(spec_from_state(), corpus)
     except ValueError as exc:
         s.map_error = str(exc)
@@ -184,32 +206,28 @@ def _open_in_lab(job: SweepJob, point: dict[str, Any]) -> None:
 def map_page() -> None:
     page_style()
     _init_state()
-    st.title("Trainability map")
-    st.caption(CAPTIONS["map"])
+    st.title(_("Trainability map"))
+    st.caption(_(CAPTIONS["map"]))
     step_banner("map")
-    st.button("Lesson: Why 0.01? (init std × clip θ, GRU and RNN)", on_click=_why_001)
+    st.button(_("Lesson: Why 0.01? (init std × clip θ, GRU and RNN)"), on_click=_why_001)
     _settings()
     job: SweepJob | None = st.session_state.get("sweep")
     running = job is not None and job.snapshot().state not in ENDED
     with st.container(horizontal=True):
-        st.button("Restart" if running else "Start", type="primary", on_click=_start)
-        st.button("Stop", on_click=_stop, disabled=not running)
+        st.button(_("Restart") if running else _("Start"), type="primary", on_click=_start)
+        st.button(_("Stop"), on_click=_stop, disabled=not running)
     if st.session_state.get("map_error"):
-        st.error(f"Can't start: {st.session_state.map_error}")
+        st.error(_("Can't start: {reason}").format(reason=st.session_state.map_error))
     _sync_url()
 
     @language_fragment(run_every=REFRESH_S if running else None)
     def live() -> None:
         current: SweepJob | None = st.session_state.get("sweep")
         if current is None:
-            st.info("Choose the axes and values above and press Start.")
+            st.info(_("Choose the axes and values above and press Start."))
             return
         snap = current.snapshot()
-        st.progress(
-            snap.finished / max(snap.total, 1),
-            f"{snap.state} · {snap.finished} of {snap.total} runs · {snap.elapsed:.0f} s · "
-            f"{snap.plan}",
-        )
+        st.progress(snap.finished / max(snap.total, 1), progress_text(snap))
         if snap.message:
             st.error(snap.message)
         if snap.state in ENDED:
@@ -221,11 +239,11 @@ def map_page() -> None:
         picked = cell_picker(current.spec)  # the same action from the keyboard
         if points or picked:
             _open_in_lab(current, points[0] if points else picked)
-        st.caption(CAPTIONS["map_read"])
+        st.caption(_(CAPTIONS["map_read"]))
         if snap.edges:
-            st.caption(CAPTIONS["map_theory"] + " " + _edge_numbers(snap.edges))
+            st.caption(_(CAPTIONS["map_theory"]) + " " + _edge_numbers(snap.edges))
         st.download_button(
-            "Download the map (CSV)", results_frame(snap.results).to_csv(index=False),
+            _("Download the map (CSV)"), results_frame(snap.results).to_csv(index=False),
             "gru-lab-map.csv", "text/csv",
         )  # fmt: skip
         if running and snap.state in ENDED:
@@ -234,14 +252,32 @@ def map_page() -> None:
     live()
 
 
+def progress_text(snap: SweepSnapshot) -> str:
+    """'running · 3 of 12 runs · 41 s · <plan>': the progress bar's words."""
+    state = str(snap.state)
+    runs = ngettext("{finished} of {n} run", "{finished} of {n} runs", snap.total)
+    return " · ".join(
+        (
+            _(STATES[state]) if state in STATES else state,
+            runs.format(finished=snap.finished, n=snap.total),
+            _("{seconds} s").format(seconds=f"{snap.elapsed:.0f}"),
+            snap.plan,
+        )
+    )
+
+
 def _edge_numbers(edges: dict[tuple[str, int], float | None]) -> str:
     """'Edge of chaos: GRU hidden 256 at init std 0.13; RNN hidden 256 at 0.075.'"""
-    parts = [
-        f"{MODEL_TITLES[model]} hidden {hidden}: "
-        + ("no crossing between 0.001 and 10" if std is None else f"init std {std:.2g}")
-        for (model, hidden), std in sorted(edges.items())
-    ]
-    return "λ = 0 at " + "; ".join(parts) + "."
+    parts = []
+    for (model, hidden), std in sorted(edges.items()):
+        title = _(MODEL_TITLES[model])
+        if std is None:
+            part = _("{model} hidden {hidden}: no crossing between 0.001 and 10")
+            parts.append(part.format(model=title, hidden=hidden))
+        else:
+            part = _("{model} hidden {hidden}: init std {std}")
+            parts.append(part.format(model=title, hidden=hidden, std=f"{std:.2g}"))
+    return _("λ = 0 at {edges}.").format(edges="; ".join(parts))
 
 
 def _sync_url() -> None:

@@ -25,6 +25,7 @@ from dashboard.session.sharing import ShareRegistry
 from dashboard.sidebar.room import TOKEN_COOKIE, TOKEN_PARAM
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
+from gru_core.i18n import _
 from gru_core.sources import CACHE_ENV, load_corpus
 
 
@@ -32,13 +33,20 @@ def _cli_corpus_path() -> str | None:
     """``streamlit run dashboard/app.py -- --corpus PATH``; never from the browser."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--corpus")
-    args, _ = parser.parse_known_args(sys.argv[1:])
+    args, _rest = parser.parse_known_args(sys.argv[1:])
     return args.corpus
 
 
-@st.cache_resource(show_spinner="Loading The Time Machine…")
 def default_corpus() -> tuple[Corpus | None, str]:
-    """The shared default corpus (read-only), or None and the reason it failed."""
+    """The shared default corpus (read-only), or None and the reason it failed. The spinner
+    is worded here, in the reader's language (a cached function's own spinner text is fixed
+    when the module is imported); it shows only on a load that takes a moment."""
+    with st.spinner(_("Loading The Time Machine…")):
+        return _default_corpus()
+
+
+@st.cache_resource(show_spinner=False)
+def _default_corpus() -> tuple[Corpus | None, str]:
     try:
         return load_corpus(_cli_corpus_path()), ""
     except ValueError as exc:
@@ -98,7 +106,7 @@ def share_registry() -> ShareRegistry:
     return ShareRegistry(store=run_store())
 
 
-@st.cache_resource(show_spinner="λ at initialisation (theory)…", max_entries=256)
+@st.cache_resource(show_spinner=False, max_entries=256)
 def _initial_lambda(
     model: str,
     variant: str,
@@ -125,7 +133,8 @@ def initial_lambda(config: TrainConfig | None, corpus: Corpus) -> float | None:
     if config is None:
         return None
     text = f"{corpus.label}:{len(corpus.tokens)}:{config.max_tokens}"
-    return _initial_lambda(
-        config.model, config.gru_variant, config.hidden_size, config.init_std, text,
-        corpus.tokens[: config.max_tokens], len(corpus.vocab),
-    )  # fmt: skip
+    with st.spinner(_("λ at initialisation (theory)…")):
+        return _initial_lambda(
+            config.model, config.gru_variant, config.hidden_size, config.init_std, text,
+            corpus.tokens[: config.max_tokens], len(corpus.vocab),
+        )  # fmt: skip

@@ -21,6 +21,7 @@ from dashboard.sidebar.language import language_fragment
 from dashboard.sidebar.room import WATCH
 from dashboard.views import training as views
 from dashboard.views.pacing import LivePace
+from gru_core.i18n import _
 
 # All watchers of one shared run together. Each watcher redraw costs the server script CPU
 # and sending, and a training job on the same cores several times that in GIL hand-offs, so
@@ -32,16 +33,16 @@ INTERVAL_SLACK = 1.25  # a watcher's redraw interval is renewed once off by more
 
 def watch_page(registry: ShareRegistry, token: str) -> None:
     """What a watcher sees: the shared bench's run, read-only, refreshed live."""
-    st.title("GRU Lab · watching")
+    st.title(_("GRU Lab · watching"))
     watcher = st.session_state.setdefault("_watcher_id", secrets.token_urlsafe(12))
     try:
         shared = registry.watch(token, watcher)
     except WatchError as exc:
         st.error(str(exc))
-        st.button("Open my own lab", on_click=_leave_watch)
+        st.button(_("Open my own lab"), on_click=_leave_watch)
         return
-    st.caption("A read-only view of a run someone is sharing; it refreshes by itself.")
-    st.button("Fork: copy its settings into my own lab", on_click=_fork, args=(shared,))
+    st.caption(_("A read-only view of a run someone is sharing; it refreshes by itself."))
+    st.button(_("Fork: copy its settings into my own lab"), on_click=_fork, args=(shared,))
 
     interval = watch_interval(registry.watchers(token))
     pace = LivePace(interval)  # the lab's pacing: a slow view gets time to settle
@@ -69,9 +70,13 @@ def last_saved_run(shared: Lab) -> None:
     too): say which run it saved last, so the room knows what it is looking at."""
     newest = shared.runs.newest()
     if shared.job is None and newest is not None:
-        headline = f": {newest.verdict.headline}" if newest.verdict.headline else ""
-        st.info(f"Nothing is training on this bench now. Its last saved run is {newest.name}"
-                f"{headline}", icon="💾")  # fmt: skip
+        if newest.verdict.headline:
+            text = _(
+                "Nothing is training on this bench now. Its last saved run is {name}: {headline}"
+            )
+        else:
+            text = _("Nothing is training on this bench now. Its last saved run is {name}")
+        st.info(text.format(name=newest.name, headline=newest.verdict.headline), icon="💾")
 
 
 def watch_interval(watchers: int) -> float:

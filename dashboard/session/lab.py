@@ -23,6 +23,7 @@ from dashboard.runs.saved import SavedRun, SavedRuns, worth_keeping
 from dashboard.session.reading import Reader, Source, find_sources
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, split_train_val
+from gru_core.i18n import _
 from gru_core.memory import MemoryAnalysis
 from gru_core.run.job import ENDED, TrainingJob
 from gru_core.run.telemetry import Snapshot, Telemetry
@@ -179,7 +180,9 @@ class Lab:
             self.rejected = (key, str(exc))
             raise
         self.corpus, self.upload_key = corpus, key
-        return f"Using {corpus.name}: {len(corpus.tokens):,} characters after preprocessing."
+        return _("Using {name}: {n} characters after preprocessing.").format(
+            name=corpus.name, n=f"{len(corpus.tokens):,}"
+        )
 
     def use_corpus(self, corpus: Corpus) -> None:
         """Switch back to a shared corpus (e.g. The Time Machine)."""
@@ -205,7 +208,7 @@ class Lab:
         """A random stretch of the validation text (what the model never trained on)."""
         corpus = self.job_corpus or self.corpus
         config = self.job.config if self.job is not None else TrainConfig()
-        _, val = split_train_val(corpus.tokens, config.max_tokens, config.val_tokens)
+        _train, val = split_train_val(corpus.tokens, config.max_tokens, config.val_tokens)
         tokens = val if len(val) > 50 else corpus.tokens
         start = rng.randrange(max(1, len(tokens) - length))
         return corpus.vocab.decode(tokens[start : start + length])

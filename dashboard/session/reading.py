@@ -23,6 +23,7 @@ from dashboard.runs.saved import SavedRun
 from gru_core import memory
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, Vocab
+from gru_core.i18n import _
 from gru_core.model.sampling import generate
 from gru_core.run.job import TrainingJob
 
@@ -53,7 +54,7 @@ def find_sources(
     snapshot = job.weights() if job is not None else None
     if job is not None and corpus is not None and snapshot is not None:
         step, weights = snapshot
-        label = f"this run (weights at step {step:,})"
+        label = _("this run (weights at step {step})").format(step=f"{step:,}")
         found[label] = Source(
             label, f"job{id(job)}:{step}", job.config, corpus.vocab, weights, job_run=job_run
         )  # fmt: skip

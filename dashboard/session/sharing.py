@@ -30,27 +30,35 @@ from dataclasses import dataclass, field
 
 from dashboard.runs.records import RunStore, StorageError, StoredShare
 from dashboard.session.lab import Lab
+from gru_core.i18n import N_, _
 
 MAX_WATCHERS_ENV = "GRU_LAB_MAX_WATCHERS"
 DEFAULT_MAX_WATCHERS = 60
+MONTHS = (  # a date's month as _clock shows it (marked here, worded there)
+    N_("Jan"), N_("Feb"), N_("Mar"), N_("Apr"), N_("May"), N_("Jun"),
+    N_("Jul"), N_("Aug"), N_("Sep"), N_("Oct"), N_("Nov"), N_("Dec"),
+)  # fmt: skip
 WATCHER_TTL_S = 15.0  # a watcher that has not refreshed for this long no longer counts
 SERVER_STARTED = time.time()  # when this server process loaded the dashboard
-_NOT_VALID = (
+_NOT_VALID = N_(
     "This watch link is not valid any more: the run was never shared under it, "
     "or its owner stopped sharing it."
-)
+)  # worded where raised (the watcher's page run): _(_NOT_VALID)
 
 
 def default_max_watchers() -> int:
     env = os.environ.get(MAX_WATCHERS_ENV)
     if not env:
         return DEFAULT_MAX_WATCHERS
+    wrong = _("{name}={value!r} must be a whole number >= 1").format(
+        name=MAX_WATCHERS_ENV, value=env
+    )
     try:
         value = int(env)
     except ValueError:
-        raise ValueError(f"{MAX_WATCHERS_ENV}={env!r} must be a whole number >= 1") from None
+        raise ValueError(wrong) from None
     if value < 1:
-        raise ValueError(f"{MAX_WATCHERS_ENV}={env!r} must be a whole number >= 1")
+        raise ValueError(wrong)
     return value
 
 
@@ -148,8 +156,10 @@ class ShareRegistry:
             if watcher not in live and len(live) >= self.max_watchers:
                 entry.watchers = live
                 raise WatchError(
-                    f"This run already has {len(live)} watchers, the most one shared run takes "
-                    "here. Ask for it on the projector, or try again in a minute."
+                    _(
+                        "This run already has {n} watchers, the most one shared run takes "
+                        "here. Ask for it on the projector, or try again in a minute."
+                    ).format(n=len(live))
                 )
             live[watcher] = now
             entry.watchers = live
@@ -171,26 +181,27 @@ class ShareRegistry:
             return sum(now - seen < WATCHER_TTL_S for seen in entry.watchers.values())
 
     def _why_not(self, token: object) -> str:
-        """Why a watch link has no lab behind it now, as truthfully as the store knows."""
+        """Why a watch link has no lab behind it now, as truthfully as the store knows (in
+        the language in force: the watcher's page run asks)."""
         if not isinstance(token, str) or self.store is None:
-            return _NOT_VALID
+            return _(_NOT_VALID)
         try:
             stored = self._stored(lambda store: store.get_share(token))
         except ValueError:  # not a token at all
-            return _NOT_VALID
+            return _(_NOT_VALID)
         if stored is None:
-            return _NOT_VALID
+            return _(_NOT_VALID)
         shared = _clock(stored.shared_at)
         if stored.watch not in self._here and stored.shared_at < self.started:
-            return (
-                f"This run was shared at {shared}; the server restarted at "
-                f"{_clock(self.started)}, and the teacher has not opened their lab since. "
-                "This link works again as soon as they do (or they can share again)."
-            )
-        return (
-            f"This run was shared at {shared}, and the teacher's lab has been closed since. "
+            return _(
+                "This run was shared at {shared}; the server restarted at {restarted}, and "
+                "the teacher has not opened their lab since. This link works again as soon "
+                "as they do (or they can share again)."
+            ).format(shared=shared, restarted=_clock(self.started))
+        return _(
+            "This run was shared at {shared}, and the teacher's lab has been closed since. "
             "This link works again as soon as they open it (or they can share again)."
-        )
+        ).format(shared=shared)
 
     def _stored(self, read: Callable[[RunStore], StoredShare | None]) -> StoredShare | None:
         assert self.store is not None
@@ -204,6 +215,9 @@ def _clock(epoch_s: float) -> str:
     """'10:42' (server local time), or '5 Dec 10:42' when not today."""
     then = time.localtime(epoch_s)
     today = time.localtime()
+    clock = time.strftime("%H:%M", then)
     if then[:3] == today[:3]:
-        return time.strftime("%H:%M", then)
-    return time.strftime("%-d %b %H:%M", then)
+        return clock
+    # English reads '5 Dec 10:42', Chinese '12月5日 10:42'.
+    month = _(MONTHS[then.tm_mon - 1])
+    return _("{day} {month} {clock}").format(day=then.tm_mday, month=month, clock=clock)

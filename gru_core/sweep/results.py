@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from gru_core.i18n import N_
 from gru_core.run.lifecycle import ENDED
 from gru_core.sweep.spec import Cell, Value, axis_label
 
@@ -30,6 +31,14 @@ PENDING, RUNNING = "pending", "running"
 FINISHED = ENDED
 # Verdicts from worst to best (verdict.VERDICTS); a cell shows its seeds' worst.
 SEVERITY = ("error", "diverged", "blew up", "did not learn", "memorised", "learned", "stopped")
+# A cell's verdict or state as the map page words it (marked here, translated where shown:
+# ``_(VERDICT_WORDS[kind])``); the results themselves keep the English kind, an identifier.
+VERDICT_WORDS = {
+    "error": N_("error"), "diverged": N_("diverged"), "blew up": N_("blew up"),
+    "did not learn": N_("did not learn"), "memorised": N_("memorised"),
+    "learned": N_("learned"), "stopped": N_("stopped"), "out of memory": N_("out of memory"),
+    PENDING: N_("pending"), RUNNING: N_("running"), "done": N_("done"),
+}  # fmt: skip
 CSV_COLUMNS = (
     "model",
     "init_std",
