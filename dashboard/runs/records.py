@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
-from gru_core.i18n import _
+from gru_core.i18n import N_, _
 from gru_core.run.records import Outcome
 
 PER_TOKEN = 8  # default bound: saved runs per browser token
@@ -66,6 +66,11 @@ def worded(message: str | None) -> str | None:
 
 def _fields(fields: dict[str, Any], word: Any) -> dict[str, Any]:
     return {k: word(v) if isinstance(v, Note) else v for k, v in fields.items()}
+
+
+def unreadable(path: object, err: object) -> Note:
+    """What a store says when one of its rows could not be read back."""
+    return Note(N_("A saved run in {path} could not be read ({err})."), path=path, err=err)
 
 
 class StorageError(Exception):

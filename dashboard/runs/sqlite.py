@@ -5,13 +5,12 @@ call it; a process lock serialises writers, and ``BEGIN IMMEDIATE`` makes a save
 evictions one transaction even across processes sharing the file. Connections after the
 first open use ``mode=rw``: a file deleted mid-session is an error, not a new empty database.
 
-Failures raise ``StorageError`` (``StoreBusyError`` when another connection held the write
-lock past ``busy_timeout_s``); a damaged, foreign or empty (0-byte) file found when opening
-raises ``CorruptStoreError``. A ``shares`` table beside the runs keeps the watch links
-(``StoredShare``), a ``progress`` table each bench's investigation progress (one JSON object
-per browser token). ``run_store.open_run_store`` turns both errors into a message, a backup and
-an in-memory fallback, so this class stays a plain adapter that a server database can
-replace (same methods, same errors).
+Failures raise ``StorageError`` (``StoreBusyError`` when another connection held the write lock
+past ``busy_timeout_s``); a damaged, foreign or empty (0-byte) file found when opening raises
+``CorruptStoreError``. A ``shares`` table beside the runs keeps the watch links (``StoredShare``),
+a ``progress`` table each bench's investigation progress (one JSON object per browser token).
+``run_store.open_run_store`` turns both errors into a message, a backup and an in-memory fallback,
+so this class stays a plain adapter that a server database can replace (same methods, same errors).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from dashboard.runs.records import (
     PER_TOKEN,
     TOTAL,
     CorruptStoreError,
-    Note,
     StorageError,
     StoreBusyError,
     StoredRun,
@@ -41,8 +39,8 @@ from dashboard.runs.records import (
     evictions,
     progress_from_json,
     progress_json,
+    unreadable,
 )
-from gru_core.i18n import N_
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 10.0  # how long a connection waits for another writer's lock
@@ -303,9 +301,7 @@ class SQLiteRunStore:
         try:
             return _from_row(row)
         except ValueError as err:
-            self.status_message = Note(
-                N_("A saved run in {path} could not be read ({err})."), path=self.path, err=err
-            )
+            self.status_message = unreadable(self.path, err)
             return None
 
     @staticmethod
