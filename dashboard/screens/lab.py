@@ -139,7 +139,7 @@ def header(lab: Lab, config: TrainConfig | None) -> None:
         slice_text = " · " + training_slice_text(len(c.tokens), config)
     st.markdown(
         _("**Corpus:** {corpus}{slice} · **Device:** {device}").format(
-            corpus=c.label, slice=slice_text, device=device
+            corpus=_(c.label), slice=slice_text, device=device
         )
     )
     if c.source == "fallback":

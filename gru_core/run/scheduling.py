@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import torch
 
+from gru_core.i18n import ngettext
+
 MAX_JOBS_ENV = "GRU_LAB_MAX_JOBS"
 
 
@@ -126,7 +128,7 @@ def new_ticket() -> int:
 
 def cpu_name(threads: int) -> str:
     """How a CPU device with ``threads`` torch threads reads in a status line."""
-    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+    return ngettext("CPU ({n} thread)", "CPU ({n} threads)", threads).format(n=threads)
 
 
 class CpuThreads:
