@@ -243,3 +243,20 @@ def test_a_store_note_is_english_text_and_worded_where_shown(tmp_path: Path):
     note = Note(N_("saved runs are kept in memory until the server restarts"))
     assert worded(note.then(Note("{text}", text="x {y}"))).endswith("restarts x {y}")
     assert worded("plain") == "plain" and worded(None) is None
+
+
+def test_a_saved_runs_title_is_worded_and_its_name_stays_the_identifier():
+    from dashboard.runs.saved import run_name, run_title
+    from gru_core.config import TrainConfig
+
+    start = TrainConfig(hidden_size=128, init_std=0.1, lr=5.0, clip_threshold=1.0)
+    end = TrainConfig(hidden_size=128, init_std=0.1, lr=5.0, clip_threshold=None)
+    english = "#3 GRU h128 std0.1 clip 1→off lr 5 T35 (blew up)"
+    assert run_name(3, start, end, "blew up") == english
+    assert run_title(3, start, end, "blew up") == english  # English: the title is the name
+    with language_scope("zh_CN"):
+        assert run_name(3, start, end, "blew up") == english  # identifiers never change
+        assert (
+            run_title(3, start, end, "blew up")
+            == "#3 GRU h128 标准差0.1 裁剪 1→关闭 学习率 5 T35（爆炸）"
+        )

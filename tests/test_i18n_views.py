@@ -214,8 +214,26 @@ def test_the_through_time_sentences_are_worded() -> None:
 def test_compare_names_its_metrics_and_its_reading_in_chinese() -> None:
     steps = pd.DataFrame({"step": [1, 2], "grad_norm": [1.0, 3.0], "clipped": [False, True]})
     runs = [
-        type("Run", (), {"name": "#1 GRU", "config": TrainConfig(model="gru"), "steps": steps}),
-        type("Run", (), {"name": "#2 RNN", "config": TrainConfig(model="rnn"), "steps": steps}),
+        type(
+            "Run",
+            (),
+            {
+                "name": "#1 GRU",
+                "title": "#1 GRU",
+                "config": TrainConfig(model="gru"),
+                "steps": steps,
+            },
+        ),
+        type(
+            "Run",
+            (),
+            {
+                "name": "#2 RNN",
+                "title": "#2 RNN",
+                "config": TrainConfig(model="rnn"),
+                "steps": steps,
+            },
+        ),
     ]
     with language_scope("zh_CN"):
         assert all(chinese(_(name)) for name in compare.METRICS)

@@ -45,7 +45,7 @@ def test_every_rnn_advice_is_free_of_gates() -> None:
 def _run(name: str, model: str, norms: list[float], clipped: list[bool]) -> SimpleNamespace:
     steps = pd.DataFrame({"step": np.arange(1, len(norms) + 1), "grad_norm": norms})
     steps["clipped"] = clipped
-    return SimpleNamespace(name=name, config=TrainConfig(model=model), steps=steps)
+    return SimpleNamespace(name=name, title=name, config=TrainConfig(model=model), steps=steps)
 
 
 def test_compares_caption_states_no_answer_before_the_data() -> None:

@@ -24,7 +24,7 @@ import torch
 
 from dashboard.runs.records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict, worded
 from dashboard.runs.store import RunStore
-from gru_core.config import LIVE_KNOBS, MODEL_TITLES, TrainConfig, format_knob
+from gru_core.config import LIVE_KNOBS, MODEL_TITLES, TrainConfig, format_knob, model_title
 from gru_core.data import Vocab
 from gru_core.i18n import _
 from gru_core.run.records import Outcome
@@ -56,7 +56,13 @@ class SavedRun:
 
     @property
     def name(self) -> str:
+        """The run's identifier (lookups, stored runs, widget values): English, stable."""
         return run_name(self.number, self.start_config, self.config, self.verdict.kind)
+
+    @property
+    def title(self) -> str:
+        """The same name as the page shows it, in the language in force."""
+        return run_title(self.number, self.start_config, self.config, self.verdict.kind)
 
     def metrics_csv(self) -> bytes:
         """Per-step metrics joined with the per-epoch ones (at each epoch's last step)."""
@@ -158,6 +164,28 @@ def run_name(number: int, start: TrainConfig, end: TrainConfig, verdict: str) ->
         f"#{number} {MODEL_TITLES[start.model]} h{start.hidden_size} std{start.init_std:g} "
         f"{' '.join(live)} T{start.num_steps} ({verdict})"
     )
+
+
+def run_title(number: int, start: TrainConfig, end: TrainConfig, verdict: str) -> str:
+    """``run_name`` worded in the language in force: '#3 GRU h128 标准差0.1 裁剪 1→关闭 学习率 5
+    T35（爆炸）'. Symbols (h, T) and numbers stay as they are."""
+
+    def shown(name: str, config: TrainConfig) -> str:
+        value = _value(name, config)
+        return _(value) if value == LIVE_KNOBS[name].off else value
+
+    live = []
+    for name, short in LIVE_NAMES.items():
+        before, after = shown(name, start), shown(name, end)
+        if before != after:
+            live.append(f"{_(short)} {before}→{after}")
+        elif name == "clip_threshold" or before != shown(name, TrainConfig()):
+            live.append(f"{_(short)} {before}")
+    name = (
+        f"#{number} {model_title(start.model)} h{start.hidden_size} "
+        f"{_('std')}{start.init_std:g} {' '.join(live)} T{start.num_steps}"
+    )
+    return _("{name} ({verdict})").format(name=name, verdict=_(verdict))
 
 
 def worth_keeping(steps_taken: int, verdict: Verdict, keep_short: bool) -> bool:

@@ -76,7 +76,7 @@ def last_saved_run(shared: Lab) -> None:
             )
         else:
             text = _("Nothing is training on this bench now. Its last saved run is {name}")
-        st.info(text.format(name=newest.name, headline=newest.verdict.headline), icon="💾")
+        st.info(text.format(name=newest.title, headline=newest.verdict.headline), icon="💾")
 
 
 def watch_interval(watchers: int) -> float:

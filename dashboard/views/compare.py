@@ -132,7 +132,7 @@ def gru_rnn_reading(runs: list[SavedRun]) -> str | None:
             else _("{run}: no finite ‖g‖ before clipping, {share} of steps clipped")
         )
         median = f"{np.median(norms):.3g}" if norms.size else ""
-        parts.append(words.format(run=newest[model].name, median=median, share=f"{share:.0%}"))
+        parts.append(words.format(run=newest[model].title, median=median, share=f"{share:.0%}"))
     shown = _("In the runs shown: {parts}.").format(parts=_("; ").join(parts))
     return shown + " " + CAPTIONS["compare_explain"]
 
@@ -169,10 +169,13 @@ def compare_section(lab: Lab) -> None:
     if not runs:
         st.caption(CAPTIONS["compare_empty"].format(n=MAX_SAVED_RUNS))
         return
-    names = [run.name for run in runs]
+    names = [run.name for run in runs]  # identifiers; the page shows each run's title
+    titles = {run.name: run.title for run in runs}
     _follow_new_runs(names)
     _table(lab, runs)
-    chosen = st.multiselect(_("Runs to overlay"), names, key="compare_runs")
+    chosen = st.multiselect(
+        _("Runs to overlay"), names, key="compare_runs", format_func=lambda n: titles.get(n, n)
+    )
     if chosen:
         left, right = chart_columns(2, "compare")
         with left:
@@ -185,7 +188,9 @@ def compare_section(lab: Lab) -> None:
             st.caption(reading)
         _through_time(lab, chosen)
     with st.container(horizontal=True):
-        pick = st.selectbox(_("Download a run"), names, key="download_run")
+        pick = st.selectbox(
+            _("Download a run"), names, key="download_run", format_func=lambda n: titles.get(n, n)
+        )
         run = lab.runs.get(pick)
         if run is not None:
             st.download_button(
@@ -200,7 +205,9 @@ def compare_section(lab: Lab) -> None:
 
 def _table(lab: Lab, runs: list[SavedRun]) -> None:
     table = summary_table(runs)
-    shown = table.assign(outcome=[kind_words(k) for k in table["outcome"]])
+    shown = table.assign(
+        outcome=[kind_words(k) for k in table["outcome"]], run=[run.title for run in runs]
+    )
     heading = {c: _(COLUMNS[c]) for c in COLUMNS}
     edited = st.data_editor(
         shown,
@@ -236,7 +243,7 @@ def _through_time(lab: Lab, chosen: list[str]) -> None:
     for name in chosen:
         run = lab.runs.get(name)
         if run is not None and run.flow_last:
-            flows[name] = np.asarray(run.flow_last, dtype=np.float64)
+            flows[run.title] = np.asarray(run.flow_last, dtype=np.float64)
     if not flows:
         return
     left, right = chart_columns(2, "compare-flow")
@@ -265,7 +272,7 @@ def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:
     for name in chosen:
         run = lab.runs.get(name)
         if run is not None:
-            frames[name] = metric_frame(run, metric)
+            frames[run.title] = metric_frame(run, metric)
     hidden: list[str] = []
     if hide:
         frames, hidden = charts.split_outliers(frames, metric.column)

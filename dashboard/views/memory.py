@@ -49,7 +49,13 @@ def memory_view(lab: Lab) -> None:
     if not found:
         st.info(CAPTIONS["memory_empty"])
         return
-    source = found[st.selectbox(_("Model to read"), list(found), key="memory_source")]
+    titles = {run.name: run.title for run in lab.runs}  # found is keyed by identifiers
+    source = found[
+        st.selectbox(
+            _("Model to read"), list(found), key="memory_source",
+            format_func=lambda n: titles.get(n, n),
+        )
+    ]  # fmt: skip
     probe = (lab.job_corpus or lab.corpus).probe or (lab.job_corpus or lab.corpus).prefix
     passage = st.session_state.setdefault("memory_passage", probe)
     box = f"memory_box_{st.session_state.get('memory_box', 0)}"
@@ -150,13 +156,15 @@ def _compare(lab: Lab, found: dict[str, Source], text: str, target: int) -> None
     if len(default) < 2:  # one run (perhaps beside its own saved copy): nothing to compare
         st.caption(CAPTIONS["memory_compare_empty"])
         return
+    titles = {run.name: run.title for run in lab.runs}
     chosen = st.multiselect(
-        _("Compare connectivity of"), names, default=default, key="memory_compare"
-    )
+        _("Compare connectivity of"), names, default=default, key="memory_compare",
+        format_func=lambda n: titles.get(n, n),
+    )  # fmt: skip
     curves = {}
     for name in chosen:
         try:
-            curves[name] = lab.analysis(found[name], text, target).connectivity
+            curves[titles.get(name, name)] = lab.analysis(found[name], text, target).connectivity
         except ValueError as exc:
             st.warning(f"{name}: {exc}")
     if curves:

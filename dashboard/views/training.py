@@ -74,7 +74,7 @@ def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | Non
     if status.state == "queued" and status.queue_position:
         state = _("queued (#{n})").format(n=status.queue_position)
     basis = basis_words(status.tokens_per_sec_basis)
-    clip = format_knob("clip_threshold", status.clip_threshold)
+    clip = _(format_knob("clip_threshold", status.clip_threshold))  # 'off' is worded
     pending = _pending_knobs(status)
     share = snap.clipped_steps / snap.total_steps if snap.total_steps else 0.0
     with st.container(horizontal=True, wrap=True, gap="medium", key="metrics"):
@@ -114,7 +114,7 @@ def _pending_knobs(status: JobStatus) -> str:
     changed = [n for n in LIVE_KNOBS if n in used and used[n] != now.get(n)]
     if not changed:
         return ""
-    knobs = ", ".join(f"{_(LIVE_KNOBS[n].label)} {format_knob(n, used[n])}" for n in changed)
+    knobs = ", ".join(f"{_(LIVE_KNOBS[n].label)} {_(format_knob(n, used[n]))}" for n in changed)
     return _("the last step used {knobs}").format(knobs=knobs)
 
 

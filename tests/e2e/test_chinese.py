@@ -165,12 +165,6 @@ def test_every_control_and_view_is_in_chinese(zh_lab: GruLab) -> None:
     _no_english(zh_lab, "the map")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a saved run's name ('#3 GRU h128 std0.1 clip off lr 5 T35 (blew up)') is also its "
-    "identifier (lookups, memory sources, stored runs) and is still English; issue 22 stays "
-    "open until the page shows a worded title beside the identifier",
-)
 def test_a_lesson_runs_to_its_verdict_in_chinese(zh_lab: GruLab) -> None:
     _open_zh(zh_lab)
     page = zh_lab.page
