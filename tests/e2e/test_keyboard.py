@@ -18,6 +18,14 @@ pytestmark = pytest.mark.e2e
 
 SMALL_RUN = "hidden=32&epochs=30&speed=10"
 TINY_MAP = "map_hidden=8&map_steps=10&map_epochs=1&map_xv=0.01,0.1&map_yv=1,off"
+# The first map's cell texts ('…' while a cell runs), as tests/e2e/test_map.py reads them.
+MAP_CELLS_JS = """
+() => {
+  const el = document.querySelector('.js-plotly-plot');
+  if (!el || !el._fullData || !el._fullData.length) return null;
+  return (el._fullData[0].text || []).flat().map(String);
+}
+"""
 MAX_TABS = 160  # more than every focusable thing on the page
 
 _FOCUSED = """([selector, text]) => {
@@ -124,6 +132,14 @@ def test_a_map_cell_from_the_keyboard(lab: GruLab) -> None:
     lab.page.keyboard.press("Enter")
     picker = lab.page.locator(".st-key-map_pick")
     expect(picker).to_be_visible(timeout=90_000)
+    # Let the map finish first: while it runs, its live redraws re-draw the picker, which can
+    # close an open dropdown under the keyboard (seen once in CI under load).
+    lab.wait_until(
+        lambda: lab.page.evaluate(MAP_CELLS_JS),
+        lambda c: c is not None and len(c) == 4 and "…" not in c,
+        timeout_s=120,
+        what="four finished cells in the map",
+    )
     # init std: the second value (0.1); clip θ: the second value (off).
     for key in ("map_pick_x_init_std", "map_pick_y_clip_threshold"):
         tab_to(lab.page, f".st-key-{key} input[role=combobox]")
