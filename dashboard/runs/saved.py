@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -24,9 +24,9 @@ import torch
 
 from dashboard.runs.records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict, worded
 from dashboard.runs.store import RunStore
-from gru_core.config import LIVE_KNOBS, MODEL_TITLES, TrainConfig, format_knob, model_title
+from gru_core.config import LIVE_KNOBS, MODEL_TITLES, TrainConfig, format_knob
 from gru_core.data import Vocab
-from gru_core.i18n import _
+from gru_core.i18n import N_, _
 from gru_core.run.records import Outcome
 from gru_core.run.verdict import Verdict
 
@@ -151,41 +151,39 @@ def _value(name: str, config: TrainConfig) -> str:
     return format_knob(name, getattr(config, name))
 
 
-def run_name(number: int, start: TrainConfig, end: TrainConfig, verdict: str) -> str:
-    """'#3 GRU h128 std0.1 clip 1→off lr 5 T35 (blew up)': a live change shows as old→new."""
-    live = []
-    for name, short in LIVE_NAMES.items():
-        before, after = _value(name, start), _value(name, end)
-        if before != after:
-            live.append(f"{short} {before}→{after}")
-        elif name == "clip_threshold" or before != _value(name, TrainConfig()):
-            live.append(f"{short} {before}")
-    return (
-        f"#{number} {MODEL_TITLES[start.model]} h{start.hidden_size} std{start.init_std:g} "
-        f"{' '.join(live)} T{start.num_steps} ({verdict})"
-    )
+Wording = Callable[[str], str]  # a catalogue id -> the words shown
 
 
-def run_title(number: int, start: TrainConfig, end: TrainConfig, verdict: str) -> str:
-    """``run_name`` worded in the language in force: '#3 GRU h128 标准差0.1 裁剪 1→关闭 学习率 5
-    T35（爆炸）'. Symbols (h, T) and numbers stay as they are."""
+def run_name(
+    number: int, start: TrainConfig, end: TrainConfig, verdict: str, word: Wording = str
+) -> str:
+    """'#3 GRU h128 std0.1 clip 1→off lr 5 T35 (blew up)': a live change shows as old→new.
+
+    ``word`` words each catalogue id: ``str`` (as is) gives the run's identifier, English and
+    stable; ``_`` gives its title in the language in force ('#3 GRU h128 标准差0.1 裁剪 1→关闭
+    学习率 5 T35（爆炸）'). Symbols (h, T) and numbers stay as they are."""
 
     def shown(name: str, config: TrainConfig) -> str:
         value = _value(name, config)
-        return _(value) if value == LIVE_KNOBS[name].off else value
+        return word(value) if value == LIVE_KNOBS[name].off else value
 
     live = []
     for name, short in LIVE_NAMES.items():
         before, after = shown(name, start), shown(name, end)
         if before != after:
-            live.append(f"{_(short)} {before}→{after}")
+            live.append(f"{word(short)} {before}→{after}")
         elif name == "clip_threshold" or before != shown(name, TrainConfig()):
-            live.append(f"{_(short)} {before}")
+            live.append(f"{word(short)} {before}")
     name = (
-        f"#{number} {model_title(start.model)} h{start.hidden_size} "
-        f"{_('std')}{start.init_std:g} {' '.join(live)} T{start.num_steps}"
+        f"#{number} {word(MODEL_TITLES[start.model])} h{start.hidden_size} "
+        f"{word(N_('std'))}{start.init_std:g} {' '.join(live)} T{start.num_steps}"
     )
-    return _("{name} ({verdict})").format(name=name, verdict=_(verdict))
+    return word(N_("{name} ({verdict})")).format(name=name, verdict=word(verdict))
+
+
+def run_title(number: int, start: TrainConfig, end: TrainConfig, verdict: str) -> str:
+    """``run_name`` worded in the language in force (what the page shows)."""
+    return run_name(number, start, end, verdict, _)
 
 
 def worth_keeping(steps_taken: int, verdict: Verdict, keep_short: bool) -> bool:
