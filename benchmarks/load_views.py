@@ -65,7 +65,9 @@ sig => {
   if (document.querySelector('[data-stale="true"]')) return false;
   const size = a => (a && (Array.isArray(a) || ArrayBuffer.isView(a))) ? a.length : 0;
   for (const el of document.querySelectorAll('.js-plotly-plot')) {
-    if (el.getBoundingClientRect().width === 0) continue;  // in a folded expander
+    // In a folded expander (read from the markup: a layout read here, every 20 ms, would
+    // force the page to lay itself out in the middle of plotly's drawing).
+    if (el.closest('details:not([open]), [inert]')) continue;
     const n = Math.max(0, ...(el._fullData || []).map(t =>
       Math.max(size(t.x), size(t.y), size(t.z))));
     if (n === 0) return false;

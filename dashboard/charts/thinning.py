@@ -11,10 +11,13 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-# Most points in one line trace: 500 min/max pairs, finer than a chart is wide in pixels (a
-# third of a 2560 px projector, or most of a 1400 px screen). Each point more is serialised
-# for every page that draws the chart: forty watchers of a shared run pay it forty times.
-MAX_POINTS = 1000
+# Most points in one line trace: 250 min/max pairs, about one pair per 2.5 px of a chart half
+# a 1400 px page wide (one per 5 px at full width), so a spike is never lost. Each point more
+# is serialised for every page that draws the chart (forty watchers of a shared run pay it
+# forty times) and drawn by a browser that shares two cores with the run: at 1000 points a
+# gate-band chart took a page 67 ms to draw and 122 ms to redraw, at 500 41 ms and 45 ms
+# (benchmarks/chart_draw.py --max-points, benchmarks/README.md).
+MAX_POINTS = 500
 
 
 def downsample(

@@ -139,9 +139,9 @@ def chart(
     with st.container(key=f"chart-{key}"):
         st.html(alt_html(alt))
         if select is None:
-            return st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
+            return st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
         return st.plotly_chart(
-            fig, key=key, config=PLOT_CONFIG, on_select="rerun", selection_mode=select
+            fig, key=key, config=PLOT_CONFIG, theme=None, on_select="rerun", selection_mode=select
         )
 
 
