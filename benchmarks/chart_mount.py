@@ -1,0 +1,171 @@
+"""What a view's charts cost a page when Streamlit mounts them: the Gates view's four figures
+(two gate-band charts, two probe heatmaps, built as ``chart_draw.py`` builds them) drawn
+through ``st.plotly_chart`` in headless Chromium, with Streamlit's plotly theme and without
+it (``theme=None``, what ``views/display.chart`` draws with), side by side in one run.
+
+``chart_draw.py`` times plotly.js alone; this times what a view switch pays on top: the
+element's mount, Streamlit's theming of the figure, and plotly drawing each chart twice on a
+mount (counted here from plotly's ``plotly_afterplot`` events). Each round clicks "draw" once
+per variant, on its own page (its own session), in turn, so a change of the machine's load
+hits both alike; each click mounts four new charts (new keys). The time is from the click to
+the moment the four charts carry data and nothing is stale, and the page's main thread's busy
+time over it (Chromium's CPU profiler). Prints the medians, their ratio and the load average.
+
+Usage: ``python benchmarks/chart_mount.py [--rounds 11]``. The same file is the small
+Streamlit app it drives (``streamlit run benchmarks/chart_mount.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+CHROMIUM = "/usr/bin/chromium"
+VARIANTS = {"streamlit theme": "streamlit", "theme=None": "none"}
+_HOOK_JS = """
+window.__plots = 0;
+new MutationObserver(() => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    if (gd.__counted || !gd.on) continue;
+    gd.__counted = true;
+    gd.on('plotly_afterplot', () => { window.__plots += 1; });
+  }
+}).observe(document, {subtree: true, childList: true, attributes: true,
+                      attributeFilter: ['class']});
+"""
+_DRAWN_JS = """
+n => {
+  if (!document.body.innerText.includes('drawn ' + n)) return false;
+  if (document.querySelector('[data-stale="true"]')) return false;
+  const plots = document.querySelectorAll('.js-plotly-plot');
+  if (plots.length < 4) return false;
+  for (const el of plots) if (!el._fullData || !el._fullData.length) return false;
+  return true;
+}
+"""
+
+
+def app() -> None:
+    """The page: a "draw" button that mounts the four figures afresh on every click."""
+    sys.path[:0] = [str(REPO), str(HERE)]
+    import streamlit as st
+    from chart_draw import figures
+
+    from dashboard.charts.thinning import wire_arrays
+
+    @st.cache_resource
+    def built() -> list:
+        made = figures(4000)
+        names = ("bands Z", "bands Z", "heatmap Z", "heatmap Z")
+        return [wire_arrays(made[name]) for name in names]
+
+    theme = None if st.query_params.get("theme") == "none" else "streamlit"
+    clicks = st.session_state.setdefault("clicks", 0)
+    if st.button("draw"):
+        st.session_state.clicks = clicks = clicks + 1
+    if clicks:
+        columns = st.columns(2)
+        for i, fig in enumerate(built()):
+            with columns[i % 2]:
+                st.plotly_chart(fig, key=f"chart-{i}-{clicks}", theme=theme)
+    st.write(f"drawn {clicks}")
+
+
+def busy_ms(profile: dict) -> float:
+    """The main thread's time in a CPU profile, less its idle samples, ms."""
+    nodes = {node["id"]: node for node in profile["nodes"]}
+    return (
+        sum(
+            delta
+            for sample, delta in zip(profile["samples"], profile["timeDeltas"], strict=True)
+            if nodes[sample]["callFrame"]["functionName"] != "(idle)"
+        )
+        / 1000
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--port", type=int, default=8617)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(Path(__file__).resolve()),
+         "--server.headless", "true", "--server.port", str(args.port),
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as answer:
+                    if answer.read().strip() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.5)
+        times: dict[str, list[tuple[float, float, int]]] = {v: [] for v in VARIANTS}
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            pages = {}
+            for name, query in VARIANTS.items():
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.add_init_script(_HOOK_JS)
+                page.goto(f"{base}/?theme={query}")
+                page.get_by_role("button", name="draw").wait_for(timeout=60_000)
+                cdp = page.context.new_cdp_session(page)
+                cdp.send("Profiler.enable")
+                pages[name] = (page, cdp)
+            for n in range(args.rounds + 1):  # the first round warms each page up
+                for name, (page, cdp) in pages.items():
+                    plots = page.evaluate("window.__plots")
+                    cdp.send("Profiler.start")
+                    t0 = time.perf_counter()
+                    page.get_by_role("button", name="draw").click()
+                    page.wait_for_function(_DRAWN_JS, arg=n + 1, polling=50, timeout=60_000)
+                    wall = (time.perf_counter() - t0) * 1000
+                    page.wait_for_timeout(600)  # plotly's own second draw comes ~300 ms later
+                    busy = busy_ms(cdp.send("Profiler.stop")["profile"])
+                    if n:
+                        draws = page.evaluate("window.__plots") - plots
+                        times[name].append((wall, busy, draws))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"{args.rounds} rounds of 4 charts mounted | load average {load}")
+    print("| variant | click to drawn, median ms | main thread busy, median ms | draws a chart |")
+    print("|---|---:|---:|---:|")
+    medians = {}
+    for name, rows in times.items():
+        wall = statistics.median(r[0] for r in rows)
+        busy = statistics.median(r[1] for r in rows)
+        draws = statistics.median(r[2] for r in rows) / 4
+        medians[name] = (wall, busy)
+        print(f"| {name} | {wall:.0f} | {busy:.0f} | {draws:g} |")
+    (w0, b0), (w1, b1) = medians.values()
+    print(f"theme=None / streamlit theme: click to drawn {w1 / w0:.2f}x, busy {b1 / b0:.2f}x")
+
+
+if __name__ == "__main__":
+    try:
+        from streamlit import runtime
+
+        serving = runtime.exists()
+    except ImportError:
+        serving = False
+    if serving:
+        app()
+    else:
+        main()
