@@ -207,3 +207,107 @@ def test_a_run_another_session_of_the_bench_saved_later_counts(
     said = " ".join(s.value for s in at.success)
     assert "θ 1: learned" in said and "θ off: learned" in said, said
     assert not any("two θ values" in i.value for i in at.info)
+
+
+def _progress_polls(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """The ``run_every`` of each declaration of the investigations page's progress fragment."""
+    seen: list[float | None] = []
+    real = st.fragment
+
+    def fragment(func: Callable[..., Any] | None = None, **kw: Any) -> Any:
+        if func is not None and func.__name__ == "progress":
+            seen.append(kw.get("run_every"))
+        return real(func, **kw) if func else real(**kw)
+
+    monkeypatch.setattr(st, "fragment", fragment)
+    return seen
+
+
+def test_a_run_another_session_ends_while_the_page_is_open_ticks_its_step(
+    make_app: Callable[..., AppTest],
+    corpus_path: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race: the student comes back to the page while a run of the bench is still
+    training in another session (a page left for a new one); that run is saved after the page
+    drew. The page must not wait for a click: while the run is in flight its progress is a
+    fragment on a timer (AppTest never fires the timer: ``at.run()`` stands for its next run),
+    and once nothing is in flight it stops polling, the step done with the run's numbers."""
+    from dashboard.screens.investigate import POLL_S
+    from dashboard.screens.resources import bench_work
+
+    polls = _progress_polls(monkeypatch)
+    bench = new_token()
+    store = SQLiteRunStore(tmp_path / "runs.sqlite")  # the file the app's run_store opens
+    at = make_app(guide=True, bench=bench)
+    at.session_state["lab"] = Lab(
+        corpus=load_corpus(corpus_path),
+        runner=SyncRunner(),
+        runs=SavedRuns(store=store, token=bench),
+    )
+    at.run()
+    at.radio(key="investigation").set_value("clip").run()
+    assert polls and polls[-1] is None  # nothing in flight: drawn once
+
+    other = Lab(  # the old session's lab, still training when this page loaded
+        corpus=load_corpus(corpus_path),
+        runner=SyncRunner(),
+        runs=SavedRuns(store=store, token=bench),
+    )
+    bench_work().add(bench, other)
+    tiny = ctl.config_from_values({**ctl.defaults(), "hidden": 16, "steps": 10, "epochs": 1})
+    other.start(tiny, None).run_sync(1)
+    assert other.active
+    at.run()
+    assert not at.exception
+    assert polls[-1] == POLL_S and 1.0 <= POLL_S <= 2.0  # in flight: the progress polls
+    assert any("two θ values" in i.value for i in at.info)  # step 3 not done yet
+
+    gru = {"model": "gru", "init_std": 0.1, "hidden_size": 256}
+    other.runs.add(saved_run(1, 0, clip_threshold=None, **gru))  # saved after the page drew
+    other.runs.add(saved_run(2, 1, clip_threshold=1.0, **gru))
+    other.job.run_sync(10_000)  # the old session's run ends (and is saved by its end)
+    assert not other.active
+    at.run()  # the fragment's next run
+    assert not at.exception
+    said = " ".join(s.value for s in at.success)
+    assert "θ 1: learned" in said and "θ off: learned" in said, said
+    assert polls[-1] is None  # nothing in flight any more: polling stopped
+    other.close()
+
+
+def test_a_map_that_ends_while_the_student_reads_the_page_ticks_its_step(
+    make_app: Callable[..., AppTest],
+    small_corpus: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The map of 'Why init std 0.01?' step 2, started on the map page, still running when
+    the student went back to the investigation: the page polls while it runs, records it
+    when it has ended and ticks the step, without a visit to the map page."""
+    from dashboard.screens.investigate import POLL_S
+    from gru_core.config import TrainConfig
+    from gru_core.sweep.job import SweepJob
+    from gru_core.sweep.spec import SweepSpec
+
+    polls = _progress_polls(monkeypatch)
+    at = make_app(guide=True)
+    base = TrainConfig(hidden_size=32, num_steps=10, batch_size=4, max_tokens=2000,
+                       val_tokens=500, num_epochs=1, device="cpu")  # fmt: skip
+    spec = SweepSpec("init_std", (0.01, 0.1, 1.0), "clip_threshold", (1.0,), base, 1, ("gru",))
+    sweep = SweepJob(spec, small_corpus, device="cpu")
+    at.session_state["sweep"] = sweep  # started on the map page (not yet ended)
+    at.run()
+    at.radio(key="investigation").set_value("init").run()
+    assert not at.exception
+    assert polls[-1] == POLL_S
+    missing = [i.value for i in at.info if i.value.startswith("Still missing: a map of")]
+    assert any("at hidden 32" in m for m in missing), missing
+    sweep.run_sync()  # the map ends while the page is open
+    at.run()  # the fragment's next run
+    assert not at.exception
+    maps = at.session_state["_progress_book"].progress.maps
+    assert [m.hidden for m in maps] == [32]  # recorded here, the map page never reopened
+    assert any("GRU: trained in" in s.value for s in at.success), [s.value for s in at.success]
+    assert not any("at hidden 32" in i.value for i in at.info)
+    assert polls[-1] is None

@@ -6,7 +6,10 @@ own words -> what their data says. A lab step goes to the lab as a lesson does
 (``panel.set_values``, so a teacher's lock holds); a map step fills the map page's settings.
 The lab records the views opened on a run, the map each finished map (``record_view``,
 ``record_map``); the bench's ``ProgressBook`` saves all of it with the runs.
-Script thread only.
+While a run of the bench or this session's map is in flight (``in_flight``), the progress is
+a fragment that reruns every ``POLL_S``: it re-reads the saved runs (and records a map that
+finished here in the background), so a step turns done without a click; it stops polling
+when nothing is in flight. Script thread only.
 """
 
 from __future__ import annotations
@@ -21,18 +24,20 @@ from dashboard.investigate.findings import finding
 from dashboard.investigate.progress import ProgressBook
 from dashboard.investigate.sheet import worksheet_from_progress
 from dashboard.runs.saved import SavedRun, SavedRuns
-from dashboard.screens.resources import TOKEN_PARAM, browser_token, run_store
+from dashboard.screens.resources import TOKEN_PARAM, bench_work, browser_token, run_store
 from dashboard.sidebar import controls as ctl
+from dashboard.sidebar.language import language_fragment
 from dashboard.sidebar.panel import init_widget_state
 from dashboard.views.display import page_style
 from dashboard.worksheet import Worksheet, file_name, worksheet_html, worksheet_markdown
 from gru_core.i18n import _, language, language_scope
-from gru_core.sweep.job import SweepJob, SweepSnapshot
+from gru_core.sweep.job import ENDED, SweepJob, SweepSnapshot
 
 BOOK = "_progress_book"
 # Marks from Streamlit's own icon font (an emoji font may be missing in the browser).
 DONE, PART, TODO = ":material/check_circle:", ":material/timelapse:", ":material/circle:"
 PICK = "investigation"
+POLL_S = 1.5  # seconds between redraws of the progress while a run or a map is in flight
 
 
 def progress_book() -> ProgressBook:
@@ -56,6 +61,28 @@ def student_runs() -> list[SavedRun]:
     saved = SavedRuns(store=run_store(), token=browser_token())  # the lab not opened yet
     saved.load()
     return list(saved)
+
+
+def in_flight() -> bool:
+    """A run of this bench still training or being saved, in this session's lab or another
+    session's (``BenchWork``), or this session's map still running: the progress may change
+    without a click."""
+    lab = st.session_state.get("lab")
+    if lab is not None and lab.active:
+        return True
+    sweep: SweepJob | None = st.session_state.get("sweep")
+    if sweep is not None and sweep.snapshot().state not in ENDED:
+        return True
+    return bench_work().busy(browser_token())
+
+
+def record_finished_map() -> None:
+    """This session's map, once it has ended (it may end while the student is elsewhere)."""
+    sweep: SweepJob | None = st.session_state.get("sweep")
+    if sweep is not None:
+        snap = sweep.snapshot()
+        if snap.state in ENDED:
+            record_map(sweep, snap)
 
 
 def evidence(book: ProgressBook) -> Evidence:
@@ -149,6 +176,24 @@ def investigate_page() -> None:
     )
     book = progress_book()
     scale = Scale.from_env()
+    busy = in_flight()
+
+    @language_fragment(run_every=POLL_S if busy else None)
+    def progress() -> None:
+        record_finished_map()
+        _progress(book, scale)
+        if busy and not in_flight():  # the last run saved, the map recorded: stop polling
+            st.rerun()
+
+    progress()
+    _downloads(book, scale)
+    if book.problem:
+        st.warning(book.problem, icon="💾")
+    _sync_url()
+
+
+def _progress(book: ProgressBook, scale: Scale) -> None:
+    """Which investigations are done, the chosen one's steps with their checks, the answer."""
     ev = evidence(book)
     invs = investigations(scale)
     status = {i.key: checked(i, ev, book) for i in invs}
@@ -164,10 +209,6 @@ def investigate_page() -> None:
     if book.progress.active != key:
         book.set_active(key)
     _investigation(inv, status[key], book, ev, scale)
-    _downloads(book, scale)
-    if book.problem:
-        st.warning(book.problem, icon="💾")
-    _sync_url()
 
 
 def _summary(invs: tuple[Investigation, ...], book: ProgressBook) -> None:

@@ -16,6 +16,7 @@ from dashboard.runs.saved import SavedRuns
 from dashboard.screens.investigate import record_view, step_banner
 from dashboard.screens.resources import (
     TOKEN_PARAM,
+    bench_work,
     browser_token,
     default_corpus,
     initial_lambda,
@@ -62,6 +63,8 @@ def get_lab(corpus: Corpus) -> Lab:
     lab: Lab = st.session_state.lab
     lab.settled()  # a Start from the previous run may still be building its job
     session_guard(lab)
+    if lab.runs.token is not None:  # the investigations page polls while its run is in flight
+        bench_work().add(lab.runs.token, lab)
     return lab
 
 

@@ -20,6 +20,7 @@ import streamlit as st
 from dashboard.runs.records import new_token, valid_token
 from dashboard.runs.store import RUNS_DB_ENV, RunStore, open_run_store
 from dashboard.session.guards import StopOnRelease, close_grace_s
+from dashboard.session.in_flight import BenchWork
 from dashboard.session.lab import CloseOnRelease, Lab
 from dashboard.session.sharing import ShareRegistry
 from dashboard.sidebar.room import TOKEN_COOKIE, TOKEN_PARAM
@@ -97,6 +98,12 @@ def remembered_token() -> str | None:
 def sweep_guard(_job: Any) -> StopOnRelease:
     """Session-scoped, keyed by the sweep: released when this session's websocket goes."""
     return StopOnRelease(_job)
+
+
+@st.cache_resource(show_spinner=False)
+def bench_work() -> BenchWork:
+    """The server's labs by bench: whether a bench has a run in flight in any session."""
+    return BenchWork()
 
 
 @st.cache_resource(show_spinner=False)
