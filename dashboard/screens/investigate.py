@@ -54,13 +54,20 @@ def student_runs() -> list[SavedRun]:
     """This bench's saved runs: the lab's, with those another session of the bench saved to
     the store since this one loaded (a second tab; a page left while its run was ending is
     saved when its session closes, after the next page has loaded), else the store's."""
+    saved = bench_runs()
+    saved.refresh()
+    return list(saved)
+
+
+def bench_runs() -> SavedRuns:
+    """The lab's saved runs, else the store's (the lab not opened yet): thread-safe, so a
+    download may read them when it is clicked."""
     lab = st.session_state.get("lab")
     if lab is not None:
-        lab.runs.refresh()
-        return list(lab.runs)
-    saved = SavedRuns(store=run_store(), token=browser_token())  # the lab not opened yet
+        return lab.runs
+    saved = SavedRuns(store=run_store(), token=browser_token())
     saved.load()
-    return list(saved)
+    return saved
 
 
 def in_flight() -> bool:
@@ -271,13 +278,14 @@ def _answer(inv: Investigation, book: ProgressBook, ev: Evidence, scale: Scale) 
 
 def _downloads(book: ProgressBook, scale: Scale) -> None:
     """'Download my worksheet': HTML (figures inline, offline) and Markdown, built when
-    clicked (on another thread: in this page's language, from the progress and runs now)."""
-    runs = student_runs()  # the runs the checks read, the lab opened or not
-    progress, lang, bench = book.progress, language(), book.token
+    clicked (on another thread: in this page's language, from the progress and runs then:
+    an answer saved in the progress fragment since this part was drawn included)."""
+    saved, lang, bench = bench_runs(), language(), book.token
 
     def sheet() -> Worksheet:
+        saved.refresh()  # the runs the checks read, the lab opened or not
         with language_scope(lang):
-            return worksheet_from_progress(progress, runs, scale, lang, bench=bench)
+            return worksheet_from_progress(book.progress, list(saved), scale, lang, bench=bench)
 
     def html() -> str:
         return worksheet_html(sheet())
