@@ -189,13 +189,13 @@ def investigate_page() -> None:
     def progress() -> None:
         record_finished_map()
         _progress(book, scale)
+        if book.problem:  # a save of this fragment's answer may have failed
+            st.warning(book.problem, icon="💾")
         if busy and not in_flight():  # the last run saved, the map recorded: stop polling
             st.rerun()
 
     progress()
     _downloads(book, scale)
-    if book.problem:
-        st.warning(book.problem, icon="💾")
     _sync_url()
 
 
