@@ -34,7 +34,14 @@ from gru_core.i18n import LANGUAGES, N_, _, from_environment, language_scope, no
 from gru_core.interrupt import sigint_requests
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
 from gru_core.run.trainer import NUM_PREDS, Record, Trainer
-from gru_core.run.verdict import BLOW_UP_STEPS, LAST_STEPS, Evidence, Verdict, judge
+from gru_core.run.verdict import (
+    BLOW_UP_STEPS,
+    LAST_STEPS,
+    Evidence,
+    Verdict,
+    judge,
+    kind_words,
+)
 from gru_core.sources import load_corpus
 
 EXIT_DONE, EXIT_BAD_ARGS, EXIT_DIVERGED, EXIT_FAILED = 0, 2, 3, 4
@@ -179,7 +186,9 @@ def _main(argv: Sequence[str] | None, out: TextIO) -> int:
         rows = run.steps_csv.rows if run.steps_csv else 0
         print(_("{rows} step rows in {path}").format(rows=rows, path=args.csv), file=out)
     print(
-        _("verdict: {kind} - {headline}").format(kind=verdict.kind, headline=verdict.headline),
+        _("verdict: {kind} - {headline}").format(
+            kind=kind_words(verdict.kind), headline=verdict.headline
+        ),
         file=out,
         flush=True,
     )
@@ -253,7 +262,8 @@ class Run:
             seconds = time.perf_counter() - self.started
             print(_("wall time {seconds:.1f} s").format(seconds=seconds), file=out)
         else:
-            print(f"{outcome.status}: {outcome.message}", file=out)
+            status = kind_words(outcome.status)  # 'error', 'out of memory': an identifier
+            print(_("{status}: {message}").format(status=status, message=outcome.message), file=out)
         return self.verdict(outcome.status)
 
     def verdict(self, status: str) -> Verdict:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from gru_core.config import SAMPLINGS
-from gru_core.i18n import _, format_int, ngettext
+from gru_core.i18n import Nn_, Said, _, pgettext, said
 
 _NON_LETTERS = re.compile("[^A-Za-z]+")
 # File iteration in text mode (d2l's f.readlines()) splits on universal newlines only.
@@ -75,13 +75,19 @@ class Corpus:
 
     name: str  # display name, e.g. "The Time Machine", "my_notes.txt"
     source: str  # 'path' | 'cache' | 'download' | 'upload' | 'fallback'
-    reason: str  # human sentence of what happened
+    notes: tuple[Said, ...]  # what happened, as facts (``reason`` words them)
     label: str  # short UI label, e.g. "The Time Machine (cached)"
     vocab: Vocab
     tokens: torch.Tensor  # (N,) int64, every preprocessed character token encoded
     num_chars: int  # length of the raw text in characters
     prefix: str = ""  # where generated text starts ('time traveller'; an upload's first words)
     probe: str = ""  # a passage of the text whose gates and memory are shown
+
+    @property
+    def reason(self) -> str:
+        """What happened, in the language in force when it is read (the corpus is cached
+        and shared by readers of every language, so it keeps facts, not one reader's words)."""
+        return pgettext("list separator", "; ").join(str(note) for note in self.notes)
 
 
 def opening(clean: str, max_chars: int) -> str:
@@ -100,7 +106,7 @@ def build_corpus(
     text: str,
     name: str,
     source: str,
-    reason: str,
+    notes: tuple[Said, ...],
     label: str,
     prefix: str | None = None,
     probe: str | None = None,
@@ -120,14 +126,14 @@ def build_corpus(
     tokens = torch.tensor(vocab.encode(clean), dtype=torch.int64)
     prefix = prefix if prefix is not None else opening(clean, 20)
     probe = probe if probe is not None else opening(clean, 60)
-    return Corpus(name, source, reason, label, vocab, tokens, len(text), prefix, probe)
+    return Corpus(name, source, notes, label, vocab, tokens, len(text), prefix, probe)
 
 
 def corpus_from_text(text: str, name: str) -> Corpus:
     """A learner's text as a corpus (source 'upload'); ``ValueError`` if no letters remain."""
-    reason = ngettext("text '{name}' ({n} character)", "text '{name}' ({n} characters)", len(text))
-    reason = reason.format(name=name, n=format_int(len(text)))
-    return build_corpus(text, name, "upload", reason, f"{name} (uploaded)")
+    what = Nn_("text '{name}' ({n} character)", "text '{name}' ({n} characters)")
+    notes = (said(what, name=name, n=len(text)),)
+    return build_corpus(text, name, "upload", notes, f"{name} (uploaded)")
 
 
 def split_sizes(num_tokens: int, max_tokens: int, val_tokens: int) -> tuple[int, int, int]:

@@ -35,6 +35,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,11 @@ def N_(msgid: str) -> str:  # noqa: N802
     return msgid
 
 
+def Nn_(singular: str, plural: str) -> tuple[str, str]:  # noqa: N802
+    """Mark a plural pair for the catalogue without translating it (a ``Said``'s id)."""
+    return singular, plural
+
+
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The singular or plural form for ``n``, in the language in force (Chinese has one form)."""
     return translations(language()).ngettext(singular, plural, n)
@@ -198,3 +204,38 @@ def format_number(x: float, digits: int = 2) -> str:
         return f"{x:,.{digits}f}"
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
     return format_decimal(x, format=pattern, locale=language(), decimal_quantization=True)
+
+
+@dataclass(frozen=True)
+class Said:
+    """A message kept as its facts, its id and its fields, and worded when read: ``str(said)``
+    is the message in the language in force then. What is made once and read by many (a
+    cached corpus, a worker thread's result) keeps a ``Said``, never the words of whoever
+    made it. A field may be another ``Said`` (worded with it); an ``int`` field is written
+    as :func:`format_int` writes it; a plural id (``Nn_``) picks its form by the field ``n``.
+    """
+
+    msgid: str | tuple[str, str]  # N_("..."), or Nn_("... one", "... many")
+    fields: tuple[tuple[str, object], ...] = ()
+
+    def __str__(self) -> str:
+        values = dict(self.fields)
+        if isinstance(self.msgid, tuple):
+            count = values.get("n", 1)
+            text = ngettext(*self.msgid, count if isinstance(count, int) else 1)
+        else:
+            text = _(self.msgid)
+        return text.format(**{k: _worded(v) for k, v in values.items()})
+
+
+def said(msgid: str | tuple[str, str], **fields: object) -> Said:
+    """``said(N_("read from '{path}'"), path=p)``: the message, worded when read."""
+    return Said(msgid, tuple(fields.items()))
+
+
+def _worded(value: object) -> object:
+    if isinstance(value, Said):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return format_int(value)
+    return value

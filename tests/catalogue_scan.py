@@ -13,7 +13,11 @@ The scan looks where a reader sees text:
 - the messages of ``raise`` in ``CLI_MODULES`` and in the dashboard outside ``QUIET_RAISES``
   (charts/, runs/, the worksheet's model: their raises are a caller's mistake or a storage
   detail, not a message for the page); in
-  the two command lines also ``help=``, ``description=``, ``epilog=`` and ``print``.
+  the two command lines also ``help=``, ``description=``, ``epilog=`` and ``print``;
+- in ``WORDED_MODULES`` (the command line, the corpus, the sweep) what a function returns or
+  assigns: a cell's text, a corpus's reason, a note reach a reader through another's hands;
+- in ``WORKER_MODULES`` (what a sweep's worker thread runs) any ``_()``: a worker keeps facts,
+  and words made there would be in the worker's language, not the reader's.
 
 A literal is fine inside ``_()``, ``N_()``, ``ngettext()`` or ``pgettext()``, or as an argument
 of ``.format()`` (a field's value), or when it holds no word (``ALLOWED_WORDS``: names and
@@ -36,7 +40,7 @@ from gru_core.i18n import DEFAULT
 
 REPO = Path(__file__).resolve().parents[1]
 LOCALE = REPO / "gru_core" / "locale"
-KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2)}
+KEYWORDS = {"_": None, "N_": None, "Nn_": (1, 2), "ngettext": (1, 2), "pgettext": ((1, "c"), 2)}
 # Where message ids live: the code, and the loader's own test (its fixtures: "Language").
 SOURCES = (REPO / "gru_core", REPO / "dashboard", REPO / "tests" / "test_i18n_core.py")
 TRANSLATORS = frozenset(KEYWORDS)
@@ -80,14 +84,19 @@ CLI_MODULES = (
     "gru_core/sweep/spec.py",
     "gru_core/sweep/ray_backend.py",
 )
+WORDED_MODULES = ("gru_core/cli.py", "gru_core/data.py", "gru_core/sources.py", "gru_core/sweep/")
+WORKER_MODULES = ("gru_core/sweep/job.py", "gru_core/sweep/chunk.py")
 # Never translated: names and symbols (the project's and the book's), units, file formats.
 ALLOWED_WORDS = frozenset(
     "GRU RNN LSTM d2l Z R H T θ λ CSV JSON URL CPU GPU CUDA MPS SHA px ms MB GB KB "
     "cuDNN PyTorch torch Ray Streamlit plotly".split()
 )
 # d2l's own printout, kept word for word as the book prints it (README, "Train from the
-# command line"): the closing line of a run.
-D2L_LINES = frozenset({"perplexity {}, {} tokens/sec on {}"})  # an f-string's fields read {}
+# command line"): the epoch lines (with the validation perplexity beside) and the closing line.
+D2L_LINES = frozenset(  # an f-string's fields read {}
+    {"perplexity {}, {} tokens/sec on {}", "epoch {}, perplexity {}", ", validation perplexity {}"}
+)
+_COMMAND = re.compile(r"(python|pip|ray) ")  # a command to type, never translated
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*[A-Za-z]")
 _MARKUP = re.compile(r"<[^>]*>|&\w+;|\{[^{}]*\}|\$[^$]*\$|:material/\w+:|`[^`]*`")
 
@@ -299,6 +308,16 @@ def _shown_arguments(node: ast.Call, rel: str) -> Iterator[ast.AST]:
             yield from node.args
 
 
+_WORDING = TRANSLATORS - {"N_", "Nn_"}
+
+
+def _kept(function: ast.FunctionDef) -> Iterator[ast.AST]:
+    """What ``function`` returns or assigns (to a name or an attribute)."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Return | ast.Assign | ast.AugAssign | ast.AnnAssign) and node.value:
+            yield node.value
+
+
 def untranslated(path: Path) -> list[str]:
     """``path:line: 'text'`` for each user-visible literal of ``path`` outside the catalogue."""
     return untranslated_source(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
@@ -317,21 +336,26 @@ def untranslated_source(source: str, rel: str) -> list[str]:
                 rel.startswith("dashboard/") and not rel.startswith(QUIET_RAISES)
             ):
                 shown.extend(node.exc.args[:1])
+        elif isinstance(node, ast.FunctionDef) and rel.startswith(WORDED_MODULES):
+            shown.extend(_kept(node))
         elif isinstance(node, ast.Assign) and rel in CLIS:
             for target in node.targets:  # parser.description = "...", action.help = "..."
                 if isinstance(target, ast.Attribute) and target.attr in CLI_KEYWORDS:
                     shown.append(node.value)
+        if isinstance(node, ast.Call) and rel in WORKER_MODULES and _callee(node) in _WORDING:
+            found.append(f"{rel}:{node.lineno}: {_callee(node)}() in a worker thread")
         for arg in shown:
             for line, text in _literal_texts(arg):
-                if text not in D2L_LINES and has_words(text):
+                if text not in D2L_LINES and not _COMMAND.match(text) and has_words(text):
                     found.append(f"{rel}:{line}: {text[:70]!r}")
     return sorted(set(found), key=lambda s: (s.split(":")[0], int(s.split(":")[1])))
 
 
 def scanned_files() -> list[Path]:
-    """The dashboard's modules and the command lines' (CLI_MODULES)."""
-    dashboard = sorted((REPO / "dashboard").rglob("*.py"))
-    return [p for p in dashboard if "__pycache__" not in p.parts] + [REPO / m for m in CLI_MODULES]
+    """The dashboard's modules, the command lines' (CLI_MODULES) and the sweep's."""
+    found = [*sorted((REPO / "dashboard").rglob("*.py")), *(REPO / m for m in CLI_MODULES)]
+    found += [p for p in sorted((REPO / "gru_core" / "sweep").glob("*.py")) if p not in found]
+    return [p for p in found if "__pycache__" not in p.parts]
 
 
 if __name__ == "__main__":  # python tests/catalogue_scan.py: every string still to wrap

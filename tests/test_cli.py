@@ -180,6 +180,15 @@ def test_divergence_exits_3(corpus_path: str) -> None:
     assert text.splitlines()[-1].startswith("verdict: diverged - ")
 
 
+def test_the_verdict_is_worded_in_the_chosen_language(corpus_path: str) -> None:
+    """``--lang zh``: the verdict's kind is worded too (it was the English identifier beside a
+    Chinese headline), and so is how the run ended; d2l's own lines stay as d2l prints them."""
+    code, text = run_cli("--lang", "zh", "--corpus", corpus_path, *DIVERGING, "--num-epochs", "2")
+    assert code == EXIT_DIVERGED
+    assert text.splitlines()[-1] == "结论：发散 - 发散了。"
+    assert any(line.startswith("发散：") for line in text.splitlines())  # the ending, worded
+
+
 def test_help_lists_every_config_field() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gru_core", "--help"],

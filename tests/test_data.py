@@ -30,6 +30,7 @@ from gru_core.data import (
     seq_data_iter_sequential,
     split_train_val,
 )
+from gru_core.i18n import language_scope
 from gru_core.sources import CORPUS_ENV, corpus_from_upload, load_corpus, network_reason, safe_name
 
 TIME_MACHINE = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
@@ -318,6 +319,26 @@ def test_unwritable_cache_still_uses_the_download(tmp_path: Path) -> None:
 def test_a_failed_download_is_said_in_plain_words(error: Exception, words: str) -> None:
     reason = network_reason(error, 10.0)
     assert words in reason and "Errno" not in reason
+
+
+def test_a_cached_corpus_says_its_reason_in_each_readers_language(tmp_path: Path) -> None:
+    """A corpus is loaded once and shared (the dashboard caches it for every visitor): it
+    keeps what happened as facts and words them when read, in the reader's language, not
+    in the language of whoever loaded it first."""
+    with language_scope("zh_CN"):  # the first visitor reads Chinese
+        corpus = load_corpus(cache_dir=tmp_path, allow_download=False)
+        upload = corpus_from_upload(b"Hello there, GRU!", "notes.txt")
+        zh, zh_upload = corpus.reason, upload.reason
+    assert zh == "下载已被禁用；使用离线备用文本（Python 自带的参考文档文本）"
+    assert zh_upload == "上传的文件“notes.txt”（17 字节，UTF-8）"
+    with language_scope("en"):  # the next one English, from the same objects
+        assert corpus.reason == (
+            "downloading was disabled; using the offline fallback (the Python reference "
+            "text that ships with Python)"
+        )
+        assert upload.reason == "uploaded file 'notes.txt' (17 bytes, UTF-8)"
+    with language_scope("zh_CN"):
+        assert corpus.reason == zh and "disabled" not in zh
 
 
 def test_offline_falls_back_to_python_reference(tmp_path: Path) -> None:

@@ -138,6 +138,7 @@ def test_the_verdicts_headline_is_worded_where_it_is_read() -> None:
         assert kind_words("did not learn") == "没有学会"
         for kind in VERDICTS:
             assert chinese(kind_words(kind)), kind
+        assert kind_words("out_of_memory") == kind_words("out of memory")  # a run's ending
         memorised = judge("done", MEMORISED, V)
         assert memorised.kind == "memorised"
         assert "77.39" in memorised.headline and "7.10" in memorised.headline

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -150,3 +151,41 @@ def test_the_why_001_lesson_maps_gru_and_rnn(page: AppTest) -> None:
     assert page.multiselect(key="map_models").value == ["GRU", "RNN"]
     assert page.selectbox(key="map_x").value == "init_std"
     assert page.selectbox(key="map_y").value == "clip_threshold"
+
+
+def _page_in_chinese() -> None:
+    import streamlit as st
+
+    from dashboard.screens.map import map_page
+    from dashboard.session.language import PageLanguage
+    from dashboard.sidebar.language import PAGE_KEY
+    from gru_core.i18n import use_language
+
+    st.session_state["_pages"] = {}
+    st.session_state[PAGE_KEY] = PageLanguage("zh_CN", chosen=True)
+    use_language("zh_CN")
+    map_page()
+
+
+def test_a_map_without_theory_says_why_in_the_readers_language(
+    corpus_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker keeps the theory's exception; the page words it in its own language."""
+    monkeypatch.setitem(sys.modules, "gru_core.theory", types.ModuleType("gru_core.theory"))
+    monkeypatch.setenv("GRU_LAB_CORPUS", corpus_path)
+    st.cache_resource.clear()
+    at = AppTest.from_function(_page_in_chinese, default_timeout=60)
+    at.query_params.update(map_hidden="8", map_epochs="1", map_steps="10", map_xv="0.01")
+    at.query_params.update(map_yv="1")
+    at.run()
+    try:
+        [b for b in at.button if b.label == "开始"][0].click().run()
+        job: SweepJob = at.session_state["sweep"]
+        job.join(120)
+        at.run()
+        assert job.snapshot().theory_error.startswith("AttributeError")
+        notes = [c.value for c in at.caption if "AttributeError" in c.value]
+        assert notes and notes[0].startswith("此地图没有理论值")
+    finally:
+        if "sweep" in at.session_state:
+            at.session_state["sweep"].stop(wait=True)

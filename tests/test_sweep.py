@@ -17,6 +17,7 @@ import torch
 
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus, split_train_val
+from gru_core.i18n import language_scope
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
 from gru_core.run.scheduling import SlotPool
 from gru_core.run.trainer import Trainer
@@ -27,7 +28,15 @@ from gru_core.sweep import cli as sweep
 from gru_core.sweep import job as sweep_job
 from gru_core.sweep.chunk import Curve, run_chunk
 from gru_core.sweep.job import SweepJob
-from gru_core.sweep.results import CSV_COLUMNS, CellResult, cell_text, results_frame, summarize
+from gru_core.sweep.results import (
+    CSV_COLUMNS,
+    CellResult,
+    cell_text,
+    grid_table,
+    results_frame,
+    summarize,
+    text_width,
+)
 from gru_core.sweep.spec import SweepSpec, axis_value, default_values, parse_values, plan
 
 from helpers import CHAOTIC, fake_theory
@@ -232,7 +241,7 @@ def test_each_cell_gets_its_lambda_and_each_shape_its_edge(
     base = SMALL.replace(num_epochs=1)
     spec = SweepSpec("init_std", (0.01, 0.5), "hidden_size", (8, 16), base, 2, ("gru", "rnn"))
     snap = SweepJob(spec, small_corpus, device="cpu").run_sync()
-    assert snap.state == "done" and not snap.theory_note
+    assert snap.state == "done" and not snap.theory_error
     assert snap.edges == {(m, h): (2 if m == "gru" else 1) / math.sqrt(h)
                           for m in ("gru", "rnn") for h in (8, 16)}  # fmt: skip
     # Once per distinct (model, hidden, std) and (model, hidden), not per seed or epoch.
@@ -289,7 +298,7 @@ def test_a_sweep_trains_without_its_theory(
     broken = types.ModuleType("gru_core.theory")  # no functions at all
     monkeypatch.setitem(sys.modules, "gru_core.theory", broken)
     snap = SweepJob(small_spec(x_values=(0.01,)), small_corpus, device="cpu").run_sync()
-    assert snap.state == "done" and "no theory: AttributeError" in snap.theory_note
+    assert snap.state == "done" and snap.theory_error.startswith("AttributeError: ")
     assert not snap.edges and all(r.lyapunov is None for r in snap.results)
     assert results_frame(snap.results)["lambda"].isna().all()
 
@@ -430,6 +439,30 @@ def test_a_map_cell_shows_its_worst_seed() -> None:
     assert cell_text(summarize([ok, run(1)])[0]) == "…"
 
 
+def test_a_map_cell_is_worded_in_the_readers_language_and_the_csv_stays_english() -> None:
+    """The worker keeps kinds and numbers; the grid words them where it is printed (发散@12,
+    爆炸: the catalogue's words for the map), aligned by terminal columns. The CSV is data:
+    its status and verdict columns keep the English identifiers in every language."""
+
+    def run(seed: int, **kw: object) -> CellResult:
+        return CellResult("gru", 0.1, 1.0, seed, 0.1, 1.0, 1.0, 35, 256, **kw)  # type: ignore[arg-type]
+
+    ok = run(0, status="done", verdict="learned", final_val_perplexity=4.0)
+    bad = run(1, status="diverged", verdict="diverged", diverged_step=12)
+    blew = run(0, status="done", verdict="blew up")
+    with language_scope("zh_CN"):
+        assert cell_text(summarize([bad])[0]) == "发散@12"
+        assert cell_text(summarize([ok, bad])[0]) == "发散@12 （1/2 个种子）"
+        assert cell_text(summarize([blew])[0]) == "爆炸"
+        grid = grid_table(summarize([bad]), [0.1], [1.0], "初始化标准差", "裁剪阈值 θ")
+        frame = results_frame([ok, bad, blew])
+    head, row = grid.splitlines()
+    assert "发散@12" in row and text_width(head) == text_width(row)  # columns line up
+    assert text_width("发散@12") == 7
+    assert list(frame["verdict"]) == ["learned", "diverged", "blew up"]
+    assert list(frame["status"]) == ["done", "diverged", "done"]
+
+
 # -- the CLI -------------------------------------------------------------------------------
 
 TINY = ["--hidden-size", "16", "--num-steps", "10", "--batch-size", "4", "--max-tokens",
@@ -538,7 +571,7 @@ def test_the_real_theory_draws_the_map(
     spec = small_spec(x_axis="lr", x_values=(1.0,), y_axis="hidden_size", y_values=(8, 16),
                       base=SMALL.replace(num_epochs=1), models=("rnn",))  # fmt: skip
     snap = SweepJob(spec, small_corpus, device="cpu").run_sync()
-    assert snap.state == "done" and not snap.theory_note
+    assert snap.state == "done" and not snap.theory_error
     assert not snap.edges  # no init std axis: no line to draw
     train, _ = split_train_val(small_corpus.tokens, SMALL.max_tokens, SMALL.val_tokens)
     for r in snap.results:

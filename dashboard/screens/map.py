@@ -26,7 +26,7 @@ from dashboard.views.display import chart, page_style
 from dashboard.views.teaching import CAPTIONS
 from gru_core.config import MODEL_TITLES, TrainConfig
 from gru_core.i18n import N_, _, ngettext
-from gru_core.sweep.job import ENDED, SweepJob, SweepSnapshot
+from gru_core.sweep.job import ENDED, THEORY_MISSING, SweepJob, SweepSnapshot
 from gru_core.sweep.results import results_frame
 from gru_core.sweep.spec import AXES, AXIS_TITLES, SweepSpec, axis_label, default_values
 
@@ -228,8 +228,10 @@ def map_page() -> None:
             return
         snap = current.snapshot()
         st.progress(snap.finished / max(snap.total, 1), progress_text(snap))
-        if snap.message:
-            st.error(snap.message)
+        if snap.message:  # the first failure, as the worker kept it: the exception's text
+            st.error(_("Some runs failed: {error}").format(error=snap.message))
+        if snap.theory_error:
+            st.caption(_(THEORY_MISSING).format(error=snap.theory_error))
         if snap.state in ENDED:
             record_map(current, snap)  # an investigation's step may ask for this map
         figure = map_charts.maps_figure(snap.results, current.spec, edges=snap.edges)

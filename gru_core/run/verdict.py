@@ -143,8 +143,9 @@ class Verdict:
 
 
 def kind_words(kind: str) -> str:
-    """A verdict's kind (or a job's state) as the page says it: 'did not learn', '没有学会'."""
-    return _(kind)
+    """A verdict's kind (or a job's state, or how a run ended: 'out_of_memory') as the page
+    says it: 'did not learn', '没有学会'."""
+    return _(_ENDINGS.get(kind, kind))
 
 
 def _headline(v: Verdict) -> str:

@@ -129,7 +129,7 @@ class Tracker:
             steps_to_target=self.steps_to_target,
             curve_steps=curve_steps, curve_perplexity=curve_ppl,
             verdict=verdict.kind if verdict else None,
-            headline=message or (verdict.headline if verdict else ""),
+            headline=message,  # an error's text; a verdict is worded where shown
             start_perplexity=self.first[0] if self.first else None,
         )  # fmt: skip
 

@@ -48,7 +48,7 @@ from gru_core.exports import open_output
 from gru_core.i18n import _, language_scope, pgettext
 from gru_core.interrupt import sigint_requests
 from gru_core.sources import load_corpus
-from gru_core.sweep.job import SweepJob, SweepSnapshot
+from gru_core.sweep.job import THEORY_MISSING, SweepJob, SweepSnapshot
 from gru_core.sweep.results import grid_table, results_frame, summarize
 from gru_core.sweep.spec import AXES, AXIS_TITLES, BACKENDS, MAX_SEEDS, SweepSpec, parse_values
 
@@ -200,6 +200,8 @@ def _main(argv: Sequence[str] | None, out: TextIO) -> int:
             "stopped": pgettext("sweep state", "stopped"),
             "error": pgettext("sweep state", "error"),
         }.get(snap.state, snap.state)
+        if snap.theory_error:
+            print(_(THEORY_MISSING).format(error=snap.theory_error), file=out)
         ended = _("{state} in {seconds:.1f} s").format(state=state, seconds=snap.elapsed)
         print("\n" + ended, file=out, flush=True)
         if csv_file is not None:

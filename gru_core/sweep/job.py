@@ -43,6 +43,7 @@ import torch
 
 from gru_core.config import resolve_device
 from gru_core.data import Corpus, check_trainable, split_train_val
+from gru_core.i18n import N_
 from gru_core.run.lifecycle import ENDED, BackgroundJob, JobState
 from gru_core.run.scheduling import SlotPool, fair_threads
 from gru_core.sweep import ray_backend
@@ -51,7 +52,10 @@ from gru_core.sweep.edge import MapTheory, map_theory
 from gru_core.sweep.results import RUNNING, CellResult, pending_result
 from gru_core.sweep.spec import Cell, Plan, SweepSpec, plan
 
-__all__ = ["ENDED", "SweepJob", "SweepSnapshot"]
+__all__ = ["ENDED", "THEORY_MISSING", "SweepJob", "SweepSnapshot"]
+# How a reader is told a map has no theory: _(THEORY_MISSING).format(error=snap.theory_error),
+# where it is shown (the worker keeps the exception; it never words it).
+THEORY_MISSING = N_("No theory (λ, edge of chaos) for this map: {error}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class SweepSnapshot:
     backend: str
     message: str = ""  # the first error, if any
     edges: dict[tuple[str, int], float | None] = field(default_factory=dict)  # sweep.edge
-    theory_note: str = ""  # why there is no theory (λ, edge), if there is none
+    theory_error: str = ""  # why there is no theory (λ, edge): the exception, as a fact
 
 
 class SweepJob(BackgroundJob):
@@ -104,7 +108,7 @@ class SweepJob(BackgroundJob):
         self._results = {c.key: pending_result(c) for c in self._cells}
         self._errors: list[str] = []
         self.theory: MapTheory | None = None
-        self._theory_note = ""
+        self._theory_error = ""
 
     thread_name = "gru-sweep"
 
@@ -117,7 +121,7 @@ class SweepJob(BackgroundJob):
                 state, results, sum(r.finished for r in results), len(results),
                 elapsed, self.plan.describe(), self.spec.backend,
                 self._errors[0] if self._errors else "",
-                dict(self.theory.edges) if self.theory else {}, self._theory_note,
+                dict(self.theory.edges) if self.theory else {}, self._theory_error,
             )  # fmt: skip
 
     # -- what the chunks see (chunk.Control: paused and wait are the lifecycle's) -------
@@ -134,12 +138,13 @@ class SweepJob(BackgroundJob):
 
     def _add_theory(self) -> None:
         """λ per cell and the edge of chaos (``sweep.edge``), in a thread beside the training.
-        The theory is an aid: a map trains without it, and says why (``theory_note``)."""
+        The theory is an aid: a map trains without it, and keeps why (``theory_error``: the
+        exception, a fact; the reader's words are made where it is shown)."""
         try:
             theory = map_theory(self.spec, self.train, self.vocab_size, self.stopping)
         except Exception as exc:  # a missing or failing theory module
             with self._cond:
-                self._theory_note = f"no theory: {type(exc).__name__}: {exc}"
+                self._theory_error = f"{type(exc).__name__}: {exc}"
             return
         with self._cond:
             self.theory = theory
@@ -205,7 +210,7 @@ class SweepJob(BackgroundJob):
         with self._cond:
             for c in self._cells:
                 if not self._results[c.key].finished:
-                    left = pending_result(c, "stopped", "not run: stopped")
+                    left = pending_result(c, "stopped")  # its status says it: not run
                     self._results[c.key] = self._with_theory(left)
             stopped = any(r.status == JobState.STOPPED for r in self._results.values())
             self._state = (

@@ -17,12 +17,13 @@ perplexity where there is no validation slice), and the earliest divergence step
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from gru_core.i18n import N_
+from gru_core.i18n import N_, _, ngettext
 from gru_core.run.lifecycle import ENDED
 from gru_core.sweep.spec import Cell, Value, axis_label
 
@@ -91,7 +92,7 @@ class CellResult:
     curve_steps: tuple[float, ...] = ()  # x of the perplexity curve (<= CURVE_POINTS)
     curve_perplexity: tuple[float, ...] = ()  # geometric mean of batch perplexity per bucket
     verdict: str | None = None  # verdict.judge's kind once finished
-    headline: str = ""  # verdict.judge's sentence, or the error
+    headline: str = ""  # the error's text if it failed (a fact: verdicts are worded where shown)
     start_perplexity: float | None = None  # the first step's batch perplexity
     lyapunov: float | None = None  # λ of the untrained network (sweep.edge), once computed
 
@@ -161,15 +162,19 @@ def summarize(results: Iterable[CellResult]) -> list[CellSummary]:
 
 
 def cell_text(cell: CellSummary) -> str:
-    """The cell as a table or a map shows it: '5.21', 'diverged@12', 'blew up', '…'."""
+    """The cell as the printed grid shows it, in the reader's language (the language in force
+    where it is shown): '5.21', 'diverged@12', 'blew up', '…' (发散@12, 爆炸). The compact
+    ``@step`` form keeps the grid narrow."""
     if cell.diverged_step is not None and cell.verdict in ("diverged", None):
-        share = "" if cell.diverged_runs == len(cell.runs) else f" ({cell.diverged_runs}/"
-        share += f"{len(cell.runs)} seeds)" if share else ""
-        return f"diverged@{cell.diverged_step}{share}"
+        text = _("diverged@{step}").format(step=cell.diverged_step)
+        if cell.diverged_runs == len(cell.runs):
+            return text
+        share = ngettext("({diverged}/{n} seed)", "({diverged}/{n} seeds)", len(cell.runs))
+        return f"{text} {share.format(diverged=cell.diverged_runs, n=len(cell.runs))}"
     if cell.verdict is None:
         return "…"
     if cell.verdict in ("blew up", "error", "stopped") or cell.perplexity is None:
-        return cell.verdict
+        return _(VERDICT_WORDS[cell.verdict]) if cell.verdict in VERDICT_WORDS else cell.verdict
     return f"{cell.perplexity:.2f}"
 
 
@@ -196,13 +201,21 @@ def grid_table(
     rows = [head]
     for y in y_values:
         rows.append([axis_label(y), *(by_xy.get((x, y), "") for x in x_values)])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    widths = [max(text_width(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join(
-        "  ".join(
-            v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))
-        )
+        "  ".join(_pad(v, w, right=bool(i)) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
         for r in rows
     )
+
+
+def text_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: a wide (CJK) character takes two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, *, right: bool) -> str:
+    fill = " " * max(width - text_width(text), 0)
+    return fill + text if right else text + fill
 
 
 def pending_result(cell: Cell, status: str = PENDING, headline: str = "") -> CellResult:
