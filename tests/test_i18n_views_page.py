@@ -123,7 +123,7 @@ def test_a_run_trains_to_its_verdict_in_chinese_and_every_view_reads_chinese(
     labels = {w.label for w in (*at.slider, *at.button)}
     assert {"温度", "重新采样"} <= labels, labels
     # The compare section speaks Chinese too.
-    assert "比较运行" in [h.value for h in at.subheader]
+    assert "比较运行" in [h.value for h in at.header]  # an h2 under the h1
 
 
 def test_the_same_run_reads_english_under_lang_en(make_app: Callable[..., AppTest]) -> None:

@@ -23,6 +23,7 @@ from dashboard.worksheet import (
 )
 from dashboard.worksheet.html import FONT_STACK, plotly_js
 from gru_core.config import TrainConfig
+from gru_core.i18n import language_scope
 from gru_core.sweep.spec import SweepSpec
 from tests.worksheet_sample import STEPS, map_results, realistic_sheet, saved_run
 
@@ -186,6 +187,10 @@ def test_a_map_table_gives_every_cell_its_word() -> None:
     assert gru.rows[0][1:] == ("2", "2.03", "2.3", "diverged @ step 12")
     assert rnn.rows[3][1:] == ("2.5", "2.53", "diverged @ step 12", "diverged @ step 12")
     assert m.settings["hidden units"] == 256 and "init std" not in m.settings
+    with language_scope("zh_CN"):  # the table is prose: 'off' is worded, not the identifier
+        zh = worksheet_map(map_results(spec), spec)
+    assert [row[0] for row in zh.charts[0].tables[0].rows][-1] == "关闭"
+    assert zh.charts[0].tables[0].rows[0][-1] == "第 12 步发散"
 
 
 def test_a_table_row_must_match_its_header() -> None:

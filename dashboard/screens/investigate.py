@@ -234,7 +234,7 @@ def _investigation(
 ) -> None:
     answer = book.progress.answers.get(inv.key, "")
     done, total = count(inv, book.progress.done, answer)
-    st.subheader(_(inv.question))
+    st.header(_(inv.question))  # h2 under the page's h1 (axe: heading-order)
     st.progress(done / total, _("{done} of {total} steps done").format(done=done, total=total))
     for n, (step, check) in enumerate(zip(inv.steps, checks, strict=True), start=1):
         with st.container(border=True, key=f"step_{step.id.replace('.', '_')}"):

@@ -154,7 +154,7 @@ def _follow_new_runs(names: list[str]) -> None:
 
 
 def compare_section(lab: Lab) -> None:
-    st.subheader(_("Compare runs"))
+    st.header(_("Compare runs"))  # h2 under the page's h1 (axe: heading-order)
     lab.keep_short = st.toggle(
         _("Keep runs shorter than {n} steps").format(n=MIN_STEPS_KEPT),
         key="keep_short",

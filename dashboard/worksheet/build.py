@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.charts.map import Edges, maps_figure
-from dashboard.charts.map_cells import category, cell_label
+from dashboard.charts.map_cells import category, cell_label, shown_value
 from dashboard.charts.thinning import wire_arrays
 from dashboard.charts.training import clipped_share, grad_norm_figure, perplexity_figure
 from dashboard.runs.saved import SavedRun
@@ -24,7 +24,7 @@ from gru_core.config import MODEL_TITLES, TrainConfig
 from gru_core.i18n import N_, _
 from gru_core.step.stats import GRAD_NORM, STEP
 from gru_core.sweep.results import CellResult, summarize
-from gru_core.sweep.spec import AXIS_TITLES, SweepSpec, axis_label
+from gru_core.sweep.spec import AXIS_TITLES, SweepSpec
 
 # The settings a worksheet lists for a run, by TrainConfig field, with their labels.
 SETTINGS: tuple[tuple[str, str], ...] = (
@@ -136,9 +136,9 @@ def _cells_table(results: Sequence[CellResult], spec: SweepSpec, model: str) -> 
         for x in spec.x_values:
             cell = cells.get((x, y))
             words.append(cell_label(cell, category(cell)).replace("<br>", " ") if cell else "…")
-        rows.append((axis_label(y), *words))
+        rows.append((shown_value(y), *words))
     corner = f"{_(AXIS_TITLES[spec.y_axis])} \\ {_(AXIS_TITLES[spec.x_axis])}"
-    header = (corner, *(axis_label(x) for x in spec.x_values))
+    header = (corner, *(shown_value(x) for x in spec.x_values))
     caption = _("{model}: final perplexity per cell").format(model=MODEL_TITLES[model])
     return Table(caption, header, tuple(rows))
 
@@ -151,8 +151,8 @@ def worksheet_map(
     tables = tuple(_cells_table(results, spec, m) for m in spec.models)
     x_name, y_name = _(AXIS_TITLES[spec.x_axis]), _(AXIS_TITLES[spec.y_axis])
     settings: dict[str, Setting] = {
-        _("x axis: {axis}").format(axis=x_name): ", ".join(map(axis_label, spec.x_values)),
-        _("y axis: {axis}").format(axis=y_name): ", ".join(map(axis_label, spec.y_values)),
+        _("x axis: {axis}").format(axis=x_name): ", ".join(map(shown_value, spec.x_values)),
+        _("y axis: {axis}").format(axis=y_name): ", ".join(map(shown_value, spec.y_values)),
         _("seeds per cell"): spec.seeds,
     }
     settings.update(config_settings(spec.base, skip=("model", spec.x_axis, spec.y_axis)))

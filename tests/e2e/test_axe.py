@@ -1,5 +1,7 @@
 """axe-core on the lab (after a short run), the trainability map and a watch page, in English
-and in Chinese (``?lang=zh``): no serious or critical violation.
+and in Chinese (``?lang=zh``): no serious or critical violation, and no heading that skips a
+level (``heading-order``, a moderate rule: the page's outline is what a screen reader's
+heading list shows).
 
 What is left out is listed in ``ALLOWED`` (rule id and CSS selector, each with the reason);
 the README's accessibility section says the same. A violation outside that list fails the
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.e2e
 SMALL_RUN = "hidden=32&epochs=20&speed=20"
 TINY_MAP = "map_hidden=8&map_steps=10&map_epochs=1&map_xv=0.01,0.1&map_yv=1,off"
 SERIOUS = ("serious", "critical")
+ALWAYS = frozenset({"heading-order"})  # rules that fail at any impact
 # (rule id, selector) pairs inside Streamlit's own components that a page cannot fix, each
 # with why (README, "Accessibility"). Empty: nothing is excused today.
 ALLOWED: set[tuple[str, str]] = set()
@@ -29,11 +32,12 @@ _axe = Axe()
 
 
 def _serious(page) -> list[dict]:
-    """The serious and critical violations on the page, less the excused (rule, selector)."""
+    """The serious and critical violations on the page (and ``ALWAYS``'s at any impact), less
+    the excused (rule, selector)."""
     results = _axe.run(page)
     found = []
     for violation in results.response["violations"]:
-        if violation["impact"] not in SERIOUS:
+        if violation["impact"] not in SERIOUS and violation["id"] not in ALWAYS:
             continue
         nodes = [
             node
@@ -109,6 +113,11 @@ def _scan_at_rest(lab: GruLab) -> list[dict]:
 
 def _check(lab: GruLab, name: str) -> None:
     found = _scan_at_rest(lab)
+    outline = lab.page.evaluate(
+        "() => [...document.querySelectorAll('h1,h2,h3,h4,h5,h6')]"
+        ".map(h => h.tagName + ' ' + h.textContent.trim().slice(0, 40))"
+    )
+    found += [{"outline": outline}] if found else []  # the headings, to read a heading-order
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / f"axe-{name}.json").write_text(json.dumps(found, indent=1, ensure_ascii=False))
     assert not found, f"axe-core on {name}: " + json.dumps(found, indent=1, ensure_ascii=False)
