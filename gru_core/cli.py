@@ -278,7 +278,7 @@ class Run:
 
 def corpus_line(label: str, reason: str) -> str:
     """``corpus: The Time Machine (cached) - read from ...`` (both command lines print it)."""
-    return _("corpus: {label} - {reason}").format(label=_(label), reason=reason)
+    return _("corpus: {label} - {reason}").format(label=label, reason=reason)
 
 
 def epoch_line(record: EpochRecord) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from gru_core.config import SAMPLINGS
-from gru_core.i18n import Nn_, Said, _, pgettext, said
+from gru_core.i18n import N_, Nn_, Said, _, pgettext, said
 
 _NON_LETTERS = re.compile("[^A-Za-z]+")
 # File iteration in text mode (d2l's f.readlines()) splits on universal newlines only.
@@ -76,7 +76,7 @@ class Corpus:
     name: str  # display name, e.g. "The Time Machine", "my_notes.txt"
     source: str  # 'path' | 'cache' | 'download' | 'upload' | 'fallback'
     notes: tuple[Said, ...]  # what happened, as facts (``reason`` words them)
-    label: str  # short UI label, e.g. "The Time Machine (cached)"
+    title: Said | str  # its short label as a fact (``label`` words it); a str is an N_ id
     vocab: Vocab
     tokens: torch.Tensor  # (N,) int64, every preprocessed character token encoded
     num_chars: int  # length of the raw text in characters
@@ -88,6 +88,11 @@ class Corpus:
         """What happened, in the language in force when it is read (the corpus is cached
         and shared by readers of every language, so it keeps facts, not one reader's words)."""
         return pgettext("list separator", "; ").join(str(note) for note in self.notes)
+
+    @property
+    def label(self) -> str:
+        """A short label, worded when read: 'The Time Machine (cached)', 《时光机器》（缓存）."""
+        return _(self.title) if isinstance(self.title, str) else str(self.title)
 
 
 def opening(clean: str, max_chars: int) -> str:
@@ -107,7 +112,7 @@ def build_corpus(
     name: str,
     source: str,
     notes: tuple[Said, ...],
-    label: str,
+    label: Said | str,
     prefix: str | None = None,
     probe: str | None = None,
 ) -> Corpus:
@@ -133,7 +138,8 @@ def corpus_from_text(text: str, name: str) -> Corpus:
     """A learner's text as a corpus (source 'upload'); ``ValueError`` if no letters remain."""
     what = Nn_("text '{name}' ({n} character)", "text '{name}' ({n} characters)")
     notes = (said(what, name=name, n=len(text)),)
-    return build_corpus(text, name, "upload", notes, f"{name} (uploaded)")
+    label = said(N_("{name} (uploaded)"), name=name)
+    return build_corpus(text, name, "upload", notes, label)
 
 
 def split_sizes(num_tokens: int, max_tokens: int, val_tokens: int) -> tuple[int, int, int]:

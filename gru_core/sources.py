@@ -97,7 +97,8 @@ def _from_path(path: str | os.PathLike[str], sha1: str) -> Corpus:
     )  # fmt: skip
     if _sha1(data) == sha1:
         return _time_machine(text, "path", reason, N_("The Time Machine (from a file)"))
-    return build_corpus(text, p.name, "path", (reason,), f"{p.name} (from a file)")
+    label = said(N_("{name} (from a file)"), name=p.name)
+    return build_corpus(text, p.name, "path", (reason,), label)
 
 
 def _cannot_read(p: Path, err: OSError) -> str:

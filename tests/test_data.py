@@ -331,12 +331,15 @@ def test_a_cached_corpus_says_its_reason_in_each_readers_language(tmp_path: Path
         zh, zh_upload = corpus.reason, upload.reason
     assert zh == "下载已被禁用；使用离线备用文本（Python 自带的参考文档文本）"
     assert zh_upload == "上传的文件“notes.txt”（17 字节，UTF-8）"
+    with language_scope("zh_CN"):
+        assert upload.label == "notes.txt（已上传）" and corpus.label.startswith("离线")
     with language_scope("en"):  # the next one English, from the same objects
         assert corpus.reason == (
             "downloading was disabled; using the offline fallback (the Python reference "
             "text that ships with Python)"
         )
         assert upload.reason == "uploaded file 'notes.txt' (17 bytes, UTF-8)"
+        assert upload.label == "notes.txt (uploaded)"
     with language_scope("zh_CN"):
         assert corpus.reason == zh and "disabled" not in zh
 

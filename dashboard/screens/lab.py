@@ -142,7 +142,7 @@ def header(lab: Lab, config: TrainConfig | None) -> None:
         slice_text = " · " + training_slice_text(len(c.tokens), config)
     st.markdown(
         _("**Corpus:** {corpus}{slice} · **Device:** {device}").format(
-            corpus=_(c.label), slice=slice_text, device=device
+            corpus=c.label, slice=slice_text, device=device
         )
     )
     if c.source == "fallback":
@@ -177,7 +177,7 @@ def restart_notice(lab: Lab, config: TrainConfig | None) -> None:
     changes = ctl.restart_changes(lab.job.config, config)
     if lab.job.corpus_name != lab.corpus.name:
         changes.append(
-            _("corpus {old} → {new}").format(old=lab.job.corpus_name, new=lab.corpus.name)
+            _("corpus {old} → {new}").format(old=_(lab.job.corpus_name), new=_(lab.corpus.name))
         )
     if changes:
         st.info(_("Applies on restart: {changes}").format(changes="; ".join(changes)), icon="🔁")

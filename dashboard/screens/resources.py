@@ -139,7 +139,7 @@ def initial_lambda(config: TrainConfig | None, corpus: Corpus) -> float | None:
     init std) and text, shared by every session; None without a config or the theory."""
     if config is None:
         return None
-    text = f"{corpus.label}:{len(corpus.tokens)}:{config.max_tokens}"
+    text = f"{corpus.source}:{corpus.name}:{len(corpus.tokens)}:{config.max_tokens}"
     with st.spinner(_("λ at initialisation (theory)…")):
         return _initial_lambda(
             config.model, config.gru_variant, config.hidden_size, config.init_std, text,
