@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from gru_core.config import SAMPLINGS
-from gru_core.i18n import N_, Nn_, Said, _, pgettext, said
+from gru_core.i18n import N_, Nn_, Note, _, pgettext
 
 _NON_LETTERS = re.compile("[^A-Za-z]+")
 # File iteration in text mode (d2l's f.readlines()) splits on universal newlines only.
@@ -75,8 +75,8 @@ class Corpus:
 
     name: str  # display name, e.g. "The Time Machine", "my_notes.txt"
     source: str  # 'path' | 'cache' | 'download' | 'upload' | 'fallback'
-    notes: tuple[Said, ...]  # what happened, as facts (``reason`` words them)
-    title: Said | str  # its short label as a fact (``label`` words it); a str is an N_ id
+    notes: tuple[Note, ...]  # what happened, as facts (``reason`` words them)
+    title: Note | str  # its short label as a fact (``label`` words it); a str is an N_ id
     vocab: Vocab
     tokens: torch.Tensor  # (N,) int64, every preprocessed character token encoded
     num_chars: int  # length of the raw text in characters
@@ -87,12 +87,12 @@ class Corpus:
     def reason(self) -> str:
         """What happened, in the language in force when it is read (the corpus is cached
         and shared by readers of every language, so it keeps facts, not one reader's words)."""
-        return pgettext("list separator", "; ").join(str(note) for note in self.notes)
+        return pgettext("list separator", "; ").join(note.worded() for note in self.notes)
 
     @property
     def label(self) -> str:
         """A short label, worded when read: 'The Time Machine (cached)', 《时光机器》（缓存）."""
-        return _(self.title) if isinstance(self.title, str) else str(self.title)
+        return self.title.worded() if isinstance(self.title, Note) else _(self.title)
 
 
 def opening(clean: str, max_chars: int) -> str:
@@ -111,8 +111,8 @@ def build_corpus(
     text: str,
     name: str,
     source: str,
-    notes: tuple[Said, ...],
-    label: Said | str,
+    notes: tuple[Note, ...],
+    label: Note | str,
     prefix: str | None = None,
     probe: str | None = None,
 ) -> Corpus:
@@ -137,8 +137,8 @@ def build_corpus(
 def corpus_from_text(text: str, name: str) -> Corpus:
     """A learner's text as a corpus (source 'upload'); ``ValueError`` if no letters remain."""
     what = Nn_("text '{name}' ({n} character)", "text '{name}' ({n} characters)")
-    notes = (said(what, name=name, n=len(text)),)
-    label = said(N_("{name} (uploaded)"), name=name)
+    notes = (Note(what, name=name, n=len(text)),)
+    label = Note(N_("{name} (uploaded)"), name=name)
     return build_corpus(text, name, "upload", notes, label)
 
 

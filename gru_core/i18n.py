@@ -35,7 +35,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -169,7 +168,7 @@ def N_(msgid: str) -> str:  # noqa: N802
 
 
 def Nn_(singular: str, plural: str) -> tuple[str, str]:  # noqa: N802
-    """Mark a plural pair for the catalogue without translating it (a ``Said``'s id)."""
+    """Mark a plural pair for the catalogue without translating it (a ``Note``'s id)."""
     return singular, plural
 
 
@@ -206,36 +205,50 @@ def format_number(x: float, digits: int = 2) -> str:
     return format_decimal(x, format=pattern, locale=language(), decimal_quantization=True)
 
 
-@dataclass(frozen=True)
-class Said:
-    """A message kept as its facts, its id and its fields, and worded when read: ``str(said)``
-    is the message in the language in force then. What is made once and read by many (a
-    cached corpus, a worker thread's result) keeps a ``Said``, never the words of whoever
-    made it. A field may be another ``Said`` (worded with it); an ``int`` field is written
-    as :func:`format_int` writes it; a plural id (``Nn_``) picks its form by the field ``n``.
+class Note(str):
+    """A message kept as its facts (catalogue ids and fields) and worded where it is shown.
+
+    What is made once and read by many (a cached corpus, a run store, a worker thread's
+    result) keeps a ``Note``, never the words of whoever made it. The ``str`` itself is the
+    English text (logs, tests, ``in``); ``worded()`` gives it in the language in force where
+    it is shown. It is one or more sentences, each a catalogue id (marked with ``N_`` where
+    made, or ``Nn_`` for a plural pair, whose form the field ``n`` picks) and its fields; a
+    field may be a ``Note`` too; an ``int`` field is written as :func:`format_int` writes it.
     """
 
-    msgid: str | tuple[str, str]  # N_("..."), or Nn_("... one", "... many")
-    fields: tuple[tuple[str, object], ...] = ()
+    parts: tuple[tuple[str | tuple[str, str], dict[str, Any]], ...]
 
-    def __str__(self) -> str:
-        values = dict(self.fields)
-        if isinstance(self.msgid, tuple):
-            count = values.get("n", 1)
-            text = ngettext(*self.msgid, count if isinstance(count, int) else 1)
-        else:
-            text = _(self.msgid)
-        return text.format(**{k: _worded(v) for k, v in values.items()})
+    def __new__(cls, msgid: str | tuple[str, str], **fields: Any) -> Note:
+        return cls._of(((msgid, fields),))
+
+    @classmethod
+    def _of(cls, parts: tuple[tuple[str | tuple[str, str], dict[str, Any]], ...]) -> Note:
+        note = str.__new__(cls, " ".join(_say(m, f, english=True) for m, f in parts))
+        note.parts = parts
+        return note
+
+    def then(self, other: Note) -> Note:
+        """This message followed by ``other``."""
+        return Note._of(self.parts + other.parts)
+
+    def worded(self) -> str:
+        return " ".join(_say(m, f, english=False) for m, f in self.parts)
 
 
-def said(msgid: str | tuple[str, str], **fields: object) -> Said:
-    """``said(N_("read from '{path}'"), path=p)``: the message, worded when read."""
-    return Said(msgid, tuple(fields.items()))
+def _say(msgid: str | tuple[str, str], fields: dict[str, Any], *, english: bool) -> str:
+    """One sentence of a Note: in English (the id) or in the language in force."""
+    n = fields.get("n", 1)
+    if isinstance(msgid, tuple):
+        text = (msgid[0] if n == 1 else msgid[1]) if english else ngettext(*msgid, n)
+    else:
+        text = msgid if english else _(msgid)
+    values = {k: _field(v, english) for k, v in fields.items()}
+    return text.format(**values)
 
 
-def _worded(value: object) -> object:
-    if isinstance(value, Said):
-        return str(value)
+def _field(value: object, english: bool) -> object:
+    if isinstance(value, Note):
+        return str(value) if english else value.worded()
     if isinstance(value, int) and not isinstance(value, bool):
         return format_int(value)
     return value

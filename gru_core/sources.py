@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gru_core.data import Corpus, build_corpus, corpus_from_text
-from gru_core.i18n import N_, Nn_, Said, _, format_number, said
+from gru_core.i18n import N_, Nn_, Note, _, format_number
 
 D2L_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
 D2L_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
@@ -60,13 +60,14 @@ def _sha1(data: bytes) -> str:
 
 def _size(num_bytes: int) -> str:
     """Human size: '512 bytes', '12.3 KB' below one MB, else '5.0 MB' (1 KB = 1024 bytes)."""
-    return str(_size_said(num_bytes))
+    size = _size_note(num_bytes)
+    return size.worded() if isinstance(size, Note) else size
 
 
-def _size_said(num_bytes: int) -> Said | str:
+def _size_note(num_bytes: int) -> Note | str:
     """``_size`` as a fact: worded when read (a size in KB or MB holds no word)."""
     if num_bytes < 1024:
-        return said(Nn_("{n} byte", "{n} bytes"), n=num_bytes)
+        return Note(Nn_("{n} byte", "{n} bytes"), n=num_bytes)
     if num_bytes < 1024 * 1024:
         return f"{format_number(num_bytes / 1024, 1)} KB"
     return f"{format_number(num_bytes / (1024 * 1024), 1)} MB"
@@ -91,13 +92,13 @@ def _from_path(path: str | os.PathLike[str], sha1: str) -> Corpus:
         text, encoding = _decode(data, str(p))
     except ValueError as err:
         raise ValueError(_("corpus file '{path}': {why}").format(path=p, why=err)) from err
-    reason = said(
+    reason = Note(
         N_("read from '{path}' ({size}, {encoding})"),
-        path=str(p), size=_size_said(len(data)), encoding=said(encoding),
+        path=str(p), size=_size_note(len(data)), encoding=Note(encoding),
     )  # fmt: skip
     if _sha1(data) == sha1:
         return _time_machine(text, "path", reason, N_("The Time Machine (from a file)"))
-    label = said(N_("{name} (from a file)"), name=p.name)
+    label = Note(N_("{name} (from a file)"), name=p.name)
     return build_corpus(text, p.name, "path", (reason,), label)
 
 
@@ -126,7 +127,7 @@ def _check_regular(p: Path) -> None:
     )
 
 
-def _time_machine(text: str, source: str, reason: Said | tuple[Said, ...], label: str) -> Corpus:
+def _time_machine(text: str, source: str, reason: Note | tuple[Note, ...], label: str) -> Corpus:
     """The Time Machine, with d2l's prediction prefix and the dashboard's probe sentence."""
     notes = reason if isinstance(reason, tuple) else (reason,)
     return build_corpus(text, TIME_MACHINE, source, notes, label, D2L_PREFIX, D2L_PROBE)
@@ -185,24 +186,24 @@ def load_corpus(
 
     directory = cache_dir if cache_dir is not None else default_cache_dir()
     cached = directory / CACHE_FILE
-    notes: list[Said] = []
+    notes: list[Note] = []
     if cached.exists():
         try:
             data = cached.read_bytes()
         except OSError as err:
             what = N_("could not read the cached file '{path}' ({why}), ignored it")
-            notes.append(said(what, path=str(cached), why=str(err)))
+            notes.append(Note(what, path=str(cached), why=str(err)))
         else:
             if _sha1(data) == sha1:
-                reason = said(N_("read from the cache '{path}' (SHA-1 verified)"), path=str(cached))
+                reason = Note(N_("read from the cache '{path}' (SHA-1 verified)"), path=str(cached))
                 # The SHA-1 pins the bytes; d2l's file is ASCII, so "replace" never fires for it.
                 text = data.decode("utf-8", errors="replace")
                 return _time_machine(text, "cache", reason, N_("The Time Machine (cached)"))
             what = N_("the cached file '{path}' has the wrong SHA-1, ignored it")
-            notes.append(said(what, path=str(cached)))
+            notes.append(Note(what, path=str(cached)))
 
     if not allow_download:
-        failure = said(N_("downloading was disabled"))
+        failure = Note(N_("downloading was disabled"))
     else:
         open_url = opener if opener is not None else urllib.request.urlopen
         try:
@@ -212,8 +213,8 @@ def load_corpus(
             finally:
                 getattr(response, "close", lambda: None)()
         except _NETWORK_ERRORS as err:
-            failure = said(
-                N_("could not download The Time Machine: {why}"), why=network_said(err, timeout)
+            failure = Note(
+                N_("could not download The Time Machine: {why}"), why=network_note(err, timeout)
             )
         else:
             got = _sha1(data)
@@ -227,41 +228,42 @@ def load_corpus(
             try:
                 _write_atomic(directory, data)
                 what = N_("downloaded from {url} (SHA-1 verified), cached in '{path}'")
-                notes.append(said(what, url=url, path=str(directory)))
+                notes.append(Note(what, url=url, path=str(directory)))
             except OSError as err:
                 what = N_(
                     "downloaded from {url} (SHA-1 verified) but could not cache it in "
                     "'{path}' ({why}); using it for this session only"
                 )
-                notes.append(said(what, url=url, path=str(directory), why=str(err)))
+                notes.append(Note(what, url=url, path=str(directory), why=str(err)))
             text = data.decode("utf-8", errors="replace")
             label = N_("The Time Machine (downloaded)")
             return _time_machine(text, "download", tuple(notes), label)
 
-    reason = (*notes, failure, said(FALLBACK_WHAT))
+    reason = (*notes, failure, Note(FALLBACK_WHAT))
     return build_corpus(_fallback_text(), FALLBACK_NAME, "fallback", reason, FALLBACK_LABEL)
 
 
 def network_reason(err: BaseException, timeout: float) -> str:
     """A failed download in words a learner can act on, not a bare errno."""
-    return str(network_said(err, timeout))
+    why = network_note(err, timeout)
+    return why.worded() if isinstance(why, Note) else why
 
 
-def network_said(err: BaseException, timeout: float) -> Said | str:
+def network_note(err: BaseException, timeout: float) -> Note | str:
     """``network_reason`` as a fact, worded when read (the exception's own text is kept)."""
     inner = err.reason if isinstance(err, urllib.error.URLError) else err
     if isinstance(err, urllib.error.HTTPError):
         what = N_("the server answered {code} {reason}")
-        return said(what, code=str(err.code), reason=str(err.reason))
+        return Note(what, code=str(err.code), reason=str(err.reason))
     if isinstance(inner, socket.gaierror):
-        return said(N_("no network connection (the server's name could not be looked up)"))
+        return Note(N_("no network connection (the server's name could not be looked up)"))
     if isinstance(inner, TimeoutError | socket.timeout):
-        return said(N_("no answer within {timeout:g} s"), timeout=float(timeout))
+        return Note(N_("no answer within {timeout:g} s"), timeout=float(timeout))
     if isinstance(inner, ConnectionRefusedError):
-        return said(N_("the connection was refused"))
+        return Note(N_("the connection was refused"))
     if isinstance(inner, ConnectionError | OSError):
         text = getattr(inner, "strerror", None) or str(inner)
-        return said(N_("a network error ({text})"), text=str(text))
+        return Note(N_("a network error ({text})"), text=str(text))
     return str(inner) or type(inner).__name__
 
 
@@ -333,8 +335,8 @@ def corpus_from_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_B
         )
     text, encoding = _decode(data, name)
     corpus = corpus_from_text(text, name)
-    reason = said(
+    reason = Note(
         N_("uploaded file '{name}' ({size}, {encoding})"),
-        name=name, size=_size_said(len(data)), encoding=said(encoding),
+        name=name, size=_size_note(len(data)), encoding=Note(encoding),
     )  # fmt: skip
     return replace(corpus, notes=(reason,))

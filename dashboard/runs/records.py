@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
-from gru_core.i18n import N_, _
+from gru_core.i18n import N_, Note, _
 from gru_core.run.records import Outcome
 
 PER_TOKEN = 8  # default bound: saved runs per browser token
@@ -32,40 +32,9 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 K = TypeVar("K", bound=Hashable)
 
 
-class Note(str):
-    """A message a store keeps for the page (any thread may make it; the page words it).
-
-    The ``str`` itself is the English text (logs, tests, ``in``); ``worded()`` gives it in the
-    language in force where it is shown. It is one or more sentences, each a catalogue id
-    (marked with ``N_`` where made) and its fields; a field may be a ``Note`` too."""
-
-    parts: tuple[tuple[str, dict[str, Any]], ...]
-
-    def __new__(cls, msgid: str, **fields: Any) -> Note:
-        return cls._of(((msgid, fields),))
-
-    @classmethod
-    def _of(cls, parts: tuple[tuple[str, dict[str, Any]], ...]) -> Note:
-        english = " ".join(msgid.format(**_fields(f, str)) for msgid, f in parts)
-        note = str.__new__(cls, english)
-        note.parts = parts
-        return note
-
-    def then(self, other: Note) -> Note:
-        """This message followed by ``other``."""
-        return Note._of(self.parts + other.parts)
-
-    def worded(self) -> str:
-        return " ".join(_(msgid).format(**_fields(f, worded)) for msgid, f in self.parts)
-
-
 def worded(message: str | None) -> str | None:
     """A kept message in the language in force (a plain ``str`` is shown as it is)."""
     return message.worded() if isinstance(message, Note) else message
-
-
-def _fields(fields: dict[str, Any], word: Any) -> dict[str, Any]:
-    return {k: word(v) if isinstance(v, Note) else v for k, v in fields.items()}
 
 
 def unreadable(path: object, err: object) -> Note:
