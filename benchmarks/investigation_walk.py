@@ -120,7 +120,13 @@ def walk_one(browser: Browser, base: str, key: str, scale: Scale, timeout_s: int
     except WalkTimeoutError:
         log(f"{key}: stopped after --timeout {timeout_s} s")
     except Exception as exc:  # a failed wait: report it and go on with the next one
-        log(f"{key}: failed after {time.monotonic() - started:.0f} s: {str(exc).splitlines()[0]}")
+        lines = str(exc).splitlines()
+        waiting = next((line.strip() for line in lines if "waiting for" in line), "")
+        log(f"{key}: failed after {time.monotonic() - started:.0f} s: {lines[0]} {waiting}")
+        with contextlib.suppress(Exception):  # what the student saw then
+            shot = Path(tempfile.gettempdir()) / f"investigation-walk-{key}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            log(f"{key}: the page then: {shot}")
     finally:
         signal.alarm(0)
         with contextlib.suppress(Exception):  # a page stopped mid-wait may be gone already
@@ -128,7 +134,7 @@ def walk_one(browser: Browser, base: str, key: str, scale: Scale, timeout_s: int
     return None
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     scales = "full: hidden 256, the target's; small: hidden 16 (default full)"
     parser.add_argument("--scale", choices=("full", "small"), default="full", help=scales)
@@ -166,7 +172,9 @@ def main() -> None:
         f"\nscale {args.scale} (hidden {scale.hidden}); load average (1 min) "
         f"{load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end; {os.cpu_count()} CPUs"
     )
+    passed = all(t is not None and t / 60 < TARGET_MIN for t in times.values())
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -78,6 +78,19 @@ class Walk:
         self.lap(step_id)
         return done.inner_text()
 
+    def back_to_check(self, step_id: str) -> tuple[bool, str]:
+        """Back to the investigation by the banner's link; (the step is done, what its check
+        says): a step not done yet says what is missing, and the student reads it."""
+        link = self.page.get_by_role("link", name="Back to the investigation").first
+        link.click(timeout=PAGE_LOAD_MS)
+        box = self.box(step_id)
+        said = box.locator(
+            '[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentInfo"]'
+        ).first
+        expect(said).to_be_visible(timeout=PAGE_LOAD_MS)
+        done = box.locator('[data-testid="stAlertContentSuccess"]').count() > 0
+        return done, said.inner_text()
+
     def answer(self, key: str, text: str) -> str:
         """Write the answer, save it, and return what the data says."""
         self.page.locator(f".st-key-answer_{key} textarea").fill(text)
@@ -149,6 +162,9 @@ class Walk:
 Said = dict[str, str]
 
 
+THETAS = (10.0, 1.0, 0.1)  # the θ a student tries for the RNN, from the step's 10 down
+
+
 def walk_clip(w: Walk) -> Said:
     w.open("clip")
     w.apply("clip.1")
@@ -156,9 +172,22 @@ def walk_clip(w: Walk) -> Said:
     said = {"clip.1": w.back("clip.1")}
     w.apply("clip.2")  # the RNN at init std 0.1, θ 10
     w.run_lab()
-    w.relaunch("clip.2", clip_on=False, lr=50.0)  # the student takes the cap off, pushes lr
-    w.run_lab()
-    said["clip.2"] = w.back("clip.2")
+    # The student follows what the step says is missing: a smaller θ while the RNN trained at
+    # none tried, the cap off (and a pushed lr) once it trained at one.
+    done, text, tried = False, "", 1
+    while True:
+        done, text = w.back_to_check("clip.2")
+        if done or tried > len(THETAS):
+            break
+        if "smaller θ" in text and tried < len(THETAS):
+            w.relaunch("clip.2", clip=THETAS[tried])
+        else:
+            w.relaunch("clip.2", clip_on=False, lr=50.0)
+        tried += 1
+        w.run_lab()
+    assert done, f"clip.2 not done after {tried} runs: {text}"
+    w.lap("clip.2")
+    said["clip.2"] = text
     w.apply("clip.3")  # the GRU at init std 0.1, clipping off
     w.run_lab()
     w.relaunch("clip.3", clip_on=True, clip=1.0)

@@ -30,7 +30,7 @@ import torch
 
 from gru_core.config import CHOICES, INT_FIELDS, OPTIONAL_FIELDS, TrainConfig, field_help
 from gru_core.exports import EpochCsv, StepCsv, open_output
-from gru_core.i18n import LANGUAGES, N_, _, from_environment, language_scope, normalise
+from gru_core.i18n import LANGUAGES, N_, _, from_environment, language_scope, normalise, worded
 from gru_core.interrupt import sigint_requests
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
 from gru_core.run.trainer import NUM_PREDS, Record, Trainer
@@ -252,7 +252,8 @@ class Run:
             if outcome.status == "stopped":
                 epoch = self.last_steps[-1].epoch if self.last_steps else 0
                 print(_("stopped at step {step} (epoch {epoch}): {why}").format(
-                      step=outcome.step, epoch=epoch, why=outcome.message), file=out)  # fmt: skip
+                      step=outcome.step, epoch=epoch, why=worded(outcome.message)),
+                  file=out)  # fmt: skip
             if self.last_epoch is not None:
                 ppl, tps = self.last_epoch.train_perplexity, self.last_epoch.tokens_per_sec
                 print(f"perplexity {ppl:.1f}, {tps:.1f} tokens/sec on {trainer.device}", file=out)
@@ -263,7 +264,8 @@ class Run:
             print(_("wall time {seconds:.1f} s").format(seconds=seconds), file=out)
         else:
             status = kind_words(outcome.status)  # 'error', 'out of memory': an identifier
-            print(_("{status}: {message}").format(status=status, message=outcome.message), file=out)
+            message = worded(outcome.message)
+            print(_("{status}: {message}").format(status=status, message=message), file=out)
         return self.verdict(outcome.status)
 
     def verdict(self, status: str) -> Verdict:

@@ -235,6 +235,12 @@ class Note(str):
         return " ".join(_say(m, f, english=False) for m, f in self.parts)
 
 
+def worded(message: str | None) -> str | None:
+    """A kept message in the language in force: a ``Note`` worded, a plain ``str`` (an
+    exception's or a library's own text) shown as it is."""
+    return message.worded() if isinstance(message, Note) else message
+
+
 def _say(msgid: str | tuple[str, str], fields: dict[str, Any], *, english: bool) -> str:
     """One sentence of a Note: in English (the id) or in the language in force."""
     n = fields.get("n", 1)

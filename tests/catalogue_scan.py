@@ -84,8 +84,12 @@ CLI_MODULES = (
     "gru_core/sweep/spec.py",
     "gru_core/sweep/ray_backend.py",
 )
-WORDED_MODULES = ("gru_core/cli.py", "gru_core/data.py", "gru_core/sources.py", "gru_core/sweep/")
-WORKER_MODULES = ("gru_core/sweep/job.py", "gru_core/sweep/chunk.py")
+WORDED_MODULES = (
+    "gru_core/cli.py", "gru_core/data.py", "gru_core/sources.py", "gru_core/sweep/",
+    *(RUN_WORKERS := ("gru_core/run/trainer.py", "gru_core/run/job.py")),
+)  # fmt: skip
+# Run in worker threads (a sweep's, a training job's): facts only, worded where shown.
+WORKER_MODULES = ("gru_core/sweep/job.py", "gru_core/sweep/chunk.py", *RUN_WORKERS)
 # Never translated: names and symbols (the project's and the book's), units, file formats.
 ALLOWED_WORDS = frozenset(
     "GRU RNN LSTM d2l Z R H T θ λ CSV JSON URL CPU GPU CUDA MPS SHA px ms MB GB KB "
@@ -355,6 +359,7 @@ def scanned_files() -> list[Path]:
     """The dashboard's modules, the command lines' (CLI_MODULES) and the sweep's."""
     found = [*sorted((REPO / "dashboard").rglob("*.py")), *(REPO / m for m in CLI_MODULES)]
     found += [p for p in sorted((REPO / "gru_core" / "sweep").glob("*.py")) if p not in found]
+    found += [REPO / m for m in RUN_WORKERS]
     return [p for p in found if "__pycache__" not in p.parts]
 
 

@@ -120,6 +120,20 @@ def test_the_scanner_finds_strings_outside_the_catalogue() -> None:
     assert has_words("Start") and has_words("time step t")
 
 
+def test_a_training_jobs_endings_are_facts_worded_where_shown() -> None:
+    """A job's thread wrote how a run ended in English (a Chinese page and ``--lang zh``
+    showed it so): the scanner flags such words in the run's worker modules, and a ``Note``
+    (kept facts) passes."""
+    source = (
+        "def stop(step):\n"
+        "    message = f'stopped at step {step}'\n"  # 2: English made in the worker
+        "    kept = Note(N_('stopped at step {step}'), step=step)\n"  # 3: facts
+        "    return _('stopped')\n"  # 4: worded in the worker thread
+    )
+    found = untranslated_source(source, "gru_core/run/job.py")
+    assert [line.split(":")[1] for line in found] == ["2", "4"], found
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -17,7 +17,6 @@ from babel.messages.extract import extract_from_file
 from dashboard.charts import cells, flow, memory, training
 from dashboard.charts.map import EDGE_NAME, maps_figure
 from dashboard.charts.map_cells import hover, lambda_line, shown_value, styles, verdict_word
-from dashboard.runs.records import Note, worded
 from dashboard.runs.saved import SavedRuns
 from dashboard.runs.store import open_run_store
 from dashboard.screens.lab import training_slice_text
@@ -26,7 +25,7 @@ from dashboard.session.lab import Lab
 from dashboard.session.sharing import ShareRegistry, WatchError, _clock
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
-from gru_core.i18n import N_, _, catalogue, language_scope
+from gru_core.i18n import N_, Note, _, catalogue, language_scope, worded
 from gru_core.sweep.job import SweepSnapshot
 from gru_core.sweep.results import CellResult, summarize
 from gru_core.sweep.spec import AXIS_TITLES, SweepSpec

@@ -15,6 +15,7 @@ import torch
 
 from gru_core.config import TrainConfig
 from gru_core.data import Corpus
+from gru_core.i18n import language_scope, worded
 from gru_core.run import scheduling as job_module
 from gru_core.run.job import TrainingJob
 from gru_core.run.lifecycle import ENDED
@@ -421,8 +422,23 @@ def test_divergence_from_config(make_job: Callable[..., TrainingJob]) -> None:
     outcome = status.outcome
     assert outcome is not None and outcome.status == "diverged"
     assert outcome.step == 1 and "step 1" in outcome.message
+    # Kept as facts by the worker, worded where it is read, in the reader's language.
+    with language_scope("zh_CN"):
+        assert "在第 1 步" in worded(outcome.message)
     job.join(10.0)
     assert not job.alive
+
+
+def test_a_stop_is_worded_where_it_is_read(make_job: Callable[..., TrainingJob]) -> None:
+    job = make_job()
+    job.start()
+    wait_for(job, lambda s: s.step >= 1)
+    job.stop(wait=True)
+    outcome = job.status().outcome
+    assert outcome is not None and outcome.status == "stopped"
+    assert outcome.message.startswith("stopped at step")
+    with language_scope("zh_CN"):
+        assert worded(outcome.message).startswith("在第 ")
 
 
 def test_divergence_mid_run_keeps_the_records_before_it(

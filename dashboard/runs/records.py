@@ -32,11 +32,6 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 K = TypeVar("K", bound=Hashable)
 
 
-def worded(message: str | None) -> str | None:
-    """A kept message in the language in force (a plain ``str`` is shown as it is)."""
-    return message.worded() if isinstance(message, Note) else message
-
-
 def unreadable(path: object, err: object) -> Note:
     """What a store says when one of its rows could not be read back."""
     return Note(N_("A saved run in {path} could not be read ({err})."), path=path, err=err)

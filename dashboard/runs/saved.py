@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 import torch
 
-from dashboard.runs.records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict, worded
+from dashboard.runs.records import PER_TOKEN, StoredRun, new_run_id, outcome_to_dict
 from dashboard.runs.store import RunStore
 from gru_core.config import LIVE_KNOBS, MODEL_TITLES, TrainConfig, format_knob
 from gru_core.data import Vocab
-from gru_core.i18n import N_, _
+from gru_core.i18n import N_, _, worded
 from gru_core.run.records import Outcome
 from gru_core.run.verdict import Verdict
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dashboard.views.captions import CAPTIONS
 from gru_core.config import MODEL_TITLES, TrainConfig
-from gru_core.i18n import N_, _
+from gru_core.i18n import N_, _, worded
 from gru_core.model.gates import GATES
 from gru_core.run.records import Outcome
 from gru_core.run.verdict import Verdict
@@ -258,11 +258,13 @@ def outcome_advice(verdict: Verdict, outcome: Outcome, config: TrainConfig) -> s
     if verdict.kind == "memorised":
         return memorised_advice(verdict, config)
     if verdict.kind == "out of memory":
-        # The job's message (device, the library's first line) stays as the worker wrote it.
+        # The job's message: the device and the library's own first line, worded here.
         return _(
             "**It ran out of memory at step {step}** ({message}). Memory was released; try a "
             "smaller hidden size, batch or sequence length, or the CPU."
-        ).format(step=outcome.step, message=outcome.message)
-    if verdict.kind == "error":
-        return _("**The run stopped with an error:** {message}").format(message=outcome.message)
+        ).format(step=outcome.step, message=worded(outcome.message))
+    if verdict.kind == "error":  # the exception's own text
+        return _("**The run stopped with an error:** {message}").format(
+            message=worded(outcome.message)
+        )
     return f"**{verdict.headline}**"

@@ -38,6 +38,7 @@ import torch
 
 from gru_core.config import LIVE_KNOBS, TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus
+from gru_core.i18n import N_, Note
 from gru_core.run.lifecycle import ENDED, JobState, SteppedJob
 from gru_core.run.records import EpochRecord, Outcome, StepRecord
 from gru_core.run.scheduling import CpuThreads, SlotPool
@@ -159,9 +160,10 @@ class TrainingJob(SteppedJob):
         except Exception as exc:
             self._finish(Outcome("error", self._step, f"{type(exc).__name__}: {exc}"))
             return
-        message = (
-            "stopped while waiting in the queue" if queued else f"stopped at step {self._step}"
-        )
+        if queued:
+            message = Note(N_("stopped while waiting in the queue"))
+        else:
+            message = Note(N_("stopped at step {step}"), step=self._step)
         self._finish(Outcome("stopped", self._step, message))
 
     def set_knob(self, name: str, value: float | None) -> None:

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from gru_core.config import TrainConfig, host_clip, resolve_device
 from gru_core.data import Corpus, check_trainable, preprocess, split_train_val
+from gru_core.i18n import N_, Nn_, Note
 from gru_core.limits import check_memory
 from gru_core.model.cells import RecurrentLM
 from gru_core.model.sampling import generate
@@ -225,7 +226,8 @@ class Trainer:
         out: list[Record] = [self.epoch_record(loss_sum / tokens, tokens / max(seconds, 1e-9))]
         if self.epoch >= self.config.num_epochs:
             cfg = self.config
-            out.append(self._end(Outcome("done", self.step, f"finished {cfg.num_epochs} epochs")))
+            done = Note(Nn_("finished {n} epoch", "finished {n} epochs"), n=cfg.num_epochs)
+            out.append(self._end(Outcome("done", self.step, done)))
         return out
 
     def _end(self, outcome: Outcome) -> Outcome:
@@ -276,12 +278,20 @@ class Trainer:
     def _diverged(self, row: np.ndarray, launched: Launched) -> Outcome:
         index = self.core.layout.index
         loss, grad_norm = float(row[index[stats.LOSS]]), float(row[index[stats.GRAD_NORM]])
-        bad = "loss" if not math.isfinite(loss) else "gradient norm"
-        value = loss if bad == "loss" else grad_norm
+        bad = Note(N_("loss")) if not math.isfinite(loss) else Note(N_("gradient norm"))
+        value = loss if not math.isfinite(loss) else grad_norm
         last_loss, last_norm = self.last_finite or (None, None)
-        msg = f"the {bad} became {value} at step {launched.step} (epoch {launched.epoch})"
+        where = dict(what=bad, value=str(value), step=launched.step, epoch=launched.epoch)
         if self.last_finite:
-            msg += f"; last finite loss {last_loss:.4g}, gradient norm {last_norm:.4g}"
+            msg = Note(
+                N_(
+                    "the {what} became {value} at step {step} (epoch {epoch}); last finite "
+                    "loss {loss:.4g}, gradient norm {norm:.4g}"
+                ),
+                loss=last_loss, norm=last_norm, **where,
+            )  # fmt: skip
+        else:
+            msg = Note(N_("the {what} became {value} at step {step} (epoch {epoch})"), **where)
         return Outcome("diverged", launched.step, msg, last_loss, last_norm)
 
     def _out_of_memory(self, exc: BaseException) -> Outcome:
@@ -289,7 +299,10 @@ class Trainer:
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        msg = f"out of memory on {self.device} at step {self.step}: {first_line}"
+        msg = Note(
+            N_("out of memory on {device} at step {step}: {error}"),
+            device=self.device, step=self.step, error=first_line,
+        )  # fmt: skip
         last_loss, last_norm = self.last_finite or (None, None)
         return Outcome("out_of_memory", self.step, msg, last_loss, last_norm)
 
