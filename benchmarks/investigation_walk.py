@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 
 from load_test import CHROMIUM, FLAGS, free_port, log
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 from walks import TITLES, WALKS, Walk
 
 from dashboard.investigate.catalogue import SCALE_ENV, Scale
@@ -98,6 +98,14 @@ def _expired(signum: int, frame: FrameType | None) -> None:
     raise WalkTimeoutError
 
 
+def _screenshot(page: Page, key: str) -> None:
+    """What the student saw when the walk stopped, kept for a look."""
+    with contextlib.suppress(Exception):  # a page stopped mid-wait may be gone already
+        shot = Path(tempfile.gettempdir()) / f"investigation-walk-{key}.png"
+        page.screenshot(path=str(shot), full_page=True, timeout=10_000)
+        log(f"{key}: the page then: {shot}")
+
+
 def walk_one(browser: Browser, base: str, key: str, scale: Scale, timeout_s: int) -> float | None:
     """Walk ``key`` in a new context; its seconds, or None when it failed or timed out."""
     context = browser.new_context(viewport=VIEWPORT)
@@ -119,14 +127,12 @@ def walk_one(browser: Browser, base: str, key: str, scale: Scale, timeout_s: int
         return time.monotonic() - started
     except WalkTimeoutError:
         log(f"{key}: stopped after --timeout {timeout_s} s")
+        _screenshot(page, key)
     except Exception as exc:  # a failed wait: report it and go on with the next one
         lines = str(exc).splitlines()
         waiting = next((line.strip() for line in lines if "waiting for" in line), "")
         log(f"{key}: failed after {time.monotonic() - started:.0f} s: {lines[0]} {waiting}")
-        with contextlib.suppress(Exception):  # what the student saw then
-            shot = Path(tempfile.gettempdir()) / f"investigation-walk-{key}.png"
-            page.screenshot(path=str(shot), full_page=True)
-            log(f"{key}: the page then: {shot}")
+        _screenshot(page, key)
     finally:
         signal.alarm(0)
         with contextlib.suppress(Exception):  # a page stopped mid-wait may be gone already
