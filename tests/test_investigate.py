@@ -24,7 +24,7 @@ from dashboard.investigate.evidence import Evidence, MapCell, MapFact, RunFact, 
 from dashboard.investigate.findings import finding
 from dashboard.investigate.progress import Progress, ProgressBook
 from dashboard.runs.memory import MemoryRunStore
-from dashboard.runs.records import new_token
+from dashboard.runs.records import StorageError, new_token
 from dashboard.runs.sqlite import SQLiteRunStore
 from dashboard.screens import map as map_screen
 from dashboard.sidebar import controls as ctl
@@ -325,7 +325,12 @@ def test_the_worksheet_holds_the_progress_the_answers_and_the_maps() -> None:
     sheet = worksheet_from_progress(progress, [], BOOK, "en", student="Ada")
     init = next(i for i in sheet.investigations if i.title == "Why init std 0.01?")
     assert init.done  # both maps and the answer
-    assert init.steps[0].result == "GRU: trained in 6 of 8 cells (kept)"  # as it was done
+    # Its map is there: the step reads as checked now (in the sheet's language); the words
+    # kept when it was done stand in only once the evidence has gone (the sheet below).
+    assert init.steps[0].result.startswith("GRU: trained in 6 of 8 cells; best perplexity")
+    gone = worksheet_from_progress(replace(progress, maps=()), [], BOOK, "en", student="Ada")
+    kept = next(i for i in gone.investigations if i.title == "Why init std 0.01?").steps[0]
+    assert kept.done and kept.result == "GRU: trained in 6 of 8 cells (kept)"
     assert init.steps[1].done and "GRU: trained in" in init.steps[1].result
     assert "from init std 0.39 at hidden 32 to 0.14 at hidden 256" in init.data_says
     assert [m.models for m in init.maps] == [("GRU", "RNN"), ("GRU", "RNN")]
@@ -335,6 +340,41 @@ def test_the_worksheet_holds_the_progress_the_answers_and_the_maps() -> None:
     assert "0.01 keeps the book&#x27;s network" in html or "0.01 keeps the book's network" in html
     assert html.count('class="plotly-graph-div"') >= 3 or html.count("Plotly.newPlot") >= 3
     markdown = worksheet_markdown(sheet)
-    assert "GRU: trained in 6 of 8 cells (kept)" in markdown
+    assert "GRU: trained in 6 of 8 cells; best perplexity" in markdown
     assert "| clip θ \\\\ init std | 0.001 | 0.01 | 0.1 | 1 |" in markdown
     assert "None" not in markdown
+
+
+def test_a_done_step_reads_in_the_readers_language_not_the_one_it_was_done_in() -> None:
+    """A step done on an English page kept its result in English; read on a Chinese page it
+    showed that English. The live check words it now; the kept words stand in only when the
+    evidence has gone from the store."""
+    from dashboard.screens.investigate import checked
+    from gru_core.i18n import language_scope
+
+    inv = next(i for i in investigations(BOOK) if i.key == "init")
+    book = ProgressBook()
+    ev = Evidence(maps=(init_map(),))
+    with language_scope("en"):
+        done_in_english = checked(inv, ev, book)[0]
+    assert done_in_english.done and "trained in" in done_in_english.message
+    with language_scope("zh_CN"):
+        read_in_chinese = checked(inv, ev, book)[0]
+        kept_only = checked(inv, Evidence(), book)[0]  # the map has gone from the store
+    assert read_in_chinese.done and "trained in" not in read_in_chinese.message
+    assert "训练" in read_in_chinese.message
+    assert kept_only.done and kept_only.message == done_in_english.message
+
+
+def test_a_failed_save_of_progress_is_worded_where_it_is_shown() -> None:
+    from gru_core.i18n import language_scope, worded
+
+    class Broken(MemoryRunStore):
+        def save_progress(self, token: str, body: dict) -> None:
+            raise StorageError("disk full")
+
+    book = ProgressBook(Broken(), new_token())
+    book.mark_done("init.1", "done")
+    assert book.problem is not None and "disk full" in book.problem
+    with language_scope("zh_CN"):
+        assert worded(book.problem) == "探究进度没有保存：disk full"

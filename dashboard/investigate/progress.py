@@ -17,6 +17,7 @@ from typing import Any
 
 from dashboard.investigate.evidence import MapFact, ViewMark
 from dashboard.runs.records import RunStore, StorageError
+from gru_core.i18n import N_, Note
 
 MAX_MAPS = 16  # maps kept (the newest); each is a few kB
 MAX_ANSWER = 4000  # characters kept of an answer
@@ -57,7 +58,7 @@ class ProgressBook:
     def __init__(self, store: RunStore | None = None, token: str | None = None) -> None:
         self.store, self.token = (store, token) if store is not None and token else (None, None)
         self.progress = Progress()
-        self.problem: str | None = None  # why the last load or save failed, else None
+        self.problem: Note | None = None  # why the last load or save failed, else None
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -69,7 +70,7 @@ class ProgressBook:
             if body is not None:
                 self.progress = Progress.from_dict(body)
         except (StorageError, ValueError, KeyError, TypeError) as exc:
-            self.problem = f"investigation progress could not be read: {exc}"
+            self.problem = Note(N_("investigation progress could not be read: {why}"), why=str(exc))
 
     def _update(self, **changes: Any) -> Progress:
         with self._lock:
@@ -82,7 +83,7 @@ class ProgressBook:
                 self.store.save_progress(self.token, new.to_dict())
                 self.problem = None
             except (StorageError, ValueError) as exc:
-                self.problem = f"investigation progress was not saved: {exc}"
+                self.problem = Note(N_("investigation progress was not saved: {why}"), why=str(exc))
         return new
 
     def set_active(self, key: str | None) -> None:

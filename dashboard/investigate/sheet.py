@@ -87,8 +87,8 @@ def worksheet_from_progress(
         for step in inv.steps:
             kept = progress.done.get(step.id)
             check = step.check(ev)
-            steps.append(WorksheetStep(_(step.title), kept is not None or check.done,
-                                       kept if kept is not None else check.message))  # fmt: skip
+            said = check.message if check.done or kept is None else kept  # as checked()
+            steps.append(WorksheetStep(_(step.title), kept is not None or check.done, said))
         answer = progress.answers.get(inv.key, "")
         done = all(s.done for s in steps) and len(answer.strip()) >= ANSWER_MIN
         found = finding(inv.key, ev, scale)

@@ -30,7 +30,7 @@ from dashboard.sidebar.language import language_fragment
 from dashboard.sidebar.panel import init_widget_state
 from dashboard.views.display import page_style
 from dashboard.worksheet import Worksheet, file_name, worksheet_html, worksheet_markdown
-from gru_core.i18n import _, language, language_scope
+from gru_core.i18n import _, language, language_scope, worded
 from gru_core.sweep.job import ENDED, SweepJob, SweepSnapshot
 
 BOOK = "_progress_book"
@@ -98,14 +98,16 @@ def evidence(book: ProgressBook) -> Evidence:
 
 
 def checked(inv: Investigation, ev: Evidence, book: ProgressBook) -> list[Check]:
-    """Each step's check; a step done now is kept done (with its result) in the progress."""
+    """Each step's check; a step done now is kept done (with its result) in the progress.
+    A step done now says so in the reader's language; the kept words (the language it was
+    done in) stand in only when its runs or maps have gone from the store."""
     out = []
     for step in inv.steps:
         result = step.check(ev)
         if result.done:
             book.mark_done(step.id, result.message)
         kept = book.progress.done.get(step.id)
-        out.append(Check(True, kept) if kept is not None else result)
+        out.append(Check(True, kept) if kept is not None and not result.done else result)
     return out
 
 
@@ -190,7 +192,7 @@ def investigate_page() -> None:
         record_finished_map()
         _progress(book, scale)
         if book.problem:  # a save of this fragment's answer may have failed
-            st.warning(book.problem, icon="💾")
+            st.warning(worded(book.problem), icon="💾")
         if busy and not in_flight():  # the last run saved, the map recorded: stop polling
             st.rerun()
 
