@@ -107,7 +107,7 @@ def storm(h: Harness) -> None:
     try:
         h.health.start()
         clicker = ViewClicker(h)
-        clicker.start()
+        clicker.start(args.from_step + int(25 * 60 * args.minutes))  # training to the end
         if clicker.wait_for_step(args.from_step) is None:
             h.report.partial = f"the timeout came before step {args.from_step:,}"
             return
