@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -95,25 +94,13 @@ def busy_ms(profile: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=11)
-    parser.add_argument("--port", type=int, default=8617)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
+    from serve import streamlit_server  # the page's own run (app()) needs neither
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(Path(__file__).resolve()),
-         "--server.headless", "true", "--server.port", str(args.port),
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as answer:
-                    if answer.read().strip() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    log_path = Path(tempfile.gettempdir()) / "chart_mount-stderr.log"
+    with streamlit_server(Path(__file__).resolve(), REPO, env, log_path) as base:
         times: dict[str, list[tuple[float, float, int]]] = {v: [] for v in VARIANTS}
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -140,9 +127,6 @@ def main() -> None:
                         draws = page.evaluate("window.__plots") - plots
                         times[name].append((wall, busy, draws))
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(10)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"{args.rounds} rounds of 4 charts mounted | load average {load}")
     print("| variant | click to drawn, median ms | main thread busy, median ms | draws a chart |")

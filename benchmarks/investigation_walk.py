@@ -27,17 +27,16 @@ import argparse
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from load_test import CHROMIUM, FLAGS, free_port, log
+from load_test import CHROMIUM, FLAGS, log
 from playwright.sync_api import Browser, Page, sync_playwright
+from serve import streamlit_server
 from walks import TITLES, WALKS, Walk
 
 from dashboard.investigate.catalogue import SCALE_ENV, Scale
@@ -56,42 +55,16 @@ class WalkTimeoutError(Exception):
 @contextlib.contextmanager
 def server(corpus: Path, small: bool, logdir: Path) -> Iterator[str]:
     """The dashboard on a free port, with its own runs database, for the block."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "GRU_LAB_RUNS_DB": str(logdir / "runs.sqlite3"), "PYTHONPATH": str(REPO)}
     env.pop(SCALE_ENV, None)
     if small:
         env[SCALE_ENV] = "small"
     if corpus.exists():
         env["GRU_LAB_CORPUS"] = str(corpus)
-    stderr = (logdir / "streamlit-stderr.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless",
-         "true", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start; see {stderr.name}")
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.3)  # polling a subprocess's health endpoint
-        log(f"server up on {base} (stderr in {stderr.name})")
+    stderr = logdir / "streamlit-stderr.log"
+    with streamlit_server("dashboard/app.py", REPO, env, stderr) as base:
+        log(f"server up on {base} (stderr in {stderr})")
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        stderr.close()
 
 
 def _expired(signum: int, frame: FrameType | None) -> None:
