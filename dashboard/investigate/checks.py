@@ -23,6 +23,13 @@ class Check:
     done: bool
     message: str
 
+    def or_kept(self, kept: str | None) -> Check:
+        """This check as a step shows it, given the result ``kept`` when the step was done
+        (or None): done now, its own words (the reader's language); done before but no
+        longer shown by the evidence (its runs or maps have left the store), the kept words
+        (the language it was done in); never done, itself."""
+        return self if self.done or kept is None else Check(True, kept)
+
 
 def title(model: str) -> str:
     return _(MODEL_TITLES[model])

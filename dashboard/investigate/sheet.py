@@ -85,10 +85,8 @@ def worksheet_from_progress(
     for inv in investigations(scale):
         steps = []
         for step in inv.steps:
-            kept = progress.done.get(step.id)
-            check = step.check(ev)
-            said = check.message if check.done or kept is None else kept  # as checked()
-            steps.append(WorksheetStep(_(step.title), kept is not None or check.done, said))
+            shown = step.check(ev).or_kept(progress.done.get(step.id))
+            steps.append(WorksheetStep(_(step.title), shown.done, shown.message))
         answer = progress.answers.get(inv.key, "")
         done = all(s.done for s in steps) and len(answer.strip()) >= ANSWER_MIN
         found = finding(inv.key, ev, scale)

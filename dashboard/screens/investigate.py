@@ -98,16 +98,14 @@ def evidence(book: ProgressBook) -> Evidence:
 
 
 def checked(inv: Investigation, ev: Evidence, book: ProgressBook) -> list[Check]:
-    """Each step's check; a step done now is kept done (with its result) in the progress.
-    A step done now says so in the reader's language; the kept words (the language it was
-    done in) stand in only when its runs or maps have gone from the store."""
+    """Each step's check; a step done now is kept done (with its result) in the progress and
+    shown as ``Check.or_kept`` says."""
     out = []
     for step in inv.steps:
         result = step.check(ev)
         if result.done:
             book.mark_done(step.id, result.message)
-        kept = book.progress.done.get(step.id)
-        out.append(Check(True, kept) if kept is not None and not result.done else result)
+        out.append(result.or_kept(book.progress.done.get(step.id)))
     return out
 
 
