@@ -63,7 +63,7 @@ RERUNS = 3  # full reruns timed at each mark
 SIGNATURES = {
     "Overview": ".st-key-ppl",
     "Gradients": ".st-key-gnorm2",
-    "Gates": ".st-key-bands-Z, .st-key-bands-I",
+    "Gates": ".st-key-bands",
     "Through time": ".st-key-flow-reach",
     "Memory": ".st-key-memory-connectivity",
     "Text": ".st-key-temperature",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ import plotly.graph_objects as go
 
 from dashboard.charts import palette
 from dashboard.charts.base import apply_layout, numeric_column, steps_x
+from dashboard.charts.panels import stacked
 from dashboard.charts.thinning import downsample
 from gru_core.i18n import _
 from gru_core.model.gates import GATES
@@ -28,6 +30,8 @@ HEATMAP_MAX_UNITS = 64
 # plotly's handling of overlapping tick labels made a heatmap 3-5x slower to draw in
 # Chromium (benchmarks/chart_draw.py, benchmarks/README.md).
 CHAR_TICK_PX = 10
+# A gate's panel in the Gates view's figures (panels.stacked): two gates, one over the other.
+PANEL_PX = 170
 DEEP_BLUE = (8, 48, 107)  # the dark end of plotly's 'Blues'
 
 
@@ -99,6 +103,32 @@ def gate_bands_figure(steps: pd.DataFrame, gate: str) -> go.Figure:
     return apply_layout(fig, title, _("training step"), y_title, f"gate_bands:{gate}", extra=own)
 
 
+def gates_bands_figure(steps: pd.DataFrame, gates: Sequence[str]) -> go.Figure:
+    """The band charts of ``gates`` (``gate_bands_figure``), stacked as the panels of one
+    figure: one chart for the browser to mount (``panels.stacked``); one gate: its own."""
+    parts = [gate_bands_figure(steps, gate) for gate in gates]
+    title = _("Gates: distribution per step")
+    return stacked(parts, title, [gate_label(gate) for gate in gates], PANEL_PX)
+
+
+def gates_heatmap_figure(
+    values: dict[str, np.ndarray], text: str, gates: Sequence[str]
+) -> go.Figure:
+    """The probe heatmaps of those of ``gates`` the probe traced (``gate_heatmap_figure``),
+    stacked as the panels of one figure; ``values``: gate -> (T, H) activations."""
+    shown = [gate for gate in gates if values.get(gate) is not None]
+    if not shown:
+        raise ValueError(f"gates_heatmap_figure: the probe traced none of {list(gates)}")
+    parts = [gate_heatmap_figure(values[gate], text, gate) for gate in shown]
+    units = np.asarray(values[shown[0]]).shape[1]
+    if units > HEATMAP_MAX_UNITS:
+        title = _("Gates on the probe text (first {shown} of {units} hidden units)")
+    else:
+        title = _("Gates on the probe text")
+    title = title.format(shown=HEATMAP_MAX_UNITS, units=units)
+    return stacked(parts, title, [gate_label(gate) for gate in shown], PANEL_PX)
+
+
 def _char_label(ch: str) -> str:
     """How one character is shown on an axis or in the probe text."""
     return {" ": "␣", "\n": "↵", "\t": "⇥"}.get(ch, ch)
@@ -142,6 +172,7 @@ def gate_heatmap_figure(values: np.ndarray, text: str, gate: str) -> go.Figure:
             colorscale=palette.DIVERGING if diverging else palette.SEQUENTIAL,
             hoverongaps=False,
             colorbar=dict(title=dict(text=gate)),
+            name=label,
             hovertemplate="t=%{x}<br>"
             + _("unit {unit}").format(unit="%{y}")
             + "<br>"

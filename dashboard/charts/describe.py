@@ -234,18 +234,25 @@ def bars(fig: go.Figure) -> str:
 
 
 def heatmap(fig: go.Figure) -> str:
-    """A heatmap: its size and the range of its colour values."""
+    """A heatmap: its size and the range of its colour values; a figure of several (panels
+    stacked, ``panels.stacked``): each under its own name."""
     empty = _empty(fig)
     if empty is not None:
         return empty
-    cells = next((t for t in fig.data if t.type == "heatmap"), None)
-    z = np.asarray(cells.z if cells is not None else [], dtype=np.float64)
+    cells = [t for t in fig.data if t.type == "heatmap"]
+    if len(cells) > 1:
+        return " ".join(_cells(trace.name or _title(fig), trace) for trace in cells)
+    return _cells(_title(fig), cells[0] if cells else None)
+
+
+def _cells(title: str, trace: go.Heatmap | None) -> str:
+    z = np.asarray(trace.z if trace is not None else [], dtype=np.float64)
     if z.ndim != 2 or not np.isfinite(z).any():
-        return _title(fig)
+        return title
     return _(
         "{title}: heatmap of {rows} rows by {cols} columns, values from {low} to {high}."
     ).format(
-        title=_title(fig),
+        title=title,
         rows=z.shape[0],
         cols=z.shape[1],
         low=number(float(np.nanmin(z))),

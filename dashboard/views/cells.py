@@ -28,36 +28,27 @@ def gates(snap: Snapshot, model: str | None) -> None:
         st.info(_("Gate statistics appear after the first step."))
         return
     shown = names[:2]  # the registry's order: Z and R, or I and F
-    cols = chart_columns(len(shown), "bands")
-    for col, gate in zip(cols, shown, strict=True):
-        with col:
-            fig = held(  # this view's charts cost the browser most: kept a few redraws
-                f"bands-{gate}",
-                lambda gate=gate: snapshot_figure(
-                    snap,
-                    f"bands-{gate}",
-                    lambda: cell_charts.gate_bands_figure(snap.steps, gate),
-                ),
-            )
-            words = held(f"alt-bands-{gate}", lambda g=gate: describe.gate_bands(snap.steps, g))
-            chart(fig, f"bands-{gate}", alt=words)
+    # Each gate a panel of one chart (one mount for the browser: charts/panels.py).
+    fig = held(  # this view's charts cost the browser most: kept a few redraws
+        "bands",
+        lambda: snapshot_figure(
+            snap,
+            "bands:" + ",".join(shown),
+            lambda: cell_charts.gates_bands_figure(snap.steps, shown),
+        ),
+    )
+    words = held("alt-bands", lambda: " ".join(describe.gate_bands(snap.steps, g) for g in shown))
+    chart(fig, "bands", alt=words)
     st.caption(bands_caption(shown))
     probe = held("probe", lambda: snap.probe)  # heatmaps, caption and text of one probe
-    if probe is None:
+    if probe is None or not any(probe["gates"].get(g) is not None for g in shown):
         return
-    cols = chart_columns(2, "heatmaps")
-    for col, gate in zip(cols, shown, strict=False):
-        values = probe["gates"].get(gate)
-        if values is not None:
-            with col:
-                fig = snapshot_figure(  # built once per probe, for every session
-                    values,
-                    f"heat-{gate}",
-                    lambda values=values, gate=gate: cell_charts.gate_heatmap_figure(
-                        values, probe["text"], gate
-                    ),
-                )
-                chart(fig, f"heat-{gate}", alt=describe.heatmap)
+    fig = snapshot_figure(  # built once per probe (its first array: a key), for every session
+        next(probe["gates"][g] for g in shown if probe["gates"].get(g) is not None),
+        "heat:" + ",".join(shown),
+        lambda: cell_charts.gates_heatmap_figure(probe["gates"], probe["text"], shown),
+    )
+    chart(fig, "heat", alt=describe.heatmap)
     traced = _("Probe traced at step {step}.").format(step=f"{probe['step']:,}")
     st.caption(CAPTIONS["heatmap"] + " " + traced)
     key_gate = "Z" if "Z" in probe["gates"] else shown[0]

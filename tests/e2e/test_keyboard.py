@@ -94,7 +94,7 @@ def test_the_lab_from_the_keyboard(lab: GruLab) -> None:
     lab.page.keyboard.press("Enter")
     gates = lab.page.locator(".st-key-view [role=radio]").filter(has_text="Gates")
     expect(gates).to_have_attribute("aria-checked", "true")
-    lab.wait_for_points("update gate Z: distribution per step")
+    lab.wait_for_points("Gates: distribution per step")
 
     _button(lab, "Stop")
     lab.page.keyboard.press("Enter")

@@ -25,8 +25,8 @@ def test_small_run_trains_live(lab) -> None:
     lab.choose_view("Gradients")
     lab.wait_for_points("Gradient norm per parameter group")
     lab.choose_view("Gates")
-    lab.wait_for_points("update gate Z: distribution per step")
-    lab.wait_for_points("update gate Z on the probe text")
+    lab.wait_for_points("Gates: distribution per step")  # Z and R, the panels of one chart
+    lab.wait_for_points("Gates on the probe text")
     lab.choose_view("Through time")
     lab.wait_for_points("How far back one loss reaches")
     lab.wait_for_points("How far back the last loss reaches, over training")
