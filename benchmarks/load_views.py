@@ -64,7 +64,7 @@ SIGNATURES = {
     "Overview": ".st-key-ppl",
     "Gradients": ".st-key-gnorm2",
     "Gates": ".st-key-bands",
-    "Through time": ".st-key-flow-reach",
+    "Through time": ".st-key-flow",
     "Memory": ".st-key-memory-connectivity",
     "Text": ".st-key-temperature",
 }

@@ -136,7 +136,7 @@ class Walk:
         expect(self.button("Start")).to_be_visible(timeout=self.train_ms)  # ended (and saved)
         if view:
             self.choose_view(view)
-            expect(self.page.locator(".st-key-flow-reach")).to_be_visible(timeout=PAGE_LOAD_MS)
+            expect(self.page.locator(".st-key-flow")).to_be_visible(timeout=PAGE_LOAD_MS)
 
     def choose_view(self, view: str) -> None:
         group = self.page.locator('[data-testid="stButtonGroup"]')

@@ -72,3 +72,52 @@ def test_the_gate_heatmaps_are_built_once_per_probe_and_sent_as_float32(
     assert sorted(builds) == ["R", "Z"]
     again = [c.proto.spec for c in at.get("plotly_chart")]
     assert all(spec in again for spec in specs.values() if '"heatmap"' in spec)
+
+
+def test_the_memory_charts_are_built_once_per_reading(
+    make_app: Callable[..., AppTest],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dashboard.charts import memory as memory_charts
+
+    builds: list[str] = []
+    for name in ("connectivity_figure", "unit_ranking_figure"):
+        real = getattr(memory_charts, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            builds.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(memory_charts, name, counted)
+    at = make_app(**SMALL)
+    at.run()
+    button(at, "Start").click().run()
+    job = lab_of(at).job
+    assert job is not None
+    job.run_sync(3)
+    at.get("button_group")[0].set_value("Memory").run()
+    assert not at.exception
+    assert sorted(builds) == ["connectivity_figure", "unit_ranking_figure"]
+    specs = sorted(c.proto.spec for c in at.get("plotly_chart"))
+    at.run()  # the same weights, passage and position: the same reading, nothing rebuilt
+    assert sorted(builds) == ["connectivity_figure", "unit_ranking_figure"]
+    assert sorted(c.proto.spec for c in at.get("plotly_chart")) == specs
+    target = next(s for s in at.slider if s.key.startswith("memory_target_"))
+    target.set_value(target.value - 1).run()  # another position: a new reading, new figures
+    assert builds.count("connectivity_figure") == 2
+
+
+def test_through_time_sends_the_total_gradient_chart_only_when_asked(
+    make_app: Callable[..., AppTest],  # noqa: F811
+) -> None:
+    at = make_app(**SMALL)
+    at.run()
+    button(at, "Start").click().run()
+    job = lab_of(at).job
+    assert job is not None
+    job.run_sync(3)  # step 1 records the gradient's flow
+    at.get("button_group")[0].set_value("Through time").run()
+    assert not at.exception
+    assert [c.key for c in at.get("plotly_chart")] == ["flow"]
+    at.toggle(key="flow_total").set_value(True).run()
+    assert [c.key for c in at.get("plotly_chart")] == ["flow", "flow-line"]

@@ -26,9 +26,11 @@ import plotly.graph_objects as go
 from dashboard.charts import palette
 from dashboard.charts.base import apply_layout, empty_figure, with_subtitle
 from dashboard.charts.palette import GREY
+from dashboard.charts.panels import stacked
 from dashboard.charts.thinning import MAX_POINTS
 from gru_core.i18n import N_, _
 
+PANEL_PX = 190  # each of the Through time chart's two panels (reach now, reach over training)
 HEATMAP_MAX_ROWS = 400  # training steps shown in the gradient-flow heatmap
 FLOOR = 1e-30  # norms below this (float32's 0 included) are drawn here
 FLOOR_LABEL = N_("below 1e-30")  # worded where drawn: _(FLOOR_LABEL)
@@ -248,3 +250,23 @@ def grad_flow_heatmap_figure(
     fig.update_xaxes(range=[0.5, flow.shape[1] + 0.5], autorange=False)
     fig.update_layout(showlegend=False)
     return fig
+
+
+def reach_and_history_figure(
+    flow_last: np.ndarray, flow_late: np.ndarray, flow_steps: np.ndarray, history: np.ndarray
+) -> go.Figure:
+    """The Through time view's chart: how far back one loss reaches at the last flow record
+    (``flow_reach_figure``) over the same reach at every recorded step (the heatmap of
+    ``history``, ||∂ℓ_T/∂H_t|| per record, normalised to 1 at t = T), stacked as the panels of
+    one figure (``panels.stacked``) on one t axis: one chart for the browser to mount."""
+    flow_steps = np.asarray(flow_steps).reshape(-1)
+    step = int(flow_steps[-1])
+    now = flow_reach_figure(flow_last, flow_late, step)
+    over = grad_flow_heatmap_figure(
+        flow_steps,
+        normalise_at_end(history),
+        _("How far back the last loss reaches, over training"),
+        _("log10 of 1 at t = T"),
+    )
+    labels = [_("at training step {step}").format(step=f"{step:,}"), _("over training")]
+    return stacked([now, over], _("How far back one loss reaches"), labels, PANEL_PX)

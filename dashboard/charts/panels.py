@@ -86,7 +86,9 @@ def stacked(
     }
     top += LABEL_PX if legend else 0  # a title alone leaves room for the first label
     layout.update(
-        title={**(base.get("title") or {}), "text": title},
+        # the figure's own title; a subtitle was the first part's (a panel's label says it)
+        title={k: v for k, v in (base.get("title") or {}).items() if k != "subtitle"}
+        | {"text": title},
         uirevision=f"{base.get('uirevision', '')}|panels",
         height=top + plot_px + bottom,
         margin={**margin, "t": top},

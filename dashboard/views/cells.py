@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard.charts import cells as cell_charts
 from dashboard.charts import describe
 from dashboard.charts import flow as flow_charts
-from dashboard.views.display import chart, chart_columns, held, snapshot_figure
+from dashboard.views.display import chart, held, snapshot_figure
 from dashboard.views.teaching import CAPTIONS, bands_caption
 from gru_core.i18n import _
 from gru_core.model.gates import MODEL_GATES
@@ -68,44 +68,42 @@ def through_time(snap: Snapshot, flow_every: int) -> None:
             )
         )
         return
-    reach, numbers, heat, line = held("flow", lambda: flow_figures(snap))
-    left, right = chart_columns(2, "flow")
-    with left:
-        chart(reach, "flow-reach", alt=describe.lines)
-        st.caption(CAPTIONS["flow_reach"] + " " + numbers)
-    with right:
-        chart(heat, "flow-heat", alt=describe.heatmap)
-        st.caption(CAPTIONS["flow_heat"])
-    with st.expander(_("The total gradient at each H_t (every position's loss together)")):
+    fig, numbers = held("flow", lambda: flow_figure(snap))
+    chart(fig, "flow", alt=lambda f: describe.lines(f) + " " + describe.heatmap(f))
+    st.caption(CAPTIONS["flow_reach"] + " " + numbers)  # the top panel
+    st.caption(CAPTIONS["flow_heat"])  # the bottom one
+    # A toggle, not an expander: a folded expander still mounts its chart (a third for the
+    # browser on every switch to this view); switched off, the chart is not sent at all.
+    if st.toggle(
+        _("The total gradient at each H_t (every position's loss together)"), key="flow_total"
+    ):
+        line = held("flow-line", lambda: total_figure(snap))
         chart(line, "flow-line", alt=describe.lines)
         st.caption(CAPTIONS["flow_line"])
 
 
-def flow_figures(snap: Snapshot) -> tuple[go.Figure, str, go.Figure, go.Figure]:
-    """The Through time view's figures of a snapshot with flow records (built once per
-    snapshot for every session), and the reach in words: reach, its numbers, heatmap,
-    total."""
-    step = int(snap.flow_steps[-1])
-    last, late = snap.flow_last[-1], snap.flow_late[-1]
-    keep = ~np.isnan(last)
-    total = snap.flow[-1]
-    reach = snapshot_figure(
-        snap, "flow-reach", lambda: flow_charts.flow_reach_figure(last[keep], late[keep], step)
-    )
-    heat = snapshot_figure(
-        snap,
-        "flow-heat",
-        lambda: flow_charts.grad_flow_heatmap_figure(
-            snap.flow_steps,
-            flow_charts.normalise_at_end(snap.flow_last),
-            _("How far back the last loss reaches, over training"),
-            _("log10 of 1 at t = T"),
-        ),
-    )
-    line = snapshot_figure(
+def total_figure(snap: Snapshot) -> go.Figure:
+    """The total gradient at each H_t at the last flow record (once per snapshot)."""
+    step, total = int(snap.flow_steps[-1]), snap.flow[-1]
+    return snapshot_figure(
         snap, "flow-line", lambda: flow_charts.grad_flow_line_figure(total[~np.isnan(total)], step)
     )
-    return reach, reach_numbers(last[keep]), heat, line
+
+
+def flow_figure(snap: Snapshot) -> tuple[go.Figure, str]:
+    """The Through time view's chart of a snapshot with flow records (built once per
+    snapshot for every session: the reach now over the reach through training), and the
+    reach now in words."""
+    last, late = snap.flow_last[-1], snap.flow_late[-1]
+    keep = ~np.isnan(last)
+    fig = snapshot_figure(
+        snap,
+        "flow",
+        lambda: flow_charts.reach_and_history_figure(
+            last[keep], late[keep], snap.flow_steps, snap.flow_last
+        ),
+    )
+    return fig, reach_numbers(last[keep])
 
 
 def reach_numbers(flow_last: np.ndarray) -> str:

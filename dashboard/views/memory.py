@@ -21,7 +21,7 @@ from dashboard.charts import describe
 from dashboard.charts import memory as memory_charts
 from dashboard.session.lab import Lab
 from dashboard.session.reading import Source, compare_defaults
-from dashboard.views.display import chart, chart_columns, held, worded
+from dashboard.views.display import chart, chart_columns, held, snapshot_figure, worded
 from dashboard.views.teaching import CAPTIONS
 from gru_core import memory
 from gru_core.i18n import N_, _
@@ -102,14 +102,15 @@ def _unit_and_connectivity(result: memory.MemoryAnalysis) -> None:
         )  # fmt: skip
         st.caption(CAPTIONS["memory_unit"])
     with right:
-        chart(
-            memory_charts.connectivity_figure(
+        fig = snapshot_figure(  # one per reading (its activations: the key), so a redraw that
+            result.activations,  # keeps the reading sends the same bytes and draws nothing
+            "memory-connectivity",
+            lambda: memory_charts.connectivity_figure(
                 result.text_seen[: result.target + 1], result.connectivity,
                 result.target_next, result.reach,
             ),
-            "memory-connectivity",
-            alt=describe.bars,
         )  # fmt: skip
+        chart(fig, "memory-connectivity", alt=describe.bars)
         st.caption(
             CAPTIONS["connectivity"].format(
                 t=result.target, next=result.target_next, p=result.target_prob, n=result.reach
@@ -135,16 +136,18 @@ def _unit_finder(result: memory.MemoryAnalysis) -> None:
         return
     left, right = chart_columns([1, 2], "finder")
     with left:
-        chart(
-            memory_charts.unit_ranking_figure(ranked, str(shown)),
-            "memory-ranking",
-            alt=describe.bars,
+        fig = snapshot_figure(
+            result.activations,
+            f"memory-ranking:{shown}",
+            lambda: memory_charts.unit_ranking_figure(ranked, str(shown)),
         )
+        chart(fig, "memory-ranking", alt=describe.bars)
     with right:
-        for block in memory_charts.unit_blocks_html(
+        blocks = memory_charts.unit_blocks_html(
             result.text_seen, result.activations, ranked, result.top_chars, result.top_probs
-        ):
-            st.html(block)
+        )
+        if blocks:  # one element, not one a unit: one mount for the browser
+            st.html("".join(blocks))
     st.caption(CAPTIONS["unit_finder"])
 
 

@@ -28,8 +28,8 @@ def test_small_run_trains_live(lab) -> None:
     lab.wait_for_points("Gates: distribution per step")  # Z and R, the panels of one chart
     lab.wait_for_points("Gates on the probe text")
     lab.choose_view("Through time")
-    lab.wait_for_points("How far back one loss reaches")
-    lab.wait_for_points("How far back the last loss reaches, over training")
+    lab.wait_for_points("How far back one loss reaches")  # now, over training: one chart
+    assert {"heatmap", "scatter"} <= {t["type"] for t in lab.plot("How far back")["traces"]}
 
     lab.choose_view("Overview")
     per_epoch = lab.wait_until(

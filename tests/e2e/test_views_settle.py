@@ -21,7 +21,7 @@ SETTLE_MS = 60_000
 
 
 @pytest.mark.parametrize(
-    ("view", "element"), [("Gates", ".st-key-heat"), ("Through time", ".st-key-flow-reach")]
+    ("view", "element"), [("Gates", ".st-key-heat"), ("Through time", ".st-key-flow")]
 )
 def test_a_view_left_open_settles_between_redraws(lab: GruLab, view: str, element: str) -> None:
     lab.open(BOOK_SIZE)
