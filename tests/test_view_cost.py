@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app import SMALL, button, lab_of, make_app  # noqa: F401 (make_app: a fixture)
+from test_app import SMALL, button, finish, lab_of, make_app  # noqa: F401 (make_app: a fixture)
 
 from dashboard.charts import cells as cell_charts
 from dashboard.views.display import HOLD_S, kept_or_made
@@ -121,3 +121,20 @@ def test_through_time_sends_the_total_gradient_chart_only_when_asked(
     assert [c.key for c in at.get("plotly_chart")] == ["flow"]
     at.toggle(key="flow_total").set_value(True).run()
     assert [c.key for c in at.get("plotly_chart")] == ["flow", "flow-line"]
+
+
+def test_the_text_view_lists_the_epochs_in_a_plain_table(
+    make_app: Callable[..., AppTest],  # noqa: F811
+) -> None:
+    at = make_app(**SMALL, epochs="2")
+    at.run()
+    button(at, "Start").click().run()
+    finish(at)  # two epochs
+    at.get("button_group")[0].set_value("Text").run()
+    assert not at.exception
+    assert all(d.key.startswith("compare_table") for d in at.dataframe)  # Compare's only
+    (table,) = at.table
+    shown = table.value
+    assert list(shown.columns) == ["training perplexity", "validation perplexity", "greedy text"]
+    assert list(shown.index) == [2, 1]  # the newest epoch first
+    assert all(isinstance(v, str) and v for v in shown["training perplexity"])  # '11.87'

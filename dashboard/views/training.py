@@ -245,17 +245,19 @@ def text(snap: Snapshot, lab: Lab) -> None:
     _text_block(snap)
     epochs = snap.epochs
     if len(epochs):
+        # A plain table (HTML), not st.dataframe's grid: ten rows read from the back row, and
+        # the grid's canvas cost the browser a mount on every switch to this view.
         table = epochs[[EPOCH, "train_perplexity", "val_perplexity", "greedy_text"]].tail(10)
-        st.dataframe(
-            table.iloc[::-1],
-            hide_index=True,
-            column_config={
-                EPOCH: st.column_config.Column(_("epoch")),
-                "train_perplexity": st.column_config.Column(_("training perplexity")),
-                "val_perplexity": st.column_config.Column(_("validation perplexity")),
-                "greedy_text": st.column_config.Column(_("greedy text")),
-            },
-        )
+        table = table.iloc[::-1].astype(object)
+        for column in ("train_perplexity", "val_perplexity"):
+            table[column] = [_ppl(v) for v in table[column]]
+        names = {
+            EPOCH: _("epoch"),
+            "train_perplexity": _("training perplexity"),
+            "val_perplexity": _("validation perplexity"),
+            "greedy_text": _("greedy text"),
+        }
+        st.table(table.rename(columns=names).set_index(names[EPOCH]))
 
 
 def _text_block(snap: Snapshot) -> None:
