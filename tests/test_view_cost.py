@@ -14,6 +14,19 @@ from test_app import SMALL, button, finish, lab_of, make_app  # noqa: F401 (make
 
 from dashboard.charts import cells as cell_charts
 from dashboard.views.display import HOLD_S, kept_or_made
+from gru_core.run.job import TrainingJob
+
+
+def on_view(new_app: Callable[..., AppTest], view: str) -> tuple[AppTest, TrainingJob]:
+    """A small run's page after three steps, showing ``view`` (``new_app``: the fixture)."""
+    at = new_app(**SMALL)
+    at.run()
+    button(at, "Start").click().run()
+    job = lab_of(at).job
+    assert job is not None
+    job.run_sync(3)
+    at.get("button_group")[0].set_value(view).run()
+    return at, job
 
 
 def test_a_timed_redraw_keeps_what_was_made_for_a_while() -> None:
@@ -49,13 +62,7 @@ def test_the_gate_heatmaps_are_built_once_per_probe_and_sent_as_float32(
         return real(values, text, gate)
 
     monkeypatch.setattr(cell_charts, "gate_heatmap_figure", counted)
-    at = make_app(**SMALL)
-    at.run()
-    button(at, "Start").click().run()
-    job = lab_of(at).job
-    assert job is not None
-    job.run_sync(3)
-    at.get("button_group")[0].set_value("Gates").run()
+    at, job = on_view(make_app, "Gates")
     assert not at.exception
     specs = {c.proto.id: c.proto.spec for c in at.get("plotly_chart")}
     heat = [json.loads(s) for s in specs.values() if json.loads(s)["data"][0]["type"] == "heatmap"]
@@ -89,13 +96,7 @@ def test_the_memory_charts_are_built_once_per_reading(
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(memory_charts, name, counted)
-    at = make_app(**SMALL)
-    at.run()
-    button(at, "Start").click().run()
-    job = lab_of(at).job
-    assert job is not None
-    job.run_sync(3)
-    at.get("button_group")[0].set_value("Memory").run()
+    at, _job = on_view(make_app, "Memory")
     assert not at.exception
     assert sorted(builds) == ["connectivity_figure", "unit_ranking_figure"]
     specs = sorted(c.proto.spec for c in at.get("plotly_chart"))
@@ -110,13 +111,7 @@ def test_the_memory_charts_are_built_once_per_reading(
 def test_through_time_sends_the_total_gradient_chart_only_when_asked(
     make_app: Callable[..., AppTest],  # noqa: F811
 ) -> None:
-    at = make_app(**SMALL)
-    at.run()
-    button(at, "Start").click().run()
-    job = lab_of(at).job
-    assert job is not None
-    job.run_sync(3)  # step 1 records the gradient's flow
-    at.get("button_group")[0].set_value("Through time").run()
+    at, _job = on_view(make_app, "Through time")  # step 1 recorded the gradient's flow
     assert not at.exception
     assert [c.key for c in at.get("plotly_chart")] == ["flow"]
     at.toggle(key="flow_total").set_value(True).run()

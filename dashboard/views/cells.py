@@ -41,12 +41,13 @@ def gates(snap: Snapshot, model: str | None) -> None:
     chart(fig, "bands", alt=words)
     st.caption(bands_caption(shown))
     probe = held("probe", lambda: snap.probe)  # heatmaps, caption and text of one probe
-    if probe is None or not any(probe["gates"].get(g) is not None for g in shown):
+    traced = [g for g in shown if probe is not None and probe["gates"].get(g) is not None]
+    if probe is None or not traced:
         return
     fig = snapshot_figure(  # built once per probe (its first array: a key), for every session
-        next(probe["gates"][g] for g in shown if probe["gates"].get(g) is not None),
-        "heat:" + ",".join(shown),
-        lambda: cell_charts.gates_heatmap_figure(probe["gates"], probe["text"], shown),
+        probe["gates"][traced[0]],
+        "heat:" + ",".join(traced),
+        lambda: cell_charts.gates_heatmap_figure(probe["gates"], probe["text"], traced),
     )
     chart(fig, "heat", alt=describe.heatmap)
     traced = _("Probe traced at step {step}.").format(step=f"{probe['step']:,}")
