@@ -514,6 +514,9 @@ def test_a_wrong_watch_token_says_so(make_app: Callable[..., AppTest]) -> None:
 # -- issue 11: the memory view ------------------------------------------------------------------
 
 
+LIVE = "this run (its latest weights)"
+
+
 def test_the_memory_view_reads_a_running_job_and_a_saved_run(
     make_app: Callable[..., AppTest],
 ) -> None:
@@ -526,7 +529,12 @@ def test_the_memory_view_reads_a_running_job_and_a_saved_run(
     at.run()
     at.get("button_group")[0].set_value("Memory").run()
     assert not at.exception
-    assert at.selectbox(key="memory_source").value.startswith("this run (weights at step")
+    assert at.selectbox(key="memory_source").value == "this run (its latest weights)"
+    step = lab_of(at).sources()[LIVE].step
+    read = [c.value for c in at.caption if c.value.startswith("Weights read at step")]
+    assert read == [
+        f"Weights read at step {step:,} (read again every few seconds while it trains)."
+    ]
     assert {c.key for c in at.get("plotly_chart")} >= {"memory-connectivity", "memory-ranking"}
     finish(at)
     at.get("button_group")[0].set_value("Memory").run()

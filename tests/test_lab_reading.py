@@ -43,7 +43,10 @@ def test_sources_are_the_live_weights_then_saved_runs_newest_first(
     train(lab, TINY.replace(model="rnn"), save=False)  # still going: its live weights
     found = lab.sources()
     live, gru = found.values()  # the RNN still runs: no saved copy of it yet
-    assert live.label.startswith("this run (weights at step")
+    assert live.label == "this run (its latest weights)"  # the same at every step
+    assert live.step is not None and live.step > 0
+    assert live.title == f"this run (weights at step {live.step:,})"
+    assert gru.title == gru.label and gru.step is None
     assert live.config.model == "rnn" and live.run_id is None and live.job_run == 2
     assert gru.config.model == "gru" and gru.run_id is not None and gru.job_run == 1
     assert gru.label == lab.runs.newest().name  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -106,6 +107,35 @@ def test_the_memory_charts_are_built_once_per_reading(
     target = next(s for s in at.slider if s.key.startswith("memory_target_"))
     target.set_value(target.value - 1).run()  # another position: a new reading, new figures
     assert builds.count("connectivity_figure") == 2
+
+
+def test_a_timed_redraw_keeps_the_memory_reading_while_the_run_trains(
+    make_app: Callable[..., AppTest],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The live weights' label does not name the step, so the reading held for a timed
+    redraw is found again after the run has moved on, its caption naming the step read."""
+    from dashboard.views import display
+
+    at, job = on_view(make_app, "Memory")
+    read = lab_of(at).sources()["this run (its latest weights)"].step
+    specs = sorted(c.proto.spec for c in at.get("plotly_chart"))
+    for _ in range(500):  # the weights move on (copied with the probe, about once a second)
+        job.run_sync(1)
+        if job.weights()[0] > read:  # type: ignore[index, operator]
+            break
+    timed = SimpleNamespace(fragment_ids_this_run=["live"])
+    monkeypatch.setattr(display, "get_script_run_ctx", lambda: timed)
+    at.run()  # as a timed redraw: the same reading, the same figures, the step it was read at
+    assert not at.exception
+    assert sorted(c.proto.spec for c in at.get("plotly_chart")) == specs
+    assert at.selectbox(key="memory_source").value == "this run (its latest weights)"
+    assert any(c.value.startswith(f"Weights read at step {read:,} ") for c in at.caption)
+    monkeypatch.undo()
+    at.run()  # a full rerun reads the weights afresh
+    now = lab_of(at).sources()["this run (its latest weights)"].step
+    assert now is not None and read is not None and now > read
+    assert any(c.value.startswith(f"Weights read at step {now:,} ") for c in at.caption)
 
 
 def test_through_time_sends_the_total_gradient_chart_only_when_asked(

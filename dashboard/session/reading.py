@@ -36,27 +36,38 @@ V = TypeVar("V")
 class Source:
     """A model to read: its settings, vocabulary and a weights snapshot."""
 
-    label: str
+    label: str  # what a picker shows; the same for a running job's weights at every step
     key: str  # changes when the weights do (job step, saved run id)
     config: TrainConfig
     vocab: Vocab
     weights: dict[str, torch.Tensor]
     run_id: str | None = None  # the saved run it is, or None for the job's live weights
     job_run: int | None = None  # the run number of the job whose weights these are (or were)
+    step: int | None = None  # a running job's: the step its weights were taken at
+
+    @property
+    def title(self) -> str:
+        """The label, with the step for a running job's weights (which move every step)."""
+        if self.step is None:
+            return self.label
+        return _("this run (weights at step {step})").format(step=f"{self.step:,}")
 
 
 def find_sources(
     job: TrainingJob | None, corpus: Corpus | None, job_run: int, runs: Iterable[SavedRun]
 ) -> dict[str, Source]:
     """The job's latest weights (run number ``job_run``), then every saved run that kept its
-    own, newest first; keyed by label."""
+    own, newest first; keyed by label. The job's label does not name the step (``Source.
+    title`` does): a picker's options, and the reading a view holds, stay the same while the
+    job trains."""
     found: dict[str, Source] = {}
     snapshot = job.weights() if job is not None else None
     if job is not None and corpus is not None and snapshot is not None:
         step, weights = snapshot
-        label = _("this run (weights at step {step})").format(step=f"{step:,}")
+        label = _("this run (its latest weights)")
         found[label] = Source(
-            label, f"job{id(job)}:{step}", job.config, corpus.vocab, weights, job_run=job_run
+            label, f"job{id(job)}:{step}", job.config, corpus.vocab, weights, job_run=job_run,
+            step=step,
         )  # fmt: skip
     for run in reversed(list(runs)):
         if run.weights is not None and run.vocab is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.charts import describe
@@ -73,13 +74,18 @@ def memory_view(lab: Lab) -> None:
             key=f"memory_target_{len(seen)}",
         )  # fmt: skip
         target = min(target, len(seen) - 1)
-        result = held(  # a redraw while it trains: the same reading for a few seconds
-            f"memory:{hash((source.label, text, target))}",
-            lambda: lab.analysis(source, text, target),
+        read, result = held(  # a redraw while it trains: the same reading for a few seconds
+            f"memory:{hash((source.label, source.job_run, text, target))}",
+            lambda: (source, lab.analysis(source, text, target)),
         )
     except ValueError as exc:
         st.warning(_("Can't read this passage: {error}").format(error=exc))
         return
+    if read.step is not None:
+        st.caption(
+            _("Weights read at step {step} (read again every few seconds while it trains).")
+            .format(step=f"{read.step:,}")
+        )  # fmt: skip
     _unit_and_connectivity(result)
     _unit_finder(result)
     _compare(lab, found, text, result.target)
@@ -164,14 +170,23 @@ def _compare(lab: Lab, found: dict[str, Source], text: str, target: int) -> None
         _("Compare connectivity of"), names, default=default, key="memory_compare",
         format_func=lambda n: titles.get(n, n),
     )  # fmt: skip
-    curves = {}
-    for name in chosen:
-        try:
-            curves[titles.get(name, name)] = lab.analysis(found[name], text, target).connectivity
-        except ValueError as exc:
-            st.warning(f"{name}: {exc}")
-    if curves:
-        chart(
-            memory_charts.connectivity_compare_figure(curves), "memory-compare", alt=describe.lines
-        )
+
+    def read() -> tuple[go.Figure | None, list[str]]:
+        curves, failed = {}, []
+        for name in chosen:
+            source = found[name]
+            try:
+                reading = lab.analysis(source, text, target)
+            except ValueError as exc:
+                failed.append(f"{name}: {exc}")
+                continue
+            curves[titles.get(name, source.title)] = reading.connectivity
+        return (memory_charts.connectivity_compare_figure(curves) if curves else None), failed
+
+    runs = tuple((name, found[name].job_run) for name in chosen)
+    fig, failed = held(f"memory-compare:{hash((runs, text, target))}", read)
+    for line in failed:
+        st.warning(line)
+    if fig is not None:
+        chart(fig, "memory-compare", alt=describe.lines)
         st.caption(CAPTIONS["connectivity_compare"])

@@ -303,7 +303,7 @@ def _sample_at_temperature(lab: Lab) -> None:
     with right:
         st.markdown(
             _("**Sampled at temperature {temperature}** from {source}").format(
-                temperature=f"{temperature:g}", source=source.label
+                temperature=f"{temperature:g}", source=source.title
             )
         )
         st.code(sample, language=None, wrap_lines=True)
