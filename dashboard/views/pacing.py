@@ -5,8 +5,14 @@ however long the last one took, and redraws that follow each other without a pau
 view's elements greyed as stale: a view whose redraw outlasts its interval never settles.
 So each page that redraws live paces its charts' fragment with ``LivePace``: the page's
 base interval (the lab's status interval times ``CHARTS_EVERY``, the watch page's budgeted
-interval), times the view's weight for the browser (``VIEW_PACE``), doubled until the view's
-own measured redraw takes at most 1/PACE of it.
+interval), doubled until the view's own measured redraw takes at most 1/PACE of it.
+
+A view that costs the browser most to draw (Gates, Through time, Memory) is not redrawn at
+a slower pace but keeps its charts for a few seconds on timed redraws (``display.held``):
+a kept chart is sent as a reference to the message the browser has cached, and not drawn
+again. Choosing it then changes no pace, and a new pace costs a full rerun of the page,
+which redraws the whole page (its sidebar included) in the browser: a loaded browser took
+0.5-1.9 s over one, where the view's own fragment run took 0.2-0.6 s (benchmarks/README.md).
 Script thread only (reads and writes this session's state).
 """
 
@@ -23,10 +29,6 @@ PACE = 2.0  # a live redraw takes at most half of the time between two redraws
 # Overview redraw, one every 0.75 s, and a click waited behind them): benchmarks/README.md.
 CHARTS_EVERY = 2.0
 MAX_PACED_S = 12.0  # the slowest pacing of a view that redraws slowly
-# Views whose redraw costs the browser most (each sends two probe heatmaps, ~5x the bytes
-# of the Overview: benchmarks/README.md): redrawn at this multiple of the base interval, so
-# that a loaded browser finishes drawing one before the next arrives.
-VIEW_PACE = {"Gates": 3.0, "Through time": 3.0}
 _COSTS = "_redraw_s"  # session state: view -> running mean of its redraw time, s
 
 
@@ -74,7 +76,7 @@ class LivePace:
 
     def wanted(self, redraw_s: float) -> float:
         """The interval for the view shown now after a redraw of ``redraw_s`` seconds."""
-        return paced_interval(self.base * VIEW_PACE.get(shown_view(), 1.0), redraw_s)
+        return paced_interval(self.base, redraw_s)
 
     def redrawn(self, seconds: float, live: bool = True) -> None:
         """Record a redraw of ``seconds``; ``live``: the fragment is on a timer (a page
