@@ -89,7 +89,7 @@ def test_the_memory_charts_are_built_once_per_reading(
     from dashboard.charts import memory as memory_charts
 
     builds: list[str] = []
-    for name in ("connectivity_figure", "unit_ranking_figure"):
+    for name in ("connectivity_figure", "unit_ranking_figure", "unit_blocks_html"):
         real = getattr(memory_charts, name)
 
         def counted(*args, _real=real, _name=name, **kwargs):  # type: ignore[no-untyped-def]
@@ -99,10 +99,11 @@ def test_the_memory_charts_are_built_once_per_reading(
         monkeypatch.setattr(memory_charts, name, counted)
     at, _job = on_view(make_app, "Memory")
     assert not at.exception
-    assert sorted(builds) == ["connectivity_figure", "unit_ranking_figure"]
+    made = ["connectivity_figure", "unit_blocks_html", "unit_ranking_figure"]
+    assert sorted(builds) == made
     specs = sorted(c.proto.spec for c in at.get("plotly_chart"))
     at.run()  # the same weights, passage and position: the same reading, nothing rebuilt
-    assert sorted(builds) == ["connectivity_figure", "unit_ranking_figure"]
+    assert sorted(builds) == made
     assert sorted(c.proto.spec for c in at.get("plotly_chart")) == specs
     target = next(s for s in at.slider if s.key.startswith("memory_target_"))
     target.set_value(target.value - 1).run()  # another position: a new reading, new figures

@@ -150,8 +150,9 @@ def alt_html(alt: str) -> str:
     return '<p class="gru-alt">{}</p>'.format(html.escape(_("Chart: {text}").format(text=alt)))
 
 
-# Keyed by (snapshot, figure, language): a figure's words are the language of its builder.
-_FIGURES: OrderedDict[tuple[int, str, str], tuple[weakref.ref, go.Figure]] = OrderedDict()
+T = TypeVar("T")
+# Keyed by (snapshot, name, language): a figure's words are the language of its builder.
+_FIGURES: OrderedDict[tuple[int, str, str], tuple[weakref.ref, Any]] = OrderedDict()
 _BUILDING: dict[tuple[int, str, str], threading.Event] = {}  # figures being built right now
 _FIGURES_LOCK = threading.Lock()
 CACHED_FIGURES = 64
@@ -173,13 +174,28 @@ class SnapshotFigure(go.Figure):
 
 def snapshot_figure(snapshot: object, name: str, build: Callable[[], go.Figure]) -> go.Figure:
     """The figure ``name`` of a telemetry snapshot, built once per snapshot for every session
-    that draws it: the owner of a shared run and all its watchers read the same snapshot
-    object (the store caches it; watchers take one up to a few seconds old), so forty
-    watchers cost one build per snapshot. A session that asks while another is building
-    the same figure waits for that build instead of making its own. Its arrays are narrowed
-    once (``figure_base.wire_arrays``): every page that draws it is sent half the bytes.
-    Its titles and legends are worded in the reader's language, so a figure is kept per
-    language (``gru_core.i18n.language``): a Chinese and an English watcher each get theirs."""
+    that draws it (``per_snapshot``): the owner of a shared run and all its watchers read the
+    same snapshot object (the store caches it; watchers take one up to a few seconds old), so
+    forty watchers cost one build per snapshot. Its arrays are narrowed once
+    (``figure_base.wire_arrays``): every page that draws it is sent half the bytes."""
+
+    def frozen() -> go.Figure:
+        fig = wire_arrays(build())
+        if type(fig) is go.Figure:
+            fig.__class__ = SnapshotFigure  # same layout, a to_dict made once
+        return fig
+
+    return per_snapshot(snapshot, name, frozen)
+
+
+def per_snapshot(snapshot: object, name: str, build: Callable[[], T]) -> T:
+    """What ``build`` makes of ``snapshot`` (a telemetry snapshot, a memory reading's
+    activations: any object that stays unchanged while it is kept), under ``name``: built
+    once per snapshot for every session that asks, and kept while the snapshot lives (the
+    most recent CACHED_FIGURES). A session that asks while another is building the same
+    thing waits for that build instead of making its own. Words are in the reader's
+    language, so a thing is kept per language (``gru_core.i18n.language``): a Chinese and an
+    English watcher each get theirs."""
     key = (id(snapshot), name, language())
     while True:
         with _FIGURES_LOCK:
@@ -193,14 +209,12 @@ def snapshot_figure(snapshot: object, name: str, build: Callable[[], go.Figure])
         if not building.wait(BUILD_WAIT_S):
             return build()  # the other build is stuck: do not wait on it for ever
     try:
-        fig = wire_arrays(build())
-        if type(fig) is go.Figure:
-            fig.__class__ = SnapshotFigure  # same layout, a to_dict made once
+        made = build()
         with _FIGURES_LOCK:
-            _FIGURES[key] = (weakref.ref(snapshot), fig)
+            _FIGURES[key] = (weakref.ref(snapshot), made)
             while len(_FIGURES) > CACHED_FIGURES:
                 _FIGURES.popitem(last=False)
-        return fig
+        return made
     finally:
         with _FIGURES_LOCK:
             _BUILDING.pop(key, None)
@@ -212,7 +226,6 @@ def chart_columns(spec: int | list[int], name: str) -> list:
     return list(st.container(key=f"charts-{name}").columns(spec))
 
 
-T = TypeVar("T")
 HOLD_S = 6.0  # how long a timed redraw keeps a heavy view's charts as they were drawn
 _HELD = "_held"  # session state: name -> (monotonic time made, what was made)
 

@@ -22,7 +22,14 @@ from dashboard.charts import describe
 from dashboard.charts import memory as memory_charts
 from dashboard.session.lab import Lab
 from dashboard.session.reading import Source, compare_defaults
-from dashboard.views.display import chart, chart_columns, held, snapshot_figure, worded
+from dashboard.views.display import (
+    chart,
+    chart_columns,
+    held,
+    per_snapshot,
+    snapshot_figure,
+    worded,
+)
 from dashboard.views.teaching import CAPTIONS
 from gru_core import memory
 from gru_core.i18n import N_, _
@@ -101,9 +108,13 @@ def _unit_and_connectivity(result: memory.MemoryAnalysis) -> None:
         )  # fmt: skip
         unit = min(int(unit), hidden - 1)
         st.html(
-            memory_charts.unit_text_html(
-                result.text_seen, result.activations[:, unit], result.top_chars,
-                result.top_probs, header=_("unit {unit} on the passage").format(unit=unit),
+            per_snapshot(  # once per reading and unit: a redraw that keeps it sends a reference
+                result.activations,
+                f"memory-unit:{unit}",
+                lambda: memory_charts.unit_text_html(
+                    result.text_seen, result.activations[:, unit], result.top_chars,
+                    result.top_probs, header=_("unit {unit} on the passage").format(unit=unit),
+                ),
             )
         )  # fmt: skip
         st.caption(CAPTIONS["memory_unit"])
@@ -149,11 +160,18 @@ def _unit_finder(result: memory.MemoryAnalysis) -> None:
         )
         chart(fig, "memory-ranking", alt=describe.bars)
     with right:
-        blocks = memory_charts.unit_blocks_html(
-            result.text_seen, result.activations, ranked, result.top_chars, result.top_probs
-        )
+        blocks = per_snapshot(  # some 80 KB of HTML: built once per reading and pattern
+            result.activations,
+            f"memory-blocks:{shown}",
+            lambda: "".join(
+                memory_charts.unit_blocks_html(
+                    result.text_seen, result.activations, ranked, result.top_chars,
+                    result.top_probs,
+                )
+            ),
+        )  # fmt: skip
         if blocks:  # one element, not one a unit: one mount for the browser
-            st.html("".join(blocks))
+            st.html(blocks)
     st.caption(CAPTIONS["unit_finder"])
 
 
