@@ -7,7 +7,6 @@ cost the browser most keep their charts for a few seconds instead (``display.hel
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ from test_app import APP, SMALL, button, lab_of, make_app  # noqa: F401 (make_ap
 from dashboard.screens.lab import REFRESH_S
 from dashboard.screens.resources import share_registry
 from dashboard.screens.watch import watch_interval
-from dashboard.views.pacing import CHARTS_EVERY, MAX_PACED_S, PACE, paced_interval
+from dashboard.views.pacing import MAX_PACED_S, PACE, paced_interval
 
 
 def test_a_quick_view_keeps_the_base_interval() -> None:
@@ -65,58 +64,18 @@ def test_the_page_paces_its_live_fragment_to_the_view(
     button(at, "Start").click().run()
     lab_of(at).job.run_sync(2)
     at.run()
-    charts = REFRESH_S * CHARTS_EVERY
-    # Two fragments, status then charts: the status at the base pace, whatever the view.
-    assert declared[-2:] == [REFRESH_S, charts]  # a quick Overview: the charts' base pace
+    assert declared[-1] == REFRESH_S  # a quick Overview: the base pace
     at.get("button_group")[0].set_value("Gates").run()
     assert not at.exception
     assert "Gates" in at.session_state["_redraw_s"]  # each view's redraw is timed
-    assert declared[-2:] == [REFRESH_S, charts]  # a quick redraw on the server: the same pace
-    at.session_state["_redraw_s"] = {"Overview": 0.01, "Gates": 5.0}  # Gates under load
+    assert declared[-1] == REFRESH_S  # a quick redraw on the server: the same pace
+    at.session_state["_redraw_s"] = {"Overview": 0.01, "Gates": 2.0}  # Gates under load
     at.run()
-    assert declared[-1] >= PACE * 5.0 / 2  # the running mean halves one slow sample at most
-    assert declared[-2] == REFRESH_S  # the Step still moves at the base pace
+    assert declared[-1] >= PACE * 2.0 / 2  # the running mean halves one slow sample at most
+    assert declared[-1] >= 2 * REFRESH_S
     at.get("button_group")[0].set_value("Overview").run()
     assert not at.exception
-    assert declared[-2:] == [REFRESH_S, charts]  # back on a quick view, back at the base pace
-
-
-def test_the_status_and_the_charts_are_two_fragments(
-    make_app: Callable[..., AppTest],  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The Step and State are drawn by one fragment, the view control and its charts by
-    another, each on its own timer: a status redraw sends no chart, and a chart redraw no
-    status."""
-    from dashboard.views import training as views
-
-    declared: dict[str, Any] = {}
-    real_fragment = st.fragment
-
-    def fragment(func: Callable, *, run_every: Any = None, **kw: Any) -> Any:
-        declared[func.__name__] = run_every
-        return real_fragment(func, run_every=run_every, **kw)
-
-    monkeypatch.setattr(st, "fragment", fragment)
-    callers: dict[str, set[str]] = {"live_status": set(), "live_charts": set()}
-    for name in callers:
-        real = getattr(views, name)
-
-        def traced(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> None:
-            lab_frames = [f.function for f in inspect.stack() if f.filename.endswith("lab.py")]
-            callers[_name].add(lab_frames[0])  # the innermost: the fragment's body
-            _real(*args, **kw)
-
-        monkeypatch.setattr(views, name, traced)
-    at = make_app(**SMALL)
-    at.run()
-    button(at, "Start").click().run()
-    lab_of(at).job.run_sync(2)
-    at.run()
-    assert not at.exception
-    assert {"Step", "State"} <= {m.label for m in at.metric} and at.get("plotly_chart")
-    assert callers == {"live_status": {"status"}, "live_charts": {"charts"}}
-    assert declared["status"] == REFRESH_S and declared["charts"] == REFRESH_S * CHARTS_EVERY
+    assert declared[-1] == REFRESH_S  # back on a quick view, back at the base pace
 
 
 def test_the_watch_page_paces_its_live_fragment_like_the_lab(

@@ -41,7 +41,7 @@ from dashboard.views import training as views
 from dashboard.views.cells import theory_caption
 from dashboard.views.compare import compare_section
 from dashboard.views.display import PROJECTOR_KEY, page_style, projector_on
-from dashboard.views.pacing import CHARTS_EVERY, LivePace, shown_view
+from dashboard.views.pacing import LivePace, shown_view
 from dashboard.views.teaching import CLIPPING, equation_legend, equations, model_name
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
@@ -237,27 +237,21 @@ def lab_page() -> None:
     with right:
         teaching(config)
     was_active = lab.active
-    every = refresh_interval(lab)
-    pace = LivePace(every * CHARTS_EVERY)
-
-    @language_fragment(run_every=every if was_active else None)
-    def status() -> None:  # the Step moves at every redraw, whatever the charts cost
-        views.live_status(lab)
-        if was_active and not lab.active:  # ended, and saved by the job's end
-            st.rerun()  # a full rerun: stop polling, refresh buttons and saved runs
+    pace = LivePace(refresh_interval(lab))
 
     @language_fragment(run_every=pace.interval if was_active else None)
-    def charts() -> None:
+    def live() -> None:
         if was_active:
             pace.chosen()
         started = time.perf_counter()
-        views.live_charts(lab)
+        views.live_views(lab)
         if lab.job is not None:  # what an investigation's step asks to open, on which run
             record_view(shown_view(), lab.job.config.model, lab.job.config.num_steps)
+        if was_active and not lab.active:  # ended, and saved by the job's end
+            st.rerun()  # a full rerun: stop polling, refresh buttons and saved runs
         pace.redrawn(time.perf_counter() - started, live=was_active)
 
-    status()
-    charts()
+    live()
     compare_section(lab)
     _sync_url()
 

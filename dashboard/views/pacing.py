@@ -3,9 +3,9 @@
 Streamlit's timer (``st.fragment(run_every=...)``) asks for the next redraw every interval,
 however long the last one took, and redraws that follow each other without a pause keep the
 view's elements greyed as stale: a view whose redraw outlasts its interval never settles.
-So each page that redraws live paces its charts' fragment with ``LivePace``: the page's
-base interval (the lab's status interval times ``CHARTS_EVERY``, the watch page's budgeted
-interval), doubled until the view's own measured redraw takes at most 1/PACE of it.
+So each page that redraws live (the lab's and the watch page's) paces its fragment with
+``LivePace``: the page's base interval, doubled until the view's own measured redraw takes at
+most 1/PACE of it.
 
 A view that costs the browser most to draw (Gates, Through time, Memory) is not redrawn at
 a slower pace but keeps its charts for a few seconds on timed redraws (``display.held``):
@@ -23,11 +23,6 @@ import streamlit as st
 from dashboard.views.training import VIEWS
 
 PACE = 2.0  # a live redraw takes at most half of the time between two redraws
-# The lab redraws its status (Step, State, Tokens/s) and its charts in two fragments: the
-# charts at this multiple of the status's interval. A live chart redraw costs a browser
-# several times its server time (a loaded 2-core machine spent 0.3-0.7 s drawing each
-# Overview redraw, one every 0.75 s, and a click waited behind them): benchmarks/README.md.
-CHARTS_EVERY = 2.0
 MAX_PACED_S = 12.0  # the slowest pacing of a view that redraws slowly
 _COSTS = "_redraw_s"  # session state: view -> running mean of its redraw time, s
 

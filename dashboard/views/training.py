@@ -119,29 +119,15 @@ def _pending_knobs(status: JobStatus) -> str:
 
 
 def live_views(lab: Lab, snapshot_age: float = 0.0) -> None:
-    """Everything that changes while training, in one polling fragment (the watch page's):
-    ``live_status`` then ``live_charts``. ``snapshot_age``: how old a snapshot may be (a
-    watcher's: ``Telemetry.snapshot``)."""
-    live_status(lab, snapshot_age)
-    live_charts(lab, snapshot_age)
-
-
-def live_status(lab: Lab, snapshot_age: float = 0.0) -> None:
-    """The status line and, once the run has ended, its verdict: a few small elements that
-    a page can redraw often at little cost to its browser."""
-    job = lab.job
-    status = job.status() if job is not None else None
-    verdict = lab.verdict()
-    status_line(status, lab.snapshot(snapshot_age), verdict)
-    if job is not None and status is not None and status.outcome is not None:
-        _ending_message(verdict, status.outcome, job.config)
-
-
-def live_charts(lab: Lab, snapshot_age: float = 0.0) -> None:
-    """The view control and the chosen view's charts: what costs the browser most."""
+    """Everything that changes while training; called from the polling fragment.
+    ``snapshot_age``: how old a snapshot may be (a watcher's: ``Telemetry.snapshot``)."""
     job = lab.job
     status = job.status() if job is not None else None
     snap = lab.snapshot(snapshot_age)
+    verdict = lab.verdict()
+    status_line(status, snap, verdict)
+    if job is not None and status is not None and status.outcome is not None:
+        _ending_message(verdict, status.outcome, job.config)
     view = st.segmented_control(
         _("View"), VIEWS, default=VIEWS[0], key="view", label_visibility="collapsed",
         required=True, format_func=worded(VIEWS),
