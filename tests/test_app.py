@@ -529,15 +529,19 @@ def test_the_memory_view_reads_a_running_job_and_a_saved_run(
     at.run()
     at.get("button_group")[0].set_value("Memory").run()
     assert not at.exception
-    assert at.selectbox(key="memory_source").value == "this run (its latest weights)"
+    assert at.selectbox(key="memory_source").value == LIVE
     step = lab_of(at).sources()[LIVE].step
     read = [c.value for c in at.caption if c.value.startswith("Weights read at step")]
     assert read == [
-        f"Weights read at step {step:,} (read again every few seconds while it trains)."
+        f"Weights read at step {step:,}. While the run trains, they are read again every few"
+        " seconds."
     ]
     assert {c.key for c in at.get("plotly_chart")} >= {"memory-connectivity", "memory-ranking"}
     finish(at)
     at.get("button_group")[0].set_value("Memory").run()
+    last = lab_of(at).sources()[LIVE].step
+    read = [c.value for c in at.caption if c.value.startswith("Weights read at step")]
+    assert read == [f"Weights read at step {last:,}."]  # ended: no longer read again
     sources = at.selectbox(key="memory_source").options
     assert any(name.startswith("#1 GRU") for name in sources)  # the saved run kept its weights
     at.selectbox(key="memory_source").select(sources[-1]).run()

@@ -131,12 +131,12 @@ def test_a_timed_redraw_keeps_the_memory_reading_while_the_run_trains(
     assert not at.exception
     assert sorted(c.proto.spec for c in at.get("plotly_chart")) == specs
     assert at.selectbox(key="memory_source").value == "this run (its latest weights)"
-    assert any(c.value.startswith(f"Weights read at step {read:,} ") for c in at.caption)
+    assert any(c.value.startswith(f"Weights read at step {read:,}.") for c in at.caption)
     monkeypatch.undo()
     at.run()  # a full rerun reads the weights afresh
     now = lab_of(at).sources()["this run (its latest weights)"].step
     assert now is not None and read is not None and now > read
-    assert any(c.value.startswith(f"Weights read at step {now:,} ") for c in at.caption)
+    assert any(c.value.startswith(f"Weights read at step {now:,}.") for c in at.caption)
 
 
 def test_through_time_sends_the_total_gradient_chart_only_when_asked(

@@ -88,11 +88,15 @@ def memory_view(lab: Lab) -> None:
     except ValueError as exc:
         st.warning(_("Can't read this passage: {error}").format(error=exc))
         return
-    if read.step is not None:
-        st.caption(
-            _("Weights read at step {step} (read again every few seconds while it trains).")
-            .format(step=f"{read.step:,}")
-        )  # fmt: skip
+    if read.step is not None:  # a running (or ended) job's weights: say which step is shown
+        if lab.active:
+            words = _(
+                "Weights read at step {step}. While the run trains, they are read again every "
+                "few seconds."
+            )
+        else:
+            words = _("Weights read at step {step}.")
+        st.caption(words.format(step=f"{read.step:,}"))
     _unit_and_connectivity(result)
     _unit_finder(result)
     _compare(lab, found, text, result.target)
