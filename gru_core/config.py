@@ -203,24 +203,34 @@ class TrainConfig:
 
 
 def _check_number(name: str, value: Any, low: float, high: float, *, integer: bool) -> None:
-    kind = _("an integer in [{low}, {high}]") if integer else _("a number in [{low}, {high}]")
-    allowed = kind.format(low=_fmt(low), high=_fmt(high))
-    if name in OPTIONAL_FIELDS:
-        allowed += _(", or None ({meaning})").format(meaning=_(OPTIONAL_FIELDS[name]))
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(
-            _("{name}={value!r} must be {allowed}").format(name=name, value=value, allowed=allowed)
+            _("{name}={value!r} must be {allowed}").format(
+                name=name, value=value, allowed=_allowed(name, low, high, integer)
+            )
         )
     if integer and not (isinstance(value, int) or float(value).is_integer()):
         raise ValueError(
-            _("{name}={value!r} must be {allowed}").format(name=name, value=value, allowed=allowed)
+            _("{name}={value!r} must be {allowed}").format(
+                name=name, value=value, allowed=_allowed(name, low, high, integer)
+            )
         )
     if not math.isfinite(value) or not low <= value <= high:
         raise ValueError(
             _("{name}={value!r} is out of range: must be {allowed}").format(
-                name=name, value=value, allowed=allowed
+                name=name, value=value, allowed=_allowed(name, low, high, integer)
             )
         )
+
+
+def _allowed(name: str, low: float, high: float, integer: bool) -> str:
+    """'an integer in [1, 4,096]': worded only for a message (a config is made often: a
+    saved run's name reads the defaults, and formatting every range cost the page)."""
+    kind = _("an integer in [{low}, {high}]") if integer else _("a number in [{low}, {high}]")
+    allowed = kind.format(low=_fmt(low), high=_fmt(high))
+    if name in OPTIONAL_FIELDS:
+        allowed += _(", or None ({meaning})").format(meaning=_(OPTIONAL_FIELDS[name]))
+    return allowed
 
 
 def _fmt(x: float) -> str:

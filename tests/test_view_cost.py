@@ -11,9 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app import SMALL, button, finish, lab_of, make_app  # noqa: F401 (make_app: a fixture)
+from test_app import SMALL, button, finish, lab_of, make_app, wkey  # noqa: F401 (make_app: a fixture)
 
 from dashboard.charts import cells as cell_charts
+from dashboard.views import compare
 from dashboard.views.display import HOLD_S, kept_or_made
 from gru_core.run.job import TrainingJob
 
@@ -164,3 +165,40 @@ def test_the_text_view_lists_the_epochs_in_a_plain_table(
     assert list(shown.columns) == ["training perplexity", "validation perplexity", "greedy text"]
     assert list(shown.index) == [2, 1]  # the newest epoch first
     assert all(isinstance(v, str) and v for v in shown["training perplexity"])  # '11.87'
+
+
+def test_a_full_rerun_does_not_rebuild_what_saved_runs_show(
+    make_app: Callable[..., AppTest],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Saved runs never change: their overlays and reach charts are built once per choice
+    (``display.remembered``) and their CSV once per run, so a page rerun (a seed changed, a
+    button pressed) sends the same charts again (0.36 s of a student's rerun before)."""
+    at = make_app(**SMALL, epochs="2")
+    at.run()
+    for seed in (1, 2):
+        at.number_input(key=wkey(at, "seed")).set_value(seed).run()
+        button(at, "Start").click().run()
+        finish(at)
+    assert not at.exception and len(lab_of(at).runs) == 2
+    builds: list[str] = []
+    for module, name in ((compare.charts, "compare_figure"), (compare.flow_charts, "reach_figure")):
+        real = getattr(module, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            builds.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    specs = {c.key: c.proto.spec for c in at.get("plotly_chart") if c.key.startswith("cmp-")}
+    assert set(specs) == {"cmp-left", "cmp-right", "cmp-flow", "cmp-reach"}
+    csv = lab_of(at).runs.newest().metrics_csv()
+    for _ in range(3):
+        at.run()
+    assert builds == []  # three full reruns: nothing rebuilt, the same charts sent
+    assert {c.key: c.proto.spec for c in at.get("plotly_chart") if c.key in specs} == specs
+    assert lab_of(at).runs.newest().metrics_csv() is csv  # written once per run
+    at.selectbox(key="compare_metric_left").set_value("Perplexity per minibatch").run()
+    assert builds == ["compare_figure"]  # a new choice: that chart alone is built
+    at.number_input(key=wkey(at, "seed")).set_value(7).run()
+    assert builds == ["compare_figure"]

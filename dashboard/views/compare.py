@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.charts import describe
@@ -19,7 +20,7 @@ from dashboard.charts import flow as flow_charts
 from dashboard.charts import training as charts
 from dashboard.runs.saved import MAX_SAVED_RUNS, MIN_STEPS_KEPT, SavedRun
 from dashboard.session.lab import Lab
-from dashboard.views.display import chart, chart_columns, worded
+from dashboard.views.display import chart, chart_columns, frozen_figure, remembered, worded
 from dashboard.views.teaching import CAPTIONS
 from gru_core.i18n import N_, _
 from gru_core.run.verdict import kind_words
@@ -193,13 +194,15 @@ def compare_section(lab: Lab) -> None:
         )
         run = lab.runs.get(pick)
         if run is not None:
+            # A saved run's files are made once (``SavedRun.metrics_csv``), so a rerun sends
+            # the same element; a click downloads without rerunning the page.
             st.download_button(
                 _("Metrics CSV"), run.metrics_csv(), f"gru-lab-run{run.number}-metrics.csv",
-                "text/csv",
+                "text/csv", on_click="ignore",
             )  # fmt: skip
             st.download_button(
                 _("Config JSON"), run.config_json(), f"gru-lab-run{run.number}-config.json",
-                "application/json",
+                "application/json", on_click="ignore",
             )  # fmt: skip
 
 
@@ -239,18 +242,24 @@ def _table(lab: Lab, runs: list[SavedRun]) -> None:
 
 def _through_time(lab: Lab, chosen: list[str]) -> None:
     """The chosen runs' last recorded ||∂ℓ_T/∂H_t|| on one chart, and each one's reach."""
-    flows = {}
-    for name in chosen:
-        run = lab.runs.get(name)
-        if run is not None and run.flow_last:
-            flows[run.title] = np.asarray(run.flow_last, dtype=np.float64)
-    if not flows:
+    runs = [run for run in map(lab.runs.get, chosen) if run is not None and run.flow_last]
+    if not runs:
         return
+
+    def build() -> tuple[go.Figure, str, go.Figure, str]:
+        flows = {run.title: np.asarray(run.flow_last, dtype=np.float64) for run in runs}
+        overlay = frozen_figure(flow_charts.reach_overlay_figure(flows))
+        reach = frozen_figure(flow_charts.reach_figure(flows))
+        return overlay, describe.lines(overlay), reach, describe.bars(reach)
+
+    overlay, overlay_alt, reach, reach_alt = remembered(
+        ("compare-flow", *(run.run_id for run in runs)), build
+    )
     left, right = chart_columns(2, "compare-flow")
     with left:
-        chart(flow_charts.reach_overlay_figure(flows), "cmp-flow", alt=describe.lines)
+        chart(overlay, "cmp-flow", alt=overlay_alt)
     with right:
-        chart(flow_charts.reach_figure(flows), "cmp-reach", alt=describe.bars)
+        chart(reach, "cmp-reach", alt=reach_alt)
     st.caption(CAPTIONS["compare_reach"])
 
 
@@ -268,20 +277,31 @@ def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:
             key=f"compare_hide_{side}",
             help=_("leave out runs whose typical value is over 100x away from the others'"),
         )
-    frames = {}
-    for name in chosen:
-        run = lab.runs.get(name)
-        if run is not None:
-            frames[run.title] = metric_frame(run, metric)
-    hidden: list[str] = []
-    if hide:
-        frames, hidden = charts.split_outliers(frames, metric.column)
-    x_title = _("epoch") if metric.table == "epochs" else _("training step")
-    x = EPOCH if metric.table == "epochs" else STEP
-    figure = charts.compare_figure(
-        frames, metric.column, _(metric_name), log_y=log, x=x, x_title=x_title,
-        y_title=_(metric.axis),
-    )  # fmt: skip
-    chart(figure, f"cmp-{side}", alt=describe.lines)
+    runs = [run for run in map(lab.runs.get, chosen) if run is not None]
+
+    def build() -> tuple[go.Figure, str, list[str]]:
+        frames = {run.title: metric_frame(run, metric) for run in runs}
+        hidden: list[str] = []
+        if hide:
+            frames, hidden = charts.split_outliers(frames, metric.column)
+        x_title = _("epoch") if metric.table == "epochs" else _("training step")
+        x = EPOCH if metric.table == "epochs" else STEP
+        figure = frozen_figure(
+            charts.compare_figure(
+                frames,
+                metric.column,
+                _(metric_name),
+                log_y=log,
+                x=x,
+                x_title=x_title,
+                y_title=_(metric.axis),
+            )  # fmt: skip
+        )
+        return figure, describe.lines(figure), hidden
+
+    # Saved runs never change: their overlay is built once per choice, not at every rerun.
+    key = ("compare", side, metric_name, log, hide, *(run.run_id for run in runs))
+    figure, alt, hidden = remembered(key, build)
+    chart(figure, f"cmp-{side}", alt=alt)
     if hidden:
         st.caption(_("Hidden as outliers: {runs}").format(runs=_("; ").join(hidden)))

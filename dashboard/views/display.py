@@ -179,13 +179,17 @@ def snapshot_figure(snapshot: object, name: str, build: Callable[[], go.Figure])
     forty watchers cost one build per snapshot. Its arrays are narrowed once
     (``figure_base.wire_arrays``): every page that draws it is sent half the bytes."""
 
-    def frozen() -> go.Figure:
-        fig = wire_arrays(build())
-        if type(fig) is go.Figure:
-            fig.__class__ = SnapshotFigure  # same layout, a to_dict made once
-        return fig
+    return per_snapshot(snapshot, name, lambda: frozen_figure(build()))
 
-    return per_snapshot(snapshot, name, frozen)
+
+def frozen_figure(fig: go.Figure) -> go.Figure:
+    """``fig`` with its arrays narrowed for the wire (``wire_arrays``) and its dict made once
+    (``SnapshotFigure``): for a figure that is never changed after it is built and is drawn
+    again and again."""
+    fig = wire_arrays(fig)
+    if type(fig) is go.Figure:
+        fig.__class__ = SnapshotFigure  # same layout, a to_dict made once
+    return fig
 
 
 def per_snapshot(snapshot: object, name: str, build: Callable[[], T]) -> T:
@@ -219,6 +223,26 @@ def per_snapshot(snapshot: object, name: str, build: Callable[[], T]) -> T:
         with _FIGURES_LOCK:
             _BUILDING.pop(key, None)
         building.set()
+
+
+_REMEMBERED = "_remembered"  # session state: key -> what was made, the most recent last
+REMEMBERED = 16
+
+
+def remembered(key: tuple, build: Callable[[], T]) -> T:
+    """What ``build`` made for this session under ``key``, kept across reruns (the most
+    recent REMEMBERED keys) and made again for a new key: for what is built from things that
+    never change once made (saved runs, named in ``key`` by their ids), so that a full rerun
+    of the page does not rebuild their figures. Kept per language, as ``per_snapshot``."""
+    memo: OrderedDict[tuple, Any] = st.session_state.setdefault(_REMEMBERED, OrderedDict())
+    full = (*key, language())
+    if full in memo:
+        memo.move_to_end(full)
+        return memo[full]
+    made = memo[full] = build()
+    while len(memo) > REMEMBERED:
+        memo.popitem(last=False)
+    return made
 
 
 def chart_columns(spec: int | list[int], name: str) -> list:
