@@ -202,3 +202,8 @@ def test_a_full_rerun_does_not_rebuild_what_saved_runs_show(
     assert builds == ["compare_figure"]  # a new choice: that chart alone is built
     at.number_input(key=wkey(at, "seed")).set_value(7).run()
     assert builds == ["compare_figure"]
+    at.query_params["lang"] = "zh"  # words are the reader's: kept per language
+    at.run()
+    assert not at.exception and sorted(builds) == sorted(["compare_figure"] * 3 + ["reach_figure"])
+    left = next(c for c in at.get("plotly_chart") if c.key == "cmp-left")
+    assert "困惑度" in json.loads(left.proto.spec)["layout"]["title"]["text"]  # perplexity

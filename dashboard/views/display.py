@@ -226,7 +226,7 @@ def per_snapshot(snapshot: object, name: str, build: Callable[[], T]) -> T:
 
 
 _REMEMBERED = "_remembered"  # session state: key -> what was made, the most recent last
-REMEMBERED = 16
+REMEMBERED = 8  # three per choice of runs (two overlays, the reach charts): the last few choices
 
 
 def remembered(key: tuple, build: Callable[[], T]) -> T:
