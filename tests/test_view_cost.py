@@ -1,7 +1,7 @@
 """What a redraw of the heavy views costs the browser: a figure whose data has not changed is
 not rebuilt (the gate heatmaps once per probe, for every session), heatmaps travel as float32,
 and a timed redraw keeps a heavy view's charts for a few seconds (``display.held``), so that
-Streamlit sends a reference to the message the browser has cached instead of the chart."""
+the browser gets the same element again and does not draw the chart again."""
 
 from __future__ import annotations
 

@@ -257,10 +257,11 @@ _HELD = "_held"  # session state: name -> (monotonic time made, what was made)
 def held(name: str, make: Callable[[], T], hold_s: float = HOLD_S) -> T:
     """What ``make`` made for this session under ``name``, kept for up to ``hold_s`` seconds
     on the live fragment's timed redraws (a full rerun always makes it afresh). A figure
-    kept is the same object, its element the same bytes: Streamlit sends a reference to the
-    message the browser has cached instead of the figure, and the browser does not draw it
-    again. For the views whose charts cost a loaded browser seconds to draw (benchmarks/
-    README.md): their Step and status move every redraw, their charts every ``hold_s``."""
+    kept is the same object, its element the same bytes, and the browser does not draw it
+    again (its plotly component redraws only for a new spec; Streamlit's references to the
+    browser's message cache are off: ``.streamlit/config.toml``). For the views whose
+    charts cost a loaded browser seconds to draw (benchmarks/README.md): their Step and
+    status move every redraw, their charts every ``hold_s``."""
     ctx = get_script_run_ctx()
     timed = ctx is not None and bool(ctx.fragment_ids_this_run)
     kept: dict[str, tuple[float, Any]] = st.session_state.setdefault(_HELD, {})

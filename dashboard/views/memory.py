@@ -112,7 +112,7 @@ def _unit_and_connectivity(result: memory.MemoryAnalysis) -> None:
         )  # fmt: skip
         unit = min(int(unit), hidden - 1)
         st.html(
-            per_snapshot(  # once per reading and unit: a redraw that keeps it sends a reference
+            per_snapshot(  # once per reading and unit: a redraw that keeps it, the same element
                 result.activations,
                 f"memory-unit:{unit}",
                 lambda: memory_charts.unit_text_html(

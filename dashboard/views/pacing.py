@@ -9,10 +9,11 @@ most 1/PACE of it.
 
 A view that costs the browser most to draw (Gates, Through time, Memory) is not redrawn at
 a slower pace but keeps its charts for a few seconds on timed redraws (``display.held``):
-a kept chart is sent as a reference to the message the browser has cached, and not drawn
-again. Choosing it then changes no pace, and a new pace costs a full rerun of the page,
-which redraws the whole page (its sidebar included) in the browser: a loaded browser took
-0.5-1.9 s over one, where the view's own fragment run took 0.2-0.6 s (benchmarks/README.md).
+a kept chart is the same element, bytes for bytes, which the browser does not draw again
+(its plotly component redraws only for a new spec). Choosing it then changes no pace, and
+a new pace costs a full rerun of the page, which redraws the whole page (its sidebar
+included) in the browser: a loaded browser took 0.5-1.9 s over one, where the view's own
+fragment run took 0.2-0.6 s (benchmarks/README.md).
 Script thread only (reads and writes this session's state).
 """
 
