@@ -295,7 +295,7 @@ def _overlay(lab: Lab, chosen: list[str], side: str, default: str) -> None:
                 x=x,
                 x_title=x_title,
                 y_title=_(metric.axis),
-            )  # fmt: skip
+            )
         )
         return figure, describe.lines(figure), hidden
 
