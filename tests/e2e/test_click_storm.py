@@ -23,7 +23,7 @@ from tests.e2e.conftest import GruLab
 
 pytestmark = pytest.mark.e2e
 
-RUN = "hidden=64&epochs=200&speed=max"  # trains for the whole storm, charts of some size
+RUN = "hidden=64&epochs=2000&speed=20"  # trains throughout (stopped after), charts of some size
 VIEWS = ("Overview", "Gradients", "Gates", "Through time", "Memory", "Text")
 STORM_S = 25.0
 EVERY_S = 0.3
