@@ -203,13 +203,8 @@ class TrainConfig:
 
 
 def _check_number(name: str, value: Any, low: float, high: float, *, integer: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(
-            _("{name}={value!r} must be {allowed}").format(
-                name=name, value=value, allowed=_allowed(name, low, high, integer)
-            )
-        )
-    if integer and not (isinstance(value, int) or float(value).is_integer()):
+    not_a_number = isinstance(value, bool) or not isinstance(value, int | float)
+    if not_a_number or (integer and not (isinstance(value, int) or float(value).is_integer())):
         raise ValueError(
             _("{name}={value!r} must be {allowed}").format(
                 name=name, value=value, allowed=_allowed(name, low, high, integer)
