@@ -47,14 +47,26 @@ NUMBERS = ["final_train_perplexity", "best_train_perplexity", "final_val_perplex
            "best_val_perplexity", "max_grad_norm", "clipped_share"]  # fmt: skip
 
 
+NODE_PORTS = 6  # the flags node_ports sets
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
-def node_ports() -> list[str]:
-    """Every port a node opens besides the head's GCS port, each a free one."""
+def free_ports(count: int) -> list[int]:
+    """``count`` free ports, all different: each socket stays bound until all are chosen
+    (one port at a time, the system may hand the same one out twice: Ray then refuses to
+    start, "trying to use a port number ... used by other components")."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
+def node_ports(ports: list[int]) -> list[str]:
+    """Every port a node opens besides the head's GCS port, from ``ports`` (free ones)."""
     flags = (
         "--node-manager-port",
         "--object-manager-port",
@@ -63,7 +75,7 @@ def node_ports() -> list[str]:
         "--runtime-env-agent-port",
         "--metrics-export-port",
     )
-    return [x for flag in flags for x in (flag, str(free_port()))]
+    return [x for flag, port in zip(flags, ports, strict=True) for x in (flag, str(port))]
 
 
 @dataclass
@@ -142,14 +154,15 @@ def _cluster(tmp: Path) -> Iterator[Cluster]:
     (tmp / "home").mkdir()
     env = cli_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
                   HOME=str(tmp / "home"), RAY_USAGE_STATS_ENABLED="0")  # fmt: skip
-    port = free_port()
+    port, dashboard, *ports = free_ports(2 + 2 * NODE_PORTS)  # all of the cluster's, all different
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     head_args = ["--head", "--port", str(port), "--include-dashboard", "false",
-                 "--dashboard-port", str(free_port()), "--temp-dir", str(tmp / "head")]  # fmt: skip
-    head = start_node([*head_args, *common, *node_ports()], env, tmp / "head.log")
+                 "--dashboard-port", str(dashboard), "--temp-dir", str(tmp / "head")]  # fmt: skip
+    head = start_node([*head_args, *common, *node_ports(ports[:NODE_PORTS])], env, tmp / "head.log")
     try:
         worker_args = ["--address", f"127.0.0.1:{port}", "--temp-dir", str(tmp / "worker")]
-        worker = start_node([*worker_args, *common, *node_ports()], env, tmp / "worker.log")
+        worker_ports = node_ports(ports[NODE_PORTS:])
+        worker = start_node([*worker_args, *common, *worker_ports], env, tmp / "worker.log")
         try:
             yield Cluster(f"127.0.0.1:{port}", env, worker)
         finally:
