@@ -1,9 +1,10 @@
-"""The live views keep a pace that each view can hold: a view whose redraw outlasts the
-refresh interval never settles (Streamlit's timer asks for the next redraw before the last
-one is drawn, and its elements stay greyed as stale), so the interval grows with the view's
-own redraw time (on the server), and comes back when a quick view is chosen again. Choosing a
-view changes no pace by itself (a new pace costs a full rerun of the page): the views that
-cost the browser most keep their charts for a few seconds instead (``display.held``)."""
+"""A live page keeps a pace that each view can hold: its status (the Step) every base
+interval, the chosen view's charts at the view's own pace (``screens/live.py``). A view whose
+redraw outlasts its interval never settles (Streamlit's timer asks for the next redraw
+before the last one is drawn, and its elements stay greyed as stale), so a view's interval
+grows with its own redraw time (on the server), and comes back when a quick view is chosen
+again; the views that cost the browser most (Gates, Through time, Memory) are redrawn every
+HEAVY_S at the quickest."""
 
 from __future__ import annotations
 
@@ -19,7 +20,16 @@ from test_app import APP, SMALL, button, lab_of, make_app  # noqa: F401 (make_ap
 from dashboard.screens.lab import REFRESH_S
 from dashboard.screens.resources import share_registry
 from dashboard.screens.watch import watch_interval
-from dashboard.views.pacing import MAX_PACED_S, PACE, paced_interval
+from dashboard.views.pacing import (
+    CHARTS_S,
+    HEAVY_S,
+    HEAVY_VIEWS,
+    MAX_PACED_S,
+    PACE,
+    charts_base,
+    paced_interval,
+)
+from dashboard.views.training import VIEWS
 
 
 def test_a_quick_view_keeps_the_base_interval() -> None:
@@ -41,44 +51,60 @@ def test_the_pace_has_a_ceiling() -> None:
     assert MAX_PACED_S <= slowest < 2 * MAX_PACED_S
 
 
-def _record_run_every(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every ``run_every`` the page declares its live fragment with, in order."""
-    seen: list[Any] = []
+def test_charts_are_redrawn_less_often_than_the_step_and_heavy_views_least() -> None:
+    assert REFRESH_S < CHARTS_S < HEAVY_S
+    assert HEAVY_VIEWS < set(VIEWS)  # names the selector's own views
+    for view in VIEWS:
+        assert charts_base(REFRESH_S, view) == (HEAVY_S if view in HEAVY_VIEWS else CHARTS_S)
+    assert charts_base(3.0, "Overview") == 3.0  # a crowded room's slower base wins
+    assert charts_base(8.0, "Gates") == 8.0
+
+
+def _record_run_every(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """Fragment name (``status``, ``live``, ``charts``) -> every ``run_every`` the page has
+    declared it with, in order."""
+    seen: dict[str, list[Any]] = {}
     real = st.fragment
 
     def fragment(func: Callable | None = None, *, run_every: Any = None, **kw: Any) -> Any:
-        seen.append(run_every)
-        return real(func, run_every=run_every, **kw) if func else real(run_every=run_every, **kw)
+        assert func is not None  # language_fragment passes the body
+        seen.setdefault(func.__name__, []).append(run_every)
+        return real(func, run_every=run_every, **kw)
 
     monkeypatch.setattr(st, "fragment", fragment)
     return seen
 
 
-def test_the_page_paces_its_live_fragment_to_the_view(
+def test_the_page_paces_its_charts_to_the_view_and_its_status_to_the_page(
     make_app: Callable[..., AppTest],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     declared = _record_run_every(monkeypatch)
     at = make_app(**SMALL)
     at.run()
+    assert declared["status"][-1] is None and declared["charts"][-1] is None  # nothing runs
     button(at, "Start").click().run()
     lab_of(at).job.run_sync(2)
     at.run()
-    assert declared[-1] == REFRESH_S  # a quick Overview: the base pace
+    assert declared["live"][-1] is None  # reruns on a click of its view control only
+    assert declared["status"][-1] == REFRESH_S  # the Step: the page's base pace
+    assert declared["charts"][-1] == CHARTS_S  # a quick Overview: the quickest charts
     at.get("button_group")[0].set_value("Gates").run()
     assert not at.exception
     assert "Gates" in at.session_state["_redraw_s"]  # each view's redraw is timed
-    assert declared[-1] == REFRESH_S  # a quick redraw on the server: the same pace
-    at.session_state["_redraw_s"] = {"Overview": 0.01, "Gates": 2.0}  # Gates under load
+    assert declared["charts"][-1] == HEAVY_S  # a heavy view: its charts every HEAVY_S
+    assert declared["status"][-1] == REFRESH_S  # the Step moves as fast as before
+    at.session_state["_redraw_s"] = {"Overview": 0.01, "Gates": 5.0}  # Gates under load
     at.run()
-    assert declared[-1] >= PACE * 2.0 / 2  # the running mean halves one slow sample at most
-    assert declared[-1] >= 2 * REFRESH_S
+    assert declared["charts"][-1] >= PACE * 5.0 / 2  # the running mean halves one slow sample
+    assert declared["charts"][-1] >= 2 * HEAVY_S
+    assert declared["status"][-1] == REFRESH_S
     at.get("button_group")[0].set_value("Overview").run()
     assert not at.exception
-    assert declared[-1] == REFRESH_S  # back on a quick view, back at the base pace
+    assert declared["charts"][-1] == CHARTS_S  # back on a quick view, back at its pace
 
 
-def test_the_watch_page_paces_its_live_fragment_like_the_lab(
+def test_the_watch_page_paces_its_live_fragments_like_the_lab(
     make_app: Callable[..., AppTest],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -93,14 +119,16 @@ def test_the_watch_page_paces_its_live_fragment_like_the_lab(
     watcher.run()
     assert not watcher.exception
     base = watch_interval(1)  # one watcher: the room's base interval
-    assert declared[-1] == base  # a quick Overview: the base pace
+    assert declared["status"][-1] == base
+    assert declared["charts"][-1] == charts_base(base, "Overview")
     watcher.get("button_group")[0].set_value("Gates").run()
     assert not watcher.exception
     assert "Gates" in watcher.session_state["_redraw_s"]  # the watcher's redraws are timed
-    assert declared[-1] == base  # a quick redraw on the server: the same pace
+    assert declared["charts"][-1] == charts_base(base, "Gates") == HEAVY_S
     watcher.session_state["_redraw_s"] = {"Overview": 0.01, "Gates": 9.0}  # Gates under load
     watcher.run()
-    assert declared[-1] >= PACE * 9.0 / 2  # the running mean halves one slow sample at most
+    assert declared["charts"][-1] >= PACE * 9.0 / 2  # the running mean halves one slow sample
+    assert declared["status"][-1] == base  # the Step at the room's pace still
     watcher.get("button_group")[0].set_value("Overview").run()
     assert not watcher.exception
-    assert declared[-1] == base  # back on a quick view, back at the room's pace
+    assert declared["charts"][-1] == charts_base(base, "Overview")

@@ -1,7 +1,7 @@
-"""What a redraw of the heavy views costs the browser: a figure whose data has not changed is
-not rebuilt (the gate heatmaps once per probe, for every session), heatmaps travel as float32,
-and a timed redraw keeps a heavy view's charts for a few seconds (``display.held``), so that
-the browser gets the same element again and does not draw the chart again."""
+"""What a redraw of the heavy views costs: a figure whose data has not changed is not rebuilt
+(the gate heatmaps once per probe, for every session), heatmaps travel as float32, and the
+Memory view's reading of the live weights is kept for a few seconds on the fragment reruns
+that follow it (``display.held``: a click on one of its widgets does not read them again)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def on_view(new_app: Callable[..., AppTest], view: str) -> tuple[AppTest, Traini
     return at, job
 
 
-def test_a_timed_redraw_keeps_what_was_made_for_a_while() -> None:
+def test_a_fragment_rerun_keeps_what_was_made_for_a_while() -> None:
     kept: dict = {}
     made: list[int] = []
 
@@ -111,12 +111,13 @@ def test_the_memory_charts_are_built_once_per_reading(
     assert builds.count("connectivity_figure") == 2
 
 
-def test_a_timed_redraw_keeps_the_memory_reading_while_the_run_trains(
+def test_a_fragment_rerun_keeps_the_memory_reading_while_the_run_trains(
     make_app: Callable[..., AppTest],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The live weights' label does not name the step, so the reading held for a timed
-    redraw is found again after the run has moved on, its caption naming the step read."""
+    """The live weights' label does not name the step, so the reading held for a fragment
+    rerun (a click on the view's own widgets) is found again after the run has moved on, its
+    caption naming the step read."""
     from dashboard.views import display
 
     at, job = on_view(make_app, "Memory")
@@ -128,7 +129,7 @@ def test_a_timed_redraw_keeps_the_memory_reading_while_the_run_trains(
             break
     timed = SimpleNamespace(fragment_ids_this_run=["live"])
     monkeypatch.setattr(display, "get_script_run_ctx", lambda: timed)
-    at.run()  # as a timed redraw: the same reading, the same figures, the step it was read at
+    at.run()  # as a fragment rerun: the same reading, the same figures, the step it was read at
     assert not at.exception
     assert sorted(c.proto.spec for c in at.get("plotly_chart")) == specs
     assert at.selectbox(key="memory_source").value == "this run (its latest weights)"

@@ -1,19 +1,18 @@
 """The lab page: train d2l's GRU live, watch its gates and gradients, break it and rescue it.
 
 Reads top to bottom: page set-up -> sidebar (lesson, settings, corpus) -> run controls ->
-live views (a fragment that re-runs on a timer while a job is active) -> teaching text ->
+live views (``screens/live.py``: fragments on timers while a job is active) -> teaching text ->
 compare runs. Training happens in a background ``TrainingJob`` that never calls ``st.*``;
 this script only sends it commands and draws snapshots of its telemetry.
 """
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from dashboard.runs.saved import SavedRuns
 from dashboard.screens.investigate import record_view, step_banner
+from dashboard.screens.live import live_section
 from dashboard.screens.resources import (
     TOKEN_PARAM,
     bench_work,
@@ -28,7 +27,6 @@ from dashboard.screens.resources import (
 from dashboard.screens.watch import watch_page
 from dashboard.session.lab import Lab
 from dashboard.sidebar import controls as ctl
-from dashboard.sidebar.language import language_fragment
 from dashboard.sidebar.panel import (
     corpus_picker,
     init_widget_state,
@@ -37,11 +35,9 @@ from dashboard.sidebar.panel import (
     widget_values,
 )
 from dashboard.sidebar.room import WATCH, room_section
-from dashboard.views import training as views
 from dashboard.views.cells import theory_caption
 from dashboard.views.compare import compare_section
 from dashboard.views.display import PROJECTOR_KEY, page_style, projector_on
-from dashboard.views.pacing import LivePace, shown_view
 from dashboard.views.teaching import CLIPPING, equation_legend, equations, model_name
 from gru_core.config import TrainConfig, describe_device, resolve_device
 from gru_core.data import Corpus, split_sizes
@@ -236,31 +232,22 @@ def lab_page() -> None:
         theory_caption(initial_lambda(config, lab.corpus))
     with right:
         teaching(config)
-    was_active = lab.active
-    pace = LivePace(refresh_interval(lab))
-
-    @language_fragment(run_every=pace.interval if was_active else None)
-    def live() -> None:
-        if was_active:
-            pace.chosen()
-        started = time.perf_counter()
-        views.live_views(lab)
-        if lab.job is not None:  # what an investigation's step asks to open, on which run
-            record_view(shown_view(), lab.job.config.model, lab.job.config.num_steps)
-        if was_active and not lab.active:  # ended, and saved by the job's end
-            st.rerun()  # a full rerun: stop polling, refresh buttons and saved runs
-        pace.redrawn(time.perf_counter() - started, live=was_active)
-
-    live()
+    live_section(lab, refresh_interval(lab), lab.active, on_view=lambda v: _record_view(lab, v))
     compare_section(lab)
     _sync_url()
+
+
+def _record_view(lab: Lab, view: str) -> None:
+    """What an investigation's step asks to open, on which run."""
+    if lab.job is not None:
+        record_view(view, lab.job.config.model, lab.job.config.num_steps)
 
 
 def refresh_interval(lab: Lab) -> float:
     """Seconds between live redraws: REFRESH_S for a lone user, slower when many sessions
     train or queue on this server (each redraw costs the server CPU that training needs),
-    and slow while this session only waits in the queue; ``LivePace`` then fits it to the
-    view's own redraw time."""
+    and slow while this session only waits in the queue; a view's charts are redrawn at
+    the view's own pace (``pacing.charts_interval``)."""
     pool = shared_pool()
     busy = pool.running + pool.waiting
     queued = lab.job is not None and lab.job.status().state == "queued"

@@ -10,17 +10,14 @@ Script thread only.
 from __future__ import annotations
 
 import secrets
-import time
 
 import streamlit as st
 
+from dashboard.screens.live import live_section
 from dashboard.session.lab import Lab
 from dashboard.session.sharing import ShareRegistry, WatchError
 from dashboard.sidebar import controls as ctl
-from dashboard.sidebar.language import language_fragment
 from dashboard.sidebar.room import WATCH
-from dashboard.views import training as views
-from dashboard.views.pacing import LivePace
 from gru_core.i18n import _
 
 # All watchers of one shared run together. Each watcher redraw costs the server script CPU
@@ -45,24 +42,18 @@ def watch_page(registry: ShareRegistry, token: str) -> None:
     st.button(_("Fork: copy its settings into my own lab"), on_click=_fork, args=(shared,))
 
     interval = watch_interval(registry.watchers(token))
-    pace = LivePace(interval)  # the lab's pacing: a slow view gets time to settle
 
-    @language_fragment(run_every=pace.interval)
-    def live() -> None:
-        pace.chosen()
-        started = time.perf_counter()
+    def head() -> None:  # every status redraw: still shared? (this watcher's heartbeat)
         try:
-            registry.watch(token, watcher)  # still shared? (counts as this watcher's heartbeat)
-        except WatchError as exc:
-            st.error(str(exc))
-            return
+            registry.watch(token, watcher)
+        except WatchError:
+            st.rerun()  # a full run says why and stops the timers
         if interval_is_stale(interval, registry.watchers(token)):
-            st.rerun()  # the room grew or shrank: a full run gives the fragment a new timer
+            st.rerun()  # the room grew or shrank: a full run gives the timers a new interval
         last_saved_run(shared)
-        views.live_views(shared, WATCH_SNAPSHOT_AGE_S)
-        pace.redrawn(time.perf_counter() - started)
 
-    live()
+    # On timers even while nothing trains: the owner may start a run at any time.
+    live_section(shared, interval, True, WATCH_SNAPSHOT_AGE_S, head=head)
 
 
 def last_saved_run(shared: Lab) -> None:

@@ -156,6 +156,10 @@ class Lab:
                 return job not in self._settled
         return state != "ready"
 
+    def clipped_counts(self) -> tuple[int, int]:
+        """(steps, clipped steps) of the bench's run so far (``Telemetry.clipped_counts``)."""
+        return self.telemetry.clipped_counts()
+
     def snapshot(self, max_age: float = 0.0) -> Snapshot:
         """The bench's telemetry snapshot (``Telemetry.snapshot``: ``max_age`` for watchers)."""
         return self.telemetry.snapshot(max_age)

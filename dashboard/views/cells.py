@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard.charts import cells as cell_charts
 from dashboard.charts import describe
 from dashboard.charts import flow as flow_charts
-from dashboard.views.display import chart, held, snapshot_figure
+from dashboard.views.display import chart, snapshot_figure
 from dashboard.views.teaching import CAPTIONS, bands_caption
 from gru_core.i18n import _
 from gru_core.model.gates import MODEL_GATES
@@ -29,18 +29,12 @@ def gates(snap: Snapshot, model: str | None) -> None:
         return
     shown = names[:2]  # the registry's order: Z and R, or I and F
     # Each gate a panel of one chart (one mount for the browser: charts/panels.py).
-    fig = held(  # this view's charts cost the browser most: kept a few redraws
-        "bands",
-        lambda: snapshot_figure(
-            snap,
-            "bands:" + ",".join(shown),
-            lambda: cell_charts.gates_bands_figure(snap.steps, shown),
-        ),
+    fig = snapshot_figure(
+        snap, "bands:" + ",".join(shown), lambda: cell_charts.gates_bands_figure(snap.steps, shown)
     )
-    words = held("alt-bands", lambda: " ".join(describe.gate_bands(snap.steps, g) for g in shown))
-    chart(fig, "bands", alt=words)
+    chart(fig, "bands", alt=" ".join(describe.gate_bands(snap.steps, g) for g in shown))
     st.caption(bands_caption(shown))
-    probe = held("probe", lambda: snap.probe)  # heatmaps, caption and text of one probe
+    probe = snap.probe  # heatmaps, caption and text of one probe
     traced = [g for g in shown if probe is not None and probe["gates"].get(g) is not None]
     if probe is None or not traced:
         return
@@ -69,7 +63,7 @@ def through_time(snap: Snapshot, flow_every: int) -> None:
             )
         )
         return
-    fig, numbers = held("flow", lambda: flow_figure(snap))
+    fig, numbers = flow_figure(snap)
     chart(fig, "flow", alt=lambda f: describe.lines(f) + " " + describe.heatmap(f))
     st.caption(CAPTIONS["flow_reach"] + " " + numbers)  # the top panel
     st.caption(CAPTIONS["flow_heat"])  # the bottom one
@@ -78,7 +72,7 @@ def through_time(snap: Snapshot, flow_every: int) -> None:
     if st.toggle(
         _("The total gradient at each H_t (every position's loss together)"), key="flow_total"
     ):
-        line = held("flow-line", lambda: total_figure(snap))
+        line = total_figure(snap)
         chart(line, "flow-line", alt=describe.lines)
         st.caption(CAPTIONS["flow_line"])
 

@@ -250,18 +250,17 @@ def chart_columns(spec: int | list[int], name: str) -> list:
     return list(st.container(key=f"charts-{name}").columns(spec))
 
 
-HOLD_S = 6.0  # how long a timed redraw keeps a heavy view's charts as they were drawn
+HOLD_S = 3.0  # how long a reading is kept on the fragment reruns that follow it
 _HELD = "_held"  # session state: name -> (monotonic time made, what was made)
 
 
 def held(name: str, make: Callable[[], T], hold_s: float = HOLD_S) -> T:
     """What ``make`` made for this session under ``name``, kept for up to ``hold_s`` seconds
-    on the live fragment's timed redraws (a full rerun always makes it afresh). A figure
-    kept is the same object, its element the same bytes, and the browser does not draw it
-    again (its plotly component redraws only for a new spec; Streamlit's references to the
-    browser's message cache are off: ``.streamlit/config.toml``). For the views whose
-    charts cost a loaded browser seconds to draw (benchmarks/README.md): their Step and
-    status move every redraw, their charts every ``hold_s``."""
+    on the fragment reruns that follow (a full rerun always makes it afresh): for what is
+    slow to make from a run that moves on at every step (the Memory view reads the live
+    weights), so that a click on one of the view's own widgets (a unit, a position) does
+    not read them again. HOLD_S is shorter than the heavy views' pace
+    (``pacing.HEAVY_S``), so every timed redraw of the view reads anew."""
     ctx = get_script_run_ctx()
     timed = ctx is not None and bool(ctx.fragment_ids_this_run)
     kept: dict[str, tuple[float, Any]] = st.session_state.setdefault(_HELD, {})
@@ -276,9 +275,9 @@ def kept_or_made(
     timed: bool,
     now: float,
 ) -> T:
-    """``held``'s rule on a plain dict (name -> (made at, made)): on a timed redraw, what was
-    made less than ``hold_s`` ago; otherwise ``make()``, kept from ``now`` (and whatever is
-    ``hold_s`` old or older is dropped)."""
+    """``held``'s rule on a plain dict (name -> (made at, made)): on a fragment rerun
+    (``timed``), what was made less than ``hold_s`` ago; otherwise ``make()``, kept from
+    ``now`` (and whatever is ``hold_s`` old or older is dropped)."""
     hit = kept.get(name)
     if timed and hit is not None and now - hit[0] < hold_s:
         return hit[1]

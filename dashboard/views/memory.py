@@ -81,7 +81,7 @@ def memory_view(lab: Lab) -> None:
             key=f"memory_target_{len(seen)}",
         )  # fmt: skip
         target = min(target, len(seen) - 1)
-        read, result = held(  # a redraw while it trains: the same reading for a few seconds
+        read, result = held(  # a click on its widgets while it trains: the same reading
             f"memory:{hash((source.label, source.job_run, text, target))}",
             lambda: (source, lab.analysis(source, text, target)),
         )

@@ -1,19 +1,13 @@
-"""The pace of a live fragment: how often a page redraws the view it shows while a run trains.
+"""The pace of a live page: how often it redraws what it shows while a run trains.
 
-Streamlit's timer (``st.fragment(run_every=...)``) asks for the next redraw every interval,
-however long the last one took, and redraws that follow each other without a pause keep the
-view's elements greyed as stale: a view whose redraw outlasts its interval never settles.
-So each page that redraws live (the lab's and the watch page's) paces its fragment with
-``LivePace``: the page's base interval, doubled until the view's own measured redraw takes at
-most 1/PACE of it.
-
-A view that costs the browser most to draw (Gates, Through time, Memory) is not redrawn at
-a slower pace but keeps its charts for a few seconds on timed redraws (``display.held``):
-a kept chart is the same element, bytes for bytes, which the browser does not draw again
-(its plotly component redraws only for a new spec). Choosing it then changes no pace, and
-a new pace costs a full rerun of the page, which redraws the whole page (its sidebar
-included) in the browser: a loaded browser took 0.5-1.9 s over one, where the view's own
-fragment run took 0.2-0.6 s (benchmarks/README.md).
+A live page has two timers (``screens/live.py``): its status (Step, state: small, cheap) at
+the page's base interval, and the chosen view's charts at the view's own pace. Streamlit's
+timer (``st.fragment(run_every=...)``) asks for the next redraw every interval, however long
+the last one took, and redraws that follow each other without a pause keep the view's
+elements greyed as stale: a view whose redraw outlasts its interval never settles. So a
+view's charts are redrawn every ``charts_base`` (CHARTS_S; HEAVY_S for the views that cost a
+browser seconds to draw: Gates, Through time, Memory), doubled until the view's own measured
+redraw takes at most 1/PACE of it. The Step moves at the base interval whatever the view.
 Script thread only (reads and writes this session's state).
 """
 
@@ -21,10 +15,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.views.training import VIEWS
-
 PACE = 2.0  # a live redraw takes at most half of the time between two redraws
 MAX_PACED_S = 12.0  # the slowest pacing of a view that redraws slowly
+CHARTS_S = 1.5  # a view's charts are redrawn at most this often (its Step: every base interval)
+HEAVY_S = 6.0  # ... and these views', which cost a loaded browser seconds to draw
+HEAVY_VIEWS = frozenset({"Gates", "Through time", "Memory"})
 _COSTS = "_redraw_s"  # session state: view -> running mean of its redraw time, s
 
 
@@ -37,10 +32,10 @@ def paced_interval(base: float, redraw_s: float) -> float:
     return interval
 
 
-def shown_view() -> str:
-    """The view this session shows: the one just chosen (the view control's state, known
-    before the redraw draws it), else the one ``training.live_views`` drew last."""
-    return str(st.session_state.get("view") or st.session_state.get("_last_view", VIEWS[0]))
+def charts_base(base: float, view: str) -> float:
+    """How often ``view``'s charts are redrawn on a page whose status is redrawn every
+    ``base`` seconds, before its own redraw time is counted (``paced_interval``)."""
+    return max(base, HEAVY_S if view in HEAVY_VIEWS else CHARTS_S)
 
 
 def redraw_costs() -> dict[str, float]:
@@ -48,38 +43,20 @@ def redraw_costs() -> dict[str, float]:
     return st.session_state.setdefault(_COSTS, {})
 
 
-class LivePace:
-    """One page's live fragment at the pace of the view it shows.
+def charts_interval(base: float, view: str) -> float:
+    """The interval ``view``'s charts are declared with now (its running mean redraw time
+    in this session, ``redraw_costs``)."""
+    return paced_interval(charts_base(base, view), redraw_costs().get(view, 0.0))
 
-    Made when the page runs in full (``interval`` is what the fragment is declared with);
-    ``redrawn`` after each redraw records its time and asks for a full rerun, which declares
-    the fragment again, when the view or its pace has changed: the pace doubles or falls to
-    a quarter (so that a redraw time near a boundary does not make a full rerun after every
-    redraw)."""
 
-    def __init__(self, base: float) -> None:
-        self.base, self.shown = base, shown_view()
-        self.interval = self.wanted(redraw_costs().get(self.shown, 0.0))
-
-    def chosen(self) -> None:
-        """Before a redraw: a view chosen since the fragment was declared, whose pace is not
-        the declared one, is drawn by a full rerun at once (which declares its pace) rather
-        than drawn twice, by this redraw and by the full rerun after it."""
-        view = shown_view()
-        redraw_s = redraw_costs().get(view, 0.0)
-        if view != self.shown and self.wanted(redraw_s) != self.interval:
-            st.rerun()
-
-    def wanted(self, redraw_s: float) -> float:
-        """The interval for the view shown now after a redraw of ``redraw_s`` seconds."""
-        return paced_interval(self.base, redraw_s)
-
-    def redrawn(self, seconds: float, live: bool = True) -> None:
-        """Record a redraw of ``seconds``; ``live``: the fragment is on a timer (a page
-        without a running job has none to re-declare)."""
-        costs, view = redraw_costs(), shown_view()
-        mean = costs[view] = 0.5 * costs.get(view, seconds) + 0.5 * seconds
-        wanted = self.wanted(mean)
-        moved = wanted > self.interval or 4 * wanted <= self.interval or view != self.shown
-        if live and wanted != self.interval and moved:
-            st.rerun()  # a full rerun declares the fragment again, at the view's pace
+def charts_redrawn(base: float, view: str, declared: float, seconds: float, live: bool) -> None:
+    """Record a redraw of ``view``'s charts that took ``seconds``; while ``live`` (on a
+    timer declared at ``declared`` s), ask for a full rerun, which declares the timer again,
+    once the view's pace has moved: doubled, or fallen to a quarter (so that a redraw time
+    near a boundary does not make a full rerun after every redraw). A view chosen anew is
+    declared at its pace by the click's own rerun: it needs none."""
+    costs = redraw_costs()
+    mean = costs[view] = 0.5 * costs.get(view, seconds) + 0.5 * seconds
+    wanted = paced_interval(charts_base(base, view), mean)
+    if live and (wanted > declared or 4 * wanted <= declared):
+        st.rerun()

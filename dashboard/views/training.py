@@ -62,8 +62,9 @@ def basis_words(basis: str) -> str:
     return basis
 
 
-def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | None) -> None:
-    """Step, epoch, tokens/s, device and state (or, once it ended, the verdict)."""
+def status_line(status: JobStatus | None, counts: tuple[int, int], verdict: Verdict | None) -> None:
+    """Step, epoch, tokens/s, device and state (or, once it ended, the verdict); ``counts``:
+    (steps, clipped steps) of the run so far."""
     if status is None:
         st.info(
             _("Nothing is training. Choose settings in the sidebar (or a lesson) and press Start.")
@@ -76,7 +77,8 @@ def status_line(status: JobStatus | None, snap: Snapshot, verdict: Verdict | Non
     basis = basis_words(status.tokens_per_sec_basis)
     clip = _(format_knob("clip_threshold", status.clip_threshold))  # 'off' is worded
     pending = _pending_knobs(status)
-    share = snap.clipped_steps / snap.total_steps if snap.total_steps else 0.0
+    total, clipped = counts
+    share = clipped / total if total else 0.0
     with st.container(horizontal=True, wrap=True, gap="medium", key="metrics"):
         st.metric(_("State"), state, width="content")
         st.metric(_("Step"), f"{status.step:,}", width="content")
@@ -118,16 +120,19 @@ def _pending_knobs(status: JobStatus) -> str:
     return _("the last step used {knobs}").format(knobs=knobs)
 
 
-def live_views(lab: Lab, snapshot_age: float = 0.0) -> None:
-    """Everything that changes while training; called from the polling fragment.
-    ``snapshot_age``: how old a snapshot may be (a watcher's: ``Telemetry.snapshot``)."""
+def live_status(lab: Lab) -> None:
+    """What changes at every step and costs little to draw: the status line and, once the
+    run has ended, its verdict with advice (no snapshot is built for it)."""
     job = lab.job
     status = job.status() if job is not None else None
-    snap = lab.snapshot(snapshot_age)
     verdict = lab.verdict()
-    status_line(status, snap, verdict)
+    status_line(status, lab.clipped_counts(), verdict)
     if job is not None and status is not None and status.outcome is not None:
         _ending_message(verdict, status.outcome, job.config)
+
+
+def view_control() -> str:
+    """The view selector; the view chosen (the one shown last if none arrives)."""
     view = st.segmented_control(
         _("View"), VIEWS, default=VIEWS[0], key="view", label_visibility="collapsed",
         required=True, format_func=worded(VIEWS),
@@ -136,10 +141,17 @@ def live_views(lab: Lab, snapshot_age: float = 0.0) -> None:
     # client) keeps the view that was showing instead of leaving the page blank.
     view = view or st.session_state.get("_last_view", VIEWS[0])
     st.session_state._last_view = view
-    placeholder = _placeholder(status)
+    return str(view)
+
+
+def view_charts(lab: Lab, view: str, snapshot_age: float = 0.0) -> None:
+    """The charts, captions and text of ``view`` for the lab's run now."""
+    job = lab.job
+    status = job.status() if job is not None else None
+    snap = lab.snapshot(snapshot_age)
     model = job.config.model if job is not None else None
     if view == "Overview":
-        overview(snap, model, placeholder)
+        overview(snap, model, _placeholder(status))
     elif view == "Gradients":
         gradients(snap)
     elif view == "Gates":

@@ -160,14 +160,9 @@ class Telemetry:
         epochs: int = 1000,  # epochs kept: the first tenth, the latest 40% in full, thinned
     ) -> None:
         for name, value, low in (
-            ("head", head, 0),
-            ("recent", recent, 1),
-            ("middle", middle, 1),
-            ("spikes", spikes, 0),
-            ("flow_rows", flow_rows, 1),
-            ("flow_cap", flow_cap, flow_rows),
-            ("epochs", epochs, 3),
-        ):
+            ("head", head, 0), ("recent", recent, 1), ("middle", middle, 1), ("spikes", spikes, 0),
+            ("flow_rows", flow_rows, 1), ("flow_cap", flow_cap, flow_rows), ("epochs", epochs, 3),
+        ):  # fmt: skip
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"Telemetry {name}={value!r}: expected an integer >= {low}")
         self._sizes = (head, recent, middle, spikes, flow_rows, flow_cap, epochs)
@@ -269,6 +264,11 @@ class Telemetry:
         with self._lock:
             stores = (self._step_columns, self._epoch_columns, self._flow_columns)
             return sum(a.nbytes for c in stores for a in c.arrays.values())
+
+    def clipped_counts(self) -> tuple[int, int]:
+        """(steps, clipped steps) of the whole run, exact, without a snapshot's frames."""
+        with self._lock:
+            return self._total_steps, self._clipped_steps
 
     def snapshot(self, max_age: float = 0.0) -> Snapshot:
         """A consistent view of everything stored (cached until the next write).
