@@ -62,14 +62,19 @@ def test_charts_are_redrawn_less_often_than_the_step_and_heavy_views_least() -> 
 
 def _record_run_every(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """Fragment name (``status``, ``live``, ``charts``) -> every ``run_every`` the page has
-    declared it with, in order."""
+    declared it with (called it: Streamlit sends its timer then), in order."""
     seen: dict[str, list[Any]] = {}
     real = st.fragment
 
     def fragment(func: Callable | None = None, *, run_every: Any = None, **kw: Any) -> Any:
         assert func is not None  # language_fragment passes the body
-        seen.setdefault(func.__name__, []).append(run_every)
-        return real(func, run_every=run_every, **kw)
+        declared = real(func, run_every=run_every, **kw)
+
+        def called(*args: Any, **kwargs: Any) -> Any:  # a fragment is declared when called
+            seen.setdefault(func.__name__, []).append(run_every)
+            return declared(*args, **kwargs)
+
+        return called
 
     monkeypatch.setattr(st, "fragment", fragment)
     return seen
@@ -119,12 +124,16 @@ def test_the_watch_page_paces_its_live_fragments_like_the_lab(
     watcher.run()
     assert not watcher.exception
     base = watch_interval(1)  # one watcher: the room's base interval
-    assert declared["status"][-1] == base
-    assert declared["charts"][-1] == charts_base(base, "Overview")
+    assert declared["charts"][-1] == charts_base(base, "Overview") == base
+    # Charts as often as the status: one timer for both (the status drawn by the charts).
+    assert "status" not in declared
+    assert [m.label for m in watcher.metric][:2] == ["State", "Step"]
     watcher.get("button_group")[0].set_value("Gates").run()
     assert not watcher.exception
     assert "Gates" in watcher.session_state["_redraw_s"]  # the watcher's redraws are timed
     assert declared["charts"][-1] == charts_base(base, "Gates") == HEAVY_S
+    assert declared["status"] == [base]  # slower charts: the Step on a timer of its own
+    assert [m.label for m in watcher.metric][:2] == ["State", "Step"]
     watcher.session_state["_redraw_s"] = {"Overview": 0.01, "Gates": 9.0}  # Gates under load
     watcher.run()
     assert declared["charts"][-1] >= PACE * 9.0 / 2  # the running mean halves one slow sample
@@ -132,3 +141,5 @@ def test_the_watch_page_paces_its_live_fragments_like_the_lab(
     watcher.get("button_group")[0].set_value("Overview").run()
     assert not watcher.exception
     assert declared["charts"][-1] == charts_base(base, "Overview")
+    assert len(declared["status"]) == 2  # back to one timer
+    assert [m.label for m in watcher.metric][:2] == ["State", "Step"]

@@ -8,6 +8,11 @@ is redrawn often and what costs the browser most (a view's charts) only at the v
     ├── view control
     └── charts      every ``pacing.charts_interval(base, view)`` s: the chosen view
 
+Where the charts are redrawn as often as the status (a watcher in a crowd, whose base
+interval is already slow), the status has no timer of its own: the charts' redraw writes it
+into its place above the view control (one redraw instead of two; a fragment may write into
+a container of its parent's, and its next run replaces what it wrote there).
+
 A redraw of one fragment sends only its own elements: a kept chart is not sent again on the
 status's redraws (with the page's message cache off, ``.streamlit/config.toml``, every
 element in a redraw travels in full and is decoded again). A click on a view reruns
@@ -48,23 +53,33 @@ def live_section(
 
     was_active = lab.active
 
-    @language_fragment(run_every=base if timed else None)
-    def status() -> None:
+    def status_now() -> None:
         if head is not None:
             head()
         views.live_status(lab)
         if was_active and not lab.active:  # ended, and saved by the job's end
             st.rerun()  # a full rerun: stop the timers, refresh buttons and saved runs
 
+    @language_fragment(run_every=base if timed else None)
+    def status() -> None:
+        status_now()
+
     @language_fragment()
     def live() -> None:
-        status()
+        box = st.container()  # the status, above the view control
         view = views.view_control()
         every = charts_interval(base, view)
+        apart = every > base  # the Step moves more often than the charts: a timer of its own
+        if apart:
+            with box:
+                status()
 
         @language_fragment(run_every=every if timed else None)
         def charts() -> None:
             started = time.perf_counter()
+            if not apart:  # one timer for both (a watcher in a crowd): one redraw, not two
+                with box:
+                    status_now()
             views.view_charts(lab, view, snapshot_age)
             if on_view is not None:
                 on_view(view)

@@ -94,6 +94,13 @@ def test_a_watch_link_follows_the_run_in_a_second_browser(browser: Browser, lab:
         expect(watcher.page.get_by_text("GRU Lab · watching")).to_be_visible(timeout=60_000)
         first = watcher.wait_for_step(1)
         watcher.wait_for_step(first + 3)  # the counter rises on the watcher's own screen
+        # Overview: the charts' redraw writes the status (one timer); Gates: the status has a
+        # timer of its own. Either way one status, in place, and its Step rises.
+        for view in ("Gates", "Overview"):
+            watcher.choose_view(view)
+            watcher.wait_for_step(watcher.step() + 2)
+            expect(watcher.page.locator(".st-key-metrics")).to_have_count(1)
+            expect(watcher.metric_card("Step")).to_have_count(1)
         # the owner's sidebar recounts its watchers without a full rerun of its page
         expect(lab.page.get_by_text("1 watching now")).to_be_visible(timeout=15_000)
         for name in ("Start", "Restart", "Pause", "Stop", "Reset", "Step"):
