@@ -1,7 +1,8 @@
 """The pace of a live page: how often it redraws what it shows while a run trains.
 
-A live page has two timers (``screens/live.py``): its status (Step, state: small, cheap) at
-the page's base interval, and the chosen view's charts at the view's own pace. Streamlit's
+A live page has two timers (``screens/live.py``; one where they would keep the same pace): its
+status (Step, state: small, cheap) at the page's base interval, and the chosen view's charts at
+the view's own pace. Streamlit's
 timer (``st.fragment(run_every=...)``) asks for the next redraw every interval, however long
 the last one took, and redraws that follow each other without a pause keep the view's
 elements greyed as stale: a view whose redraw outlasts its interval never settles. So a

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect, sync_playwright
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from dashboard.sidebar.controls import to_query
 from dashboard.sidebar.lessons import lesson_values
@@ -67,6 +68,25 @@ T = TypeVar("T")
 
 
 # -- the server ------------------------------------------------------------------------------
+def read_the_wire(page: Page, on_message: Callable[[ForwardMsg], None]) -> None:
+    """Every message the server sends ``page`` from now on, decoded and handed to
+    ``on_message``, then passed on to the page unchanged (its websocket routed through
+    Playwright)."""
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            msg = ForwardMsg()
+            msg.ParseFromString(message if isinstance(message, bytes) else message.encode())
+            on_message(msg)
+            ws.send(message)
+
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/_stcore/stream$"), route)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

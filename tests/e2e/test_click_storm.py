@@ -13,13 +13,10 @@ page keeps answering.
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from playwright.sync_api import WebSocketRoute
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from tests.e2e.conftest import GruLab
+from tests.e2e.conftest import GruLab, read_the_wire
 
 pytestmark = pytest.mark.e2e
 
@@ -54,26 +51,18 @@ sig => { const el = document.querySelector(sig);
 
 
 class Wire:
-    """Every message the server sends the page, decoded, passed on unchanged."""
+    """Every message the server sends the page, counted as it passes."""
 
     def __init__(self, lab: GruLab) -> None:
         self.messages = 0
         self.references = 0  # ForwardMsg.ref_hash: "use the copy in your cache"
         self.cacheable = 0  # metadata.cacheable: the page would keep it for a reference
-        lab.page.route_web_socket(re.compile(r"/_stcore/stream$"), self._route)
+        read_the_wire(lab.page, self._count)
 
-    def _route(self, ws: WebSocketRoute) -> None:
-        server = ws.connect_to_server()
-
-        def from_server(message: str | bytes) -> None:
-            msg = ForwardMsg()
-            msg.ParseFromString(message if isinstance(message, bytes) else message.encode())
-            self.messages += 1
-            self.references += msg.WhichOneof("type") == "ref_hash"
-            self.cacheable += msg.metadata.cacheable
-            ws.send(message)
-
-        server.on_message(from_server)
+    def _count(self, msg: ForwardMsg) -> None:
+        self.messages += 1
+        self.references += msg.WhichOneof("type") == "ref_hash"
+        self.cacheable += msg.metadata.cacheable
 
 
 def test_a_click_storm_is_answered_and_never_freezes_the_page(lab: GruLab) -> None:

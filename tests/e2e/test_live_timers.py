@@ -10,16 +10,14 @@ page.
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
-from playwright.sync_api import WebSocketRoute
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from dashboard.screens.lab import REFRESH_S
 from dashboard.views.pacing import HEAVY_S
-from tests.e2e.conftest import GruLab
+from tests.e2e.conftest import GruLab, read_the_wire
 
 pytestmark = pytest.mark.e2e
 
@@ -33,24 +31,16 @@ class Runs:
 
     def __init__(self, lab: GruLab) -> None:
         self.runs: list[tuple[bool, list[str]]] = []
-        lab.page.route_web_socket(re.compile(r"/_stcore/stream$"), self._route)
+        read_the_wire(lab.page, self._read)
 
-    def _route(self, ws: WebSocketRoute) -> None:
-        server = ws.connect_to_server()
-
-        def from_server(message: str | bytes) -> None:
-            msg = ForwardMsg()
-            msg.ParseFromString(message if isinstance(message, bytes) else message.encode())
-            kind = msg.WhichOneof("type")
-            if kind == "new_session":  # every run starts with one; a fragment's names it
-                self.runs.append((not msg.metadata.run.fragment_ids, []))
-            elif kind == "delta" and self.runs:
-                element = msg.delta.new_element
-                if element.WhichOneof("type") == "plotly_chart":
-                    self.runs[-1][1].append(element.plotly_chart.id)
-            ws.send(message)
-
-        server.on_message(from_server)
+    def _read(self, msg: ForwardMsg) -> None:
+        kind = msg.WhichOneof("type")
+        if kind == "new_session":  # every run starts with one; a fragment's names it
+            self.runs.append((not msg.metadata.run.fragment_ids, []))
+        elif kind == "delta" and self.runs:
+            element = msg.delta.new_element
+            if element.WhichOneof("type") == "plotly_chart":
+                self.runs[-1][1].append(element.plotly_chart.id)
 
     def since(self, start: int) -> list[tuple[bool, list[str]]]:
         return self.runs[start:]
